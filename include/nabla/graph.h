@@ -1,0 +1,175 @@
+/* nabla — building computational graphs.
+ *
+ * A graph owns its nodes. Inputs are fed at run time, params hold trainable
+ * values, op nodes compute from earlier nodes. Shapes are inferred when a node
+ * is added; a node-building call that fails returns NULL and leaves a message
+ * on the graph (nb_graph_error). Later calls given a NULL input also return
+ * NULL and keep the first message, so a whole model can be built and checked
+ * once at the end. */
+#ifndef NABLA_GRAPH_H
+#define NABLA_GRAPH_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_graph nb_graph;
+typedef struct nb_node nb_node;
+
+nb_graph *nb_graph_new(void);        /* NULL when out of memory */
+void nb_graph_free(nb_graph *g);      /* frees every node and param value */
+nb_status nb_graph_status(const nb_graph *g);   /* first error, or NB_OK */
+const char *nb_graph_error(const nb_graph *g);  /* its message, "" if none */
+void nb_graph_clear_error(nb_graph *g);
+
+/* ---- leaves ---------------------------------------------------------- */
+
+/* A tensor fed at run time; dims may be symbols (NB_SYM("N")). */
+nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dt, int rank, const nb_dim *dims);
+
+typedef enum {
+    NB_INIT_ZEROS, NB_INIT_ONES, NB_INIT_CONSTANT, /* a */
+    NB_INIT_NORMAL,  /* mean 0, std a */
+    NB_INIT_UNIFORM, /* on [a, b) */
+    NB_INIT_XAVIER,  /* normal, std sqrt(1/fan_in) */
+    NB_INIT_HE,      /* normal, std sqrt(2/fan_in) */
+    NB_INIT_VALUES   /* values[0..n_values), row-major */
+} nb_init_kind;
+
+/* fan_in: product of all dims but the last for a matmul weight [in, out];
+ * C*KH*KW for a conv filter [O, C, KH, KW]. Random rules draw from a stream
+ * derived from (seed, param name), so a param's value does not depend on the
+ * order params were declared in. */
+typedef struct nb_init {
+    nb_init_kind kind;
+    double a, b;
+    uint64_t seed;
+    const double *values;
+    size_t n_values;
+} nb_init;
+#define NB_INIT(k) ((nb_init){.kind = (k)})
+
+/* A trainable tensor (float dtype, integer dims). Its value is allocated and
+ * initialised here and lives with the graph. */
+nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const int64_t *shape,
+                  nb_init init);
+/* The value of a param (NULL for other nodes); write to it to load weights. */
+nb_tensor *nb_param_value(nb_node *param);
+/* Re-runs a param's init rule (e.g. after changing nothing but wanting fresh values). */
+nb_status nb_param_reinit(nb_graph *g, nb_node *param);
+
+/* ---- attributes and generic op nodes -------------------------------- */
+
+typedef enum { NB_ATTR_INT, NB_ATTR_FLOAT, NB_ATTR_BOOL, NB_ATTR_INTS, NB_ATTR_DIMS } nb_attr_type;
+
+/* An attribute value. INT and BOOL use i[0]; INTS uses i[0..n); DIMS (shapes
+ * that may hold symbols and one -1) uses d[0..n). */
+typedef struct nb_attr {
+    const char *name;
+    nb_attr_type type;
+    int n;
+    double f;
+    int64_t i[NB_MAX_DIMS];
+    nb_dim d[NB_MAX_DIMS];
+} nb_attr;
+#define NB_AINT(nm, v) ((nb_attr){.name = (nm), .type = NB_ATTR_INT, .n = 1, .i = {(v)}})
+#define NB_ABOOL(nm, v) ((nb_attr){.name = (nm), .type = NB_ATTR_BOOL, .n = 1, .i = {(v)}})
+#define NB_AFLOAT(nm, v) ((nb_attr){.name = (nm), .type = NB_ATTR_FLOAT, .n = 1, .f = (v)})
+
+/* Adds a node computing op `op` (a registered op name) on `in`. `name` may be
+ * NULL for an automatic one. Attributes not given take the op's defaults; a
+ * missing required attribute, an unknown one, a wrong arity or a bad shape
+ * returns NULL with a message naming the node, the op and the shapes. */
+nb_node *nb_op(nb_graph *g, const char *op, const char *name, nb_node *const *in, int n_in,
+               const nb_attr *attrs, int n_attrs);
+
+/* ---- typed helpers (each a call of nb_op) ---------------------------- */
+nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b);
+nb_node *nb_neg(nb_graph *g, nb_node *a);
+nb_node *nb_exp(nb_graph *g, nb_node *a);
+nb_node *nb_log(nb_graph *g, nb_node *a);
+nb_node *nb_sqrt(nb_graph *g, nb_node *a);
+nb_node *nb_abs(nb_graph *g, nb_node *a);
+nb_node *nb_pow(nb_graph *g, nb_node *a, double exponent);
+nb_node *nb_relu(nb_graph *g, nb_node *a);
+nb_node *nb_sigmoid(nb_graph *g, nb_node *a);
+nb_node *nb_tanh(nb_graph *g, nb_node *a);
+nb_node *nb_leaky_relu(nb_graph *g, nb_node *a, double alpha);
+/* y = alpha * a + beta, elementwise */
+nb_node *nb_scale(nb_graph *g, nb_node *a, double alpha, double beta);
+/* a [..., M, K] x b [K, N] or [..., K, N]; leading dims broadcast */
+nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b);
+/* the same with either operand transposed in its last two dims */
+nb_node *nb_matmul_t(nb_graph *g, nb_node *a, nb_node *b, bool transpose_a, bool transpose_b);
+/* n_axes == 0: reduce over all axes */
+nb_node *nb_sum(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+nb_node *nb_mean(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+nb_node *nb_max(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+/* one entry may be -1; symbols allowed */
+nb_node *nb_reshape(nb_graph *g, nb_node *a, int rank, const nb_dim *shape);
+/* n == 0: reverse the axes */
+nb_node *nb_transpose(nb_graph *g, nb_node *a, const int64_t *perm, int n);
+nb_node *nb_flatten(nb_graph *g, nb_node *a, int64_t axis);
+nb_node *nb_concat(nb_graph *g, nb_node *const *in, int n, int64_t axis);
+nb_node *nb_slice(nb_graph *g, nb_node *a, int64_t axis, int64_t start, int64_t end);
+nb_node *nb_softmax(nb_graph *g, nb_node *a, int64_t axis);
+nb_node *nb_log_softmax(nb_graph *g, nb_node *a, int64_t axis);
+/* b may be NULL */
+nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, int64_t stride, int64_t pad);
+nb_node *nb_max_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t stride, int64_t pad);
+nb_node *nb_avg_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t stride, int64_t pad);
+/* labels: i32 [N] class ids or float [N, K] (one-hot or soft); mean over N */
+nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels);
+nb_node *nb_mse(nb_graph *g, nb_node *a, nb_node *b);
+
+/* ---- introspection -------------------------------------------------- */
+
+typedef enum { NB_NODE_INPUT, NB_NODE_PARAM, NB_NODE_OP } nb_node_kind;
+
+size_t nb_graph_num_nodes(const nb_graph *g);
+nb_node *nb_graph_node(const nb_graph *g, size_t i);  /* in creation (= topological) order */
+nb_node *nb_graph_find(const nb_graph *g, const char *name);
+
+const char *nb_node_name(const nb_node *n);
+nb_node_kind nb_node_kind_of(const nb_node *n);
+const char *nb_node_op(const nb_node *n);        /* op name; "input" / "param" for leaves */
+nb_dtype nb_node_dtype(const nb_node *n);
+int nb_node_rank(const nb_node *n);
+/* Size of an axis, or -1 when it depends on a free dimension. */
+int64_t nb_node_dim(const nb_node *n, int axis);
+/* Writes the shape as "[N, 784]" (symbolic where free); returns what snprintf would. */
+int nb_node_shape_str(const nb_graph *g, const nb_node *n, char *buf, size_t cap);
+int nb_node_num_inputs(const nb_node *n);
+nb_node *nb_node_input(const nb_node *n, int i);
+/* Attribute value by name, or NULL when the op has no such attribute. */
+const nb_attr *nb_node_attr(const nb_node *n, const char *name);
+/* Was this node built by nb_grad (for diagrams)? */
+bool nb_node_is_grad(const nb_node *n);
+/* Renames a node; NB_ERR_NAME if the name is taken or invalid. */
+nb_status nb_node_set_name(nb_graph *g, nb_node *n, const char *name);
+/* Layer label for diagrams (NULL for none); the string is copied. */
+nb_status nb_node_set_group(nb_graph *g, nb_node *n, const char *group);
+const char *nb_node_group(const nb_node *n);
+/* Floating-point operations of one evaluation of the node with the given
+ * bindings of free dimensions; -1 when a dimension is unbound. */
+double nb_node_flops(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds);
+
+/* ---- reverse-mode autodiff ------------------------------------------ */
+
+/* Adds to g the nodes that compute d(sum of loss)/d(wrt[i]) by the chain rule
+ * and stores them in grads[i] (same shape as wrt[i]). Gradients reaching a
+ * node along several paths are summed; broadcasting is undone by summing back
+ * to each input's shape; only nodes on a path from wrt to loss get gradient
+ * nodes. A wrt the loss does not depend on gets a node of zeros. The result
+ * is made of ordinary nodes, so it can be differentiated again. */
+nb_status nb_grad(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt, nb_node **grads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,49 @@
+/* nabla — tensors in and out of files: NumPy .npy and safetensors.
+ *
+ * Writes are atomic: data goes to a temporary file in the same folder that is
+ * renamed over the target, so a crash never leaves a half-written file.
+ * Errors are returned as a status with a message in err[0..cap). */
+#ifndef NABLA_IO_H
+#define NABLA_IO_H
+
+#include "core.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Reads .npy versions 1.0-3.0, little-endian, C order, dtypes f4, f8, i4, i8
+ * (i8 is converted to i32 with a range check). */
+nb_status nb_npy_read(const char *path, nb_tensor *out, char *err, size_t cap);
+/* The same from a buffer in memory (used by the fuzzer). */
+nb_status nb_npy_parse(const void *buf, size_t len, nb_tensor *out, char *err, size_t cap);
+/* Writes version 1.0 with the header padded to a multiple of 64 bytes. */
+nb_status nb_npy_write(const char *path, const nb_tensor *t, char *err, size_t cap);
+
+typedef struct nb_named_tensor {
+    char *name;
+    nb_tensor t;
+} nb_named_tensor;
+
+/* Named tensors plus string metadata, as in a safetensors file. */
+typedef struct nb_tensor_set {
+    size_t n;
+    nb_named_tensor *items;
+    size_t n_meta;
+    char **meta_keys;
+    char **meta_vals;
+} nb_tensor_set;
+
+/* Reads F32, F64, I32 and I64 (converted to I32 with a range check) tensors. */
+nb_status nb_safetensors_read(const char *path, nb_tensor_set *out, char *err, size_t cap);
+nb_status nb_safetensors_write(const char *path, const nb_tensor_set *set, char *err, size_t cap);
+/* Adds a copy of a tensor / a metadata pair to a set. */
+nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tensor *t);
+nb_status nb_tensor_set_meta(nb_tensor_set *set, const char *key, const char *value);
+const nb_tensor *nb_tensor_set_find(const nb_tensor_set *set, const char *name);
+void nb_tensor_set_free(nb_tensor_set *set);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,8 @@
+/* nabla — automatic differentiation on computational graphs. */
+#ifndef NABLA_H
+#define NABLA_H
+#include "core.h"
+#include "graph.h"
+#include "plan.h"
+#include "op.h"
+#endif

@@ -1,0 +1,167 @@
+/* nabla — the op contract.
+ *
+ * Every op, built in or added by a user, is one nb_op_def: its name, arity and
+ * attributes (the YAML loader reads them from here), its shape rule, its f32/f64
+ * forward kernel, its gradient rule (which adds nodes to the graph), its FLOP
+ * count and the cases gradcheck differentiates it on. Nothing in nabla switches
+ * over op names. */
+#ifndef NABLA_OP_H
+#define NABLA_OP_H
+
+#include "graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- symbolic shapes (shape rules see these) ------------------------- */
+
+/* A dimension c * prod(sym_k ^ e[k]); constant when every e[k] is 0. Symbols
+ * are numbered per graph. Shape rules run on symbolic shapes when a node is
+ * added and on constant ones when a plan binds the free dimensions. */
+typedef struct nb_sdim {
+    int64_t c;
+    uint8_t e[NB_MAX_SYMS];
+} nb_sdim;
+
+typedef struct nb_shape {
+    int rank;
+    nb_sdim d[NB_MAX_DIMS];
+} nb_shape;
+
+nb_sdim nb_sdim_const(int64_t c);
+bool nb_sdim_is_const(nb_sdim d);
+bool nb_sdim_eq(nb_sdim a, nb_sdim b);
+bool nb_sdim_is(nb_sdim d, int64_t c);                 /* constant equal to c */
+bool nb_sdim_mul(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false on overflow */
+bool nb_sdim_div(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false unless exact */
+bool nb_sdim_add(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false unless same symbols */
+/* Product of all dims; false on overflow. */
+bool nb_shape_numel_sym(const nb_shape *s, nb_sdim *out);
+
+/* What a shape rule gets and fills. */
+typedef struct nb_shape_ctx {
+    const nb_graph *graph;
+    const nb_node *node;
+    int n_in;
+    const nb_shape *in;       /* n_in shapes */
+    const nb_dtype *in_dtype; /* n_in dtypes */
+    const nb_attr *attr;      /* the node's attributes, in the op's attrs order */
+    nb_shape out;             /* to fill */
+    nb_dtype out_dtype;       /* preset to the first input's dtype */
+    char scratch[4][128];     /* used by nb_shape_desc */
+    int next_scratch;
+    char *err;                /* message buffer, set by nb_shape_fail */
+    size_t err_cap;
+} nb_shape_ctx;
+
+/* Fails the rule with a message that starts "node 'NAME': OP ". Returns st. */
+nb_status nb_shape_fail(nb_shape_ctx *c, nb_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* "W2 is [256, 10]" for input i, for messages (valid for a few calls). */
+const char *nb_shape_desc(nb_shape_ctx *c, int i);
+/* Formats any shape with the graph's symbol names. */
+int nb_shape_format(const nb_graph *g, const nb_shape *s, char *buf, size_t cap);
+/* NumPy broadcast of inputs ia and ib into *out (a symbol matches only 1 or itself). */
+nb_status nb_shape_broadcast(nb_shape_ctx *c, int ia, int ib, nb_shape *out);
+/* Normalises a possibly negative axis of a rank-`rank` tensor into *out. */
+nb_status nb_shape_axis(nb_shape_ctx *c, int64_t axis, int rank, int *out);
+/* Requires input i to be float (f32/f64) and of the same dtype as input 0. */
+nb_status nb_shape_float_inputs(nb_shape_ctx *c);
+
+/* ---- kernels --------------------------------------------------------- */
+
+/* A bound (concrete) shape. */
+typedef struct nb_dims {
+    int rank;
+    int64_t d[NB_MAX_DIMS];
+} nb_dims;
+size_t nb_dims_numel(const nb_dims *s);
+
+/* What a kernel gets. For flops() and workspace() the data pointers are NULL. */
+typedef struct nb_kctx {
+    const nb_node *node;
+    nb_dtype dtype;            /* of the output */
+    int n_in;
+    const void *const *in;     /* input data */
+    const nb_dims *in_shape;
+    const nb_dtype *in_dtype;
+    void *out;
+    nb_dims out_shape;
+    const nb_attr *attr;
+    void *work;                /* workspace() bytes of scratch */
+    size_t work_bytes;
+    char *err;                 /* for nb_kernel_fail */
+    size_t err_cap;
+} nb_kctx;
+
+/* Fails a kernel at run time (bad data such as a label out of range). */
+nb_status nb_kernel_fail(const nb_kctx *k, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- op definitions -------------------------------------------------- */
+
+typedef struct nb_attr_def {
+    const char *name;
+    nb_attr_type type;
+    bool required;
+    nb_attr def;  /* default value when not required; INTS/DIMS with n == 0 mean "absent" */
+} nb_attr_def;
+
+/* One gradcheck case: shapes of the inputs as "2,3,4" ("" for a scalar,
+ * "i32:5" for class labels), the range floats are drawn from, attributes. */
+typedef struct nb_op_case {
+    const char *in[6];
+    double lo, hi;   /* both 0: U(-1, 1) */
+    int classes;     /* i32 inputs are drawn from [0, classes) */
+    nb_attr attrs[4];
+    int n_attrs;
+} nb_op_case;
+
+enum {
+    NB_OP_VIEW = 1u << 0,     /* output shares input 0's buffer (reshape) */
+    NB_OP_INTERNAL = 1u << 1  /* built by gradient rules; not in the model-file op table */
+};
+
+typedef struct nb_op_def {
+    const char *name;
+    int min_in, max_in;            /* max_in < 0: any number */
+    const nb_attr_def *attrs;
+    int n_attrs;
+    uint32_t flags;
+    uint32_t shape_only;           /* bit i: only input i's shape is used, not its data */
+    uint32_t no_grad;              /* bit i: input i gets no gradient (labels) */
+    nb_status (*shape)(nb_shape_ctx *c);
+    nb_status (*forward)(const nb_kctx *k);
+    /* Adds nodes computing each input's gradient from gy (the gradient of the
+     * output) into gx[i]; leaves gx[i] NULL for none. gx[i] may have the
+     * broadcast shape: autodiff sums it back to the input's shape. NULL rule:
+     * the op is not differentiable (an error only if a gradient must pass). */
+    nb_status (*backward)(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx);
+    double (*flops)(const nb_kctx *k);
+    size_t (*workspace)(const nb_kctx *k);   /* NULL: none */
+    const nb_op_case *cases;
+    int n_cases;
+    const char *doc;
+} nb_op_def;
+
+const nb_op_def *nb_op_find(const char *name);
+size_t nb_op_count(void);
+const nb_op_def *nb_op_at(size_t i);
+/* Adds a user op (def must outlive its use). NB_ERR_NAME if the name is taken. */
+nb_status nb_op_register(const nb_op_def *def);
+/* The registered op name closest to `name` (for "did you mean"), or NULL. */
+const char *nb_op_suggest(const char *name);
+/* The op of a node (NULL for inputs and params). */
+const nb_op_def *nb_node_opdef(const nb_node *n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,44 @@
+/* nabla — plans: running a graph.
+ *
+ * A plan computes a chosen set of nodes. Binding the free dimensions fixes every
+ * shape, an execution order of only the nodes needed, and one arena in which
+ * intermediates share buffers once their last reader has run. Bindings are
+ * cached: binding the same sizes again reuses the compiled step, and running a
+ * bound plan allocates nothing. */
+#ifndef NABLA_PLAN_H
+#define NABLA_PLAN_H
+
+#include "graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct nb_plan nb_plan;
+
+/* A plan for `outputs` of g. On failure *out is NULL and the message is on g. */
+nb_status nb_plan_new(nb_graph *g, nb_node *const *outputs, int n_outputs, nb_plan **out);
+void nb_plan_free(nb_plan *p);
+const char *nb_plan_error(const nb_plan *p);
+
+/* Binds every free dimension (graphs without symbols need none). */
+nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds);
+/* Copies an input's data (its bound shape's element count) into the plan. */
+nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data);
+/* Where an input's data lives in the plan, to be filled in place (NULL if not an input). */
+void *nb_plan_input_buffer(nb_plan *p, const nb_node *input);
+/* Runs the step: every requested output is computed. */
+nb_status nb_plan_run(nb_plan *p);
+/* A requested output's data after a run, valid until the next run or bind. */
+const void *nb_plan_get(const nb_plan *p, const nb_node *n);
+/* Bound shape of any node of the plan; returns its rank, -1 if not in the plan. */
+int nb_plan_shape(const nb_plan *p, const nb_node *n, int64_t *shape);
+/* Bytes of the arena of the current binding. */
+size_t nb_plan_arena_bytes(const nb_plan *p);
+/* Sum of the sizes of every intermediate buffer (what no reuse would need). */
+size_t nb_plan_intermediate_bytes(const nb_plan *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
