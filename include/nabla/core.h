@@ -80,6 +80,16 @@ size_t nb_tensor_bytes(const nb_tensor *t);
  * NB_ERR_SHAPE on a negative dimension. */
 nb_status nb_shape_numel(int rank, const int64_t *shape, size_t *numel);
 
+/* A small seeded generator (xoshiro256**): the same seed gives the same
+ * numbers on every machine. */
+typedef struct nb_rng {
+    uint64_t s[4];
+} nb_rng;
+void nb_rng_seed(nb_rng *r, uint64_t seed);
+uint64_t nb_rng_next(nb_rng *r);
+double nb_rng_uniform(nb_rng *r);  /* [0, 1) */
+double nb_rng_normal(nb_rng *r);   /* mean 0, std 1 */
+
 /* nabla's allocator; every allocation of the library goes through it so that
  * tests can prove a planned step allocates nothing. */
 void *nb_malloc(size_t n);

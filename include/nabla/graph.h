@@ -74,9 +74,10 @@ typedef struct nb_attr {
     int64_t i[NB_MAX_DIMS];
     nb_dim d[NB_MAX_DIMS];
 } nb_attr;
-#define NB_AINT(nm, v) ((nb_attr){.name = (nm), .type = NB_ATTR_INT, .n = 1, .i = {(v)}})
-#define NB_ABOOL(nm, v) ((nb_attr){.name = (nm), .type = NB_ATTR_BOOL, .n = 1, .i = {(v)}})
-#define NB_AFLOAT(nm, v) ((nb_attr){.name = (nm), .type = NB_ATTR_FLOAT, .n = 1, .f = (v)})
+/* Initialisers, for arrays: (nb_attr[]){NB_AINT("stride", 2), NB_AFLOAT("alpha", 0.1)} */
+#define NB_AINT(nm, v) {.name = (nm), .type = NB_ATTR_INT, .n = 1, .i = {(v)}}
+#define NB_ABOOL(nm, v) {.name = (nm), .type = NB_ATTR_BOOL, .n = 1, .i = {(v)}}
+#define NB_AFLOAT(nm, v) {.name = (nm), .type = NB_ATTR_FLOAT, .n = 1, .f = (v)}
 
 /* Adds a node computing op `op` (a registered op name) on `in`. `name` may be
  * NULL for an automatic one. Attributes not given take the op's defaults; a

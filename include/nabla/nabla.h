@@ -5,4 +5,6 @@
 #include "graph.h"
 #include "plan.h"
 #include "op.h"
+#include "gradcheck.h"
+#include "io.h"
 #endif

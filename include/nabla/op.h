@@ -158,6 +158,8 @@ const nb_op_def *nb_op_at(size_t i);
 nb_status nb_op_register(const nb_op_def *def);
 /* The registered op name closest to `name` (for "did you mean"), or NULL. */
 const char *nb_op_suggest(const char *name);
+/* The word of choices[0..n) closest to `word` within a few edits, or NULL. */
+const char *nb_suggest(const char *word, const char *const *choices, size_t n);
 /* The op of a node (NULL for inputs and params). */
 const nb_op_def *nb_node_opdef(const nb_node *n);
 

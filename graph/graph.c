@@ -1,0 +1,425 @@
+/* Graph building: leaves, op nodes with attributes and shape inference,
+ * names, and the error kept on the graph. */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+nb_graph *nb_graph_new(void) { return nb_calloc(1, sizeof(nb_graph)); }
+
+static void node_free(nb_node *n)
+{
+    if (!n) return;
+    nb_free(n->name);
+    nb_free(n->in);
+    nb_free(n->attr);
+    nb_free(n->group);
+    nb_free(n->init_values);
+    nb_tensor_free(&n->value);
+    nb_free(n);
+}
+
+void nb_graph_free(nb_graph *g)
+{
+    if (!g) return;
+    for (size_t i = 0; i < g->n_nodes; i++) node_free(g->nodes[i]);
+    for (int k = 0; k < g->n_syms; k++) nb_free(g->sym[k]);
+    nb_free(g->nodes);
+    nb_free(g);
+}
+
+nb_status nb__vfail(nb_graph *g, nb_status st, const char *fmt, va_list ap)
+{
+    if (g && g->status == NB_OK) {
+        g->status = st;
+        vsnprintf(g->err, sizeof g->err, fmt, ap);
+    }
+    return st;
+}
+
+nb_status nb__fail(nb_graph *g, nb_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    nb__vfail(g, st, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+nb_status nb_graph_status(const nb_graph *g) { return g ? g->status : NB_ERR_ARG; }
+const char *nb_graph_error(const nb_graph *g) { return g ? g->err : "no graph"; }
+
+void nb_graph_clear_error(nb_graph *g)
+{
+    g->status = NB_OK;
+    g->err[0] = 0;
+}
+
+char *nb__strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = nb_malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+int nb__sym_index(nb_graph *g, const char *name)
+{
+    for (int k = 0; k < g->n_syms; k++)
+        if (!strcmp(g->sym[k], name)) return k;
+    if (g->n_syms == NB_MAX_SYMS) return -1;
+    if (!(g->sym[g->n_syms] = nb__strdup(name))) return -1;
+    return g->n_syms++;
+}
+
+/* ---- names ---------------------------------------------------------- */
+
+static bool valid_name(const char *s)
+{
+    if (!s || !*s) return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-') return false;
+    return true;
+}
+
+nb_node *nb_graph_find(const nb_graph *g, const char *name)
+{
+    for (size_t i = g->n_nodes; i-- > 0;)
+        if (!strcmp(g->nodes[i]->name, name)) return g->nodes[i];
+    return NULL;
+}
+
+/* Checks a user name, or makes "op_K" when name is NULL. */
+static char *take_name(nb_graph *g, const char *name, const char *op)
+{
+    if (name) {
+        if (!valid_name(name)) {
+            nb__fail(g, NB_ERR_NAME,
+                     "invalid node name '%s': use letters, digits, '_', '.', '-'", name);
+            return NULL;
+        }
+        if (nb_graph_find(g, name)) {
+            nb__fail(g, NB_ERR_NAME, "duplicate name '%s'", name);
+            return NULL;
+        }
+        return nb__strdup(name);
+    }
+    char buf[96];
+    do snprintf(buf, sizeof buf, "%s%s_%llu", g->building_grad ? "d." : "", op,
+                (unsigned long long)++g->auto_name);
+    while (nb_graph_find(g, buf));
+    return nb__strdup(buf);
+}
+
+static nb_status append(nb_graph *g, nb_node *n)
+{
+    if (g->n_nodes == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 64;
+        nb_node **nodes = nb_realloc(g->nodes, cap * sizeof *nodes);
+        if (!nodes) return nb__fail(g, NB_ERR_NOMEM, "out of memory");
+        g->nodes = nodes;
+        g->cap = cap;
+    }
+    n->id = g->n_nodes;
+    n->is_grad = g->building_grad;
+    g->nodes[g->n_nodes++] = n;
+    return NB_OK;
+}
+
+/* ---- leaves --------------------------------------------------------- */
+
+static nb_node *new_leaf(nb_graph *g, const char *name, nb_node_kind kind, nb_dtype dt, int rank)
+{
+    if (!g) return NULL;
+    if (!name) {
+        nb__fail(g, NB_ERR_NAME, "%s needs a name", kind == NB_NODE_INPUT ? "input" : "param");
+        return NULL;
+    }
+    if (rank < 0 || rank > NB_MAX_DIMS) {
+        nb__fail(g, NB_ERR_SHAPE, "'%s': rank %d is outside 0..%d", name, rank, NB_MAX_DIMS);
+        return NULL;
+    }
+    nb_node *n = nb_calloc(1, sizeof *n);
+    if (!n) {
+        nb__fail(g, NB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    n->kind = kind;
+    n->dtype = dt;
+    n->shape.rank = rank;
+    if (!(n->name = take_name(g, name, NULL))) {
+        node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dt, int rank, const nb_dim *dims)
+{
+    nb_node *n = new_leaf(g, name, NB_NODE_INPUT, dt, rank);
+    if (!n) return NULL;
+    for (int i = 0; i < rank; i++) {
+        nb_sdim d = nb_sdim_const(1);
+        if (dims[i].sym) {
+            int k = valid_name(dims[i].sym) ? nb__sym_index(g, dims[i].sym) : -1;
+            if (k < 0) {
+                nb__fail(g, NB_ERR_SHAPE, "input '%s': bad or too many free dimensions ('%s')",
+                         name, dims[i].sym);
+                node_free(n);
+                return NULL;
+            }
+            d.e[k] = 1;
+        } else if (dims[i].size < 1) {
+            nb__fail(g, NB_ERR_SHAPE, "input '%s': dimension %d is %lld; dims must be >= 1", name,
+                     i, (long long)dims[i].size);
+            node_free(n);
+            return NULL;
+        } else {
+            d.c = dims[i].size;
+        }
+        n->shape.d[i] = d;
+    }
+    if (append(g, n)) {
+        node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const int64_t *shape,
+                  nb_init init)
+{
+    if (g && dt == NB_I32) {
+        nb__fail(g, NB_ERR_DTYPE, "param '%s' must be f32 or f64", name ? name : "?");
+        return NULL;
+    }
+    nb_node *n = new_leaf(g, name, NB_NODE_PARAM, dt, rank);
+    if (!n) return NULL;
+    for (int i = 0; i < rank; i++) n->shape.d[i] = nb_sdim_const(shape[i]);
+    nb_status st = nb_tensor_alloc(&n->value, dt, rank, shape);
+    if (st) {
+        nb__fail(g, st, "param '%s': cannot allocate its shape (%s)", name, nb_status_str(st));
+        node_free(n);
+        return NULL;
+    }
+    if (init.kind == NB_INIT_VALUES && init.n_values) {
+        if (!(n->init_values = nb_malloc(init.n_values * sizeof(double)))) {
+            node_free(n);
+            nb__fail(g, NB_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        memcpy(n->init_values, init.values, init.n_values * sizeof(double));
+        init.values = n->init_values;
+    }
+    n->init = init;
+    char err[256];
+    if ((st = nb__init_param(n, err, sizeof err)) || (st = append(g, n))) {
+        nb__fail(g, st, "param '%s': %s", name, err);
+        node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+nb_tensor *nb_param_value(nb_node *p) { return p && p->kind == NB_NODE_PARAM ? &p->value : NULL; }
+
+nb_status nb_param_reinit(nb_graph *g, nb_node *p)
+{
+    if (!p || p->kind != NB_NODE_PARAM) return nb__fail(g, NB_ERR_ARG, "not a param");
+    char err[256];
+    nb_status st = nb__init_param(p, err, sizeof err);
+    return st ? nb__fail(g, st, "param '%s': %s", p->name, err) : NB_OK;
+}
+
+/* ---- op nodes ------------------------------------------------------- */
+
+static int find_attr(const nb_op_def *op, const char *name)
+{
+    for (int i = 0; i < op->n_attrs; i++)
+        if (!strcmp(op->attrs[i].name, name)) return i;
+    return -1;
+}
+
+/* Checks a given attribute against its definition and stores it. */
+static nb_status set_attr(nb_graph *g, const char *node, const nb_attr_def *def, const nb_attr *a,
+                          nb_attr *dst)
+{
+    nb_attr v = *a;
+    v.name = def->name;
+    bool ok = v.type == def->type;
+    if (def->type == NB_ATTR_FLOAT && a->type == NB_ATTR_INT) {
+        v.type = NB_ATTR_FLOAT;
+        v.f = (double)a->i[0];
+        ok = true;
+    } else if (def->type == NB_ATTR_INTS && a->type == NB_ATTR_INT) {
+        v.type = NB_ATTR_INTS;
+        v.n = 1;
+        ok = true;
+    } else if (def->type == NB_ATTR_DIMS && a->type == NB_ATTR_INTS) {
+        v.type = NB_ATTR_DIMS;
+        for (int i = 0; i < a->n; i++) v.d[i] = NB_DIM(a->i[i]);
+        ok = true;
+    }
+    if (!ok || v.n < 0 || v.n > NB_MAX_DIMS)
+        return nb__fail(g, NB_ERR_ARG, "node '%s': attribute '%s' has the wrong type", node,
+                        def->name);
+    *dst = v;
+    return NB_OK;
+}
+
+static nb_status fill_attrs(nb_graph *g, nb_node *n, const nb_attr *attrs, int n_attrs)
+{
+    const nb_op_def *op = n->op;
+    bool given[32] = {0};
+    if (op->n_attrs && !(n->attr = nb_calloc((size_t)op->n_attrs, sizeof *n->attr)))
+        return nb__fail(g, NB_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < op->n_attrs; i++) {
+        n->attr[i] = op->attrs[i].def;
+        n->attr[i].name = op->attrs[i].name;
+        n->attr[i].type = op->attrs[i].type;
+    }
+    for (int j = 0; j < n_attrs; j++) {
+        int i = find_attr(op, attrs[j].name);
+        if (i < 0)
+            return nb__fail(g, NB_ERR_ARG, "node '%s': %s has no attribute '%s'", n->name,
+                            op->name, attrs[j].name);
+        nb_status st = set_attr(g, n->name, &op->attrs[i], &attrs[j], &n->attr[i]);
+        if (st) return st;
+        given[i] = true;
+    }
+    for (int i = 0; i < op->n_attrs; i++)
+        if (op->attrs[i].required && !given[i])
+            return nb__fail(g, NB_ERR_ARG, "node '%s': %s needs attribute '%s'", n->name,
+                            op->name, op->attrs[i].name);
+    return NB_OK;
+}
+
+static nb_status check_arity(nb_graph *g, const char *name, const nb_op_def *op, int n_in)
+{
+    if (n_in >= op->min_in && (op->max_in < 0 || n_in <= op->max_in)) return NB_OK;
+    if (op->max_in == op->min_in)
+        return nb__fail(g, NB_ERR_ARITY, "node '%s': %s takes %d input%s, got %d", name, op->name,
+                        op->min_in, op->min_in == 1 ? "" : "s", n_in);
+    if (op->max_in < 0)
+        return nb__fail(g, NB_ERR_ARITY, "node '%s': %s takes at least %d inputs, got %d", name,
+                        op->name, op->min_in, n_in);
+    return nb__fail(g, NB_ERR_ARITY, "node '%s': %s takes %d to %d inputs, got %d", name,
+                    op->name, op->min_in, op->max_in, n_in);
+}
+
+static nb_status infer_node(nb_graph *g, nb_node *n)
+{
+    nb_shape *in = nb_malloc(sizeof *in * (size_t)(n->n_in ? n->n_in : 1));
+    nb_dtype *dt = nb_malloc(sizeof *dt * (size_t)(n->n_in ? n->n_in : 1));
+    nb_status st = NB_ERR_NOMEM;
+    char err[NB_ERR_CAP] = "out of memory";
+    if (in && dt) {
+        for (int i = 0; i < n->n_in; i++) {
+            in[i] = n->in[i]->shape;
+            dt[i] = n->in[i]->dtype;
+        }
+        st = nb__infer(g, n, in, dt, &n->shape, &n->dtype, err, sizeof err);
+    }
+    nb_free(in);
+    nb_free(dt);
+    return st ? nb__fail(g, st, "%s", err) : NB_OK;
+}
+
+nb_node *nb_op(nb_graph *g, const char *opname, const char *name, nb_node *const *in, int n_in,
+               const nb_attr *attrs, int n_attrs)
+{
+    if (!g) return NULL;
+    for (int i = 0; i < n_in; i++)
+        if (!in[i]) {
+            nb__fail(g, NB_ERR_ARG, "node '%s': input %d is missing (an earlier call failed)",
+                     name ? name : opname, i);
+            return NULL;
+        }
+    const nb_op_def *op = opname ? nb_op_find(opname) : NULL;
+    if (!op) {
+        const char *hint = opname ? nb_op_suggest(opname) : NULL;
+        nb__fail(g, NB_ERR_UNKNOWN_OP, "node '%s': unknown op '%s'%s%s%s", name ? name : "?",
+                 opname ? opname : "(null)", hint ? " (did you mean '" : "", hint ? hint : "",
+                 hint ? "'?)" : "");
+        return NULL;
+    }
+    if (check_arity(g, name ? name : op->name, op, n_in)) return NULL;
+    nb_node *n = nb_calloc(1, sizeof *n);
+    if (!n) {
+        nb__fail(g, NB_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    n->kind = NB_NODE_OP;
+    n->op = op;
+    n->n_in = n_in;
+    if (!(n->name = take_name(g, name, op->name))) goto fail;
+    if (n_in && !(n->in = nb_malloc((size_t)n_in * sizeof *n->in))) goto fail;
+    for (int i = 0; i < n_in; i++) n->in[i] = in[i];
+    if (fill_attrs(g, n, attrs, n_attrs) || infer_node(g, n) || append(g, n)) goto fail;
+    return n;
+fail:
+    if (!g->status) nb__fail(g, NB_ERR_NOMEM, "out of memory");
+    node_free(n);
+    return NULL;
+}
+
+/* ---- introspection -------------------------------------------------- */
+
+size_t nb_graph_num_nodes(const nb_graph *g) { return g ? g->n_nodes : 0; }
+nb_node *nb_graph_node(const nb_graph *g, size_t i) { return i < g->n_nodes ? g->nodes[i] : NULL; }
+const char *nb_node_name(const nb_node *n) { return n ? n->name : "(null)"; }
+nb_node_kind nb_node_kind_of(const nb_node *n) { return n->kind; }
+const nb_op_def *nb_node_opdef(const nb_node *n) { return n ? n->op : NULL; }
+
+const char *nb_node_op(const nb_node *n)
+{
+    if (!n) return "?";
+    if (n->op) return n->op->name;
+    return n->kind == NB_NODE_INPUT ? "input" : "param";
+}
+
+nb_dtype nb_node_dtype(const nb_node *n) { return n->dtype; }
+int nb_node_rank(const nb_node *n) { return n->shape.rank; }
+
+int64_t nb_node_dim(const nb_node *n, int axis)
+{
+    if (axis < 0 || axis >= n->shape.rank) return -1;
+    return nb_sdim_is_const(n->shape.d[axis]) ? n->shape.d[axis].c : -1;
+}
+
+int nb_node_shape_str(const nb_graph *g, const nb_node *n, char *buf, size_t cap)
+{
+    return nb_shape_format(g, &n->shape, buf, cap);
+}
+
+int nb_node_num_inputs(const nb_node *n) { return n->n_in; }
+nb_node *nb_node_input(const nb_node *n, int i) { return n && i >= 0 && i < n->n_in ? n->in[i] : NULL; }
+
+const nb_attr *nb_node_attr(const nb_node *n, const char *name)
+{
+    int i = n->op ? find_attr(n->op, name) : -1;
+    return i < 0 ? NULL : &n->attr[i];
+}
+
+bool nb_node_is_grad(const nb_node *n) { return n->is_grad; }
+const char *nb_node_group(const nb_node *n) { return n->group; }
+
+nb_status nb_node_set_name(nb_graph *g, nb_node *n, const char *name)
+{
+    if (n->name && !strcmp(n->name, name)) return NB_OK;
+    char *s = take_name(g, name, NULL);
+    if (!s) return g->status;
+    nb_free(n->name);
+    n->name = s;
+    return NB_OK;
+}
+
+nb_status nb_node_set_group(nb_graph *g, nb_node *n, const char *group)
+{
+    char *s = NULL;
+    if (group && !(s = nb__strdup(group))) return nb__fail(g, NB_ERR_NOMEM, "out of memory");
+    nb_free(n->group);
+    n->group = s;
+    return NB_OK;
+}

@@ -1,0 +1,513 @@
+/* Plans: which nodes to run, bound shapes, one arena with buffers reused by
+ * liveness, and a prebuilt kernel context per step so that running allocates
+ * nothing. One compiled instance is cached per set of bound dimensions. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define ALIGN 64
+#define NO_BUF SIZE_MAX
+
+typedef struct step {
+    nb_node *node;
+    nb_kctx k;
+} step;
+
+typedef struct param_ref {  /* a step input that reads a param's value */
+    nb_kctx *k;
+    int input;
+    nb_node *param;
+} param_ref;
+
+typedef struct instance {
+    int64_t sym_value[NB_MAX_SYMS];
+    nb_dims *shape;          /* per plan node */
+    size_t *offset;          /* arena offset per plan node, NO_BUF if none */
+    size_t *work_off, *work_size; /* workspace per plan node */
+    size_t *in_base;         /* per plan node: first slot in the input arrays */
+    char *arena;
+    size_t arena_bytes, intermediate_bytes;
+    step *steps;
+    int n_steps;
+    param_ref *params;
+    int n_params;
+    /* storage for the steps' input arrays */
+    const void **in_ptr;
+    nb_dims *in_shape;
+    nb_dtype *in_dtype;
+    struct instance *next;
+} instance;
+
+struct nb_plan {
+    nb_graph *g;
+    nb_node **out;
+    int n_out;
+    nb_node **nodes;         /* nodes whose shape is needed, in graph order */
+    bool *runs;              /* ... and whose data is computed (per plan node) */
+    int *local;              /* graph node id -> plan index, -1 if absent */
+    size_t n_nodes, n_graph;
+    instance *cur, *cache;
+    char err[NB_ERR_CAP];
+};
+
+static nb_status plan_fail(nb_plan *p, nb_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static nb_status plan_fail(nb_plan *p, nb_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->err, sizeof p->err, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+const char *nb_plan_error(const nb_plan *p) { return p ? p->err : "no plan"; }
+
+static int local_of(const nb_plan *p, const nb_node *n)
+{
+    return n && n->id < p->n_graph ? p->local[n->id] : -1;
+}
+
+static bool is_view(const nb_node *n) { return n->op && (n->op->flags & NB_OP_VIEW); }
+
+static bool reads_data(const nb_node *n, int i) { return i >= 32 || !(n->op->shape_only & (1u << i)); }
+
+/* ---- which nodes ------------------------------------------------------ */
+
+/* shape[i]: the plan needs node i's shape; run[i]: ... and its data */
+static void mark_needed(nb_plan *p, bool *shape, bool *run)
+{
+    for (int k = 0; k < p->n_out; k++) shape[p->out[k]->id] = run[p->out[k]->id] = true;
+    for (size_t i = p->n_graph; i-- > 0;) {
+        const nb_node *n = p->g->nodes[i];
+        if (!shape[i] || !n->op) continue;
+        for (int j = 0; j < n->n_in; j++) {
+            shape[n->in[j]->id] = true;
+            if (run[i] && reads_data(n, j)) run[n->in[j]->id] = true;
+        }
+    }
+}
+
+nb_status nb_plan_new(nb_graph *g, nb_node *const *outputs, int n_outputs, nb_plan **out)
+{
+    *out = NULL;
+    if (!g) return NB_ERR_ARG;
+    if (g->status)
+        return nb__fail(g, g->status, "cannot plan a graph with an error: %s", g->err);
+    if (n_outputs < 1) return nb__fail(g, NB_ERR_ARG, "a plan needs at least one output");
+    for (int k = 0; k < n_outputs; k++)
+        if (!outputs[k] || outputs[k]->id >= g->n_nodes || g->nodes[outputs[k]->id] != outputs[k])
+            return nb__fail(g, NB_ERR_ARG, "plan output %d is not a node of this graph", k);
+    nb_plan *p = nb_calloc(1, sizeof *p);
+    bool *shape = nb_calloc(g->n_nodes, sizeof *shape), *run = nb_calloc(g->n_nodes, sizeof *run);
+    if (!p || !shape || !run) goto nomem;
+    p->g = g;
+    p->n_graph = g->n_nodes;
+    p->n_out = n_outputs;
+    if (!(p->out = nb_malloc((size_t)n_outputs * sizeof *p->out))) goto nomem;
+    memcpy(p->out, outputs, (size_t)n_outputs * sizeof *p->out);
+    mark_needed(p, shape, run);
+    for (size_t i = 0; i < g->n_nodes; i++) p->n_nodes += shape[i];
+    p->nodes = nb_malloc(p->n_nodes * sizeof *p->nodes);
+    p->runs = nb_malloc(p->n_nodes * sizeof *p->runs);
+    p->local = nb_malloc(g->n_nodes * sizeof *p->local);
+    if (!p->nodes || !p->runs || !p->local) goto nomem;
+    size_t m = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        p->local[i] = shape[i] ? (int)m : -1;
+        if (shape[i]) {
+            p->runs[m] = run[i];
+            p->nodes[m++] = g->nodes[i];
+        }
+    }
+    nb_free(shape);
+    nb_free(run);
+    *out = p;
+    return NB_OK;
+nomem:
+    nb_free(shape);
+    nb_free(run);
+    nb_plan_free(p);
+    return nb__fail(g, NB_ERR_NOMEM, "out of memory");
+}
+
+static void instance_free(instance *in)
+{
+    if (!in) return;
+    nb_free(in->shape);
+    nb_free(in->offset);
+    nb_free(in->work_off);
+    nb_free(in->work_size);
+    nb_free(in->in_base);
+    nb_free(in->arena);
+    nb_free(in->steps);
+    nb_free(in->params);
+    nb_free(in->in_ptr);
+    nb_free(in->in_shape);
+    nb_free(in->in_dtype);
+    nb_free(in);
+}
+
+void nb_plan_free(nb_plan *p)
+{
+    if (!p) return;
+    for (instance *in = p->cache, *next; in; in = next) {
+        next = in->next;
+        instance_free(in);
+    }
+    nb_free(p->out);
+    nb_free(p->nodes);
+    nb_free(p->runs);
+    nb_free(p->local);
+    nb_free(p);
+}
+
+/* ---- shapes ------------------------------------------------------------ */
+
+static nb_shape to_shape(const nb_dims *d)
+{
+    nb_shape s;
+    s.rank = d->rank;
+    for (int i = 0; i < d->rank; i++) s.d[i] = nb_sdim_const(d->d[i]);
+    return s;
+}
+
+static nb_status bind_shapes(nb_plan *p, instance *in)
+{
+    const nb_graph *g = p->g;
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        const nb_node *n = p->nodes[i];
+        nb_status st;
+        if (!n->op) {
+            st = nb__bind_shape(g, &n->shape, in->sym_value, &in->shape[i], p->err, sizeof p->err);
+            if (st) return plan_fail(p, st, "input '%s': %s", n->name, nb_status_str(st)), st;
+        } else {
+            nb_shape ins[64], out;
+            nb_dtype dts[64], dt;
+            if (n->n_in > 64) return plan_fail(p, NB_ERR_ARITY, "node '%s': too many inputs", n->name);
+            for (int j = 0; j < n->n_in; j++) {
+                ins[j] = to_shape(&in->shape[local_of(p, n->in[j])]);
+                dts[j] = n->in[j]->dtype;
+            }
+            st = nb__infer(g, n, ins, dts, &out, &dt, p->err, sizeof p->err);
+            if (st) return st;
+            in->shape[i].rank = out.rank;
+            for (int j = 0; j < out.rank; j++) in->shape[i].d[j] = out.d[j].c;
+        }
+        size_t numel, bytes;
+        st = nb_shape_numel(in->shape[i].rank, in->shape[i].d, &numel);
+        if (st || __builtin_mul_overflow(numel, nb_dtype_size(n->dtype), &bytes) ||
+            bytes > SIZE_MAX / 2)
+            return plan_fail(p, NB_ERR_OVERFLOW, "node '%s': its size overflows with these bindings",
+                             n->name);
+    }
+    return NB_OK;
+}
+
+/* ---- arena layout: first fit over the live blocks ----------------------- */
+
+typedef struct block {
+    size_t off, size;
+    int owner;  /* plan node, or -1 for a workspace */
+} block;
+
+typedef struct layout {
+    block *live;
+    int n_live;
+    size_t peak;
+} layout;
+
+static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+
+static size_t place(layout *L, size_t size, int owner)
+{
+    size = round_up(size ? size : 1);
+    size_t off = 0;
+    int at = 0;
+    for (; at < L->n_live; at++) {  /* live blocks are sorted by offset */
+        if (L->live[at].off - off >= size) break;
+        off = L->live[at].off + L->live[at].size;
+    }
+    memmove(&L->live[at + 1], &L->live[at], (size_t)(L->n_live - at) * sizeof *L->live);
+    L->live[at] = (block){off, size, owner};
+    L->n_live++;
+    if (off + size > L->peak) L->peak = off + size;
+    return off;
+}
+
+static void release(layout *L, int owner)
+{
+    for (int i = 0; i < L->n_live; i++)
+        if (L->live[i].owner == owner) {
+            memmove(&L->live[i], &L->live[i + 1], (size_t)(L->n_live - i - 1) * sizeof *L->live);
+            L->n_live--;
+            return;
+        }
+}
+
+static size_t node_bytes(const nb_plan *p, const instance *in, size_t i)
+{
+    return nb_dims_numel(&in->shape[i]) * nb_dtype_size(p->nodes[i]->dtype);
+}
+
+/* The buffer a node's data lives in: views share their input's. */
+static int root_of(const nb_plan *p, int i)
+{
+    while (is_view(p->nodes[i])) i = local_of(p, p->nodes[i]->in[0]);
+    return i;
+}
+
+/* The kernel context of plan node i: shapes and dtypes now, data pointers
+ * once the arena exists. */
+static void fill_kctx(nb_plan *p, instance *in, size_t i, nb_kctx *k)
+{
+    const nb_node *nd = p->nodes[i];
+    size_t b = in->in_base[i];
+    memset(k, 0, sizeof *k);
+    k->node = nd;
+    k->dtype = nd->dtype;
+    k->n_in = nd->n_in;
+    k->in = in->in_ptr + b;
+    k->in_shape = in->in_shape + b;
+    k->in_dtype = in->in_dtype + b;
+    for (int j = 0; j < nd->n_in; j++) {
+        int l = local_of(p, nd->in[j]);
+        in->in_shape[b + (size_t)j] = in->shape[l];
+        in->in_dtype[b + (size_t)j] = nd->in[j]->dtype;
+    }
+    k->out_shape = in->shape[i];
+    k->attr = nd->attr;
+    k->err = p->err;
+    k->err_cap = sizeof p->err;
+}
+
+/* Plans buffers: inputs stay for the plan's life, outputs until the end, the
+ * rest until their last reader has run. A workspace lives for its step. */
+static nb_status lay_out(nb_plan *p, instance *in)
+{
+    size_t n = p->n_nodes;
+    int *last = nb_malloc(n * sizeof *last);
+    layout L = {nb_malloc((n + 2) * sizeof *L.live), 0, 0};
+    if (!last || !L.live) {
+        nb_free(last), nb_free(L.live);
+        return plan_fail(p, NB_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const nb_node *nd = p->nodes[i];
+        last[i] = -1;
+        in->offset[i] = NO_BUF;
+        if (!p->runs[i] || !nd->op) continue;
+        for (int j = 0; j < nd->n_in; j++)
+            if (reads_data(nd, j)) last[root_of(p, local_of(p, nd->in[j]))] = (int)i;
+    }
+    for (int k = 0; k < p->n_out; k++) last[root_of(p, local_of(p, p->out[k]))] = (int)n;
+    for (size_t i = 0; i < n; i++)  /* inputs: persistent slots */
+        if (p->runs[i] && p->nodes[i]->kind == NB_NODE_INPUT)
+            in->offset[i] = place(&L, node_bytes(p, in, i), (int)i);
+    for (size_t i = 0; i < n; i++) {
+        const nb_node *nd = p->nodes[i];
+        if (!p->runs[i] || !nd->op) continue;
+        if (!is_view(nd)) {
+            in->intermediate_bytes += round_up(node_bytes(p, in, i));
+            in->offset[i] = place(&L, node_bytes(p, in, i), (int)i);
+        }
+        nb_kctx k;
+        fill_kctx(p, in, i, &k);
+        if (nd->op->workspace && (in->work_size[i] = nd->op->workspace(&k))) {
+            in->work_off[i] = place(&L, in->work_size[i], -1);
+            release(&L, -1);  /* free again once this step has run */
+        }
+        for (int j = 0; j < nd->n_in; j++) {
+            int r = root_of(p, local_of(p, nd->in[j]));
+            if (last[r] == (int)i && p->nodes[r]->kind != NB_NODE_INPUT) release(&L, r);
+        }
+        if (!is_view(nd) && last[i] < 0) release(&L, (int)i);  /* nobody reads it */
+    }
+    for (size_t i = 0; i < n; i++)
+        if (p->runs[i] && is_view(p->nodes[i])) in->offset[i] = in->offset[root_of(p, (int)i)];
+    in->arena_bytes = L.peak;
+    nb_free(L.live);
+    nb_free(last);
+    return NB_OK;
+}
+
+static const void *data_of(const nb_plan *p, const instance *in, int l)
+{
+    const nb_node *nd = p->nodes[l];
+    if (nd->kind == NB_NODE_PARAM) return nd->value.data;
+    return in->offset[l] == NO_BUF ? NULL : in->arena + in->offset[l];
+}
+
+/* Steps with their data pointers, once the arena is allocated. */
+static nb_status fill_steps(nb_plan *p, instance *in)
+{
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        const nb_node *nd = p->nodes[i];
+        if (!p->runs[i] || !nd->op) continue;
+        step *s = &in->steps[in->n_steps++];
+        s->node = p->nodes[i];
+        fill_kctx(p, in, i, &s->k);
+        s->k.out = (void *)data_of(p, in, (int)i);
+        s->k.work = in->work_size[i] ? in->arena + in->work_off[i] : NULL;
+        s->k.work_bytes = in->work_size[i];
+        for (int j = 0; j < nd->n_in; j++) {
+            int l = local_of(p, nd->in[j]);
+            in->in_ptr[in->in_base[i] + (size_t)j] = reads_data(nd, j) ? data_of(p, in, l) : NULL;
+            if (nd->in[j]->kind == NB_NODE_PARAM)
+                in->params[in->n_params++] = (param_ref){&s->k, j, nd->in[j]};
+        }
+    }
+    return NB_OK;
+}
+
+static nb_status build_instance(nb_plan *p, instance *in)
+{
+    size_t n = p->n_nodes, n_in = 0;
+    in->shape = nb_calloc(n, sizeof *in->shape);
+    in->offset = nb_calloc(n, sizeof *in->offset);
+    in->work_off = nb_calloc(n, sizeof *in->work_off);
+    in->work_size = nb_calloc(n, sizeof *in->work_size);
+    in->in_base = nb_calloc(n, sizeof *in->in_base);
+    in->steps = nb_calloc(n, sizeof *in->steps);
+    if (!in->shape || !in->offset || !in->work_off || !in->work_size || !in->in_base || !in->steps)
+        return plan_fail(p, NB_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        in->in_base[i] = n_in;
+        if (p->nodes[i]->op) n_in += (size_t)p->nodes[i]->n_in;
+    }
+    in->in_ptr = nb_calloc(n_in + 1, sizeof *in->in_ptr);
+    in->in_shape = nb_calloc(n_in + 1, sizeof *in->in_shape);
+    in->in_dtype = nb_calloc(n_in + 1, sizeof *in->in_dtype);
+    in->params = nb_calloc(n_in + 1, sizeof *in->params);
+    if (!in->in_ptr || !in->in_shape || !in->in_dtype || !in->params)
+        return plan_fail(p, NB_ERR_NOMEM, "out of memory");
+    nb_status st = bind_shapes(p, in);
+    if (!st) st = lay_out(p, in);
+    if (st) return st;
+    if (!(in->arena = nb_malloc(in->arena_bytes)))
+        return plan_fail(p, NB_ERR_NOMEM, "out of memory for an arena of %zu bytes", in->arena_bytes);
+    return fill_steps(p, in);
+}
+
+nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds)
+{
+    int64_t v[NB_MAX_SYMS] = {0};
+    for (int b = 0; b < n_binds; b++) {
+        int k = 0;
+        while (k < p->g->n_syms && strcmp(p->g->sym[k], binds[b].sym)) k++;
+        if (k == p->g->n_syms)
+            return plan_fail(p, NB_ERR_ARG, "the graph has no free dimension '%s'", binds[b].sym);
+        if (binds[b].value < 1)
+            return plan_fail(p, NB_ERR_ARG, "dimension '%s' bound to %lld; sizes must be >= 1",
+                             binds[b].sym, (long long)binds[b].value);
+        v[k] = binds[b].value;
+    }
+    for (instance *in = p->cache; in; in = in->next)
+        if (!memcmp(in->sym_value, v, sizeof v)) {
+            p->cur = in;
+            return NB_OK;
+        }
+    instance *in = nb_calloc(1, sizeof *in);
+    if (!in) return plan_fail(p, NB_ERR_NOMEM, "out of memory");
+    memcpy(in->sym_value, v, sizeof v);
+    nb_status st = build_instance(p, in);
+    if (st) {
+        instance_free(in);
+        p->cur = NULL;
+        return st;
+    }
+    in->next = p->cache;
+    p->cache = p->cur = in;
+    return NB_OK;
+}
+
+/* Binds with no free dimensions if nothing is bound yet. */
+static nb_status ensure_bound(nb_plan *p)
+{
+    return p->cur ? NB_OK : nb_plan_bind(p, NULL, 0);
+}
+
+void *nb_plan_input_buffer(nb_plan *p, const nb_node *input)
+{
+    int l = local_of(p, input);
+    if (l < 0 || input->kind != NB_NODE_INPUT || ensure_bound(p)) return NULL;
+    return p->cur->offset[l] == NO_BUF ? NULL : p->cur->arena + p->cur->offset[l];
+}
+
+nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data)
+{
+    if (!input || input->kind != NB_NODE_INPUT)
+        return plan_fail(p, NB_ERR_ARG, "'%s' is not an input", nb_node_name(input));
+    nb_status st = ensure_bound(p);
+    if (st) return st;
+    int l = local_of(p, input);
+    if (l < 0 || p->cur->offset[l] == NO_BUF) return NB_OK;  /* the plan does not read it */
+    memcpy(p->cur->arena + p->cur->offset[l], data, node_bytes(p, p->cur, (size_t)l));
+    return NB_OK;
+}
+
+nb_status nb_plan_run(nb_plan *p)
+{
+    nb_status st = ensure_bound(p);
+    if (st) return st;
+    instance *in = p->cur;
+    for (int i = 0; i < in->n_params; i++)  /* params may have been reallocated */
+        ((const void **)in->params[i].k->in)[in->params[i].input] = in->params[i].param->value.data;
+    for (int i = 0; i < in->n_steps; i++) {
+        nb_kctx *k = &in->steps[i].k;
+        if ((st = in->steps[i].node->op->forward(k))) {
+            if (!p->err[0])
+                plan_fail(p, st, "node '%s': %s failed", in->steps[i].node->name,
+                          in->steps[i].node->op->name);
+            return st;
+        }
+    }
+    return NB_OK;
+}
+
+const void *nb_plan_get(const nb_plan *p, const nb_node *n)
+{
+    int l = local_of(p, n);
+    return l < 0 || !p->cur || !p->runs[l] ? NULL : data_of(p, p->cur, l);
+}
+
+int nb_plan_shape(const nb_plan *p, const nb_node *n, int64_t *shape)
+{
+    int l = local_of(p, n);
+    if (l < 0 || !p->cur) return -1;
+    memcpy(shape, p->cur->shape[l].d, (size_t)p->cur->shape[l].rank * sizeof *shape);
+    return p->cur->shape[l].rank;
+}
+
+size_t nb_plan_arena_bytes(const nb_plan *p) { return p->cur ? p->cur->arena_bytes : 0; }
+size_t nb_plan_intermediate_bytes(const nb_plan *p) { return p->cur ? p->cur->intermediate_bytes : 0; }
+
+/* ---- FLOPs of one node, for summaries ----------------------------------- */
+
+double nb_node_flops(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds)
+{
+    if (!n->op || !n->op->flops) return 0;
+    int64_t v[NB_MAX_SYMS] = {0};
+    for (int b = 0; b < n_binds; b++)
+        for (int k = 0; k < g->n_syms; k++)
+            if (!strcmp(g->sym[k], binds[b].sym)) v[k] = binds[b].value;
+    nb_dims shapes[64];
+    nb_dtype dts[64];
+    char err[256];
+    nb_kctx k;
+    memset(&k, 0, sizeof k);
+    if (n->n_in > 64) return -1;
+    for (int j = 0; j < n->n_in; j++) {
+        if (nb__bind_shape(g, &n->in[j]->shape, v, &shapes[j], err, sizeof err)) return -1;
+        dts[j] = n->in[j]->dtype;
+    }
+    if (nb__bind_shape(g, &n->shape, v, &k.out_shape, err, sizeof err)) return -1;
+    k.node = n;
+    k.dtype = n->dtype;
+    k.n_in = n->n_in;
+    k.in_shape = shapes;
+    k.in_dtype = dts;
+    k.attr = n->attr;
+    return n->op->flops(&k);
+}

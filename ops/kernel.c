@@ -1,0 +1,119 @@
+/* Broadcasting iteration and common shape rules. */
+#include <string.h>
+
+#include "kernel.h"
+
+void nb_iter_init(nb_iter *it, const nb_dims *out, int n_ops, const nb_dims *const *ops)
+{
+    memset(it, 0, sizeof *it);
+    it->n_ops = n_ops;
+    int r = out->rank;
+    /* element strides of each operand, aligned with out, 0 where broadcast */
+    int64_t st[3][NB_MAX_DIMS];
+    for (int k = 0; k < n_ops; k++) {
+        int64_t s = 1;
+        for (int i = r - 1; i >= 0; i--) {
+            int j = ops[k]->rank - r + i;
+            int64_t d = j >= 0 ? ops[k]->d[j] : 1;
+            st[k][i] = (d == 1 && out->d[i] != 1) ? 0 : s;
+            s *= d;
+        }
+    }
+    /* merge axis i into the previous one when every operand is contiguous across them */
+    int m = 0;
+    for (int i = 0; i < r; i++) {
+        if (out->d[i] == 1) continue;  /* size-1 axes never move */
+        bool merge = m > 0;
+        for (int k = 0; k < n_ops && merge; k++)
+            merge = it->stride[k][m - 1] == st[k][i] * out->d[i];
+        if (merge) {
+            it->dim[m - 1] *= out->d[i];
+            for (int k = 0; k < n_ops; k++) it->stride[k][m - 1] = st[k][i];
+        } else {
+            it->dim[m] = out->d[i];
+            for (int k = 0; k < n_ops; k++) it->stride[k][m] = st[k][i];
+            m++;
+        }
+    }
+    if (m == 0) {  /* scalar or all ones: one row of one element */
+        it->dim[0] = 1;
+        for (int k = 0; k < n_ops; k++) it->stride[k][0] = 1;
+        m = 1;
+    }
+    it->rank = m;
+}
+
+void nb_iter_rows(const nb_iter *it, void *ctx, void (*row)(void *ctx, const int64_t *off, int64_t n))
+{
+    int outer = it->rank - 1;
+    int64_t idx[NB_MAX_DIMS] = {0}, off[3] = {0};
+    for (int64_t i = 0; i < outer; i++)
+        if (it->dim[i] == 0) return;
+    for (;;) {
+        row(ctx, off, it->dim[outer]);
+        int a = outer - 1;
+        for (; a >= 0; a--) {
+            idx[a]++;
+            for (int k = 0; k < it->n_ops; k++) off[k] += it->stride[k][a];
+            if (idx[a] < it->dim[a]) break;
+            for (int k = 0; k < it->n_ops; k++) off[k] -= it->stride[k][a] * it->dim[a];
+            idx[a] = 0;
+        }
+        if (a < 0) return;
+    }
+}
+
+nb_status nb_rule_same(nb_shape_ctx *c)
+{
+    nb_status st = nb_shape_float_inputs(c);
+    c->out = c->in[0];
+    return st;
+}
+
+nb_status nb_rule_broadcast(nb_shape_ctx *c)
+{
+    nb_status st = nb_shape_float_inputs(c);
+    return st ? st : nb_shape_broadcast(c, 0, 1, &c->out);
+}
+
+nb_status nb_rule_like(nb_shape_ctx *c)
+{
+    c->out = c->in[c->n_in - 1];
+    if (c->in_dtype[0] != NB_I32) c->out_dtype = c->in_dtype[0];
+    return NB_OK;
+}
+
+double nb_flops_per_out(const nb_kctx *k) { return (double)nb_dims_numel(&k->out_shape); }
+
+struct binary_ctx {
+    const char *a, *b;
+    char *y;
+    size_t es;
+    int64_t sa, sb;
+    nb_binrow row;
+};
+
+static void binary_row(void *ctx, const int64_t *off, int64_t n)
+{
+    struct binary_ctx *c = ctx;
+    c->row(c->a + (size_t)off[1] * c->es, c->sa, c->b + (size_t)off[2] * c->es, c->sb,
+           c->y + (size_t)off[0] * c->es, n);
+}
+
+nb_status nb_binary_run(const nb_kctx *k, nb_binrow f32, nb_binrow f64)
+{
+    nb_iter it;
+    const nb_dims *ops[3] = {&k->out_shape, &k->in_shape[0], &k->in_shape[1]};
+    nb_iter_init(&it, &k->out_shape, 3, ops);
+    struct binary_ctx c = {k->in[0], k->in[1], k->out, nb_dtype_size(k->dtype),
+                           it.stride[1][it.rank - 1], it.stride[2][it.rank - 1],
+                           k->dtype == NB_F64 ? f64 : f32};
+    nb_iter_rows(&it, &c, binary_row);
+    return NB_OK;
+}
+
+nb_status nb_unary_run(const nb_kctx *k, nb_unrow f32, nb_unrow f64, double p0, double p1)
+{
+    (k->dtype == NB_F64 ? f64 : f32)(k->in[0], k->out, (int64_t)nb_dims_numel(&k->out_shape), p0, p1);
+    return NB_OK;
+}

@@ -1,0 +1,89 @@
+/* The op registry: the built-in table (ops/oplist.h) plus ops registered by
+ * users at run time. Everything that needs to know about ops asks here. */
+#include <string.h>
+
+#include "internal.h"
+
+#define OP(x) extern const nb_op_def nb_op_##x;
+#include "oplist.h"
+#undef OP
+
+static const nb_op_def *const builtin[] = {
+#define OP(x) &nb_op_##x,
+#include "oplist.h"
+#undef OP
+};
+#define N_BUILTIN (sizeof builtin / sizeof builtin[0])
+
+/* User ops: registered before graphs are built (not thread-safe against
+ * concurrent registration). */
+#define MAX_USER_OPS 64
+static const nb_op_def *user_ops[MAX_USER_OPS];
+static size_t n_user_ops;
+
+size_t nb_op_count(void) { return N_BUILTIN + n_user_ops; }
+
+const nb_op_def *nb_op_at(size_t i)
+{
+    if (i < N_BUILTIN) return builtin[i];
+    i -= N_BUILTIN;
+    return i < n_user_ops ? user_ops[i] : NULL;
+}
+
+const nb_op_def *nb_op_find(const char *name)
+{
+    for (size_t i = 0; i < nb_op_count(); i++)
+        if (!strcmp(nb_op_at(i)->name, name)) return nb_op_at(i);
+    return NULL;
+}
+
+nb_status nb_op_register(const nb_op_def *def)
+{
+    if (!def || !def->name || !def->shape || !def->forward) return NB_ERR_ARG;
+    if (nb_op_find(def->name)) return NB_ERR_NAME;
+    if (n_user_ops == MAX_USER_OPS) return NB_ERR_NOMEM;
+    user_ops[n_user_ops++] = def;
+    return NB_OK;
+}
+
+/* Levenshtein distance, capped at 255 characters per word. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 255 || lb > 255) return 1 << 20;
+    int prev[256], cur[256];
+    for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            int del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof *cur);
+    }
+    return prev[lb];
+}
+
+const char *nb_suggest(const char *word, const char *const *choices, size_t n)
+{
+    const char *best = NULL;
+    int best_d = 1 << 20;
+    for (size_t i = 0; i < n; i++) {
+        int d = edit_distance(word, choices[i]);
+        if (d < best_d) best_d = d, best = choices[i];
+    }
+    /* close enough: at most a third of the word (at least 1, at most 3 edits) */
+    int limit = (int)strlen(word) / 3;
+    limit = limit < 1 ? 1 : limit > 3 ? 3 : limit;
+    return best_d <= limit ? best : NULL;
+}
+
+const char *nb_op_suggest(const char *name)
+{
+    const char *names[N_BUILTIN + MAX_USER_OPS];
+    size_t n = 0;
+    for (size_t i = 0; i < nb_op_count(); i++)
+        if (!(nb_op_at(i)->flags & NB_OP_INTERNAL)) names[n++] = nb_op_at(i)->name;
+    return nb_suggest(name, names, n);
+}

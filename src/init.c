@@ -1,0 +1,76 @@
+/* Parameter initialisation rules (model-format.md, "Param specs"). */
+#include <math.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+/* fan_in: all dims but the last for a matmul weight [in, out]; C*KH*KW for a
+ * conv filter [O, C, KH, KW]. */
+static double fan_in(const nb_tensor *t)
+{
+    double f = 1;
+    if (t->rank == 4) {
+        for (int i = 1; i < 4; i++) f *= (double)t->shape[i];
+    } else {
+        for (int i = 0; i + 1 < t->rank; i++) f *= (double)t->shape[i];
+    }
+    return f > 0 ? f : 1;
+}
+
+/* FNV-1a of the name, so each param has its own stream for a given seed. */
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static void store(nb_tensor *t, size_t i, double v)
+{
+    if (t->dtype == NB_F64)
+        ((double *)t->data)[i] = v;
+    else
+        ((float *)t->data)[i] = (float)v;
+}
+
+nb_status nb__init_param(nb_node *p, char *err, size_t cap)
+{
+    nb_tensor *t = &p->value;
+    const nb_init *in = &p->init;
+    size_t n = nb_tensor_numel(t);
+    nb_rng rng;
+    nb_rng_seed(&rng, in->seed ^ name_hash(p->name));
+    double std = 0;
+    switch (in->kind) {
+    case NB_INIT_VALUES:
+        if (in->n_values != n) {
+            snprintf(err, cap, "values has %zu numbers but the shape holds %zu", in->n_values, n);
+            return NB_ERR_SHAPE;
+        }
+        for (size_t i = 0; i < n; i++) store(t, i, in->values[i]);
+        return NB_OK;
+    case NB_INIT_ZEROS:
+    case NB_INIT_ONES:
+    case NB_INIT_CONSTANT: {
+        double v = in->kind == NB_INIT_ZEROS ? 0 : in->kind == NB_INIT_ONES ? 1 : in->a;
+        for (size_t i = 0; i < n; i++) store(t, i, v);
+        return NB_OK;
+    }
+    case NB_INIT_UNIFORM:
+        if (!(in->b > in->a)) {
+            snprintf(err, cap, "uniform needs a < b, got [%g, %g]", in->a, in->b);
+            return NB_ERR_ARG;
+        }
+        for (size_t i = 0; i < n; i++) store(t, i, in->a + (in->b - in->a) * nb_rng_uniform(&rng));
+        return NB_OK;
+    case NB_INIT_NORMAL: std = in->a; break;
+    case NB_INIT_XAVIER: std = sqrt(1.0 / fan_in(t)); break;
+    case NB_INIT_HE: std = sqrt(2.0 / fan_in(t)); break;
+    }
+    if (!(std >= 0)) {
+        snprintf(err, cap, "normal needs a standard deviation >= 0, got %g", std);
+        return NB_ERR_ARG;
+    }
+    for (size_t i = 0; i < n; i++) store(t, i, std * nb_rng_normal(&rng));
+    return NB_OK;
+}

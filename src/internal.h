@@ -1,0 +1,55 @@
+/* Internal structures shared by graph/, ops/ and src/. Not installed. */
+#ifndef NABLA_INTERNAL_H
+#define NABLA_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "nabla/nabla.h"
+
+#define NB_ERR_CAP 1024
+
+struct nb_node {
+    size_t id;                  /* index in the graph, = creation order */
+    char *name;
+    nb_node_kind kind;
+    const nb_op_def *op;        /* NULL for inputs and params */
+    nb_dtype dtype;
+    nb_shape shape;             /* symbolic */
+    int n_in;
+    nb_node **in;
+    nb_attr *attr;              /* op->n_attrs values */
+    nb_tensor value;            /* params */
+    nb_init init;
+    double *init_values;        /* owned copy of init.values */
+    char *group;
+    bool is_grad;
+};
+
+struct nb_graph {
+    nb_node **nodes;
+    size_t n_nodes, cap;
+    char *sym[NB_MAX_SYMS];
+    int n_syms;
+    nb_status status;
+    char err[NB_ERR_CAP];
+    uint64_t auto_name;         /* counter for automatic names */
+    bool building_grad;         /* nodes made now are gradient nodes */
+};
+
+/* Records the first error on g (later ones are dropped); returns st. */
+nb_status nb__fail(nb_graph *g, nb_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+nb_status nb__vfail(nb_graph *g, nb_status st, const char *fmt, va_list ap);
+char *nb__strdup(const char *s);
+/* Index of a symbol in g, adding it if new; -1 when the table is full. */
+int nb__sym_index(nb_graph *g, const char *name);
+/* Shape of a node with every symbol replaced by its bound value. */
+nb_status nb__bind_shape(const nb_graph *g, const nb_shape *s, const int64_t *sym_value,
+                         nb_dims *out, char *err, size_t cap);
+/* Runs an op's shape rule (symbolic or bound). */
+nb_status nb__infer(const nb_graph *g, const nb_node *n, const nb_shape *in, const nb_dtype *in_dt,
+                    nb_shape *out, nb_dtype *out_dt, char *err, size_t cap);
+/* Fills the param's value from its init rule. */
+nb_status nb__init_param(nb_node *p, char *err, size_t cap);
+
+#endif
