@@ -7,4 +7,5 @@
 #include "op.h"
 #include "gradcheck.h"
 #include "io.h"
+#include "model.h"
 #endif
