@@ -319,7 +319,7 @@ static nb_status infer_node(nb_graph *g, nb_node *n)
             in[i] = n->in[i]->shape;
             dt[i] = n->in[i]->dtype;
         }
-        st = nb__infer(g, n, in, dt, &n->shape, &n->dtype, err, sizeof err);
+        st = nb__infer(g, n, in, dt, NULL, &n->shape, &n->dtype, err, sizeof err);
     }
     nb_free(in);
     nb_free(dt);

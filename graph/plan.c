@@ -190,7 +190,7 @@ static nb_status bind_shapes(nb_plan *p, instance *in)
                 ins[j] = to_shape(&in->shape[local_of(p, n->in[j])]);
                 dts[j] = n->in[j]->dtype;
             }
-            st = nb__infer(g, n, ins, dts, &out, &dt, p->err, sizeof p->err);
+            st = nb__infer(g, n, ins, dts, in->sym_value, &out, &dt, p->err, sizeof p->err);
             if (st) return st;
             in->shape[i].rank = out.rank;
             for (int j = 0; j < out.rank; j++) in->shape[i].d[j] = out.d[j].c;

@@ -48,7 +48,8 @@ nb_status nb__bind_shape(const nb_graph *g, const nb_shape *s, const int64_t *sy
                          nb_dims *out, char *err, size_t cap);
 /* Runs an op's shape rule (symbolic or bound). */
 nb_status nb__infer(const nb_graph *g, const nb_node *n, const nb_shape *in, const nb_dtype *in_dt,
-                    nb_shape *out, nb_dtype *out_dt, char *err, size_t cap);
+                    const int64_t *sym_value, nb_shape *out, nb_dtype *out_dt, char *err,
+                    size_t cap);
 /* Fills the param's value from its init rule. */
 nb_status nb__init_param(nb_node *p, char *err, size_t cap);
 

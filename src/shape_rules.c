@@ -73,6 +73,28 @@ nb_status nb_shape_float_inputs(nb_shape_ctx *c)
     return NB_OK;
 }
 
+nb_status nb_shape_dim(nb_shape_ctx *c, nb_dim d, nb_sdim *out)
+{
+    if (!d.sym) {
+        if (d.size < 1 && d.size != -1)
+            return nb_shape_fail(c, NB_ERR_ARG, "dimension %lld must be >= 1", (long long)d.size);
+        *out = nb_sdim_const(d.size);
+        return NB_OK;
+    }
+    const nb_graph *g = c->graph;
+    for (int k = 0; k < g->n_syms; k++)
+        if (!strcmp(g->sym[k], d.sym)) {
+            if (c->sym_value) {
+                *out = nb_sdim_const(c->sym_value[k]);
+            } else {
+                *out = nb_sdim_const(1);
+                out->e[k] = 1;
+            }
+            return NB_OK;
+        }
+    return nb_shape_fail(c, NB_ERR_SHAPE, "uses dimension '%s', which no input declares", d.sym);
+}
+
 nb_status nb_kernel_fail(const nb_kctx *k, const char *fmt, ...)
 {
     if (k->err && k->err_cap) {
@@ -88,7 +110,8 @@ nb_status nb_kernel_fail(const nb_kctx *k, const char *fmt, ...)
 }
 
 nb_status nb__infer(const nb_graph *g, const nb_node *n, const nb_shape *in, const nb_dtype *in_dt,
-                    nb_shape *out, nb_dtype *out_dt, char *err, size_t cap)
+                    const int64_t *sym_value, nb_shape *out, nb_dtype *out_dt, char *err,
+                    size_t cap)
 {
     nb_shape_ctx c;
     memset(&c, 0, sizeof c);
@@ -98,6 +121,7 @@ nb_status nb__infer(const nb_graph *g, const nb_node *n, const nb_shape *in, con
     c.in = in;
     c.in_dtype = in_dt;
     c.attr = n->attr;
+    c.sym_value = sym_value;
     c.out = n->n_in ? in[0] : (nb_shape){0};
     c.out_dtype = n->n_in ? in_dt[0] : NB_F32;
     c.err = err;

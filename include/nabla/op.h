@@ -47,6 +47,8 @@ typedef struct nb_shape_ctx {
     const nb_shape *in;       /* n_in shapes */
     const nb_dtype *in_dtype; /* n_in dtypes */
     const nb_attr *attr;      /* the node's attributes, in the op's attrs order */
+    const int64_t *sym_value; /* bound sizes by symbol index at plan time; NULL when
+                                 the rule runs on symbolic shapes */
     nb_shape out;             /* to fill */
     nb_dtype out_dtype;       /* preset to the first input's dtype */
     char scratch[4][128];     /* used by nb_shape_desc */
@@ -69,6 +71,9 @@ int nb_shape_format(const nb_graph *g, const nb_shape *s, char *buf, size_t cap)
 nb_status nb_shape_broadcast(nb_shape_ctx *c, int ia, int ib, nb_shape *out);
 /* Normalises a possibly negative axis of a rank-`rank` tensor into *out. */
 nb_status nb_shape_axis(nb_shape_ctx *c, int64_t axis, int rank, int *out);
+/* Resolves a dimension written in an attribute (a size or a symbol name) to
+ * an nb_sdim: symbolic at build time, its bound size at plan time. */
+nb_status nb_shape_dim(nb_shape_ctx *c, nb_dim d, nb_sdim *out);
 /* Requires input i to be float (f32/f64) and of the same dtype as input 0. */
 nb_status nb_shape_float_inputs(nb_shape_ctx *c);
 
