@@ -180,8 +180,9 @@ static nb_status bind_shapes(nb_plan *p, instance *in)
         const nb_node *n = p->nodes[i];
         nb_status st;
         if (!n->op) {
-            st = nb__bind_shape(g, &n->shape, in->sym_value, &in->shape[i], p->err, sizeof p->err);
-            if (st) return plan_fail(p, st, "input '%s': %s", n->name, nb_status_str(st)), st;
+            char why[256];
+            st = nb__bind_shape(g, &n->shape, in->sym_value, &in->shape[i], why, sizeof why);
+            if (st) return plan_fail(p, st, "input '%s': %s", n->name, why);
         } else {
             nb_shape ins[64], out;
             nb_dtype dts[64], dt;

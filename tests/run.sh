@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds nabla and runs the whole test suite. Prints "N passed, N failed" as
+# its last line (summed from Criterion's per-binary synthesis lines).
+#   tests/run.sh                 build dir "build"
+#   tests/run.sh --asan          build dir "build-asan", address+undefined sanitizers,
+#                                leak checking in every test worker
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export OPENBLAS_NUM_THREADS=1
+dir=build
+setup=()
+if [ "${1:-}" = "--asan" ]; then
+  dir=build-asan
+  setup=(-Db_sanitize=address,undefined -Db_lundef=false)
+  export CRITERION_NO_EARLY_EXIT=1   # workers return from main, so LeakSanitizer runs
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+  export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
+fi
+if [ ! -f "$dir/build.ninja" ]; then
+  meson setup "$dir" "${setup[@]}" >/dev/null || { echo "0 passed, 1 failed"; exit 2; }
+fi
+if ! ninja -C "$dir" >"$dir.ninja.log" 2>&1; then
+  cat "$dir.ninja.log"; echo "0 passed, 1 failed"; exit 2
+fi
+meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir.test.log" 2>&1
+rc=$?
+grep -E "^ *[0-9]+/[0-9]+ " "$dir.test.log"
+[ $rc -ne 0 ] && cat "$dir.test.log" | tail -n 80
+log="$dir/meson-logs/testlog.txt"
+read -r tested passing < <(grep -ah "Synthesis: Tested:" "$log" |
+  sed -E 's/.*Tested: ([0-9]+) \| Passing: ([0-9]+).*/\1 \2/' |
+  awk '{t += $1; p += $2} END {print t + 0, p + 0}')
+failed=$((tested - passing))
+# Criterion's workers report leaks after the test verdict: count them here.
+sanitizer=$(grep -ac "ERROR: LeakSanitizer\|ERROR: AddressSanitizer\|runtime error:" "$log")
+if [ "$sanitizer" -gt 0 ]; then
+  grep -a -A12 "ERROR: LeakSanitizer\|ERROR: AddressSanitizer\|runtime error:" "$log" | head -n 60
+  failed=$((failed + sanitizer)); passing=$((passing > sanitizer ? passing - sanitizer : 0)); rc=1
+fi
+[ $rc -ne 0 ] && [ $failed -eq 0 ] && failed=1   # a binary crashed or timed out before its summary
+echo "$passing passed, $failed failed"
+[ $rc -eq 0 ] && [ $failed -eq 0 ]
