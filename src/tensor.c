@@ -61,7 +61,7 @@ nb_status nb_tensor_alloc(nb_tensor *t, nb_dtype dt, int rank, const int64_t *sh
     if (!t->data) return NB_ERR_NOMEM;
     t->dtype = dt;
     t->rank = rank;
-    memcpy(t->shape, shape, (size_t)rank * sizeof *shape);
+    if (rank > 0) memcpy(t->shape, shape, (size_t)rank * sizeof *shape); /* shape may be NULL for rank 0 */
     return NB_OK;
 }
 
