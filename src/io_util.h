@@ -1,0 +1,61 @@
+/* Helpers shared by the .npy and safetensors code: error messages, whole-file
+ * reads, atomic writes and little-endian integers. Internal to nabla. */
+#ifndef NABLA_IO_UTIL_H
+#define NABLA_IO_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "nabla/core.h"
+
+/* Both formats store little-endian data, which nabla copies as it is. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "nabla's file I/O assumes a little-endian host"
+#endif
+
+/* Formats "path: message" into err[0..cap) (err may be NULL) and returns st,
+ * so that a failure is one line: return nb_io_fail(err, cap, NB_ERR_FORMAT, path, ...). */
+nb_status nb_io_fail(char *err, size_t cap, nb_status st, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+nb_status nb_io_vfail(char *err, size_t cap, nb_status st, const char *path, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+/* Reads the whole file into a buffer from nb_malloc (the caller frees it). */
+nb_status nb_io_read_file(const char *path, unsigned char **buf, size_t *len, char *err, size_t cap);
+
+/* One piece of a file to write. */
+typedef struct nb_io_chunk {
+    const void *data;
+    size_t len;
+} nb_io_chunk;
+
+/* Writes the chunks, in order, to a temporary file in the folder of path,
+ * syncs it and renames it over path. */
+nb_status nb_io_write_atomic(const char *path, const nb_io_chunk *chunks, size_t n, char *err, size_t cap);
+
+/* Checks a tensor given to a writer (dtype, rank, size, data) and sets
+ * *bytes to its data size; `what` names it in the message. */
+nb_status nb_io_check_tensor(const char *path, const char *what, const nb_tensor *t, size_t *bytes, char *err,
+                             size_t cap);
+
+/* Copy of a string through nb_malloc, or NULL. */
+char *nb_io_strdup(const char *s);
+
+static inline uint16_t nb_io_le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+static inline uint32_t nb_io_le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t nb_io_le64(const unsigned char *p)
+{
+    return (uint64_t)nb_io_le32(p) | (uint64_t)nb_io_le32(p + 4) << 32;
+}
+
+/* Converts n little-endian int64 values to int32; on a value out of range
+ * returns false and sets *bad to its index. */
+bool nb_io_i64_to_i32(const unsigned char *src, size_t n, int32_t *dst, size_t *bad);
+
+#endif
