@@ -20,13 +20,13 @@ fi
 if [ ! -f "$dir/build.ninja" ]; then
   meson setup "$dir" "${setup[@]}" >/dev/null || { echo "0 passed, 1 failed"; exit 2; }
 fi
-if ! ninja -C "$dir" >"$dir.ninja.log" 2>&1; then
-  cat "$dir.ninja.log"; echo "0 passed, 1 failed"; exit 2
+if ! ninja -C "$dir" >"$dir/nabla-ninja.log" 2>&1; then
+  cat "$dir/nabla-ninja.log"; echo "0 passed, 1 failed"; exit 2
 fi
-meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir.test.log" 2>&1
+meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir/nabla-test.log" 2>&1
 rc=$?
-grep -E "^ *[0-9]+/[0-9]+ " "$dir.test.log"
-[ $rc -ne 0 ] && cat "$dir.test.log" | tail -n 80
+grep -E "^ *[0-9]+/[0-9]+ " "$dir/nabla-test.log"
+[ $rc -ne 0 ] && cat "$dir/nabla-test.log" | tail -n 80
 log="$dir/meson-logs/testlog.txt"
 read -r tested passing < <(grep -ah "Synthesis: Tested:" "$log" |
   sed -E 's/.*Tested: ([0-9]+) \| Passing: ([0-9]+).*/\1 \2/' |
