@@ -1061,7 +1061,7 @@ Test(model_errors, unknown_op)
                   "  - {name: b, op: conv3d, in: [x]}\n"
                   "  - {name: c, op: sum_to, in: [x, x]}\n",
                   "m.yaml:4:19: unknown op 'expp' (did you mean 'exp'?)",
-                  "m.yaml:5:19: unknown op 'conv3d'",
+                  "m.yaml:5:19: unknown op 'conv3d' (did you mean 'conv2d'?)",
                   "m.yaml:6:19: unknown op 'sum_to'");
 }
 
