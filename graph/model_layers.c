@@ -151,8 +151,8 @@ static const la_def conv_attrs[] = {
     {"init", LA_INIT, false, 0, 0},
 };
 
-/* The bias goes into conv2d as its optional third input ([O] broadcast over
- * N, H, W), so a conv layer has no NAME.add node. */
+/* NAME.conv, then NAME.add of the bias viewed as [O, 1, 1] (NAME.bias) so that
+ * it broadcasts over N, H and W, as model-format.md names a layer's nodes. */
 static nb_node *conv2d(lctx *L)
 {
     if (nb_node_rank(L->in[0]) != 4) {
@@ -166,9 +166,14 @@ static nb_node *conv2d(lctx *L)
     nb_node *b = w && L->b[C_BIAS] ? const_param(L, "b", o, NB_INIT_ZEROS) : NULL;
     if (!w || (L->b[C_BIAS] && !b)) return NULL;
     nb_attr attrs[2] = {NB_AINT("stride", L->i[C_STRIDE]), NB_AINT("pad", L->i[C_PAD])};
-    nb_node *in[3] = {L->in[0], w, b};
-    nb_node *h = step(L, "conv2d", "conv", !L->act, in, b ? 3 : 2, attrs, 2);
-    return finish(L, h, NULL);
+    nb_node *h = step(L, "conv2d", "conv", !b && !L->act, (nb_node *[]){L->in[0], w}, 2, attrs, 2);
+    nb_node *bias = NULL;
+    if (h && b) {
+        nb_attr shape = {.name = "shape", .type = NB_ATTR_DIMS, .n = 3, .d = {NB_DIM(o), NB_DIM(1), NB_DIM(1)}};
+        bias = step(L, "reshape", "bias", false, &b, 1, &shape, 1);
+        if (!bias) return NULL;
+    }
+    return finish(L, h, bias);
 }
 
 enum { B_EPS, B_MOMENTUM };
