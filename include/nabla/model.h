@@ -16,8 +16,8 @@
  *   - `params:` or `train:` with nothing after them (no params; all defaults);
  *   - `{values: 2.5}` for a param of one element.
  * Choices where the page leaves room:
- *   - the conv2d layer passes NAME.b to conv2d as its third input, so it has
- *     nodes NAME.conv (then the activation), never NAME.add;
+ *   - the conv2d layer adds its bias through a view NAME.bias = NAME.b as
+ *     [O, 1, 1], so its nodes are NAME.conv, NAME.bias, NAME.add, activation;
  *   - the batchnorm layer's NAME.running_mean / NAME.running_var are params
  *     (listed by nb_model_param after NAME.gamma and NAME.beta) so that they are
  *     saved with the weights; the loss does not depend on them. */
