@@ -3,7 +3,12 @@
  * rendered to memory with gvRenderData, then written atomically. Rendering to
  * memory matters: gvRenderFilename exits the process when it cannot open its
  * file, and a library must not exit. Graphviz's messages are captured with
- * agseterrf instead of being printed. */
+ * agseterrf instead of being printed.
+ *
+ * One Graphviz context serves the whole process: Graphviz 2.43's pango plugin
+ * remembers the last font name by pointer into the context's font table, so
+ * freeing the context and making a new one for the next diagram makes it read
+ * freed memory. The context is reachable from a static, never freed. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,14 +273,14 @@ nb_status nb_render(const nb_graph *g, const char *path, const char *format,
     if (!ok)
         return nb_io_fail(err, cap, NB_ERR_ARG, path, "unknown diagram format '%s': use .dot, "
                           ".svg, .png or .pdf", fmt ? fmt : "");
+    static GVC_t *gvc;
     gv_msg[0] = 0;
     agusererrf old = agseterrf(keep_message);
-    GVC_t *gvc = gvContext();
+    if (!gvc) gvc = gvContext();
     Agraph_t *G = gvc ? build(g, o ? o : &none) : NULL;
     nb_status st = G ? render(gvc, G, path, fmt, err, cap)
                      : nb_io_fail(err, cap, NB_ERR_NOMEM, path, "graphviz: out of memory");
     if (G) agclose(G);
-    if (gvc) gvFreeContext(gvc);
     agseterrf(old);
     return st;
 }

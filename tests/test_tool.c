@@ -70,7 +70,11 @@ static void conformance(const char *name)
     for (int i = 0; tail[i]; i++) args[n++] = tail[i];
     args[n] = NULL;
     tool_result r = tool_run(args);
-    cr_assert_eq(r.status, 0, "nabla run %s: exit %d: %s", name, r.status, r.err);
+    char msg[2048];
+    int status = r.status;
+    snprintf(msg, sizeof msg, "%s", r.err);
+    tool_result_free(&r);  /* before asserting: a failed assert leaves the test at once */
+    cr_assert_eq(status, 0, "nabla run %s: exit %d: %s", name, status, msg);
     snprintf(sub, sizeof sub, "%s/ref", dir);
     cr_assert_not_null(d = opendir(sub), "conformance case %s has no references (%s)", name, sub);
     for (struct dirent *e; (e = readdir(d));) {
@@ -84,7 +88,6 @@ static void conformance(const char *name)
     }
     closedir(d);
     cr_assert_gt(n_ref, 0, "conformance case %s: no reference files", name);
-    tool_result_free(&r);
 }
 
 Test(tool, conformance_mlp) { conformance("mlp"); }
@@ -568,7 +571,7 @@ Test(tool, check_broken_model)
 Test(tool, usage)
 {
     struct {
-        const char *args[6];
+        const char *args[8];
         int status;
     } cases[] = {
         {{"--help"}, 0},

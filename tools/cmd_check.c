@@ -79,6 +79,12 @@ static widths measure(const nb_graph *g, const nbt_dims *d)
     return w;
 }
 
+static void rule(widths w)
+{
+    for (int i = 0; i < w.name + w.op + w.shape + 6 + 2 + 12 + 2 + 14; i++) putchar('-');
+    putchar('\n');
+}
+
 static void print_table(const nb_model *m, const nbt_dims *d)
 {
     const nb_graph *g = nb_model_graph(m);
@@ -89,6 +95,7 @@ static void print_table(const nb_model *m, const nbt_dims *d)
     double total_params = 0, total_flops = 0;
     printf("%-*s  %-*s  %-*s  %12s  %14s\n", w.name, "node", w.op, "op", w.shape, "shape", "params",
            "FLOPs");
+    rule(w);
     for (size_t i = 0; i < nb_graph_num_nodes(g); i++) {
         const nb_node *n = nb_graph_node(g, i);
         double p = params_of(m, n), f = nb_node_flops(g, n, fb.b, fb.n);
@@ -105,6 +112,7 @@ static void print_table(const nb_model *m, const nbt_dims *d)
     }
     nbt_commas(total_params, params, sizeof params);
     nbt_commas(total_flops, flops, sizeof flops);
+    rule(w);
     printf("%-*s  %-*s  %-*s  %12s  %14s\n", w.name, "total", w.op, "", w.shape, "", params, flops);
     if (unbound[0]) printf("FLOPs counted with %s (unbound; give --dim to set)\n", unbound);
 }
@@ -117,7 +125,8 @@ static void print_summary(const char *path, const nb_model *m)
     for (int k = 0; k < nb_graph_num_syms(g); k++)
         printf("%s%s", k ? ", " : "; free dimensions: ", nb_graph_sym(g, k));
     printf("\noutputs:");
-    for (size_t i = 0; i < nb_model_num_outputs(m); i++) printf(" %s", nb_node_name(nb_model_output(m, i)));
+    for (size_t i = 0; i < nb_model_num_outputs(m); i++)
+        printf("%s%s", i ? ", " : " ", nb_node_name(nb_model_output(m, i)));
     printf("; loss: %s\n\n", nb_model_loss(m) ? nb_node_name(nb_model_loss(m)) : "(none)");
 }
 

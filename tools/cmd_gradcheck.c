@@ -37,8 +37,11 @@ static void case_shapes(const nb_op_case *c, char *buf, size_t cap)
 {
     size_t len = 0;
     buf[0] = 0;
-    for (int i = 0; i < 6 && c->in[i] && len < cap; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s[%s]", i ? " " : "", c->in[i]);
+    for (int i = 0; i < 6 && c->in[i] && len < cap; i++) {
+        bool labels = !strncmp(c->in[i], "i32:", 4);
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s[%s]", i ? " " : "", labels ? "i32" : "",
+                                c->in[i] + (labels ? 4 : 0));
+    }
 }
 
 /* Shape of input `which` of a case, parsed from "2,3,4" (after "i32:"). */

@@ -148,15 +148,24 @@ static void print_header(const gc_run *r, double loss, FILE *out)
     else fprintf(out, "every element\n\n");
 }
 
-static int name_width(const gc_run *r)
+typedef struct widths {
+    int name, shape;
+} widths;
+
+static widths measure(const gc_run *r)
 {
-    int w = 6;
-    for (int i = 0; i < r->n_wrt; i++)
-        if ((int)strlen(nb_node_name(r->wrt[i])) > w) w = (int)strlen(nb_node_name(r->wrt[i]));
+    widths w = {6, 5};
+    char sh[128];
+    for (int i = 0; i < r->n_wrt; i++) {
+        int ln = (int)strlen(nb_node_name(r->wrt[i]));
+        int ls = nb_node_shape_str_bound(r->g, r->wrt[i], r->dims.b, r->dims.n, sh, sizeof sh);
+        if (ln > w.name) w.name = ln;
+        if (ls > w.shape) w.shape = ls;
+    }
     return w;
 }
 
-static void print_row(const gc_run *r, int w, const nb_gc_result *res, FILE *out)
+static void print_row(const gc_run *r, widths w, const nb_gc_result *res, FILE *out)
 {
     int64_t shape[NB_MAX_DIMS];
     int rank = nb_node_shape_bound(r->g, res->node, r->dims.b, r->dims.n, shape);
@@ -164,7 +173,7 @@ static void print_row(const gc_run *r, int w, const nb_gc_result *res, FILE *out
     nb_node_shape_str_bound(r->g, res->node, r->dims.b, r->dims.n, sh, sizeof sh);
     nbt_unravel(res->worst, rank < 0 ? 0 : rank, shape, worst, sizeof worst);
     snprintf(count, sizeof count, "%zu/%zu", res->checked, res->numel);
-    fprintf(out, "%-*s  %-14s  %11.3e  %11.3e  %-14s  %11s  %5zu  %s\n", w, res->name, sh, res->max_abs,
+    fprintf(out, "%-*s  %-*s  %11.3e  %11.3e  %-14s  %11s  %5zu  %s\n", w.name, res->name, w.shape, sh, res->max_abs,
             res->max_rel, worst, count, res->kinks, res->pass ? "pass" : "FAIL");
 }
 
@@ -175,9 +184,10 @@ static int check_all(gc_run *r, FILE *out)
     if (!res) return nbt_fail(CMD, "out of memory");
     nb_status st = nb_gradcheck(r->g, nb_model_loss(r->m), r->wrt, r->n_wrt, r->dims.b, r->dims.n,
                                 r->feeds, r->n_feeds, &r->cfg->opts, res, err, sizeof err);
-    int rc = st ? nbt_fail(CMD, "%s", err) : NBT_OK, w = name_width(r), failed = 0;
+    int rc = st ? nbt_fail(CMD, "%s", err) : NBT_OK, failed = 0;
+    widths w = measure(r);
     if (!st) {
-        fprintf(out, "%-*s  %-14s  %11s  %11s  %-14s  %11s  %5s  %s\n", w, "tensor", "shape",
+        fprintf(out, "%-*s  %-*s  %11s  %11s  %-14s  %11s  %5s  %s\n", w.name, "tensor", w.shape, "shape",
                 "max abs err", "max rel err", "worst at", "checked", "kinks", "result");
         for (int i = 0; i < r->n_wrt; i++) {
             print_row(r, w, &res[i], out);
