@@ -32,9 +32,10 @@ void nbt_warn(const char *cmd, const char *fmt, ...)
     va_end(ap);
 }
 
-int nbt_bad_usage(const char *cmd, const char *arg)
+int nbt_bad_usage(const char *cmd, int c, const char *arg)
 {
-    return nbt_fail(cmd, "bad option or missing value: '%s' (see 'nabla %s --help')", arg, cmd);
+    return nbt_fail(cmd, c == ':' ? "option '%s' needs a value (see 'nabla %s --help')"
+                                  : "unknown option '%s' (see 'nabla %s --help')", arg, cmd);
 }
 
 /* ---- option values ----------------------------------------------------- */

@@ -44,8 +44,9 @@ typedef struct nbt_inputs {
 /* Prints "nabla CMD: message" on stderr and returns NBT_ERROR. */
 int nbt_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nbt_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* For getopt_long's '?': names the bad option and points at --help. */
-int nbt_bad_usage(const char *cmd, const char *arg);
+/* For getopt_long's '?' (unknown option) and ':' (missing value; the option
+ * strings start with ':'): names the option and points at --help. */
+int nbt_bad_usage(const char *cmd, int c, const char *arg);
 
 /* ---- option values ----------------------------------------------------- */
 

@@ -138,9 +138,9 @@ int nbt_cmd_check(int argc, char **argv)
     int c;
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         if (c == 'h') return nbt_usage_check(stdout), NBT_OK;
-        if (c == '?') return nbt_bad_usage(CMD, argv[optind - 1]);
+        if (c == '?' || c == ':') return nbt_bad_usage(CMD, c, argv[optind - 1]);
         if (c == 'd' && nbt_parse_dim(CMD, optarg, &dims)) return NBT_ERROR;
     }
     if (argc - optind != 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla check --help')");

@@ -131,7 +131,7 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
     int64_t v;
     optind = 0;
     opterr = 0;
-    while (!rc && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while (!rc && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': nbt_usage_gradcheck(stdout); return -1;
         case 'e': rc = nbt_parse_double(CMD, "--eps", optarg, &cfg->opts.eps); break;
@@ -143,7 +143,7 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
         case 'd': rc = nbt_parse_dim(CMD, optarg, &cfg->dims); break;
         case 'i': rc = nbt_parse_feed(CMD, optarg, &cfg->feeds); break;
         case 'o': *op = optarg; break;
-        default: return nbt_bad_usage(CMD, argv[optind - 1]);
+        default: return nbt_bad_usage(CMD, c, argv[optind - 1]);
         }
     }
     if (rc) return rc;

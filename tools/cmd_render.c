@@ -67,9 +67,9 @@ int nbt_cmd_render(int argc, char **argv)
     int c;
     optind = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
         if (c == 'h') return nbt_usage_render(stdout), NBT_OK;
-        if (c == '?') return nbt_bad_usage(CMD, argv[optind - 1]);
+        if (c == '?' || c == ':') return nbt_bad_usage(CMD, c, argv[optind - 1]);
         if (c == 'o') out = optarg;
         if (c == 'b') backward = true;
         if (c == 'd' && nbt_parse_dim(CMD, optarg, &dims)) return NBT_ERROR;

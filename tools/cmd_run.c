@@ -207,7 +207,7 @@ static int parse(int argc, char **argv, run_args *a)
     int c, rc = NBT_OK;
     optind = 0;
     opterr = 0;
-    while (!rc && (c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+    while (!rc && (c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': nbt_usage_run(stdout); return -1;
         case 'i': rc = nbt_parse_feed(CMD, optarg, &a->feeds); break;
@@ -216,7 +216,7 @@ static int parse(int argc, char **argv, run_args *a)
         case 's': a->save = optarg; break;
         case 'g': a->grad = true; break;
         case 'd': rc = nbt_parse_dim(CMD, optarg, &a->dims); break;
-        default: return nbt_bad_usage(CMD, argv[optind - 1]);
+        default: return nbt_bad_usage(CMD, c, argv[optind - 1]);
         }
     }
     if (rc) return rc;
