@@ -2,7 +2,25 @@
  *
  * Loading a file builds a graph exactly as the C API would. A file with errors
  * is never partly loaded: every error found in one pass is reported as
- * "FILE:LINE:COL: message" and no model is returned. */
+ * "FILE:LINE:COL: message" and no model is returned. A node that fails is
+ * reported once; nodes that use it are skipped without a message.
+ *
+ * Ops, their arity and attributes come from the op registry (op.h), so a
+ * registered user op can be used in a file like a built-in one.
+ *
+ * Beyond the format page, the loader accepts (extensions):
+ *   - `in: x` and `outputs: y` for one-element lists;
+ *   - `optimizer: sgd` for `optimizer: {type: sgd}`;
+ *   - `activation:` any registered op that takes one input and has no
+ *     required attribute (leaky_relu, exp, ...), besides none/relu/sigmoid/tanh;
+ *   - `params:` or `train:` with nothing after them (no params; all defaults);
+ *   - `{values: 2.5}` for a param of one element.
+ * Choices where the page leaves room:
+ *   - the conv2d layer passes NAME.b to conv2d as its third input, so it has
+ *     nodes NAME.conv (then the activation), never NAME.add;
+ *   - the batchnorm layer's NAME.running_mean / NAME.running_var are params
+ *     (listed by nb_model_param after NAME.gamma and NAME.beta) so that they are
+ *     saved with the weights; the loss does not depend on them. */
 #ifndef NABLA_MODEL_H
 #define NABLA_MODEL_H
 
@@ -25,9 +43,14 @@ typedef struct nb_load_opts {
     bool force_f64;   /* build the graph in f64 whatever the file's dtype (gradcheck) */
 } nb_load_opts;
 
+/* Returns NB_OK, NB_ERR_FORMAT (errors in the file, listed in *diags),
+ * NB_ERR_IO (cannot read it: one line "PATH: cannot read the file (why)"),
+ * NB_ERR_NOMEM or NB_ERR_ARG. `opts` and `diags` may be NULL; *diags is
+ * empty on success and is freed with nb_diags_free. */
 nb_status nb_model_load_file(const char *path, const nb_load_opts *opts, nb_model **out,
                              nb_diags *diags);
-/* `filename` is used in messages and to resolve relative data paths. */
+/* `filename` is used in messages and to resolve relative data paths; NULL
+ * gives "<string>" in messages and "." as the folder. */
 nb_status nb_model_load_string(const char *yaml, size_t len, const char *filename,
                                const nb_load_opts *opts, nb_model **out, nb_diags *diags);
 void nb_model_free(nb_model *m);
@@ -49,15 +72,16 @@ typedef struct nb_train_cfg {
     bool present;                /* the file has a train section */
     char *format;                /* "idx" */
     char *train_images, *train_labels, *test_images, *test_labels;  /* as written */
-    char *images_input, *labels_input;   /* input names fed images / labels */
+    char *images_input, *labels_input;   /* input names fed images / labels (NULL: no feed) */
     double scale;                /* 1 */
     int64_t batch;               /* 100 */
     int64_t epochs;              /* 1 */
     bool shuffle;                /* true */
     uint64_t seed;               /* 0 */
     char *optimizer;             /* "adam" */
-    double lr, momentum, beta1, beta2, eps, weight_decay;
-    bool eps_given;              /* eps defaults differ: adam 1e-8, adagrad 1e-10 */
+    double lr, momentum, beta1, beta2, eps, weight_decay;  /* 0.001, 0.9, 0.9, 0.999, eps, 0 */
+    bool eps_given;              /* eps defaults differ: adam 1e-8, adagrad 1e-10 (set
+                                    accordingly when not given) */
     double validation;           /* 0 */
 } nb_train_cfg;
 const nb_train_cfg *nb_model_train(const nb_model *m);

@@ -1,0 +1,334 @@
+/* Layer shorthands (model-format.md, "Layer shorthands" and "Layers"): a node
+ * with `layer:` expands into params NAME.W, NAME.b (or NAME.gamma, NAME.beta,
+ * NAME.running_mean, NAME.running_var) and nodes NAME.matmul / NAME.conv,
+ * NAME.add, NAME.<activation>, the last of which is named NAME. Every node
+ * and param of a layer is grouped under NAME for diagrams. The ops are called
+ * through nb_op by their registered names. */
+#include <stdio.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+typedef enum { LA_INT, LA_FLOAT, LA_BOOL, LA_ACT, LA_INIT } la_type;
+
+typedef struct la_def {
+    const char *name;
+    la_type type;
+    bool required;
+    double def;   /* INT, FLOAT, BOOL */
+    int64_t min;  /* INT */
+} la_def;
+
+#define MAX_LA 8
+
+typedef struct lctx {
+    nm_ctx *c;
+    const yaml_node_t *map;
+    const char *name;
+    const char *layer;  /* dense, conv2d, ... */
+    nb_node *const *in;
+    int n_in;
+    bool given[MAX_LA];
+    int64_t i[MAX_LA];
+    double f[MAX_LA];
+    bool b[MAX_LA];
+    const nb_op_def *act;  /* NULL: none */
+    nm_init init;
+    bool failed;
+} lctx;
+
+typedef struct layer_def {
+    const char *name;
+    const la_def *attrs;
+    int n_attrs;
+    nb_node *(*build)(lctx *L);
+} layer_def;
+
+/* ---- building blocks ------------------------------------------------ */
+
+static bool define(lctx *L, nb_node *n, const char *name)
+{
+    if (nb_node_set_group(L->c->m->g, n, L->name)) {
+        nm_graph_err(L->c, L->map);
+        return false;
+    }
+    if (strcmp(name, L->name)) nm_define(L->c, name, n, ny_line(L->map), false);
+    return true;
+}
+
+/* Param NAME.suffix. */
+static nb_node *param(lctx *L, const char *suffix, int rank, const int64_t *shape, nm_init *init)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s.%s", L->name, suffix);
+    nb_node *p = nm_make_param(L->c, name, rank, shape, init, L->map);
+    return p && define(L, p, name) ? p : NULL;
+}
+
+static nb_node *const_param(lctx *L, const char *suffix, int64_t size, nb_init_kind kind)
+{
+    nm_init init;
+    memset(&init, 0, sizeof init);
+    init.init.kind = kind;
+    init.init.seed = L->c->m->seed;
+    return param(L, suffix, 1, &size, &init);
+}
+
+/* Node NAME.suffix, or NAME when it is the layer's last. */
+static nb_node *step(lctx *L, const char *op, const char *suffix, bool last, nb_node *const *in,
+                     int n_in, const nb_attr *attrs, int n_attrs)
+{
+    char name[512];
+    if (last)
+        snprintf(name, sizeof name, "%s", L->name);
+    else
+        snprintf(name, sizeof name, "%s.%s", L->name, suffix);
+    nb_node *n = nb_op(L->c->m->g, op, name, in, n_in, attrs, n_attrs);
+    if (!n) {
+        nm_graph_err(L->c, L->map);
+        return NULL;
+    }
+    return define(L, n, name) ? n : NULL;
+}
+
+/* Reports that x does not have the shape the layer needs, at the node. */
+static void bad_input(lctx *L, const char *what)
+{
+    nb_node *x = L->in[0];
+    char s[160];
+    nb_node_shape_str(L->c->m->g, x, s, sizeof s);
+    ny_err(&L->c->y, L->map, "node '%s': layer %s needs x %s; %s is %s", L->name, L->layer, what,
+           nb_node_name(x), s);
+}
+
+/* The size of axis `axis` of x, which must be fixed (else reported: 0). */
+static int64_t fixed_dim(lctx *L, int axis, const char *what)
+{
+    int64_t d = axis >= 0 && axis < nb_node_rank(L->in[0]) ? nb_node_dim(L->in[0], axis) : -1;
+    if (d < 1) bad_input(L, what);
+    return d < 1 ? 0 : d;
+}
+
+/* The tail: an optional bias add, then the activation. */
+static nb_node *finish(lctx *L, nb_node *h, nb_node *bias)
+{
+    if (h && bias) h = step(L, "add", "add", !L->act, (nb_node *[]){h, bias}, 2, NULL, 0);
+    if (h && L->act) h = step(L, L->act->name, L->act->name, true, &h, 1, NULL, 0);
+    return h;
+}
+
+/* ---- the layers ----------------------------------------------------- */
+
+enum { D_UNITS, D_BIAS, D_ACT, D_INIT };
+static const la_def dense_attrs[] = {
+    {"units", LA_INT, true, 0, 1},
+    {"bias", LA_BOOL, false, 1, 0},
+    {"activation", LA_ACT, false, 0, 0},
+    {"init", LA_INIT, false, 0, 0},
+};
+
+static nb_node *dense(lctx *L)
+{
+    int r = nb_node_rank(L->in[0]);
+    int64_t f = fixed_dim(L, r - 1, "[..., F] with a fixed F");
+    if (f < 1) return NULL;
+    int64_t units = L->i[D_UNITS];
+    nb_node *w = param(L, "W", 2, (int64_t[]){f, units}, &L->init);
+    nb_node *b = w && L->b[D_BIAS] ? const_param(L, "b", units, NB_INIT_ZEROS) : NULL;
+    if (!w || (L->b[D_BIAS] && !b)) return NULL;
+    nb_node *h = step(L, "matmul", "matmul", !b && !L->act, (nb_node *[]){L->in[0], w}, 2, NULL, 0);
+    return finish(L, h, b);
+}
+
+enum { C_FILTERS, C_SIZE, C_STRIDE, C_PAD, C_BIAS, C_ACT, C_INIT };
+static const la_def conv_attrs[] = {
+    {"filters", LA_INT, true, 0, 1},
+    {"size", LA_INT, true, 0, 1},
+    {"stride", LA_INT, false, 1, 1},
+    {"pad", LA_INT, false, 0, 0},
+    {"bias", LA_BOOL, false, 1, 0},
+    {"activation", LA_ACT, false, 0, 0},
+    {"init", LA_INIT, false, 0, 0},
+};
+
+/* The bias goes into conv2d as its optional third input ([O] broadcast over
+ * N, H, W), so a conv layer has no NAME.add node. */
+static nb_node *conv2d(lctx *L)
+{
+    if (nb_node_rank(L->in[0]) != 4) {
+        bad_input(L, "[N, C, H, W]");
+        return NULL;
+    }
+    int64_t ch = fixed_dim(L, 1, "[N, C, H, W] with a fixed C");
+    if (ch < 1) return NULL;
+    int64_t o = L->i[C_FILTERS], k = L->i[C_SIZE];
+    nb_node *w = param(L, "W", 4, (int64_t[]){o, ch, k, k}, &L->init);
+    nb_node *b = w && L->b[C_BIAS] ? const_param(L, "b", o, NB_INIT_ZEROS) : NULL;
+    if (!w || (L->b[C_BIAS] && !b)) return NULL;
+    nb_attr attrs[2] = {NB_AINT("stride", L->i[C_STRIDE]), NB_AINT("pad", L->i[C_PAD])};
+    nb_node *in[3] = {L->in[0], w, b};
+    nb_node *h = step(L, "conv2d", "conv", !L->act, in, b ? 3 : 2, attrs, 2);
+    return finish(L, h, NULL);
+}
+
+enum { B_EPS, B_MOMENTUM };
+static const la_def bn_attrs[] = {
+    {"eps", LA_FLOAT, false, 0, 0},
+    {"momentum", LA_FLOAT, false, 0, 0},
+};
+
+/* batchnorm(x, gamma, beta) normalises over every axis but 1; its running
+ * statistics are the params NAME.running_mean and NAME.running_var. eps and
+ * momentum are passed only when given, so the op's defaults apply. */
+static nb_node *batchnorm(lctx *L)
+{
+    int64_t ch = fixed_dim(L, 1, "[N, C, ...] with a fixed C");
+    if (ch < 1) return NULL;
+    nb_node *gamma = const_param(L, "gamma", ch, NB_INIT_ONES);
+    nb_node *beta = gamma ? const_param(L, "beta", ch, NB_INIT_ZEROS) : NULL;
+    nb_node *mean = beta ? const_param(L, "running_mean", ch, NB_INIT_ZEROS) : NULL;
+    nb_node *var = mean ? const_param(L, "running_var", ch, NB_INIT_ONES) : NULL;
+    if (!var) return NULL;
+    nb_attr attrs[2];
+    int n = 0;
+    if (L->given[B_EPS]) attrs[n++] = (nb_attr)NB_AFLOAT("eps", L->f[B_EPS]);
+    if (L->given[B_MOMENTUM]) attrs[n++] = (nb_attr)NB_AFLOAT("momentum", L->f[B_MOMENTUM]);
+    return step(L, "batchnorm", "batchnorm", true, (nb_node *[]){L->in[0], gamma, beta}, 3, attrs,
+                n);
+}
+
+#define NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+static const layer_def layers[] = {
+    {"dense", dense_attrs, NELEMS(dense_attrs), dense},
+    {"conv2d", conv_attrs, NELEMS(conv_attrs), conv2d},
+    {"batchnorm", bn_attrs, NELEMS(bn_attrs), batchnorm},
+};
+
+/* ---- reading a layer node ------------------------------------------- */
+
+/* An activation: "none" or a registered op taking one input and no required
+ * attribute (relu, sigmoid, tanh, ...). */
+static bool activation(lctx *L, const yaml_node_t *v)
+{
+    nm_ctx *c = L->c;
+    const char *s;
+    if (!ny_str(&c->y, v, "'activation'", &s)) return false;
+    if (!strcmp(s, "none")) return true;
+    const nb_op_def *op = nb_op_find(s);
+    bool unary = op && !(op->flags & NB_OP_INTERNAL) && op->min_in <= 1 &&
+                 (op->max_in < 0 || op->max_in >= 1);
+    for (int i = 0; unary && i < op->n_attrs; i++)
+        if (op->attrs[i].required) unary = false;
+    if (unary) {
+        L->act = op;
+        return true;
+    }
+    /* hint among the documented ones and every usable op */
+    const char *names[4 + 128];
+    size_t n = 0;
+    names[n++] = "none", names[n++] = "relu", names[n++] = "sigmoid", names[n++] = "tanh";
+    for (size_t i = 0; i < nb_op_count() && n < 4 + 128; i++) {
+        const nb_op_def *o = nb_op_at(i);
+        if (!(o->flags & NB_OP_INTERNAL) && o->min_in <= 1 && (o->max_in < 0 || o->max_in >= 1))
+            names[n++] = o->name;
+    }
+    char hint[96];
+    ny_err(&c->y, v, "unknown activation '%s'%s", s, ny_hint(hint, sizeof hint, s, names, n));
+    return false;
+}
+
+static bool read_attr(lctx *L, const la_def *def, int k, const yaml_node_t *v)
+{
+    nm_ctx *c = L->c;
+    char w[64];
+    snprintf(w, sizeof w, "'%s'", def->name);
+    switch (def->type) {
+    case LA_INT:
+        if (!ny_int(&c->y, v, w, &L->i[k])) return false;
+        if (L->i[k] >= def->min) return true;
+        ny_err(&c->y, v, "%s must be >= %lld; got %lld", w, (long long)def->min, (long long)L->i[k]);
+        return false;
+    case LA_FLOAT: return ny_num(&c->y, v, w, &L->f[k]);
+    case LA_BOOL: return ny_bool(&c->y, v, w, &L->b[k]);
+    case LA_ACT: return activation(L, v);
+    case LA_INIT:
+        nm_init_free(&L->init);
+        return nm_parse_init(c, v, (size_t)1 << 26, &L->init);
+    }
+    return false;
+}
+
+static nb_node *expand(lctx *L, const layer_def *def, const yaml_node_t *name_node, bool can_build)
+{
+    nm_ctx *c = L->c;
+    size_t mark = c->y.n_msgs;
+    const char *known[3 + MAX_LA];
+    size_t nk = 0;
+    known[nk++] = "name", known[nk++] = "layer", known[nk++] = "in";
+    for (int k = 0; k < def->n_attrs; k++) {
+        known[nk++] = def->attrs[k].name;
+        L->i[k] = (int64_t)def->attrs[k].def;
+        L->f[k] = def->attrs[k].def;
+        L->b[k] = def->attrs[k].def != 0;
+    }
+    ny_map_check(&c->y, L->map, "a node", known, nk);
+    L->init.init.kind = NB_INIT_HE;
+    L->init.init.seed = c->m->seed;
+    for (int k = 0; k < def->n_attrs; k++) {
+        const yaml_node_t *v = ny_get(&c->y, L->map, def->attrs[k].name, NULL);
+        if (v)
+            L->given[k] = read_attr(L, &def->attrs[k], k, v);
+        else if (def->attrs[k].required)
+            ny_err(&c->y, L->map, "node '%s': %s needs attribute '%s'", L->name ? L->name : "?",
+                   def->name, def->attrs[k].name);
+    }
+    if (L->n_in != 1)
+        ny_err(&c->y, L->map, "node '%s': layer %s takes 1 input, got %d", L->name ? L->name : "?",
+               def->name, L->n_in);
+    const nm_name *taken = L->name ? nm_first_with_prefix(c, L->name) : NULL;
+    if (taken)  /* NAME. is reserved: nothing may be called NAME.x already */
+        ny_err(&c->y, name_node,
+               "names beginning '%s.' are reserved for layer '%s', but '%s' is defined at line %zu",
+               L->name, L->name, taken->name, taken->line);
+    if (!can_build || c->y.n_msgs != mark) return NULL;
+    /* the layer's name is taken now so that NAME.W etc. are recognised as its own */
+    nm_name *self = nm_define(c, L->name, NULL, ny_line(name_node), true);
+    nb_node *out = self ? def->build(L) : NULL;
+    if (self) self->node = out;
+    return out;
+}
+
+nb_node *nm_build_layer(nm_ctx *c, const yaml_node_t *map, const yaml_node_t *layer_val,
+                        const char *name, const yaml_node_t *name_node, nb_node *const *in,
+                        int n_in, bool can_build)
+{
+    const char *s;
+    if (!ny_str(&c->y, layer_val, "'layer'", &s)) {
+        ny_map_check(&c->y, map, "a node", NULL, 0);
+        return NULL;
+    }
+    const layer_def *def = NULL;
+    const char *names[NELEMS(layers)];
+    for (int i = 0; i < NELEMS(layers); i++) {
+        names[i] = layers[i].name;
+        if (!strcmp(s, layers[i].name)) def = &layers[i];
+    }
+    if (!def) {
+        char hint[96];
+        ny_err(&c->y, layer_val, "unknown layer '%s'%s", s,
+               ny_hint(hint, sizeof hint, s, names, NELEMS(layers)));
+        ny_map_check(&c->y, map, "a node", NULL, 0);
+        return NULL;
+    }
+    lctx L;
+    memset(&L, 0, sizeof L);
+    L.c = c;
+    L.map = map;
+    L.name = name;
+    L.layer = def->name;
+    L.in = in;
+    L.n_in = n_in;
+    nb_node *out = expand(&L, def, name_node, can_build);
+    nm_init_free(&L.init);
+    return out;
+}
