@@ -264,6 +264,11 @@ static nb_status set_attr(nb_graph *g, const char *node, const nb_attr_def *def,
     if (!ok || v.n < 0 || v.n > NB_MAX_DIMS)
         return nb__fail(g, NB_ERR_ARG, "node '%s': attribute '%s' has the wrong type", node,
                         def->name);
+    /* symbols in DIMS point at the graph's copy of the name, not the caller's string,
+     * since shape rules read them again at plan time */
+    for (int i = 0; v.type == NB_ATTR_DIMS && i < v.n; i++)
+        for (int k = 0; v.d[i].sym && k < g->n_syms; k++)
+            if (!strcmp(g->sym[k], v.d[i].sym)) v.d[i].sym = g->sym[k];
     *dst = v;
     return NB_OK;
 }

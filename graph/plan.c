@@ -336,7 +336,7 @@ static nb_status lay_out(nb_plan *p, instance *in)
 
 static const void *data_of(const nb_plan *p, const instance *in, int l)
 {
-    const nb_node *nd = p->nodes[l];
+    const nb_node *nd = p->nodes[root_of(p, l)];  /* a view of a param reads the param */
     if (nd->kind == NB_NODE_PARAM) return nd->value.data;
     return in->offset[l] == NO_BUF ? NULL : in->arena + in->offset[l];
 }
@@ -356,8 +356,8 @@ static nb_status fill_steps(nb_plan *p, instance *in)
         for (int j = 0; j < nd->n_in; j++) {
             int l = local_of(p, nd->in[j]);
             in->in_ptr[in->in_base[i] + (size_t)j] = reads_data(nd, j) ? data_of(p, in, l) : NULL;
-            if (nd->in[j]->kind == NB_NODE_PARAM)
-                in->params[in->n_params++] = (param_ref){&s->k, j, nd->in[j]};
+            nb_node *src = p->nodes[root_of(p, l)];
+            if (src->kind == NB_NODE_PARAM) in->params[in->n_params++] = (param_ref){&s->k, j, src};
         }
     }
     return NB_OK;
