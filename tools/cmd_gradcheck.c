@@ -128,7 +128,7 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
         {"op", required_argument, NULL, 'o'},       {"help", no_argument, NULL, 'h'},
         {0, 0, 0, 0}};
     int c, rc = NBT_OK;
-    int64_t v;
+    int64_t v = 0;
     optind = 0;
     opterr = 0;
     while (!rc && (c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
