@@ -1,6 +1,7 @@
 /* Plans: which nodes to run, bound shapes, one arena with buffers reused by
  * liveness, and a prebuilt kernel context per step so that running allocates
  * nothing. One compiled instance is cached per set of bound dimensions. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -462,6 +463,60 @@ nb_status nb_plan_run(nb_plan *p)
                 plan_fail(p, st, "node '%s': %s failed", in->steps[i].node->name,
                           in->steps[i].node->op->name);
             return st;
+        }
+    }
+    return NB_OK;
+}
+
+/* ---- finding where values stop being finite ----------------------------- */
+
+static bool all_finite(nb_dtype dt, const void *data, size_t n)
+{
+    if (!data) return true;
+    if (dt == NB_F32) {
+        const float *x = data;
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(x[i])) return false;
+    } else if (dt == NB_F64) {
+        const double *x = data;
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(x[i])) return false;
+    }
+    return true;
+}
+
+/* Leaves first: a NaN fed in is the user's, not a kernel's. */
+static const nb_node *bad_leaf(const nb_plan *p, const instance *in)
+{
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        const nb_node *nd = p->nodes[i];
+        if (!p->runs[i] || nd->op) continue;
+        if (!all_finite(nd->dtype, data_of(p, in, (int)i), nb_dims_numel(&in->shape[i]))) return nd;
+    }
+    return NULL;
+}
+
+nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad)
+{
+    *first_bad = NULL;
+    nb_status st = ensure_bound(p);
+    if (st) return st;
+    instance *in = p->cur;
+    for (int i = 0; i < in->n_params; i++)
+        ((const void **)in->params[i].k->in)[in->params[i].input] = in->params[i].param->value.data;
+    if ((*first_bad = bad_leaf(p, in))) return NB_OK;
+    for (int i = 0; i < in->n_steps; i++) {
+        const nb_kctx *k = &in->steps[i].k;
+        if ((st = in->steps[i].node->op->forward(k))) {
+            if (!p->err[0])
+                plan_fail(p, st, "node '%s': %s failed", in->steps[i].node->name,
+                          in->steps[i].node->op->name);
+            return st;
+        }
+        /* checked right away: the buffer may be reused by a later step */
+        if (!all_finite(k->dtype, k->out, nb_dims_numel(&k->out_shape))) {
+            *first_bad = in->steps[i].node;
+            return NB_OK;
         }
     }
     return NB_OK;

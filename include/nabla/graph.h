@@ -160,6 +160,21 @@ const char *nb_node_group(const nb_node *n);
  * bindings of free dimensions; -1 when a dimension is unbound. */
 double nb_node_flops(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds);
 
+/* Free dimensions (symbols) of the graph, in order of first use. */
+int nb_graph_num_syms(const nb_graph *g);
+const char *nb_graph_sym(const nb_graph *g, int i);   /* NULL out of range */
+/* The symbol an axis is, when it is exactly one free dimension ("N" for an
+ * input [N, 784] at axis 0); NULL for a fixed size or a product like 2*N. */
+const char *nb_node_dim_sym(const nb_graph *g, const nb_node *n, int axis);
+/* The node's shape with free dimensions replaced by the values in binds.
+ * Returns the rank, or -1 when a dimension stays unbound or overflows. */
+int nb_node_shape_bound(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds,
+                        int64_t *shape);
+/* As nb_node_shape_str, with bound symbols replaced by their values and the
+ * others kept: "[64, 128]", or "[N, 128]" when N is not in binds. */
+int nb_node_shape_str_bound(const nb_graph *g, const nb_node *n, const nb_bind *binds,
+                            int n_binds, char *buf, size_t cap);
+
 /* ---- reverse-mode autodiff ------------------------------------------ */
 
 /* Adds to g the nodes that compute d(sum of loss)/d(wrt[i]) by the chain rule

@@ -8,4 +8,5 @@
 #include "gradcheck.h"
 #include "io.h"
 #include "model.h"
+#include "render.h"
 #endif

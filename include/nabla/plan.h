@@ -29,6 +29,12 @@ nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data);
 void *nb_plan_input_buffer(nb_plan *p, const nb_node *input);
 /* Runs the step: every requested output is computed. */
 nb_status nb_plan_run(nb_plan *p);
+/* Runs the step like nb_plan_run, looking at every float value as it is made:
+ * *first_bad is set to the first input, param or computed node (in execution
+ * order) holding a NaN or an infinity, and the run stops there; NULL when
+ * all are finite. Slower than nb_plan_run; meant for diagnosing a loss that
+ * went non-finite. */
+nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad);
 /* A requested output's data after a run, valid until the next run or bind. */
 const void *nb_plan_get(const nb_plan *p, const nb_node *n);
 /* Bound shape of any node of the plan; returns its rank, -1 if not in the plan. */

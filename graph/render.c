@@ -1,0 +1,286 @@
+/* Diagrams: the graph is built with libcgraph (nodes, edges, one cluster per
+ * layer, attributes by agsafeset), laid out by libgvc's dot engine and
+ * rendered to memory with gvRenderData, then written atomically. Rendering to
+ * memory matters: gvRenderFilename exits the process when it cannot open its
+ * file, and a library must not exit. Graphviz's messages are captured with
+ * agseterrf instead of being printed.
+ *
+ * One Graphviz context serves the whole process: Graphviz 2.43's pango plugin
+ * remembers the last font name by pointer into the context's font table, so
+ * freeing the context and making a new one for the next diagram makes it read
+ * freed memory. The context is reachable from a static, never freed. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <graphviz/cgraph.h>
+#include <graphviz/gvc.h>
+
+#include "internal.h"
+#include "io_util.h"
+
+/* ---- colours: one role per node -------------------------------------- */
+
+typedef enum { R_OP, R_INPUT, R_PARAM, R_OUTPUT, R_LOSS, R_GRAD, R_GRAD_RESULT } role;
+
+typedef struct look {
+    const char *shape, *style, *fill, *border, *font;
+} look;
+
+static const look looks[] = {
+    [R_OP] = {"box", "rounded,filled", "#ffffff", "#495057", "#212529"},
+    [R_INPUT] = {"parallelogram", "filled", "#d0ebff", "#1c7ed6", "#0b3d6e"},
+    [R_PARAM] = {"cylinder", "filled", "#fff3bf", "#e67700", "#5c3c00"},
+    [R_OUTPUT] = {"box", "rounded,filled,bold", "#d3f9d8", "#2f9e44", "#0b4d1c"},
+    [R_LOSS] = {"box", "rounded,filled,bold", "#ffc9c9", "#e03131", "#6b0d0d"},
+    [R_GRAD] = {"box", "rounded,filled,dashed", "#fff4e6", "#e8590c", "#7f3b08"},
+    [R_GRAD_RESULT] = {"box", "rounded,filled,dashed,bold", "#ffd8a8", "#d9480f", "#7f3b08"},
+};
+
+static bool listed(const nb_node *n, nb_node *const *list, int k)
+{
+    for (int i = 0; i < k; i++)
+        if (list[i] == n) return true;
+    return false;
+}
+
+static role role_of(const nb_node *n, const nb_render_opts *o)
+{
+    if (n == o->loss) return R_LOSS;
+    if (listed(n, o->outputs, o->n_outputs)) return R_OUTPUT;
+    if (n->is_grad) return strncmp(n->name, "grad.", 5) ? R_GRAD : R_GRAD_RESULT;
+    if (n->kind == NB_NODE_INPUT) return R_INPUT;
+    if (n->kind == NB_NODE_PARAM) return R_PARAM;
+    return R_OP;
+}
+
+/* ---- labels ------------------------------------------------------------ */
+
+/* Appends s to buf with HTML's special characters escaped. */
+static void put_html(char *buf, size_t cap, const char *s)
+{
+    size_t len = strlen(buf);
+    for (; *s && len + 8 < cap; s++) {
+        const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;"
+                      : *s == '"' ? "&quot;" : NULL;
+        if (e) {
+            memcpy(buf + len, e, strlen(e));
+            len += strlen(e);
+        } else {
+            buf[len++] = *s;
+        }
+    }
+    buf[len] = 0;
+}
+
+static void put_raw(char *buf, size_t cap, const char *s)
+{
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, "%s", s);
+}
+
+/* <b>name</b> over "op [shape]": the name is what a user looks for. */
+static char *node_label(Agraph_t *G, const nb_graph *g, const nb_node *n, const nb_render_opts *o)
+{
+    char html[1024] = "", shape[256];
+    nb_node_shape_str_bound(g, n, o->binds, o->n_binds, shape, sizeof shape);
+    put_raw(html, sizeof html, "<b>");
+    put_html(html, sizeof html, n->name);
+    put_raw(html, sizeof html, "</b><br/><font point-size=\"9\">");
+    put_html(html, sizeof html, nb_node_op(n));
+    put_raw(html, sizeof html, " ");
+    put_html(html, sizeof html, shape);
+    put_raw(html, sizeof html, "</font>");
+    return agstrdup_html(G, html);
+}
+
+/* The caption: the model's name and a key to the colours. */
+static char *caption(Agraph_t *G, const nb_render_opts *o)
+{
+    char html[1024] = "";
+    if (o->title && *o->title) {
+        put_raw(html, sizeof html, "<b>");
+        put_html(html, sizeof html, o->title);
+        put_raw(html, sizeof html, "</b><br/>");
+    }
+    static const role key[] = {R_INPUT, R_PARAM, R_OP, R_OUTPUT, R_LOSS, R_GRAD};
+    static const char *const words[] = {"input", "param", "op", "output", "loss", "gradient"};
+    for (size_t i = 0; i < sizeof key / sizeof key[0]; i++) {
+        if (key[i] == R_GRAD && !o->show_grad) break;
+        char item[160];
+        snprintf(item, sizeof item, "%s<font color=\"%s\">&#9632;</font> %s", i ? "   " : "",
+                 looks[key[i]].border, words[i]);
+        put_raw(html, sizeof html, item);
+    }
+    return agstrdup_html(G, html);
+}
+
+/* ---- building the cgraph graph ------------------------------------------ */
+
+static void set(void *obj, const char *name, const char *value)
+{
+    agsafeset(obj, (char *)name, (char *)value, "");
+}
+
+static void defaults(Agraph_t *G)
+{
+    agattr(G, AGRAPH, "rankdir", "TB");
+    agattr(G, AGRAPH, "newrank", "true");
+    agattr(G, AGRAPH, "nodesep", "0.25");
+    agattr(G, AGRAPH, "ranksep", "0.35");
+    agattr(G, AGRAPH, "fontname", "Helvetica");
+    agattr(G, AGRAPH, "fontsize", "12");
+    agattr(G, AGNODE, "fontname", "Helvetica");
+    agattr(G, AGNODE, "fontsize", "11");
+    agattr(G, AGNODE, "margin", "0.12,0.04");
+    agattr(G, AGNODE, "height", "0.3");
+    agattr(G, AGEDGE, "arrowsize", "0.6");
+    agattr(G, AGEDGE, "color", "#495057");
+}
+
+/* One cluster per layer name: "cluster_" is what makes dot draw a box. */
+static Agraph_t *cluster(Agraph_t *G, const char *group)
+{
+    char name[300];
+    snprintf(name, sizeof name, "cluster_%s", group);
+    Agraph_t *sub = agsubg(G, name, 0);
+    if (sub) return sub;
+    sub = agsubg(G, name, 1);
+    set(sub, "label", group);
+    set(sub, "labeljust", "l");
+    set(sub, "labelloc", "t");  /* the graph's caption sits at the bottom; layers' names on top */
+    set(sub, "fontsize", "11");
+    set(sub, "fontcolor", "#495057");
+    set(sub, "style", "rounded,filled");
+    set(sub, "fillcolor", "#f1f3f5");
+    set(sub, "color", "#adb5bd");
+    return sub;
+}
+
+static void add_node(Agraph_t *G, const nb_graph *g, const nb_node *n, const nb_render_opts *o)
+{
+    Agraph_t *home = n->group ? cluster(G, n->group) : G;
+    Agnode_t *an = agnode(home, n->name, 1);
+    const look *l = &looks[role_of(n, o)];
+    set(an, "label", node_label(G, g, n, o));
+    set(an, "shape", l->shape);
+    set(an, "style", l->style);
+    set(an, "fillcolor", l->fill);
+    set(an, "color", l->border);
+    set(an, "fontcolor", l->font);
+}
+
+/* Edges into gradient nodes are dashed and orange, like the nodes. */
+static void add_edges(Agraph_t *G, const nb_node *n)
+{
+    Agnode_t *head = agnode(G, n->name, 0);
+    for (int i = 0; i < n->n_in && head; i++) {
+        Agnode_t *tail = agnode(G, n->in[i]->name, 0);
+        if (!tail) continue;
+        Agedge_t *e = agedge(G, tail, head, NULL, 1);
+        if (n->is_grad) {
+            set(e, "style", "dashed");
+            set(e, "color", n->in[i]->is_grad ? "#e8590c" : "#f4a36b");
+        }
+    }
+}
+
+static Agraph_t *build(const nb_graph *g, const nb_render_opts *o)
+{
+    Agraph_t *G = agopen("nabla", Agdirected, NULL);
+    if (!G) return NULL;
+    defaults(G);
+    set(G, "label", caption(G, o));
+    set(G, "labelloc", "b");
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (o->show_grad || !g->nodes[i]->is_grad) add_node(G, g, g->nodes[i], o);
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (o->show_grad || !g->nodes[i]->is_grad) add_edges(G, g->nodes[i]);
+    return G;
+}
+
+/* ---- layout, rendering, errors ------------------------------------------- */
+
+static char gv_msg[512];
+
+static int keep_message(char *msg)
+{
+    size_t len = strlen(gv_msg);
+    snprintf(gv_msg + len, sizeof gv_msg - len, "%s", msg);
+    for (len = strlen(gv_msg); len && isspace((unsigned char)gv_msg[len - 1]);) gv_msg[--len] = 0;
+    return 0;
+}
+
+/* "png" from "out/model.PNG"; the caller's format wins when given. */
+static const char *pick_format(const char *path, const char *format, char *buf, size_t cap)
+{
+    if (format) return format;
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (!dot || (slash && dot < slash) || strlen(dot + 1) >= cap) return NULL;
+    size_t i = 0;
+    for (const char *s = dot + 1; *s; s++) buf[i++] = (char)tolower((unsigned char)*s);
+    buf[i] = 0;
+    return buf;
+}
+
+/* "dot" output is the graph as built, before layout, for a user to read or
+ * edit: agwrite into a memory stream. */
+static nb_status write_dot(Agraph_t *G, const char *path, char *err, size_t cap)
+{
+    char *data = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&data, &len);
+    if (!f) return nb_io_fail(err, cap, NB_ERR_NOMEM, path, "out of memory");
+    int rc = agwrite(G, f);
+    fclose(f);
+    nb_status st = rc ? nb_io_fail(err, cap, NB_ERR_RUNTIME, path, "graphviz cannot write dot: %s", gv_msg)
+                      : nb_io_write_atomic(path, &(nb_io_chunk){data, len}, 1, err, cap);
+    free(data);
+    return st;
+}
+
+/* The laid-out graph rendered to memory, then written atomically. */
+static nb_status render(GVC_t *gvc, Agraph_t *G, const char *path, const char *fmt, char *err,
+                        size_t cap)
+{
+    if (!strcmp(fmt, "dot") || !strcmp(fmt, "gv")) return write_dot(G, path, err, cap);
+    if (gvLayout(gvc, G, "dot"))
+        return nb_io_fail(err, cap, NB_ERR_RUNTIME, path, "graphviz layout failed: %s", gv_msg);
+    char *data = NULL;
+    unsigned int len = 0;
+    int rc = gvRenderData(gvc, G, fmt, &data, &len);
+    nb_status st = NB_OK;
+    if (rc || !data)
+        st = nb_io_fail(err, cap, NB_ERR_RUNTIME, path, "graphviz cannot render %s: %s", fmt,
+                        gv_msg[0] ? gv_msg : "no such output plugin");
+    else
+        st = nb_io_write_atomic(path, &(nb_io_chunk){data, len}, 1, err, cap);
+    if (data) gvFreeRenderData(data);
+    gvFreeLayout(gvc, G);
+    return st;
+}
+
+nb_status nb_render(const nb_graph *g, const char *path, const char *format,
+                    const nb_render_opts *o, char *err, size_t cap)
+{
+    static const char *const known[] = {"dot", "gv", "svg", "png", "pdf"};
+    nb_render_opts none = {0};
+    char buf[16];
+    const char *fmt = pick_format(path, format, buf, sizeof buf);
+    bool ok = false;
+    for (size_t i = 0; fmt && i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(fmt, known[i]);
+    if (!ok)
+        return nb_io_fail(err, cap, NB_ERR_ARG, path, "unknown diagram format '%s': use .dot, "
+                          ".svg, .png or .pdf", fmt ? fmt : "");
+    static GVC_t *gvc;
+    gv_msg[0] = 0;
+    agusererrf old = agseterrf(keep_message);
+    if (!gvc) gvc = gvContext();
+    Agraph_t *G = gvc ? build(g, o ? o : &none) : NULL;
+    nb_status st = G ? render(gvc, G, path, fmt, err, cap)
+                     : nb_io_fail(err, cap, NB_ERR_NOMEM, path, "graphviz: out of memory");
+    if (G) agclose(G);
+    agseterrf(old);
+    return st;
+}

@@ -1,0 +1,119 @@
+/* The `nabla` command: what its subcommands share — option values, loading
+ * a model with its errors printed, reading inputs from .npy files with their
+ * shapes checked and free dimensions bound from them.
+ *
+ * Only tools/ prints. Every function that can fail prints one message on
+ * stderr ("nabla CMD: ...") and returns the exit status to use (2). */
+#ifndef NABLA_TOOLS_CLI_H
+#define NABLA_TOOLS_CLI_H
+
+#include <stdio.h>
+
+#include <nabla/nabla.h>
+
+enum { NBT_OK = 0, NBT_MISMATCH = 1, NBT_ERROR = 2 };
+
+#define NBT_MAX_FEEDS 64
+
+/* Free dimensions bound so far, with where each value came from. */
+typedef struct nbt_dims {
+    nb_bind b[NB_MAX_SYMS];
+    char from[NB_MAX_SYMS][96];  /* "--dim", "input 'x'" */
+    char sym[NB_MAX_SYMS][64];   /* storage for b[i].sym */
+    int n;
+} nbt_dims;
+
+/* --in NAME=FILE.npy values, pointing into argv. */
+typedef struct nbt_feed_arg {
+    const char *name, *path;
+} nbt_feed_arg;
+typedef struct nbt_feeds {
+    nbt_feed_arg a[NBT_MAX_FEEDS];
+    int n;
+} nbt_feeds;
+
+/* Inputs read from files, converted to their node's dtype. */
+typedef struct nbt_inputs {
+    nb_node *node[NBT_MAX_FEEDS];
+    nb_tensor t[NBT_MAX_FEEDS];
+    int n;
+} nbt_inputs;
+
+/* ---- messages ---------------------------------------------------------- */
+
+/* Prints "nabla CMD: message" on stderr and returns NBT_ERROR. */
+int nbt_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void nbt_warn(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* For getopt_long's '?' (unknown option) and ':' (missing value; the option
+ * strings start with ':'): names the option and points at --help. */
+int nbt_bad_usage(const char *cmd, int c, const char *arg);
+
+/* ---- option values ----------------------------------------------------- */
+
+int nbt_parse_double(const char *cmd, const char *opt, const char *s, double *out);
+int nbt_parse_i64(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t *out);
+/* "N=64", added to d (a repeated symbol takes the last value). */
+int nbt_parse_dim(const char *cmd, const char *s, nbt_dims *d);
+/* "x=file.npy" */
+int nbt_parse_feed(const char *cmd, char *s, nbt_feeds *f);
+/* Value bound to sym in d, or 0. */
+int64_t nbt_dim_value(const nbt_dims *d, const char *sym);
+/* Adds or checks a binding: a second, different value for the same symbol is
+ * an error naming both sources. */
+int nbt_bind(const char *cmd, nbt_dims *d, const char *sym, int64_t v, const char *from);
+/* Every --dim must name a free dimension of g. */
+int nbt_check_dim_names(const char *cmd, const nb_graph *g, const nbt_dims *d);
+
+/* ---- models and inputs ------------------------------------------------- */
+
+/* Loads a model file; loader errors are printed one per line as
+ * FILE:LINE:COL: message. */
+int nbt_load(const char *cmd, const char *path, bool force_f64, nb_model **out);
+/* Finds a model input by name (with a "did you mean" on failure). */
+nb_node *nbt_find_input(const char *cmd, const nb_model *m, const char *name, int *rc);
+/* Reads every --in file into in, checks its dtype and shape against the
+ * input's and binds free dimensions from it into d. */
+int nbt_read_inputs(const char *cmd, const nb_model *m, const nbt_feeds *f, nbt_dims *d,
+                    nbt_inputs *in);
+void nbt_inputs_free(nbt_inputs *in);
+/* The tensor read for node, or NULL. */
+const nb_tensor *nbt_input_of(const nbt_inputs *in, const nb_node *node);
+/* Converts t in place to dtype to (f32 <-> f64). */
+int nbt_convert(const char *cmd, nb_tensor *t, nb_dtype to);
+
+/* ---- small formatting helpers ------------------------------------------- */
+
+/* "(1, 3)" for flat index i of a tensor of that shape; "()" for rank 0. */
+void nbt_unravel(size_t i, int rank, const int64_t *shape, char *buf, size_t cap);
+/* 1234 -> "1,234". */
+void nbt_commas(double v, char *buf, size_t cap);
+
+/* ---- the subcommands ---------------------------------------------------- */
+
+int nbt_cmd_check(int argc, char **argv);
+int nbt_cmd_render(int argc, char **argv);
+int nbt_cmd_gradcheck(int argc, char **argv);
+int nbt_cmd_run(int argc, char **argv);
+void nbt_usage_check(FILE *f);
+void nbt_usage_render(FILE *f);
+void nbt_usage_gradcheck(FILE *f);
+void nbt_usage_run(FILE *f);
+
+/* ---- gradcheck of a model, shared with the tests ----------------------- */
+
+typedef struct nbt_gc_cfg {
+    nb_gc_opts opts;
+    int64_t batch;     /* value of every free dimension --dim does not name */
+    nbt_dims dims;     /* --dim */
+    nbt_feeds feeds;   /* --in */
+} nbt_gc_cfg;
+#define NBT_GC_DEFAULTS ((nbt_gc_cfg){.opts = NB_GC_DEFAULTS, .batch = 2})
+
+/* Checks d loss / d x for every param and float input of m, which must be
+ * loaded with force_f64. Prints one row per tensor on out, messages on
+ * stderr. Returns NBT_OK when all pass, NBT_MISMATCH when one fails,
+ * NBT_ERROR when the check cannot run (no loss, bad input, non-finite
+ * forward pass, ...). */
+int nbt_gradcheck_model(nb_model *m, const nbt_gc_cfg *cfg, FILE *out);
+
+#endif

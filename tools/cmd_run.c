@@ -1,0 +1,249 @@
+/* nabla run MODEL --in NAME=FILE.npy ... [--weights W] [--save-weights W]
+ * [--grad] [--dim S=V] -o DIR: one forward pass (and the backward pass with
+ * --grad) on inputs from .npy files; every output and the loss are written
+ * as DIR/NAME.npy, gradients as DIR/grad.NAME.npy. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+static const char *const CMD = "run";
+
+void nbt_usage_run(FILE *f)
+{
+    fprintf(f,
+            "usage: nabla run MODEL --in NAME=FILE.npy... -o DIR [options]\n"
+            "Runs MODEL forward on the given inputs and writes every output and the loss as\n"
+            "DIR/NAME.npy in the model's dtype.\n\n"
+            "  --in NAME=FILE       value of an input (f4/f8 for float inputs, i4/i8 for labels);\n"
+            "                       free dimensions are bound from the arrays' shapes\n"
+            "  -o, --output DIR     where results go (created if missing)\n"
+            "  --weights W          param values from a safetensors file, by param name\n"
+            "  --save-weights W     write the params used to a safetensors file\n"
+            "  --grad               also write DIR/grad.NAME.npy for every param and float input\n"
+            "  --dim SYM=SIZE       bind a free dimension no input fixes\n"
+            "  -h, --help           this text\n");
+}
+
+typedef struct run_args {
+    nbt_feeds feeds;
+    nbt_dims dims;
+    const char *model, *out, *weights, *save;
+    bool grad;
+} run_args;
+
+typedef struct run_state {
+    nb_model *m;
+    nb_graph *g;
+    nbt_inputs in;
+    nb_node **nodes;     /* computed: outputs and loss, then gradients */
+    nb_node **wrt;       /* with --grad: the tensors gradients are written for */
+    int n_nodes, n_res, n_wrt;  /* n_res: results before the gradients */
+} run_state;
+
+/* ---- weights ------------------------------------------------------------------ */
+
+static int set_param(nb_node *p, const nb_tensor *t, const char *path)
+{
+    nb_tensor *v = nb_param_value(p);
+    bool same = t->rank == v->rank;
+    for (int a = 0; same && a < t->rank; a++) same = t->shape[a] == v->shape[a];
+    char want[128];
+    nb_node_shape_str(NULL, p, want, sizeof want);
+    if (!same || t->dtype == NB_I32)
+        return nbt_fail(CMD, "%s: param '%s' is %s %s but the file's tensor is %s of rank %d%s", path,
+                        nb_node_name(p), nb_dtype_name(v->dtype), want, nb_dtype_name(t->dtype),
+                        t->rank, same ? "" : " with another shape");
+    nb_tensor c = *t;
+    if (nb_tensor_alloc(&c, t->dtype, t->rank, t->shape)) return nbt_fail(CMD, "out of memory");
+    memcpy(c.data, t->data, nb_tensor_bytes(t));
+    int rc = nbt_convert(CMD, &c, v->dtype);
+    if (!rc) memcpy(v->data, c.data, nb_tensor_bytes(v));
+    nb_tensor_free(&c);
+    return rc;
+}
+
+static int load_weights(const run_state *s, const char *path)
+{
+    nb_tensor_set set = {0};
+    char err[1024];
+    if (nb_safetensors_read(path, &set, err, sizeof err)) return nbt_fail(CMD, "%s", err);
+    int rc = NBT_OK;
+    for (size_t i = 0; i < nb_model_num_params(s->m) && !rc; i++) {
+        nb_node *p = nb_model_param(s->m, i);
+        const nb_tensor *t = nb_tensor_set_find(&set, nb_node_name(p));
+        rc = t ? set_param(p, t, path)
+               : nbt_fail(CMD, "%s: no tensor for param '%s'", path, nb_node_name(p));
+    }
+    for (size_t i = 0; i < set.n && !rc; i++) {
+        nb_node *n = nb_graph_find(s->g, set.items[i].name);
+        if (!n || nb_node_kind_of(n) != NB_NODE_PARAM)
+            nbt_warn(CMD, "%s: tensor '%s' names no param of the model; ignored", path, set.items[i].name);
+    }
+    nb_tensor_set_free(&set);
+    return rc;
+}
+
+static int save_weights(const run_state *s, const char *path)
+{
+    nb_tensor_set set = {0};
+    char err[1024];
+    int rc = NBT_OK;
+    nb_status st = nb_tensor_set_meta(&set, "model", nb_model_name(s->m));
+    for (size_t i = 0; i < nb_model_num_params(s->m) && !st; i++) {
+        nb_node *p = nb_model_param(s->m, i);
+        st = nb_tensor_set_add(&set, nb_node_name(p), nb_param_value(p));
+    }
+    if (st) rc = nbt_fail(CMD, "%s: %s", path, nb_status_str(st));
+    else if (nb_safetensors_write(path, &set, err, sizeof err)) rc = nbt_fail(CMD, "%s", err);
+    nb_tensor_set_free(&set);
+    return rc;
+}
+
+/* ---- inputs and dimensions ------------------------------------------------------- */
+
+static int check_inputs(const run_state *s, const nbt_dims *d)
+{
+    for (size_t i = 0; i < nb_model_num_inputs(s->m); i++) {
+        const nb_node *x = nb_model_input(s->m, i);
+        if (!nbt_input_of(&s->in, x))
+            return nbt_fail(CMD, "input '%s' is not given (--in %s=FILE.npy)", nb_node_name(x),
+                            nb_node_name(x));
+    }
+    for (int k = 0; k < nb_graph_num_syms(s->g); k++)
+        if (!nbt_dim_value(d, nb_graph_sym(s->g, k)))
+            return nbt_fail(CMD, "free dimension '%s' is not bound: give --dim %s=SIZE",
+                            nb_graph_sym(s->g, k), nb_graph_sym(s->g, k));
+    return NBT_OK;
+}
+
+/* ---- what to compute ---------------------------------------------------------- */
+
+static void add_result(run_state *s, nb_node *n)
+{
+    for (int i = 0; i < s->n_nodes; i++)
+        if (s->nodes[i] == n) return;
+    s->nodes[s->n_nodes++] = n;
+}
+
+static int choose_nodes(run_state *s, bool grad)
+{
+    size_t cap = nb_model_num_outputs(s->m) + 2 * (nb_model_num_params(s->m) + nb_model_num_inputs(s->m)) + 2;
+    nb_node *loss = nb_model_loss(s->m);
+    if (!(s->nodes = calloc(cap, sizeof *s->nodes)) || !(s->wrt = calloc(cap, sizeof *s->wrt)))
+        return nbt_fail(CMD, "out of memory");
+    for (size_t i = 0; i < nb_model_num_outputs(s->m); i++) add_result(s, nb_model_output(s->m, i));
+    if (loss) add_result(s, loss);
+    s->n_res = s->n_nodes;
+    if (!grad) return NBT_OK;
+    if (!loss) return nbt_fail(CMD, "--grad needs a model with a 'loss:'");
+    for (size_t i = 0; i < nb_model_num_params(s->m); i++) s->wrt[s->n_wrt++] = nb_model_param(s->m, i);
+    for (size_t i = 0; i < nb_model_num_inputs(s->m); i++)
+        if (nb_node_dtype(nb_model_input(s->m, i)) != NB_I32) s->wrt[s->n_wrt++] = nb_model_input(s->m, i);
+    if (nb_grad(s->g, loss, s->wrt, s->n_wrt, s->nodes + s->n_nodes))
+        return nbt_fail(CMD, "%s", nb_graph_error(s->g));
+    s->n_nodes += s->n_wrt;  /* gradient nodes may repeat: each is written under its own name */
+    return NBT_OK;
+}
+
+/* ---- running and writing -------------------------------------------------------- */
+
+static int make_dir(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return nbt_fail(CMD, "path too long");
+    for (char *p = buf + 1;; p++) {
+        bool end = !*p;
+        if (*p != '/' && !end) continue;
+        *p = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST)
+            return nbt_fail(CMD, "cannot create folder %s: %s", buf, strerror(errno));
+        if (end) break;
+        *p = '/';
+    }
+    struct stat st;
+    if (stat(path, &st) || !S_ISDIR(st.st_mode)) return nbt_fail(CMD, "%s is not a folder", path);
+    return NBT_OK;
+}
+
+static int write_node(const nb_plan *p, const nb_node *n, const char *dir, const char *prefix,
+                      const char *name)
+{
+    nb_tensor t = {.dtype = nb_node_dtype(n), .data = (void *)nb_plan_get(p, n)};
+    char path[4096], err[1024];
+    t.rank = nb_plan_shape(p, n, t.shape);
+    snprintf(path, sizeof path, "%s/%s%s.npy", dir, prefix, name);
+    if (t.rank < 0 || !t.data) return nbt_fail(CMD, "node '%s' was not computed", nb_node_name(n));
+    if (nb_npy_write(path, &t, err, sizeof err)) return nbt_fail(CMD, "%s", err);
+    return NBT_OK;
+}
+
+static int run_plan(run_state *s, const run_args *a)
+{
+    nb_plan *p = NULL;
+    if (nb_plan_new(s->g, s->nodes, s->n_nodes, &p)) return nbt_fail(CMD, "%s", nb_graph_error(s->g));
+    nb_status st = nb_plan_bind(p, a->dims.b, a->dims.n);
+    for (int i = 0; i < s->in.n && !st; i++) st = nb_plan_set(p, s->in.node[i], s->in.t[i].data);
+    if (!st) st = nb_plan_run(p);
+    int rc = st ? nbt_fail(CMD, "%s", nb_plan_error(p)) : make_dir(a->out);
+    for (int i = 0; i < s->n_res && !rc; i++)
+        rc = write_node(p, s->nodes[i], a->out, "", nb_node_name(s->nodes[i]));
+    for (int i = 0; i < s->n_wrt && !rc; i++)
+        rc = write_node(p, s->nodes[s->n_res + i], a->out, "grad.", nb_node_name(s->wrt[i]));
+    nb_plan_free(p);
+    return rc;
+}
+
+static int parse(int argc, char **argv, run_args *a)
+{
+    static const struct option opts[] = {
+        {"in", required_argument, NULL, 'i'},      {"output", required_argument, NULL, 'o'},
+        {"weights", required_argument, NULL, 'w'}, {"save-weights", required_argument, NULL, 's'},
+        {"grad", no_argument, NULL, 'g'},          {"dim", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0}};
+    int c, rc = NBT_OK;
+    optind = 0;
+    opterr = 0;
+    while (!rc && (c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': nbt_usage_run(stdout); return -1;
+        case 'i': rc = nbt_parse_feed(CMD, optarg, &a->feeds); break;
+        case 'o': a->out = optarg; break;
+        case 'w': a->weights = optarg; break;
+        case 's': a->save = optarg; break;
+        case 'g': a->grad = true; break;
+        case 'd': rc = nbt_parse_dim(CMD, optarg, &a->dims); break;
+        default: return nbt_bad_usage(CMD, c, argv[optind - 1]);
+        }
+    }
+    if (rc) return rc;
+    if (argc - optind != 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla run --help')");
+    if (!a->out) return nbt_fail(CMD, "needs -o DIR");
+    a->model = argv[optind];
+    return NBT_OK;
+}
+
+int nbt_cmd_run(int argc, char **argv)
+{
+    run_args a = {0};
+    run_state s = {0};
+    int rc = parse(argc, argv, &a);
+    if (rc) return rc < 0 ? NBT_OK : rc;
+    if (nbt_load(CMD, a.model, false, &s.m)) return NBT_ERROR;
+    s.g = nb_model_graph(s.m);
+    rc = nbt_check_dim_names(CMD, s.g, &a.dims);
+    if (!rc) rc = nbt_read_inputs(CMD, s.m, &a.feeds, &a.dims, &s.in);
+    if (!rc) rc = check_inputs(&s, &a.dims);
+    if (!rc && a.weights) rc = load_weights(&s, a.weights);
+    if (!rc) rc = choose_nodes(&s, a.grad);
+    if (!rc) rc = run_plan(&s, &a);
+    if (!rc && a.save) rc = save_weights(&s, a.save);
+    nbt_inputs_free(&s.in);
+    free(s.nodes);
+    free(s.wrt);
+    nb_model_free(s.m);
+    return rc;
+}

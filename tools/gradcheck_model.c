@@ -1,0 +1,237 @@
+/* Gradient check of a whole model (what `nabla gradcheck MODEL` does, and
+ * what the tests call directly): bind the free dimensions, feed every input
+ * (from files, or random data that suits it), make sure the forward pass is
+ * finite, then nb_gradcheck every param and float input and print a row per
+ * tensor. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const CMD = "gradcheck";
+
+#define MAX_WRT 512
+
+typedef struct gc_run {
+    nb_model *m;
+    nb_graph *g;
+    const nbt_gc_cfg *cfg;
+    nbt_dims dims;
+    nbt_inputs given;
+    nb_feed feeds[NBT_MAX_FEEDS * 4];
+    void *owned[NBT_MAX_FEEDS * 4];  /* random data made here */
+    int n_feeds, n_owned;
+    nb_node *wrt[MAX_WRT];
+    int n_wrt;
+} gc_run;
+
+/* ---- which data suits an input ------------------------------------------- */
+
+/* The softmax_cross_entropy node that takes x as its labels, or NULL. */
+static const nb_node *labels_of(const nb_graph *g, const nb_node *x)
+{
+    for (size_t i = 0; i < nb_graph_num_nodes(g); i++) {
+        const nb_node *n = nb_graph_node(g, i);
+        if (nb_node_kind_of(n) == NB_NODE_OP && !strcmp(nb_node_op(n), "softmax_cross_entropy") &&
+            nb_node_num_inputs(n) > 1 && nb_node_input(n, 1) == x)
+            return n;
+    }
+    return NULL;
+}
+
+/* Classes K of a labels input: the last dim of the logits it is scored
+ * against; 2 when it feeds no softmax_cross_entropy. */
+static int64_t classes_of(const gc_run *r, const nb_node *sce)
+{
+    int64_t shape[NB_MAX_DIMS];
+    if (!sce) return 2;
+    const nb_node *logits = nb_node_input(sce, 0);
+    int rank = nb_node_shape_bound(r->g, logits, r->dims.b, r->dims.n, shape);
+    return rank > 0 && shape[rank - 1] > 0 ? shape[rank - 1] : 2;
+}
+
+/* i32 labels: valid class ids. Float labels of a cross-entropy: one-hot rows
+ * (a real distribution, as the loss expects). Anything else: U(-1, 1). */
+static void fill_random(const gc_run *r, const nb_node *x, const int64_t *shape, int rank, size_t n,
+                        void *data, nb_rng *rng)
+{
+    const nb_node *sce = labels_of(r->g, x);
+    if (nb_node_dtype(x) == NB_I32) {
+        uint64_t k = (uint64_t)classes_of(r, sce);
+        for (size_t i = 0; i < n; i++) ((int32_t *)data)[i] = (int32_t)(nb_rng_next(rng) % k);
+        return;
+    }
+    double *d = data;
+    if (sce && rank >= 1 && shape[rank - 1] > 0) {
+        size_t k = (size_t)shape[rank - 1];
+        memset(d, 0, n * sizeof *d);
+        for (size_t row = 0; row < n / k; row++) d[row * k + nb_rng_next(rng) % k] = 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) d[i] = 2 * nb_rng_uniform(rng) - 1;
+}
+
+static int feed_inputs(gc_run *r)
+{
+    nb_rng rng;
+    nb_rng_seed(&rng, r->cfg->opts.seed ^ 0x1a2b3c4dULL);
+    for (size_t i = 0; i < nb_model_num_inputs(r->m); i++) {
+        nb_node *x = nb_model_input(r->m, i);
+        const nb_tensor *t = nbt_input_of(&r->given, x);
+        int64_t shape[NB_MAX_DIMS];
+        int rank = nb_node_shape_bound(r->g, x, r->dims.b, r->dims.n, shape);
+        size_t n;
+        if (t) {
+            r->feeds[r->n_feeds++] = (nb_feed){x, t->data};
+            continue;
+        }
+        if (rank < 0 || nb_shape_numel(rank, shape, &n))
+            return nbt_fail(CMD, "input '%s': its shape cannot be bound", nb_node_name(x));
+        void *data = malloc((n ? n : 1) * nb_dtype_size(nb_node_dtype(x)));
+        if (!data) return nbt_fail(CMD, "out of memory");
+        r->owned[r->n_owned++] = data;
+        fill_random(r, x, shape, rank, n, data, &rng);
+        r->feeds[r->n_feeds++] = (nb_feed){x, data};
+    }
+    return NBT_OK;
+}
+
+/* --dim, then sizes read from --in arrays, then --batch for the rest. */
+static int bind_dims(gc_run *r)
+{
+    r->dims = r->cfg->dims;
+    if (nbt_check_dim_names(CMD, r->g, &r->dims) ||
+        nbt_read_inputs(CMD, r->m, &r->cfg->feeds, &r->dims, &r->given))
+        return NBT_ERROR;
+    for (int k = 0; k < nb_graph_num_syms(r->g); k++)
+        if (!nbt_dim_value(&r->dims, nb_graph_sym(r->g, k)) &&
+            nbt_bind(CMD, &r->dims, nb_graph_sym(r->g, k), r->cfg->batch, "--batch"))
+            return NBT_ERROR;
+    return NBT_OK;
+}
+
+/* ---- the forward pass must be finite -------------------------------------- */
+
+static int forward_finite(gc_run *r, double *loss_value)
+{
+    nb_node *loss = nb_model_loss(r->m);
+    nb_plan *p = NULL;
+    const nb_node *bad = NULL;
+    int rc = NBT_OK;
+    if (nb_plan_new(r->g, &loss, 1, &p)) return nbt_fail(CMD, "%s", nb_graph_error(r->g));
+    nb_status st = nb_plan_bind(p, r->dims.b, r->dims.n);
+    for (int i = 0; i < r->n_feeds && !st; i++) st = nb_plan_set(p, r->feeds[i].node, r->feeds[i].data);
+    if (!st) st = nb_plan_run_checked(p, &bad);
+    if (st)
+        rc = nbt_fail(CMD, "%s", nb_plan_error(p));
+    else if (bad)
+        rc = nbt_fail(CMD, "the forward pass is not finite: node '%s' (%s) holds a NaN or an "
+                      "infinity with these inputs and params", nb_node_name(bad), nb_node_op(bad));
+    else
+        *loss_value = *(const double *)nb_plan_get(p, loss);
+    nb_plan_free(p);
+    return rc;
+}
+
+/* ---- the check and its table ----------------------------------------------- */
+
+static void print_header(const gc_run *r, double loss, FILE *out)
+{
+    const nb_gc_opts *o = &r->cfg->opts;
+    fprintf(out, "gradcheck of '%s' in f64, loss '%s' = %.6g", nb_model_name(r->m),
+            nb_node_name(nb_model_loss(r->m)), loss);
+    for (int i = 0; i < r->dims.n; i++)
+        fprintf(out, "%s%s=%" PRId64, i ? ", " : "; ", r->dims.b[i].sym, r->dims.b[i].value);
+    fprintf(out, "\neps %g, pass when |analytic - numeric| <= %g + %g*|numeric|, ", o->eps, o->atol, o->rtol);
+    if (o->max_elems) fprintf(out, "at most %zu elements per tensor\n\n", o->max_elems);
+    else fprintf(out, "every element\n\n");
+}
+
+typedef struct widths {
+    int name, shape;
+} widths;
+
+static widths measure(const gc_run *r)
+{
+    widths w = {6, 5};
+    char sh[128];
+    for (int i = 0; i < r->n_wrt; i++) {
+        int ln = (int)strlen(nb_node_name(r->wrt[i]));
+        int ls = nb_node_shape_str_bound(r->g, r->wrt[i], r->dims.b, r->dims.n, sh, sizeof sh);
+        if (ln > w.name) w.name = ln;
+        if (ls > w.shape) w.shape = ls;
+    }
+    return w;
+}
+
+static void print_row(const gc_run *r, widths w, const nb_gc_result *res, FILE *out)
+{
+    int64_t shape[NB_MAX_DIMS];
+    int rank = nb_node_shape_bound(r->g, res->node, r->dims.b, r->dims.n, shape);
+    char sh[128], worst[128], count[64];
+    nb_node_shape_str_bound(r->g, res->node, r->dims.b, r->dims.n, sh, sizeof sh);
+    nbt_unravel(res->worst, rank < 0 ? 0 : rank, shape, worst, sizeof worst);
+    snprintf(count, sizeof count, "%zu/%zu", res->checked, res->numel);
+    fprintf(out, "%-*s  %-*s  %11.3e  %11.3e  %-14s  %11s  %5zu  %s\n", w.name, res->name, w.shape, sh, res->max_abs,
+            res->max_rel, worst, count, res->kinks, res->pass ? "pass" : "FAIL");
+}
+
+static int check_all(gc_run *r, FILE *out)
+{
+    nb_gc_result *res = calloc((size_t)r->n_wrt + 1, sizeof *res);
+    char err[1024] = "";
+    if (!res) return nbt_fail(CMD, "out of memory");
+    nb_status st = nb_gradcheck(r->g, nb_model_loss(r->m), r->wrt, r->n_wrt, r->dims.b, r->dims.n,
+                                r->feeds, r->n_feeds, &r->cfg->opts, res, err, sizeof err);
+    int rc = st ? nbt_fail(CMD, "%s", err) : NBT_OK, failed = 0;
+    widths w = measure(r);
+    if (!st) {
+        fprintf(out, "%-*s  %-*s  %11s  %11s  %-14s  %11s  %5s  %s\n", w.name, "tensor", w.shape, "shape",
+                "max abs err", "max rel err", "worst at", "checked", "kinks", "result");
+        for (int i = 0; i < r->n_wrt; i++) {
+            print_row(r, w, &res[i], out);
+            failed += !res[i].pass;
+        }
+        fprintf(out, "\n%d of %d tensors pass\n", r->n_wrt - failed, r->n_wrt);
+        rc = failed ? NBT_MISMATCH : NBT_OK;
+    }
+    free(res);
+    return rc;
+}
+
+static int collect_wrt(gc_run *r)
+{
+    for (size_t i = 0; i < nb_model_num_params(r->m) && r->n_wrt < MAX_WRT; i++)
+        r->wrt[r->n_wrt++] = nb_model_param(r->m, i);
+    for (size_t i = 0; i < nb_model_num_inputs(r->m) && r->n_wrt < MAX_WRT; i++)
+        if (nb_node_dtype(nb_model_input(r->m, i)) != NB_I32) r->wrt[r->n_wrt++] = nb_model_input(r->m, i);
+    if (!r->n_wrt) return nbt_fail(CMD, "the model has no param and no float input to check");
+    return NBT_OK;
+}
+
+int nbt_gradcheck_model(nb_model *m, const nbt_gc_cfg *cfg, FILE *out)
+{
+    gc_run *r = calloc(1, sizeof *r);
+    if (!r) return nbt_fail(CMD, "out of memory");
+    r->m = m;
+    r->g = nb_model_graph(m);
+    r->cfg = cfg;
+    nb_node *loss = nb_model_loss(m);
+    double value = 0;
+    int rc = NBT_OK;
+    if (!loss) rc = nbt_fail(CMD, "the model names no 'loss:' to differentiate");
+    else if (nb_node_dtype(loss) != NB_F64) rc = nbt_fail(CMD, "the model must be loaded in f64");
+    if (!rc) rc = bind_dims(r);
+    if (!rc) rc = feed_inputs(r);
+    if (!rc) rc = collect_wrt(r);
+    if (!rc) rc = forward_finite(r, &value);
+    if (!rc) {
+        print_header(r, value, out);
+        rc = check_all(r, out);
+    }
+    for (int i = 0; i < r->n_owned; i++) free(r->owned[i]);
+    nbt_inputs_free(&r->given);
+    free(r);
+    return rc;
+}
