@@ -37,18 +37,10 @@ static void mark_path(const nb_graph *g, const nb_node *loss, nb_node *const *wr
     }
 }
 
-static bool same_shape(const nb_shape *a, const nb_shape *b)
-{
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (!nb_sdim_eq(a->d[i], b->d[i])) return false;
-    return true;
-}
-
 /* Adds contribution gx to the gradient of x, summing a broadcast shape back. */
 static void accumulate(nb_graph *g, nb_node **acc, nb_node *x, nb_node *gx)
 {
-    if (!same_shape(&gx->shape, &x->shape))
+    if (!nb_shape_eq(&gx->shape, &x->shape))
         gx = nb_op(g, "sum_to", NULL, (nb_node *[]){gx, x}, 2, NULL, 0);
     acc[x->id] = acc[x->id] ? nb_add(g, acc[x->id], gx) : gx;
 }

@@ -83,9 +83,7 @@ static nb_status pass_shape(nb_shape_ctx *c)
 {
     nb_status st = nb_shape_float_inputs(c);
     if (st) return st;
-    bool same = c->in[0].rank == c->in[1].rank;
-    for (int i = 0; same && i < c->in[0].rank; i++) same = nb_sdim_eq(c->in[0].d[i], c->in[1].d[i]);
-    if (!same)
+    if (!nb_shape_eq(&c->in[0], &c->in[1]))
         return nb_shape_fail(c, NB_ERR_SHAPE, "needs gy and a of equal shapes; %s, %s",
                              nb_shape_desc(c, 0), nb_shape_desc(c, 1));
     c->out = c->in[0];

@@ -17,14 +17,6 @@
 
 /* ---- shapes ---- */
 
-static bool same_shape(const nb_shape *a, const nb_shape *b)
-{
-    if (a->rank != b->rank) return false;
-    for (int i = 0; i < a->rank; i++)
-        if (!nb_sdim_eq(a->d[i], b->d[i])) return false;
-    return true;
-}
-
 /* Inputs il (logits) and il + 1 (labels). */
 static nb_status xent_inputs(nb_shape_ctx *c, int il)
 {
@@ -34,7 +26,7 @@ static nb_status xent_inputs(nb_shape_ctx *c, int il)
     if (ok && dt == NB_I32)
         ok = t->rank == 1 && nb_sdim_eq(t->d[0], x->d[0]);
     else if (ok)
-        ok = same_shape(t, x);
+        ok = nb_shape_eq(t, x);
     if (!ok)
         return nb_shape_fail(c, NB_ERR_SHAPE,
                              "needs float logits [N, K] and labels [N] (i32 class ids) or [N, K] "
@@ -203,7 +195,7 @@ static nb_status mse_shape(nb_shape_ctx *c)
 {
     nb_status st = nb_shape_float_inputs(c);
     if (st) return st;
-    if (!same_shape(&c->in[0], &c->in[1]))
+    if (!nb_shape_eq(&c->in[0], &c->in[1]))
         return nb_shape_fail(c, NB_ERR_SHAPE, "needs a and b of equal shapes; %s, %s",
                              nb_shape_desc(c, 0), nb_shape_desc(c, 1));
     c->out = (nb_shape){0};

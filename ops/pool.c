@@ -119,15 +119,8 @@ static nb_status pool_grad_shape(nb_shape_ctx *c)
     nb_shape y;
     nb_status st = nb_shape_float_inputs(c);
     if (!st) st = pool_out_shape(c, 1, &y);
+    if (!st) st = nb_shape_expect(c, 0, &y, "a gradient of the pooled shape");
     if (st) return st;
-    bool same = c->in[0].rank == 4;
-    for (int i = 0; same && i < 4; i++) same = nb_sdim_eq(c->in[0].d[i], y.d[i]);
-    if (!same) {
-        char buf[96];
-        nb_shape_format(c->graph, &y, buf, sizeof buf);
-        return nb_shape_fail(c, NB_ERR_SHAPE, "needs a gradient of the pooled shape %s; %s", buf,
-                             nb_shape_desc(c, 0));
-    }
     c->out = c->in[1];
     return NB_OK;
 }

@@ -59,6 +59,14 @@ bool nb_sdim_add(nb_sdim a, nb_sdim b, nb_sdim *out)
     return true;
 }
 
+bool nb_shape_eq(const nb_shape *a, const nb_shape *b)
+{
+    if (a->rank != b->rank) return false;
+    for (int i = 0; i < a->rank; i++)
+        if (!nb_sdim_eq(a->d[i], b->d[i])) return false;
+    return true;
+}
+
 bool nb_shape_numel_sym(const nb_shape *s, nb_sdim *out)
 {
     nb_sdim n = nb_sdim_const(1);

@@ -59,6 +59,14 @@ nb_status nb_shape_axis(nb_shape_ctx *c, int64_t axis, int rank, int *out)
     return NB_OK;
 }
 
+nb_status nb_shape_expect(nb_shape_ctx *c, int i, const nb_shape *want, const char *what)
+{
+    if (nb_shape_eq(&c->in[i], want)) return NB_OK;
+    char buf[96];
+    nb_shape_format(c->graph, want, buf, sizeof buf);
+    return nb_shape_fail(c, NB_ERR_SHAPE, "needs %s %s; %s", what, buf, nb_shape_desc(c, i));
+}
+
 nb_status nb_shape_float_inputs(nb_shape_ctx *c)
 {
     for (int i = 0; i < c->n_in; i++) {

@@ -36,6 +36,7 @@ bool nb_sdim_is(nb_sdim d, int64_t c);                 /* constant equal to c */
 bool nb_sdim_mul(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false on overflow */
 bool nb_sdim_div(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false unless exact */
 bool nb_sdim_add(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false unless same symbols */
+bool nb_shape_eq(const nb_shape *a, const nb_shape *b);
 /* Product of all dims; false on overflow. */
 bool nb_shape_numel_sym(const nb_shape *s, nb_sdim *out);
 
@@ -74,6 +75,8 @@ nb_status nb_shape_axis(nb_shape_ctx *c, int64_t axis, int rank, int *out);
 /* Resolves a dimension written in an attribute (a size or a symbol name) to
  * an nb_sdim: symbolic at build time, its bound size at plan time. */
 nb_status nb_shape_dim(nb_shape_ctx *c, nb_dim d, nb_sdim *out);
+/* Requires input i to have shape `want`, else fails with "needs WHAT [..]; IN is [..]". */
+nb_status nb_shape_expect(nb_shape_ctx *c, int i, const nb_shape *want, const char *what);
 /* Requires input i to be float (f32/f64) and of the same dtype as input 0. */
 nb_status nb_shape_float_inputs(nb_shape_ctx *c);
 
