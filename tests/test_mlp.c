@@ -3,6 +3,7 @@
  * arena of a 5-layer MLP. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 
 #include "testutil.h"
 
