@@ -26,6 +26,7 @@ void nb_graph_free(nb_graph *g)
     for (size_t i = 0; i < g->n_nodes; i++) node_free(g->nodes[i]);
     for (int k = 0; k < g->n_syms; k++) nb_free(g->sym[k]);
     nb_free(g->nodes);
+    nb_free(g->names);
     nb_free(g);
 }
 
@@ -83,13 +84,6 @@ static bool valid_name(const char *s)
     return true;
 }
 
-nb_node *nb_graph_find(const nb_graph *g, const char *name)
-{
-    for (size_t i = g->n_nodes; i-- > 0;)
-        if (!strcmp(g->nodes[i]->name, name)) return g->nodes[i];
-    return NULL;
-}
-
 /* Checks a user name, or makes "op_K" when name is NULL. */
 static char *take_name(nb_graph *g, const char *name, const char *op)
 {
@@ -121,6 +115,7 @@ static nb_status append(nb_graph *g, nb_node *n)
         g->nodes = nodes;
         g->cap = cap;
     }
+    if (nb__names_add(g, n)) return nb__fail(g, NB_ERR_NOMEM, "out of memory");
     n->id = g->n_nodes;
     n->is_grad = g->building_grad;
     g->nodes[g->n_nodes++] = n;
@@ -415,9 +410,10 @@ nb_status nb_node_set_name(nb_graph *g, nb_node *n, const char *name)
     if (n->name && !strcmp(n->name, name)) return NB_OK;
     char *s = take_name(g, name, NULL);
     if (!s) return g->status;
+    nb__names_remove(g, n);
     nb_free(n->name);
     n->name = s;
-    return NB_OK;
+    return nb__names_add(g, n) ? nb__fail(g, NB_ERR_NOMEM, "out of memory") : NB_OK;
 }
 
 nb_status nb_node_set_group(nb_graph *g, nb_node *n, const char *group)

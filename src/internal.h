@@ -34,6 +34,8 @@ struct nb_graph {
     char err[NB_ERR_CAP];
     uint64_t auto_name;         /* counter for automatic names */
     bool building_grad;         /* nodes made now are gradient nodes */
+    nb_node **names;            /* name index (graph/names.c) */
+    size_t name_cap, name_used;
 };
 
 /* Records the first error on g (later ones are dropped); returns st. */
@@ -41,6 +43,9 @@ nb_status nb__fail(nb_graph *g, nb_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 nb_status nb__vfail(nb_graph *g, nb_status st, const char *fmt, va_list ap);
 char *nb__strdup(const char *s);
+/* The name index (graph/names.c). */
+nb_status nb__names_add(nb_graph *g, nb_node *n);
+void nb__names_remove(nb_graph *g, const nb_node *n);
 /* Index of a symbol in g, adding it if new; -1 when the table is full. */
 int nb__sym_index(nb_graph *g, const char *name);
 /* Shape of a node with every symbol replaced by its bound value. */
