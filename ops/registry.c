@@ -46,21 +46,26 @@ nb_status nb_op_register(const nb_op_def *def)
     return NB_OK;
 }
 
-/* Levenshtein distance, capped at 255 characters per word. */
+static int min3(int a, int b, int c) { return a < b ? (a < c ? a : c) : (b < c ? b : c); }
+
+/* Edit distance counting a swap of two neighbours as one edit ("trian" is one
+ * from "train"); words are capped at 255 characters. */
 static int edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 255 || lb > 255) return 1 << 20;
-    int prev[256], cur[256];
+    int rows[3][256], *before = rows[0], *prev = rows[1], *cur = rows[2];
     for (size_t j = 0; j <= lb; j++) prev[j] = (int)j;
     for (size_t i = 1; i <= la; i++) {
         cur[0] = (int)i;
         for (size_t j = 1; j <= lb; j++) {
-            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            int del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            cur[j] = min3(prev[j - 1] + (a[i - 1] != b[j - 1]), prev[j] + 1, cur[j - 1] + 1);
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                before[j - 2] + 1 < cur[j])
+                cur[j] = before[j - 2] + 1;
         }
-        memcpy(prev, cur, (lb + 1) * sizeof *cur);
+        int *t = before;
+        before = prev, prev = cur, cur = t;
     }
     return prev[lb];
 }

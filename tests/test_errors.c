@@ -49,6 +49,14 @@ Test(errors, unknown_op_suggests_a_name)
     nb_graph_free(g);
 }
 
+Test(errors, suggestions_count_swapped_letters_as_one_edit)
+{
+    const char *keys[] = {"train", "inputs", "nodes"};
+    cr_expect_str_eq(nb_suggest("trian", keys, 3), "train");
+    cr_expect_str_eq(nb_suggest("ndoes", keys, 3), "nodes");
+    cr_expect_null(nb_suggest("weights", keys, 3));
+}
+
 Test(errors, wrong_arity)
 {
     nb_graph *g = nb_graph_new();
