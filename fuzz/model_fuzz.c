@@ -3,7 +3,7 @@
  * Not built by meson; with clang:
  *
  *   CC=clang meson setup build-fuzz -Db_sanitize=address,undefined -Db_lundef=false \
- *       -Dtests=false -Dwerror=false
+ *       -Dtests=false -Dwerror=false -Dc_args=-fsanitize=fuzzer-no-link
  *   ninja -C build-fuzz libnabla.a
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/model_fuzz.c \
  *       build-fuzz/libnabla.a $(pkg-config --libs openblas yaml-0.1 libcgraph libgvc \
