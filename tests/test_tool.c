@@ -605,3 +605,25 @@ Test(tool, usage)
         tool_result_free(&r);
     }
 }
+
+/* nabla ops lists the model-file ops from the registry, not the internal ones */
+Test(tool, ops_lists_the_registry)
+{
+    tool_result r = TOOL("ops");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    const char *want[] = {"add ", "matmul ", "conv2d ", "softmax_cross_entropy ", "max_pool2d "};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect(strstr(r.out, want[i]), "missing %s", want[i]);
+    cr_expect_null(strstr(r.out, "sum_to"), "internal ops are listed only with --all");
+    tool_result_free(&r);
+    r = TOOL("ops", "--all");
+    cr_expect(strstr(r.out, "conv2d_backward_input"));
+    tool_result_free(&r);
+    r = TOOL("ops", "pow");
+    cr_expect(strstr(r.out, "exponent") && strstr(r.out, "required"), "%s", r.out);
+    tool_result_free(&r);
+    r = TOOL("ops", "mul2");
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "(did you mean 'mul'?)"), "%s", r.err);
+    tool_result_free(&r);
+}

@@ -20,6 +20,8 @@ static const command commands[] = {
     {"gradcheck", "compare gradients with central differences in f64", nbt_cmd_gradcheck,
      nbt_usage_gradcheck},
     {"run", "one forward (and backward) pass on .npy inputs", nbt_cmd_run, nbt_usage_run},
+    {"ops", "list the ops a model may use, with their inputs and attributes", nbt_cmd_ops,
+     nbt_usage_ops},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
