@@ -206,14 +206,10 @@ const nb_op_def nb_op_slice = {
 
 static nb_status slice_backward_shape(nb_shape_ctx *c)
 {
-    nb_shape want;
+    nb_shape want = {0};
     nb_status st = sliced(c, 1, &want);
+    if (!st) st = nb_shape_expect(c, 0, &want, "gy of the sliced shape");
     if (st) return st;
-    bool same = want.rank == c->in[0].rank;
-    for (int i = 0; i < want.rank && same; i++) same = nb_sdim_eq(want.d[i], c->in[0].d[i]);
-    if (!same)
-        return nb_shape_fail(c, NB_ERR_SHAPE, "needs gy of the sliced shape; %s, %s",
-                             nb_shape_desc(c, 0), nb_shape_desc(c, 1));
     c->out = c->in[1];
     return NB_OK;
 }
