@@ -11,10 +11,12 @@
 
 #include "internal.h"
 
-/* Can a gradient flow into input i of n? (not into labels or shape-only inputs) */
+/* Can a gradient flow into input i of n? (not into labels, shape-only inputs
+ * or the op's state, which nb_op appends after the inputs given) */
 static bool carries_grad(const nb_node *n, int i)
 {
     uint32_t stop = n->op->no_grad | n->op->shape_only;
+    if (n->op->n_state > 0 && i >= n->n_in - n->op->n_state) return false;
     return i >= 32 || !(stop & (1u << i));
 }
 

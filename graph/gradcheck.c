@@ -14,11 +14,19 @@ typedef struct checker {
     const nb_gc_opts *o;
 } checker;
 
+/* In training mode every run starts from the same seed and step, so the
+ * dropout masks are the same in each of them. */
+static nb_status run(nb_plan *p, const nb_gc_opts *o)
+{
+    if (o->training) nb_plan_set_seed(p, o->seed);
+    return nb_plan_run(p);
+}
+
 static nb_status loss_at(checker *c, double *x, size_t i, double v, double *out)
 {
     double keep = x[i];
     x[i] = v;
-    nb_status st = nb_plan_run(c->plan);
+    nb_status st = run(c->plan, c->o);
     x[i] = keep;
     *out = *(const double *)nb_plan_get(c->plan, c->loss);
     return st;
@@ -68,10 +76,11 @@ static nb_status check_one(checker *c, nb_node *x, const double *analytic, doubl
     return NB_OK;
 }
 
-static nb_status feed(nb_plan *p, const nb_bind *binds, int n_binds, const nb_feed *feeds,
-                      int n_feeds, char *err, size_t cap)
+static nb_status feed(nb_plan *p, const nb_gc_opts *o, const nb_bind *binds, int n_binds,
+                      const nb_feed *feeds, int n_feeds, char *err, size_t cap)
 {
-    nb_status st = nb_plan_bind(p, binds, n_binds);
+    nb_status st = nb_plan_set_training(p, o->training);
+    if (!st) st = nb_plan_bind(p, binds, n_binds);
     for (int i = 0; i < n_feeds && !st; i++) st = nb_plan_set(p, feeds[i].node, feeds[i].data);
     if (st) snprintf(err, cap, "%s", nb_plan_error(p));
     return st;
@@ -94,16 +103,23 @@ nb_status nb_gradcheck(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wr
                  nb_dtype_name(loss->dtype), loss->shape.rank);
         goto done;
     }
+    for (int k = 0; k < n_wrt; k++)
+        if (wrt[k]->state) {  /* autodiff gives it none, and training runs overwrite it */
+            st = NB_ERR_ARG;
+            snprintf(err, cap, "'%s' is op state, not trainable: it has no gradient to check",
+                     wrt[k]->name);
+            goto done;
+        }
     outs[0] = loss;
     if ((st = nb_grad(g, loss, wrt, n_wrt, outs + 1)) ||
         (st = nb_plan_new(g, outs, n_wrt + 1, &full)) || (st = nb_plan_new(g, &loss, 1, &c.plan))) {
         snprintf(err, cap, "%s", nb_graph_error(g));
         goto done;
     }
-    if ((st = feed(full, binds, n_binds, feeds, n_feeds, err, cap)) ||
-        (st = feed(c.plan, binds, n_binds, feeds, n_feeds, err, cap)))
+    if ((st = feed(full, &o, binds, n_binds, feeds, n_feeds, err, cap)) ||
+        (st = feed(c.plan, &o, binds, n_binds, feeds, n_feeds, err, cap)))
         goto done;
-    if ((st = nb_plan_run(full))) {
+    if ((st = run(full, &o))) {
         snprintf(err, cap, "%s", nb_plan_error(full));
         goto done;
     }

@@ -217,6 +217,8 @@ nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const in
     return n;
 }
 
+bool nb_param_trainable(const nb_node *p) { return p && p->kind == NB_NODE_PARAM && !p->state; }
+
 nb_tensor *nb_param_value(nb_node *p) { return p && p->kind == NB_NODE_PARAM ? &p->value : NULL; }
 
 nb_status nb_param_reinit(nb_graph *g, nb_node *p)
@@ -326,6 +328,62 @@ static nb_status infer_node(nb_graph *g, nb_node *n)
     return st ? nb__fail(g, st, "%s", err) : NB_OK;
 }
 
+/* ---- op-owned state ------------------------------------------------ */
+
+/* The size of a state entry: axis `axis` of input `in`, which must be fixed. */
+static nb_status state_size(nb_graph *g, const nb_node *n, const nb_state_def *sd, int64_t *size)
+{
+    const nb_node *src = sd->in >= 0 && sd->in < n->n_in ? n->in[sd->in] : NULL;
+    int rank = src ? src->shape.rank : 0, axis = sd->axis < 0 ? sd->axis + rank : sd->axis;
+    if (!src || axis < 0 || axis >= rank)
+        return nb__fail(g, NB_ERR_SHAPE, "node '%s': %s keeps '%s' sized by axis %d of input %d, "
+                        "which it does not have", n->name, n->op->name, sd->suffix, sd->axis, sd->in);
+    if (!nb_sdim_is_const(src->shape.d[axis])) {
+        char s[128];
+        nb_shape_format(g, &src->shape, s, sizeof s);
+        return nb__fail(g, NB_ERR_SHAPE, "node '%s': %s keeps '%s' of the size of axis %d of %s, "
+                        "which must be fixed; %s is %s", n->name, n->op->name, sd->suffix, axis,
+                        src->name, src->name, s);
+    }
+    *size = src->shape.d[axis].c;
+    return NB_OK;
+}
+
+/* Makes the op's state params NODE.suffix and appends them to n's inputs.
+ * Sizes and names are all checked first, so a failure leaves no param behind
+ * (short of running out of memory). */
+static nb_status add_state(nb_graph *g, nb_node *n)
+{
+    const nb_op_def *op = n->op;
+    int k = op->n_state;
+    if (k <= 0) return NB_OK;
+    if (k > NB_MAX_STATE)
+        return nb__fail(g, NB_ERR_ARG, "node '%s': %s has too much state", n->name, op->name);
+    int64_t size[NB_MAX_STATE];
+    char name[NB_MAX_STATE][320];
+    for (int s = 0; s < k; s++) {
+        nb_status st = state_size(g, n, &op->state[s], &size[s]);
+        if (st) return st;
+        if (snprintf(name[s], sizeof name[s], "%s.%s", n->name, op->state[s].suffix) >=
+                (int)sizeof name[s] || !valid_name(name[s]))
+            return nb__fail(g, NB_ERR_NAME, "node '%s': cannot name its state '%s'", n->name,
+                            op->state[s].suffix);
+        if (nb_graph_find(g, name[s]))
+            return nb__fail(g, NB_ERR_NAME, "node '%s': %s keeps its state as '%s', a name "
+                            "already taken", n->name, op->name, name[s]);
+    }
+    nb_node **in = nb_realloc(n->in, (size_t)(n->n_in + k) * sizeof *in);
+    if (!in) return nb__fail(g, NB_ERR_NOMEM, "out of memory");
+    n->in = in;
+    for (int s = 0; s < k; s++) {
+        nb_node *p = nb_param(g, name[s], n->dtype, 1, &size[s], NB_INIT(op->state[s].init));
+        if (!p) return g->status;
+        p->state = true;
+        n->in[n->n_in++] = p;
+    }
+    return NB_OK;
+}
+
 nb_node *nb_op(nb_graph *g, const char *opname, const char *name, nb_node *const *in, int n_in,
                const nb_attr *attrs, int n_attrs)
 {
@@ -356,7 +414,8 @@ nb_node *nb_op(nb_graph *g, const char *opname, const char *name, nb_node *const
     if (!(n->name = take_name(g, name, op->name))) goto fail;
     if (n_in && !(n->in = nb_malloc((size_t)n_in * sizeof *n->in))) goto fail;
     for (int i = 0; i < n_in; i++) n->in[i] = in[i];
-    if (fill_attrs(g, n, attrs, n_attrs) || infer_node(g, n) || append(g, n)) goto fail;
+    if (fill_attrs(g, n, attrs, n_attrs) || infer_node(g, n) || add_state(g, n) || append(g, n))
+        goto fail;
     return n;
 fail:
     if (!g->status) nb__fail(g, NB_ERR_NOMEM, "out of memory");

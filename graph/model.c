@@ -57,6 +57,21 @@ static void do_loss(nm_ctx *c, const yaml_node_t *v)
 static const char *const top_keys[] = {"nabla",  "name",  "dtype",   "seed", "inputs",
                                        "params", "nodes", "outputs", "loss", "train"};
 
+/* Trainable params first, then op-owned state (batchnorm's running
+ * statistics), each in definition order: the first nb_model_num_trainable()
+ * are what an optimizer updates. */
+static void trainable_first(nb_model *m)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n_params; i++) {
+        nb_node *p = m->params[i];
+        if (!nb_param_trainable(p)) continue;
+        memmove(&m->params[k + 1], &m->params[k], (i - k) * sizeof *m->params);
+        m->params[k++] = p;
+    }
+    m->n_trainable = k;
+}
+
 static void build(nm_ctx *c, const nb_load_opts *opts)
 {
     nb_model *m = c->m;
@@ -112,6 +127,7 @@ static void build(nm_ctx *c, const nb_load_opts *opts)
         for (size_t i = 0; i < ny_seq_size(v) && !c->y.oom; i++)
             last = nm_do_node(c, ny_seq_item(&c->y, v, i));
     }
+    trainable_first(c->m);
     do_outputs(c, ny_get(&c->y, root, "outputs", NULL), last);
     do_loss(c, ny_get(&c->y, root, "loss", NULL));
     if ((v = ny_get(&c->y, root, "train", NULL))) nm_train_parse(c, v);
@@ -273,6 +289,7 @@ uint64_t nb_model_seed(const nb_model *m) { return m ? m->seed : 0; }
 size_t nb_model_num_inputs(const nb_model *m) { return m ? m->n_inputs : 0; }
 nb_node *nb_model_input(const nb_model *m, size_t i) { return m && i < m->n_inputs ? m->inputs[i] : NULL; }
 size_t nb_model_num_params(const nb_model *m) { return m ? m->n_params : 0; }
+size_t nb_model_num_trainable(const nb_model *m) { return m ? m->n_trainable : 0; }
 nb_node *nb_model_param(const nb_model *m, size_t i) { return m && i < m->n_params ? m->params[i] : NULL; }
 size_t nb_model_num_outputs(const nb_model *m) { return m ? m->n_outputs : 0; }
 nb_node *nb_model_output(const nb_model *m, size_t i) { return m && i < m->n_outputs ? m->outputs[i] : NULL; }

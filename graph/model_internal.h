@@ -102,6 +102,7 @@ struct nb_model {
     uint64_t seed;
     nb_node **inputs, **params, **outputs;
     size_t n_inputs, n_params, n_outputs, cap_inputs, cap_params;
+    size_t n_trainable;   /* params[0..n_trainable) are trainable, the rest op state */
     nb_node *loss;
     nb_train_cfg train;
     char *dir;
@@ -164,6 +165,11 @@ void nm_do_input(nm_ctx *c, const yaml_node_t *key, const char *name, const yaml
 void nm_do_param(nm_ctx *c, const yaml_node_t *key, const char *name, const yaml_node_t *spec);
 /* Builds one node spec; returns its node (NULL when it or an input failed). */
 nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec);
+/* Op-owned state that nb_op appended to node n after its n_given inputs
+ * (batchnorm's running statistics): adds each to the model's params and
+ * defines its name (at `line`, in layer `group` when not NULL). false when out
+ * of memory. */
+bool nm_adopt_state(nm_ctx *c, nb_node *n, int n_given, size_t line, const char *group);
 /* Reports the graph's pending error at node `at` and clears it. */
 void nm_graph_err(nm_ctx *c, const yaml_node_t *at);
 /* Formats integer dims as "[2, 3]". */

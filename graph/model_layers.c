@@ -1,9 +1,10 @@
 /* Layer shorthands (model-format.md, "Layer shorthands" and "Layers"): a node
  * with `layer:` expands into params NAME.W, NAME.b (or NAME.gamma, NAME.beta,
- * NAME.running_mean, NAME.running_var) and nodes NAME.matmul / NAME.conv,
- * NAME.add, NAME.<activation>, the last of which is named NAME. Every node
- * and param of a layer is grouped under NAME for diagrams. The ops are called
- * through nb_op by their registered names. */
+ * and the op-owned NAME.running_mean, NAME.running_var) and nodes NAME.matmul
+ * / NAME.conv, NAME.add, NAME.<activation>, the last of which is named NAME.
+ * Every node and param of a layer is grouped under NAME for diagrams. The ops
+ * are called through nb_op by their registered names; state an op makes for
+ * itself becomes the layer's too. */
 #include <stdio.h>
 #include <string.h>
 
@@ -88,6 +89,7 @@ static nb_node *step(lctx *L, const char *op, const char *suffix, bool last, nb_
         nm_graph_err(L->c, L->map);
         return NULL;
     }
+    if (!nm_adopt_state(L->c, n, n_in, ny_line(L->map), L->name)) return NULL;
     return define(L, n, name) ? n : NULL;
 }
 
@@ -182,18 +184,17 @@ static const la_def bn_attrs[] = {
     {"momentum", LA_FLOAT, false, 0, 0},
 };
 
-/* batchnorm(x, gamma, beta) normalises over every axis but 1; its running
- * statistics are the params NAME.running_mean and NAME.running_var. eps and
- * momentum are passed only when given, so the op's defaults apply. */
+/* batchnorm(x, gamma, beta) normalises over every axis but 1; the op makes its
+ * running statistics NAME.running_mean and NAME.running_var itself (its state,
+ * which step() adds to the model's params). eps and momentum are passed only
+ * when given, so the op's defaults apply. */
 static nb_node *batchnorm(lctx *L)
 {
     int64_t ch = fixed_dim(L, 1, "[N, C, ...] with a fixed C");
     if (ch < 1) return NULL;
     nb_node *gamma = const_param(L, "gamma", ch, NB_INIT_ONES);
     nb_node *beta = gamma ? const_param(L, "beta", ch, NB_INIT_ZEROS) : NULL;
-    nb_node *mean = beta ? const_param(L, "running_mean", ch, NB_INIT_ZEROS) : NULL;
-    nb_node *var = mean ? const_param(L, "running_var", ch, NB_INIT_ONES) : NULL;
-    if (!var) return NULL;
+    if (!beta) return NULL;
     nb_attr attrs[2];
     int n = 0;
     if (L->given[B_EPS]) attrs[n++] = (nb_attr)NB_AFLOAT("eps", L->f[B_EPS]);

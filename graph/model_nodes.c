@@ -102,6 +102,22 @@ static bool op_attrs(nm_ctx *c, const yaml_node_t *map, const nb_op_def *op, nb_
     return c->y.n_msgs == mark;
 }
 
+bool nm_adopt_state(nm_ctx *c, nb_node *n, int n_given, size_t line, const char *group)
+{
+    for (int i = n_given; i < nb_node_num_inputs(n); i++) {
+        nb_node *p = nb_node_input(n, i);
+        if (group && nb_node_set_group(c->m->g, p, group)) {
+            c->y.oom = true;
+            return false;
+        }
+        if (!nm_add_param(c, p) || !nm_define(c, nb_node_name(p), p, line, false)) {
+            c->y.oom = true;
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Builds one node spec; returns its node (NULL when it or an input failed). */
 nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec)
 {
@@ -176,6 +192,7 @@ nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec)
         if (op_attrs(c, spec, op, attrs, &n_attrs) && ins_ok && fresh && c->y.n_msgs == mark) {
             out = nb_op(c->m->g, op->name, name, in, (int)n_in, attrs, n_attrs);
             if (!out) nm_graph_err(c, spec);
+            else if (!nm_adopt_state(c, out, (int)n_in, ny_line(name_v), NULL)) out = NULL;
         }
     } else {
         ny_map_check(&c->y, spec, "a node", NULL, 0);  /* duplicate keys at least */

@@ -49,6 +49,8 @@ struct nb_plan {
     int *local;              /* graph node id -> plan index, -1 if absent */
     size_t n_nodes, n_graph;
     instance *cur, *cache;
+    bool training;           /* mode, seed and step, stamped on every step's kctx */
+    uint64_t seed, step;
     char err[NB_ERR_CAP];
 };
 
@@ -334,6 +336,11 @@ static nb_status lay_out(nb_plan *p, instance *in)
     return NB_OK;
 }
 
+/* Params live in their own buffers, never in the arena. That is what makes it
+ * safe for a kernel to write its op's state inputs while training (batchnorm's
+ * running statistics): nb_op makes state as params, so no liveness reuse can
+ * hand that memory to another node, and nodes made after the writer (later in
+ * the order) read the value it wrote in the same run. */
 static const void *data_of(const nb_plan *p, const instance *in, int l)
 {
     const nb_node *nd = p->nodes[root_of(p, l)];  /* a view of a param reads the param */
@@ -449,23 +456,64 @@ nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data)
     return NB_OK;
 }
 
+/* ---- modes and running ------------------------------------------------- */
+
+nb_status nb_plan_set_training(nb_plan *p, bool training)
+{
+    if (!p) return NB_ERR_ARG;
+    p->training = training;
+    return NB_OK;
+}
+
+bool nb_plan_training(const nb_plan *p) { return p && p->training; }
+
+void nb_plan_set_seed(nb_plan *p, uint64_t seed)
+{
+    if (!p) return;
+    p->seed = seed;
+    p->step = 0;
+}
+
+uint64_t nb_plan_step(const nb_plan *p) { return p ? p->step : 0; }
+
+/* Before a run: where params live now (they may have been reallocated) and
+ * the mode, seed and step every kernel sees. */
+static void stamp(nb_plan *p, instance *in)
+{
+    for (int i = 0; i < in->n_params; i++)
+        ((const void **)in->params[i].k->in)[in->params[i].input] = in->params[i].param->value.data;
+    for (int i = 0; i < in->n_steps; i++) {
+        nb_kctx *k = &in->steps[i].k;
+        k->training = p->training;
+        k->seed = p->seed;
+        k->step = p->step;
+    }
+}
+
+/* After a run (even a failed one, which may have drawn masks or updated
+ * running statistics already): a training run uses up one step. */
+static nb_status ran(nb_plan *p, nb_status st)
+{
+    if (p->training) p->step++;
+    return st;
+}
+
+static nb_status run_step(nb_plan *p, const step *s)
+{
+    nb_status st = s->node->op->forward(&s->k);
+    if (st && !p->err[0]) plan_fail(p, st, "node '%s': %s failed", s->node->name, s->node->op->name);
+    return st;
+}
+
 nb_status nb_plan_run(nb_plan *p)
 {
     nb_status st = ensure_bound(p);
     if (st) return st;
     instance *in = p->cur;
-    for (int i = 0; i < in->n_params; i++)  /* params may have been reallocated */
-        ((const void **)in->params[i].k->in)[in->params[i].input] = in->params[i].param->value.data;
-    for (int i = 0; i < in->n_steps; i++) {
-        nb_kctx *k = &in->steps[i].k;
-        if ((st = in->steps[i].node->op->forward(k))) {
-            if (!p->err[0])
-                plan_fail(p, st, "node '%s': %s failed", in->steps[i].node->name,
-                          in->steps[i].node->op->name);
-            return st;
-        }
-    }
-    return NB_OK;
+    stamp(p, in);
+    for (int i = 0; i < in->n_steps; i++)
+        if ((st = run_step(p, &in->steps[i]))) return ran(p, st);
+    return ran(p, NB_OK);
 }
 
 /* ---- finding where values stop being finite ----------------------------- */
@@ -502,24 +550,18 @@ nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad)
     nb_status st = ensure_bound(p);
     if (st) return st;
     instance *in = p->cur;
-    for (int i = 0; i < in->n_params; i++)
-        ((const void **)in->params[i].k->in)[in->params[i].input] = in->params[i].param->value.data;
+    stamp(p, in);
     if ((*first_bad = bad_leaf(p, in))) return NB_OK;
     for (int i = 0; i < in->n_steps; i++) {
         const nb_kctx *k = &in->steps[i].k;
-        if ((st = in->steps[i].node->op->forward(k))) {
-            if (!p->err[0])
-                plan_fail(p, st, "node '%s': %s failed", in->steps[i].node->name,
-                          in->steps[i].node->op->name);
-            return st;
-        }
+        if ((st = run_step(p, &in->steps[i]))) return ran(p, st);
         /* checked right away: the buffer may be reused by a later step */
         if (!all_finite(k->dtype, k->out, nb_dims_numel(&k->out_shape))) {
             *first_bad = in->steps[i].node;
-            return NB_OK;
+            return ran(p, NB_OK);
         }
     }
-    return NB_OK;
+    return ran(p, NB_OK);
 }
 
 const void *nb_plan_get(const nb_plan *p, const nb_node *n)

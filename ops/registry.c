@@ -40,6 +40,11 @@ const nb_op_def *nb_op_find(const char *name)
 nb_status nb_op_register(const nb_op_def *def)
 {
     if (!def || !def->name || !def->shape || !def->forward) return NB_ERR_ARG;
+    if (def->n_state < 0 || def->n_state > NB_MAX_STATE || (def->n_state && !def->state))
+        return NB_ERR_ARG;
+    for (int s = 0; s < def->n_state; s++)  /* state is sized by an input always given */
+        if (!def->state[s].suffix || def->state[s].in < 0 || def->state[s].in >= def->min_in)
+            return NB_ERR_ARG;
     if (nb_op_find(def->name)) return NB_ERR_NAME;
     if (n_user_ops == MAX_USER_OPS) return NB_ERR_NOMEM;
     user_ops[n_user_ops++] = def;

@@ -23,6 +23,7 @@ struct nb_node {
     double *init_values;        /* owned copy of init.values */
     char *group;
     bool is_grad;
+    bool state;                 /* params: op-owned state made by nb_op (not trainable) */
 };
 
 struct nb_graph {

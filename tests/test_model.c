@@ -68,26 +68,6 @@ static void check_node(nb_graph *g, const char *name, const char *op, const char
     cr_expect_str_eq(s, shape, "shape of '%s'", name);
 }
 
-/* ---- a stand-in for batchnorm ------------------------------------------
- * The batchnorm op arrives with training; until then layer expansion is
- * tested with a shape-only stand-in, registered only while the op is missing. */
-static nb_status stub_fwd(const nb_kctx *k)
-{
-    (void)k;
-    return NB_ERR_RUNTIME;
-}
-static nb_status same_shape(nb_shape_ctx *c) { return nb_shape_float_inputs(c); }
-static const nb_attr_def bn_attrs[] = {{"eps", NB_ATTR_FLOAT, false, {.f = 1e-5}},
-                                       {"momentum", NB_ATTR_FLOAT, false, {.f = 0.1}}};
-static const nb_op_def bn_stub = {.name = "batchnorm", .min_in = 3, .max_in = 3,
-                                  .attrs = bn_attrs, .n_attrs = 2, .shape = same_shape,
-                                  .forward = stub_fwd, .doc = "test stand-in"};
-
-static void use_stubs(void)
-{
-    if (!nb_op_find("batchnorm")) cr_assert_eq(nb_op_register(&bn_stub), NB_OK);
-}
-
 /* ---- the examples of model-format.md -------------------------------- */
 
 static const char *complete_example =
@@ -433,7 +413,6 @@ static void expect_same_values(nb_graph *g, const char *name, nb_dtype dt, int r
 
 Test(model_layers, dense_and_batchnorm)
 {
-    use_stubs();
     nb_model *m = load_ok("nabla: 1\n"
                           "seed: 5\n"
                           "inputs:\n"
@@ -463,7 +442,22 @@ Test(model_layers, dense_and_batchnorm)
     cr_expect_str_eq(nb_node_name(nb_node_input(d, 1)), "d.gamma");
     cr_expect_str_eq(nb_node_name(nb_node_input(d, 2)), "d.beta");
     cr_expect_float_eq(nb_node_attr(d, "eps")->f, 0.001, 1e-15);
+    cr_expect_float_eq(nb_node_attr(d, "momentum")->f, 0.1, 1e-15);
+    /* the running statistics are the op's state: its inputs 3 and 4, not trainable */
+    cr_assert_eq(nb_node_num_inputs(d), 5);
+    cr_expect_str_eq(nb_node_name(nb_node_input(d, 3)), "d.running_mean");
+    cr_expect_str_eq(nb_node_name(nb_node_input(d, 4)), "d.running_var");
+    cr_expect(nb_param_trainable(nb_graph_find(g, "d.gamma")));
+    cr_expect_not(nb_param_trainable(nb_graph_find(g, "d.running_mean")));
+    cr_expect_not(nb_param_trainable(nb_graph_find(g, "d.running_var")));
+    cr_expect_not(nb_param_trainable(d), "a node is no param");
+    /* every param is listed, the trainable ones first */
     cr_expect_eq(nb_model_num_params(m), 8);
+    cr_expect_eq(nb_model_num_trainable(m), 6);
+    const char *params[] = {"a.W", "a.b", "b.W", "c.W", "d.gamma", "d.beta", "d.running_mean",
+                            "d.running_var"};
+    for (size_t i = 0; i < 8; i++)
+        cr_expect_str_eq(nb_node_name(nb_model_param(m, i)), params[i], "param %zu", i);
     expect_same_values(g, "a.W", NB_F32, 2, (int64_t[]){6, 4}, (nb_init){.kind = NB_INIT_HE, .seed = 5});
     expect_same_values(g, "a.b", NB_F32, 1, (int64_t[]){4}, (nb_init){.kind = NB_INIT_ZEROS});
     expect_same_values(g, "c.W", NB_F32, 2, (int64_t[]){3, 2},
@@ -528,20 +522,8 @@ Test(model_layers, errors)
                   "are strings)");
 }
 
-/* The batchnorm op is on another branch: until then its layer fails cleanly. */
-Test(model_layers, batchnorm_without_the_op)
-{
-    if (nb_op_find("batchnorm")) cr_skip_test("the batchnorm op is registered");
-    EXPECT_ERROR("nabla: 1\n"
-                 "inputs: {x: [N, 3]}\n"
-                 "nodes:\n"
-                 "  - {name: bn, layer: batchnorm, in: [x], momentum: 0.2}\n",
-                 "m.yaml:4:5: node 'bn': unknown op 'batchnorm'");
-}
-
 Test(model_layers, extensions)
 {
-    use_stubs();
     nb_model *m = load_ok("nabla: 1\n"
                           "inputs: {x: [N, 3]}\n"
                           "params:\n"
@@ -709,6 +691,95 @@ Test(model_api, force_f64)
     cr_expect_eq(nb_node_dtype(nb_graph_find(g, "y")), NB_F64);
     cr_expect_eq(nb_param_value(nb_graph_find(g, "w"))->dtype, NB_F64);
     cr_expect_str_eq(nb_model_dir(m), ".");
+    nb_model_free(m);
+}
+
+/* An `op: batchnorm` node keeps its statistics as NODE.running_mean and
+ * NODE.running_var (model-format.md, "Layers"): made by the op, listed after
+ * the trainable params, and usable by later nodes. */
+Test(model_layers, batchnorm_op_node_state)
+{
+    nb_model *m = load_ok("nabla: 1\n"
+                          "inputs: {x: [N, 3, 4, 4]}\n"
+                          "params:\n"
+                          "  g: {shape: [3], init: ones}\n"
+                          "  b: {shape: [3], init: zeros}\n"
+                          "nodes:\n"
+                          "  - {name: bn, op: batchnorm, in: [x, g, b], momentum: 0.3}\n"
+                          "  - {name: f, op: flatten, in: [bn]}\n"
+                          "  - {name: h, layer: dense, in: [f], units: 2}\n"
+                          "  - {name: v, op: sum, in: [bn.running_var]}\n"
+                          "outputs: [h, v]\n");
+    nb_graph *g = nb_model_graph(m);
+    check_node(g, "bn", "batchnorm", "[N, 3, 4, 4]");
+    check_node(g, "bn.running_mean", "param", "[3]");
+    check_node(g, "bn.running_var", "param", "[3]");
+    nb_node *bn = nb_graph_find(g, "bn");
+    cr_assert_eq(nb_node_num_inputs(bn), 5);
+    cr_expect_eq(nb_node_input(bn, 4), nb_graph_find(g, "bn.running_var"));
+    cr_expect_null(nb_node_group(nb_graph_find(g, "bn.running_mean")), "not a layer's");
+    cr_expect_eq(nb_node_input(nb_graph_find(g, "v"), 0), nb_graph_find(g, "bn.running_var"));
+    const char *params[] = {"g", "b", "h.W", "h.b", "bn.running_mean", "bn.running_var"};
+    cr_assert_eq(nb_model_num_params(m), 6);
+    cr_expect_eq(nb_model_num_trainable(m), 4);
+    for (size_t i = 0; i < 6; i++) {
+        cr_expect_str_eq(nb_node_name(nb_model_param(m, i)), params[i], "param %zu", i);
+        cr_expect_eq(nb_param_trainable(nb_model_param(m, i)), i < 4, "param %zu", i);
+    }
+    float *var = nb_param_value(nb_graph_find(g, "bn.running_var"))->data;
+    float *mean = nb_param_value(nb_graph_find(g, "bn.running_mean"))->data;
+    for (int c = 0; c < 3; c++) cr_expect(var[c] == 1 && mean[c] == 0, "channel %d", c);
+    nb_model_free(m);
+}
+
+Test(model_layers, batchnorm_errors)
+{
+    EXPECT_ERRORS("nabla: 1\n"
+                  "inputs: {x: [N, 3], y: [N, M], z: [5]}\n"
+                  "params:\n"
+                  "  g: {shape: [3], init: ones}\n"
+                  "  b: {shape: [4], init: zeros}\n"
+                  "  c.running_mean: {shape: [3], init: zeros}\n"
+                  "nodes:\n"
+                  "  - {name: a, op: batchnorm, in: [x, g, g], eps: -1}\n"
+                  "  - {name: c, op: batchnorm, in: [x, g, g]}\n"
+                  "  - {name: d, op: batchnorm, in: [x, g, b]}\n"
+                  "  - {name: e, op: batchnorm, in: [y, g, g]}\n"
+                  "  - {name: f, layer: batchnorm, in: [y]}\n"
+                  "  - {name: h, op: batchnorm, in: [z, g, g]}\n"
+                  "  - {name: k, op: batchnorm, in: [x, g, g], momentum: 2}\n"
+                  "  - {name: l, op: batchnorm, in: [x, g, g]}\n"
+                  "  - {name: l.running_var, op: neg, in: [x]}\n"
+                  "  - {name: m, op: dropout, in: [x]}\n"
+                  "  - {name: n, op: dropout, in: [x], rate: 1}\n",
+                  "m.yaml:8:5: node 'a': batchnorm needs eps >= 0; got -1",
+                  "m.yaml:9:5: node 'c': batchnorm keeps its state as 'c.running_mean', a name "
+                  "already taken",
+                  "m.yaml:10:5: node 'd': batchnorm needs beta [3]; b is [4]",
+                  "m.yaml:11:5: node 'e': batchnorm needs x [N, C, ...] with a fixed C; y is [N, M]",
+                  "m.yaml:12:5: node 'f': layer batchnorm needs x [N, C, ...] with a fixed C; y is [N, M]",
+                  "m.yaml:13:5: node 'h': batchnorm needs x [N, C, ...] of rank 2 or more; z is [5]",
+                  "m.yaml:14:5: node 'k': batchnorm needs 0 <= momentum <= 1; got 2",
+                  "m.yaml:16:12: duplicate name 'l.running_var' (first defined at line 15)",
+                  "m.yaml:17:5: node 'm': dropout needs attribute 'rate'",
+                  "m.yaml:18:5: node 'n': dropout needs 0 <= rate < 1; got 1");
+}
+
+/* The batchnorm layer builds what nb_batchnorm builds, with the layer's group. */
+Test(model_layers, batchnorm_layer_matches_c_api)
+{
+    nb_model *m = load_ok("nabla: 1\ndtype: f64\ninputs: {x: [N, 2, 3]}\nnodes:\n"
+                          "  - {name: bn, layer: batchnorm, in: [x], eps: 0.01}\n");
+    nb_graph *h = nb_graph_new();
+    nb_node *x = nb_input(h, "x", NB_F64, 3, (nb_dim[]){NB_SYM("N"), NB_DIM(2), NB_DIM(3)});
+    nb_node *gamma = nb_param(h, "bn.gamma", NB_F64, 1, (int64_t[]){2}, NB_INIT(NB_INIT_ONES));
+    nb_node *beta = nb_param(h, "bn.beta", NB_F64, 1, (int64_t[]){2}, NB_INIT(NB_INIT_ZEROS));
+    nb_node *bn = nb_op(h, "batchnorm", "bn", (nb_node *[]){x, gamma, beta}, 3,
+                        (nb_attr[]){NB_AFLOAT("eps", 0.01)}, 1);
+    cr_assert_not_null(bn, "%s", nb_graph_error(h));
+    for (size_t i = 1; i < nb_graph_num_nodes(h); i++) nb_node_set_group(h, nb_graph_node(h, i), "bn");
+    expect_same_graph(nb_model_graph(m), h);
+    nb_graph_free(h);
     nb_model_free(m);
 }
 

@@ -62,6 +62,14 @@ int nbt_parse_i64(const char *cmd, const char *opt, const char *s, int64_t lo, i
     return NBT_OK;
 }
 
+int nbt_parse_mode(const char *cmd, const char *s, bool *training)
+{
+    if (strcmp(s, "train") && strcmp(s, "eval"))
+        return nbt_fail(cmd, "--mode needs train or eval, not '%s'", s);
+    *training = !strcmp(s, "train");
+    return NBT_OK;
+}
+
 static bool is_identifier(const char *s, size_t n)
 {
     if (!n || !(isalpha((unsigned char)s[0]) || s[0] == '_')) return false;

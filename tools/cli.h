@@ -54,6 +54,8 @@ int nbt_parse_double(const char *cmd, const char *opt, const char *s, double *ou
 int nbt_parse_i64(const char *cmd, const char *opt, const char *s, int64_t lo, int64_t *out);
 /* "N=64", added to d (a repeated symbol takes the last value). */
 int nbt_parse_dim(const char *cmd, const char *s, nbt_dims *d);
+/* "train" (true) or "eval" (false), for --mode */
+int nbt_parse_mode(const char *cmd, const char *s, bool *training);
 /* "x=file.npy" */
 int nbt_parse_feed(const char *cmd, char *s, nbt_feeds *f);
 /* Value bound to sym in d, or 0. */
@@ -109,7 +111,12 @@ typedef struct nbt_gc_cfg {
     nbt_dims dims;     /* --dim */
     nbt_feeds feeds;   /* --in */
 } nbt_gc_cfg;
-#define NBT_GC_DEFAULTS ((nbt_gc_cfg){.opts = NB_GC_DEFAULTS, .batch = 2})
+/* nabla gradcheck runs in training mode (model-format.md), with the dropout
+ * masks fixed by opts.seed */
+#define NBT_GC_DEFAULTS \
+    ((nbt_gc_cfg){.opts = {.eps = 1e-6, .atol = 1e-5, .rtol = 1e-3, .max_elems = 1000, \
+                           .training = true},                                     \
+                  .batch = 2})
 
 /* Checks d loss / d x for every param and float input of m, which must be
  * loaded with force_f64. Prints one row per tensor on out, messages on

@@ -92,7 +92,7 @@ static void print_table(const nb_model *m, const nbt_dims *d)
     char unbound[256], shape[256], params[32], flops[32];
     flops_binds(g, d, &fb, unbound, sizeof unbound);
     widths w = measure(g, d);
-    double total_params = 0, total_flops = 0;
+    double total_params = 0, total_flops = 0, state = 0;
     printf("%-*s  %-*s  %-*s  %12s  %14s\n", w.name, "node", w.op, "op", w.shape, "shape", "params",
            "FLOPs");
     rule(w);
@@ -103,6 +103,7 @@ static void print_table(const nb_model *m, const nbt_dims *d)
         params[0] = flops[0] = 0;
         if (p >= 0) nbt_commas(p, params, sizeof params);
         if (nb_node_kind_of(n) == NB_NODE_PARAM) total_params += p;
+        if (nb_node_kind_of(n) == NB_NODE_PARAM && !nb_param_trainable(n)) state += p;
         if (nb_node_kind_of(n) == NB_NODE_OP) {
             if (f >= 0) nbt_commas(f, flops, sizeof flops), total_flops += f;
             else snprintf(flops, sizeof flops, "-");
@@ -114,6 +115,10 @@ static void print_table(const nb_model *m, const nbt_dims *d)
     nbt_commas(total_flops, flops, sizeof flops);
     rule(w);
     printf("%-*s  %-*s  %-*s  %12s  %14s\n", w.name, "total", w.op, "", w.shape, "", params, flops);
+    if (state > 0) {
+        nbt_commas(state, params, sizeof params);
+        printf("of the params, %s are op state (running statistics), not trained\n", params);
+    }
     if (unbound[0]) printf("FLOPs counted with %s (unbound; give --dim to set)\n", unbound);
 }
 

@@ -14,15 +14,18 @@ void nbt_usage_gradcheck(FILE *f)
     fprintf(f,
             "usage: nabla gradcheck MODEL [options]\n"
             "       nabla gradcheck --op NAME|all [--eps E] [--atol A] [--rtol R] [--seed S]\n"
-            "Loads MODEL in f64 and compares d loss / d x for every param and float input with\n"
-            "central differences; an element passes when |analytic - numeric| <= atol + rtol*|numeric|.\n"
+            "Loads MODEL in f64 and compares d loss / d x for every trainable param and float input\n"
+            "with central differences; an element passes when |analytic - numeric| <= atol +\n"
+            "rtol*|numeric|. Runs in training mode (dropout drops, batchnorm uses batch statistics)\n"
+            "with the dropout masks fixed by --seed, unless --mode eval.\n"
             "With --op, checks the named op (or every op) on its built-in cases.\n\n"
             "  --eps E          step of the central difference (1e-6)\n"
             "  --atol A         absolute tolerance (1e-5)\n"
             "  --rtol R         relative tolerance (1e-3)\n"
             "  --batch B        size of every free dimension --dim does not name (2)\n"
             "  --dim SYM=SIZE   size of one free dimension\n"
-            "  --seed S         seed for random inputs and sampled elements (0)\n"
+            "  --seed S         seed for random inputs, sampled elements and dropout masks (0)\n"
+            "  --mode train|eval  the mode the model (or op) runs in (train)\n"
             "  --max-elems K    elements checked per tensor, a seeded sample (1000; 0 = all)\n"
             "  --in NAME=FILE   take an input from a .npy file instead of random data\n"
             "                   (float inputs are U(-1, 1), labels valid class ids)\n"
@@ -126,7 +129,7 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
         {"seed", required_argument, NULL, 's'},     {"max-elems", required_argument, NULL, 'm'},
         {"dim", required_argument, NULL, 'd'},      {"in", required_argument, NULL, 'i'},
         {"op", required_argument, NULL, 'o'},       {"help", no_argument, NULL, 'h'},
-        {0, 0, 0, 0}};
+        {"mode", required_argument, NULL, 'M'},     {0, 0, 0, 0}};
     int c, rc = NBT_OK;
     int64_t v = 0;
     optind = 0;
@@ -143,6 +146,7 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
         case 'd': rc = nbt_parse_dim(CMD, optarg, &cfg->dims); break;
         case 'i': rc = nbt_parse_feed(CMD, optarg, &cfg->feeds); break;
         case 'o': *op = optarg; break;
+        case 'M': rc = nbt_parse_mode(CMD, optarg, &cfg->opts.training); break;
         default: return nbt_bad_usage(CMD, c, argv[optind - 1]);
         }
     }

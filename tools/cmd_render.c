@@ -16,12 +16,12 @@ void nbt_usage_render(FILE *f)
             "outputs and the loss set apart; a layer's nodes boxed under the layer's name.\n\n"
             "  -o, --output FILE  the diagram; its extension picks the format\n"
             "  --backward         add the gradient nodes of the loss with respect to every\n"
-            "                     param and float input (dashed, orange)\n"
+            "                     trainable param and float input (dashed, orange)\n"
             "  --dim SYM=SIZE     show that free dimension by its size\n"
             "  -h, --help         this text\n");
 }
 
-/* Gradient nodes for every param and every float input: what --grad would run. */
+/* Gradient nodes for every trainable param and every float input: what --grad would run. */
 static int add_backward(nb_model *m)
 {
     nb_graph *g = nb_model_graph(m);
@@ -33,7 +33,8 @@ static int add_backward(nb_model *m)
         free(wrt), free(grads);
         return nbt_fail(CMD, "out of memory");
     }
-    for (size_t i = 0; i < nb_model_num_params(m); i++) wrt[n++] = nb_model_param(m, i);
+    for (size_t i = 0; i < nb_model_num_params(m); i++)
+        if (nb_param_trainable(nb_model_param(m, i))) wrt[n++] = nb_model_param(m, i);
     for (size_t i = 0; i < nb_model_num_inputs(m); i++)
         if (nb_node_dtype(nb_model_input(m, i)) != NB_I32) wrt[n++] = nb_model_input(m, i);
     int rc = nb_grad(g, loss, wrt, (int)n, grads) ? nbt_fail(CMD, "%s", nb_graph_error(g)) : NBT_OK;

@@ -1,7 +1,8 @@
 /* nabla run MODEL --in NAME=FILE.npy ... [--weights W] [--save-weights W]
- * [--grad] [--dim S=V] -o DIR: one forward pass (and the backward pass with
- * --grad) on inputs from .npy files; every output and the loss are written
- * as DIR/NAME.npy, gradients as DIR/grad.NAME.npy. */
+ * [--grad] [--dim S=V] [--mode train|eval] [--seed S] -o DIR: one forward
+ * pass (and the backward pass with --grad) on inputs from .npy files; every
+ * output and the loss are written as DIR/NAME.npy, gradients as
+ * DIR/grad.NAME.npy. Eval mode unless --mode train. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -23,8 +24,15 @@ void nbt_usage_run(FILE *f)
             "  -o, --output DIR     where results go (created if missing)\n"
             "  --weights W          param values from a safetensors file, by param name\n"
             "  --save-weights W     write the params used to a safetensors file\n"
-            "  --grad               also write DIR/grad.NAME.npy for every param and float input\n"
+            "  --grad               also write DIR/grad.NAME.npy for every trainable param and\n"
+            "                       float input (not for batchnorm's running statistics)\n"
             "  --dim SYM=SIZE       bind a free dimension no input fixes\n"
+            "  --mode train|eval    eval (default): dropout is the identity and batchnorm uses\n"
+            "                       its running statistics; train: dropout drops, batchnorm\n"
+            "                       uses the batch's statistics and updates the running ones\n"
+            "                       (written by --save-weights)\n"
+            "  --seed S             seed of the dropout masks in train mode (default: the\n"
+            "                       train section's seed)\n"
             "  -h, --help           this text\n");
 }
 
@@ -32,7 +40,8 @@ typedef struct run_args {
     nbt_feeds feeds;
     nbt_dims dims;
     const char *model, *out, *weights, *save;
-    bool grad;
+    bool grad, training, seeded;
+    uint64_t seed;
 } run_args;
 
 typedef struct run_state {
@@ -140,7 +149,8 @@ static int choose_nodes(run_state *s, bool grad)
     s->n_res = s->n_nodes;
     if (!grad) return NBT_OK;
     if (!loss) return nbt_fail(CMD, "--grad needs a model with a 'loss:'");
-    for (size_t i = 0; i < nb_model_num_params(s->m); i++) s->wrt[s->n_wrt++] = nb_model_param(s->m, i);
+    for (size_t i = 0; i < nb_model_num_params(s->m); i++)  /* not op state: it has no gradient */
+        if (nb_param_trainable(nb_model_param(s->m, i))) s->wrt[s->n_wrt++] = nb_model_param(s->m, i);
     for (size_t i = 0; i < nb_model_num_inputs(s->m); i++)
         if (nb_node_dtype(nb_model_input(s->m, i)) != NB_I32) s->wrt[s->n_wrt++] = nb_model_input(s->m, i);
     if (nb_grad(s->g, loss, s->wrt, s->n_wrt, s->nodes + s->n_nodes))
@@ -185,7 +195,9 @@ static int run_plan(run_state *s, const run_args *a)
 {
     nb_plan *p = NULL;
     if (nb_plan_new(s->g, s->nodes, s->n_nodes, &p)) return nbt_fail(CMD, "%s", nb_graph_error(s->g));
-    nb_status st = nb_plan_bind(p, a->dims.b, a->dims.n);
+    nb_status st = nb_plan_set_training(p, a->training);
+    nb_plan_set_seed(p, a->seeded ? a->seed : nb_model_train(s->m)->seed);
+    if (!st) st = nb_plan_bind(p, a->dims.b, a->dims.n);
     for (int i = 0; i < s->in.n && !st; i++) st = nb_plan_set(p, s->in.node[i], s->in.t[i].data);
     if (!st) st = nb_plan_run(p);
     int rc = st ? nbt_fail(CMD, "%s", nb_plan_error(p)) : make_dir(a->out);
@@ -203,8 +215,10 @@ static int parse(int argc, char **argv, run_args *a)
         {"in", required_argument, NULL, 'i'},      {"output", required_argument, NULL, 'o'},
         {"weights", required_argument, NULL, 'w'}, {"save-weights", required_argument, NULL, 's'},
         {"grad", no_argument, NULL, 'g'},          {"dim", required_argument, NULL, 'd'},
+        {"mode", required_argument, NULL, 'm'},    {"seed", required_argument, NULL, 'e'},
         {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0}};
     int c, rc = NBT_OK;
+    int64_t v = 0;
     optind = 0;
     opterr = 0;
     while (!rc && (c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
@@ -216,6 +230,11 @@ static int parse(int argc, char **argv, run_args *a)
         case 's': a->save = optarg; break;
         case 'g': a->grad = true; break;
         case 'd': rc = nbt_parse_dim(CMD, optarg, &a->dims); break;
+        case 'm': rc = nbt_parse_mode(CMD, optarg, &a->training); break;
+        case 'e':
+            rc = nbt_parse_i64(CMD, "--seed", optarg, 0, &v);
+            a->seed = (uint64_t)v, a->seeded = true;
+            break;
         default: return nbt_bad_usage(CMD, c, argv[optind - 1]);
         }
     }

@@ -1,8 +1,9 @@
 /* Gradient check of a whole model (what `nabla gradcheck MODEL` does, and
  * what the tests call directly): bind the free dimensions, feed every input
  * (from files, or random data that suits it), make sure the forward pass is
- * finite, then nb_gradcheck every param and float input and print a row per
- * tensor. */
+ * finite, then nb_gradcheck every trainable param and float input and print a
+ * row per tensor. In training mode every run starts from the same seed, so
+ * dropout keeps one mask throughout. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,7 +121,9 @@ static int forward_finite(gc_run *r, double *loss_value)
     const nb_node *bad = NULL;
     int rc = NBT_OK;
     if (nb_plan_new(r->g, &loss, 1, &p)) return nbt_fail(CMD, "%s", nb_graph_error(r->g));
-    nb_status st = nb_plan_bind(p, r->dims.b, r->dims.n);
+    nb_status st = nb_plan_set_training(p, r->cfg->opts.training);
+    nb_plan_set_seed(p, r->cfg->opts.seed);  /* the masks nb_gradcheck will use */
+    if (!st) st = nb_plan_bind(p, r->dims.b, r->dims.n);
     for (int i = 0; i < r->n_feeds && !st; i++) st = nb_plan_set(p, r->feeds[i].node, r->feeds[i].data);
     if (!st) st = nb_plan_run_checked(p, &bad);
     if (st)
@@ -139,8 +142,8 @@ static int forward_finite(gc_run *r, double *loss_value)
 static void print_header(const gc_run *r, double loss, FILE *out)
 {
     const nb_gc_opts *o = &r->cfg->opts;
-    fprintf(out, "gradcheck of '%s' in f64, loss '%s' = %.6g", nb_model_name(r->m),
-            nb_node_name(nb_model_loss(r->m)), loss);
+    fprintf(out, "gradcheck of '%s' in f64, %s mode, loss '%s' = %.6g", nb_model_name(r->m),
+            o->training ? "training" : "eval", nb_node_name(nb_model_loss(r->m)), loss);
     for (int i = 0; i < r->dims.n; i++)
         fprintf(out, "%s%s=%" PRId64, i ? ", " : "; ", r->dims.b[i].sym, r->dims.b[i].value);
     fprintf(out, "\neps %g, pass when |analytic - numeric| <= %g + %g*|numeric|, ", o->eps, o->atol, o->rtol);
@@ -203,7 +206,8 @@ static int check_all(gc_run *r, FILE *out)
 static int collect_wrt(gc_run *r)
 {
     for (size_t i = 0; i < nb_model_num_params(r->m) && r->n_wrt < MAX_WRT; i++)
-        r->wrt[r->n_wrt++] = nb_model_param(r->m, i);
+        if (nb_param_trainable(nb_model_param(r->m, i)))  /* op state has no gradient */
+            r->wrt[r->n_wrt++] = nb_model_param(r->m, i);
     for (size_t i = 0; i < nb_model_num_inputs(r->m) && r->n_wrt < MAX_WRT; i++)
         if (nb_node_dtype(nb_model_input(r->m, i)) != NB_I32) r->wrt[r->n_wrt++] = nb_model_input(r->m, i);
     if (!r->n_wrt) return nbt_fail(CMD, "the model has no param and no float input to check");

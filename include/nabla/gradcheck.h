@@ -14,9 +14,12 @@ typedef struct nb_gc_opts {
     double eps;        /* step of the central difference (1e-6) */
     double atol, rtol; /* pass when |analytic - numeric| <= atol + rtol*|numeric| (1e-5, 1e-3) */
     size_t max_elems;  /* elements checked per tensor, seeded sample; 0 = all (1000) */
-    uint64_t seed;
+    uint64_t seed;     /* the sample, random inputs of nb_gradcheck_op, and dropout masks */
+    bool training;     /* run in training mode (false: eval). Every run then starts
+                          with nb_plan_set_seed(seed), so each perturbed run sees the
+                          same dropout masks and the loss is a smooth function. */
 } nb_gc_opts;
-#define NB_GC_DEFAULTS ((nb_gc_opts){1e-6, 1e-5, 1e-3, 1000, 0})
+#define NB_GC_DEFAULTS ((nb_gc_opts){1e-6, 1e-5, 1e-3, 1000, 0, false})
 
 typedef struct nb_gc_result {
     const nb_node *node;  /* the tensor checked (invalid after nb_gradcheck_op) */

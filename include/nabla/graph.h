@@ -55,6 +55,10 @@ typedef struct nb_init {
  * initialised here and lives with the graph. */
 nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const int64_t *shape,
                   nb_init init);
+/* Is p a trainable param? False for other nodes and for op-owned state
+ * (batchnorm's running statistics, made by nb_op: see nb_state_def in op.h),
+ * which optimizers and gradient checks leave alone. */
+bool nb_param_trainable(const nb_node *p);
 /* The value of a param (NULL for other nodes); write to it to load weights. */
 nb_tensor *nb_param_value(nb_node *param);
 /* Re-runs a param's init rule (e.g. after changing nothing but wanting fresh values). */
@@ -127,6 +131,13 @@ nb_node *nb_avg_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t stride, in
 /* labels: i32 [N] class ids or float [N, K] (one-hot or soft); mean over N */
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels);
 nb_node *nb_mse(nb_graph *g, nb_node *a, nb_node *b);
+/* x with elements zeroed at `rate` (0 <= rate < 1) and the rest scaled by
+ * 1/(1-rate) in training mode; x in eval mode */
+nb_node *nb_dropout(nb_graph *g, nb_node *x, double rate);
+/* x [N, C, ...] normalised per channel (axis 1), times gamma [C] plus beta
+ * [C]; makes the params NODE.running_mean and NODE.running_var (state) */
+nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, double eps,
+                      double momentum);
 
 /* ---- introspection -------------------------------------------------- */
 

@@ -18,9 +18,14 @@
  * Choices where the page leaves room:
  *   - the conv2d layer adds its bias through a view NAME.bias = NAME.b as
  *     [O, 1, 1], so its nodes are NAME.conv, NAME.bias, NAME.add, activation;
- *   - the batchnorm layer's NAME.running_mean / NAME.running_var are params
- *     (listed by nb_model_param after NAME.gamma and NAME.beta) so that they are
- *     saved with the weights; the loss does not depend on them. */
+ *   - batchnorm's running statistics NODE.running_mean / NODE.running_var
+ *     (of a batchnorm layer or an `op: batchnorm` node) are the op's state
+ *     (op.h, nb_state_def): params made by nb_op, not trainable
+ *     (nb_param_trainable is false), which get no gradient and which training
+ *     runs update. nb_model_param lists them too, so that they are saved and
+ *     loaded with the weights, but after every trainable param: the first
+ *     nb_model_num_trainable(m) params are the trainable ones. Later nodes may
+ *     refer to them by name. */
 #ifndef NABLA_MODEL_H
 #define NABLA_MODEL_H
 
@@ -61,8 +66,11 @@ nb_dtype nb_model_dtype(const nb_model *m);     /* the file's dtype (before forc
 uint64_t nb_model_seed(const nb_model *m);
 size_t nb_model_num_inputs(const nb_model *m);
 nb_node *nb_model_input(const nb_model *m, size_t i);
+/* Every param: the trainable ones first (file order), then op state. */
 size_t nb_model_num_params(const nb_model *m);
 nb_node *nb_model_param(const nb_model *m, size_t i);
+/* How many of the params, from the first, are trainable. */
+size_t nb_model_num_trainable(const nb_model *m);
 size_t nb_model_num_outputs(const nb_model *m);
 nb_node *nb_model_output(const nb_model *m, size_t i);
 nb_node *nb_model_loss(const nb_model *m);       /* NULL when the file names none */

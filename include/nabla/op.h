@@ -104,7 +104,34 @@ typedef struct nb_kctx {
     size_t work_bytes;
     char *err;                 /* for nb_kernel_fail */
     size_t err_cap;
+    /* The plan's mode and random stream (nb_plan_set_training, nb_plan_set_seed):
+     * dropout and batchnorm behave differently while training; random choices
+     * of a kernel are a pure function of (seed, step, a stream id such as the
+     * node's id, element index) through nb_random_key / nb_random_uniform, so
+     * that a gradient op can draw the same numbers again without storing them. */
+    bool training;
+    uint64_t seed;
+    uint64_t step;             /* training-mode runs since the seed was set */
 } nb_kctx;
+
+/* Counter-based random numbers (splitmix64): a key for one (seed, step,
+ * stream), then the i-th uniform number of that key in [0, 1). */
+static inline uint64_t nb_mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static inline uint64_t nb_random_key(uint64_t seed, uint64_t step, uint64_t stream)
+{
+    return nb_mix64(nb_mix64(nb_mix64(seed) ^ step) ^ stream);
+}
+static inline double nb_random_uniform(uint64_t key, uint64_t i)
+{
+    /* the i-th output of a splitmix64 stream started at key */
+    return (double)(nb_mix64(key + i * 0x9e3779b97f4a7c15ULL) >> 11) * 0x1.0p-53;
+}
 
 /* Fails a kernel at run time (bad data such as a label out of range). */
 nb_status nb_kernel_fail(const nb_kctx *k, const char *fmt, ...)
@@ -132,6 +159,23 @@ typedef struct nb_op_case {
     int n_attrs;
 } nb_op_case;
 
+/* State an op keeps across runs (batchnorm's running statistics). For each
+ * entry, nb_op makes a non-trainable param named NODE.suffix once the node's
+ * own inputs have passed its shape rule, and appends it to the node's inputs
+ * (in entry order, after the inputs given). Its dtype is the node's, its shape
+ * [size of axis `axis` of input `in`] (negative axes count from the end; the
+ * size must be fixed), its value the constant rule `init` (NB_INIT_ZEROS,
+ * NB_INIT_ONES). State inputs get no gradient; a kernel may write to them
+ * while training (k->training), e.g. to update running statistics: they are
+ * params, whose buffers live outside the plan's arena. Shape rules see them
+ * at plan time (n_in counts them), not when the node is added. */
+typedef struct nb_state_def {
+    const char *suffix;
+    nb_init_kind init;
+    int in, axis;
+} nb_state_def;
+#define NB_MAX_STATE 8
+
 enum {
     NB_OP_VIEW = 1u << 0,     /* output shares input 0's buffer (reshape) */
     NB_OP_INTERNAL = 1u << 1  /* built by gradient rules; not in the model-file op table */
@@ -145,6 +189,8 @@ typedef struct nb_op_def {
     uint32_t flags;
     uint32_t shape_only;           /* bit i: only input i's shape is used, not its data */
     uint32_t no_grad;              /* bit i: input i gets no gradient (labels) */
+    const nb_state_def *state;     /* op-owned state, appended to the inputs (above) */
+    int n_state;
     nb_status (*shape)(nb_shape_ctx *c);
     nb_status (*forward)(const nb_kctx *k);
     /* Adds nodes computing each input's gradient from gy (the gradient of the

@@ -27,7 +27,19 @@ nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds);
 nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data);
 /* Where an input's data lives in the plan, to be filled in place (NULL if not an input). */
 void *nb_plan_input_buffer(nb_plan *p, const nb_node *input);
-/* Runs the step: every requested output is computed. */
+/* Training or eval mode (plans start in eval mode): dropout drops and
+ * batchnorm normalises with batch statistics, updating its running statistics,
+ * only while training. NB_ERR_ARG for a NULL plan. */
+nb_status nb_plan_set_training(nb_plan *p, bool training);
+bool nb_plan_training(const nb_plan *p);
+/* Seeds the random choices of kernels (dropout masks) and resets the step
+ * counter to 0. Masks are a pure function of (seed, step, node, element):
+ * setting the same seed before two runs gives the same masks. The step counts
+ * training-mode runs since the seed was set (the seed is 0 until set). */
+void nb_plan_set_seed(nb_plan *p, uint64_t seed);
+uint64_t nb_plan_step(const nb_plan *p);
+/* Runs the step: every requested output is computed. In training mode the
+ * step counter then advances by one. */
 nb_status nb_plan_run(nb_plan *p);
 /* Runs the step like nb_plan_run, looking at every float value as it is made:
  * *first_bad is set to the first input, param or computed node (in execution

@@ -1,0 +1,217 @@
+/* batchnorm(x [N, C, ...], gamma [C], beta [C]; eps, momentum), normalising
+ * over every axis but 1, with its running statistics as op-owned state:
+ * nb_op appends the params NODE.running_mean (zeros) and NODE.running_var
+ * (ones) to its inputs. While training it normalises with the batch's mean and
+ * biased variance and moves the running statistics towards them (PyTorch:
+ * new = (1 - momentum) * old + momentum * batch, with the unbiased variance);
+ * in eval mode it normalises with the running statistics.
+ *
+ * Gradient ops (the mode decides which statistics they use, as in the forward):
+ *   batchnorm_backward(gy, x, running_mean, running_var[, gamma]; eps)   gx
+ *   batchnorm_xhat(x, running_mean, running_var; eps)   x̂ = (x - mean) / σ
+ * d gamma = sum(gy * x̂) and d beta = sum(gy) over every axis but 1 are built
+ * from primitives. batchnorm_xhat's gradient is batchnorm_backward without
+ * gamma; batchnorm_backward has none (no second order through batchnorm). */
+#include <math.h>
+
+#include "kernel.h"
+
+enum { A_EPS, A_MOMENTUM };
+
+/* x viewed as [n, c, s]: s is the product of the axes after 1 */
+typedef struct bnl {
+    int64_t n, c, s, count;  /* count = n * s, the values per channel */
+} bnl;
+
+static bnl layout_of(const nb_dims *x)
+{
+    bnl L = {x->d[0], x->d[1], 1, 0};
+    for (int a = 2; a < x->rank; a++) L.s *= x->d[a];
+    L.count = L.n * L.s;
+    return L;
+}
+
+#define T float
+#define F(name) name##_f32
+#include "batchnorm_t.h"
+#undef T
+#undef F
+#define T double
+#define F(name) name##_f64
+#include "batchnorm_t.h"
+#undef T
+#undef F
+
+/* ---- shape rules ---- */
+
+static nb_status check_eps(nb_shape_ctx *c)
+{
+    double eps = c->attr[A_EPS].f;
+    if (!(eps >= 0 && isfinite(eps)))
+        return nb_shape_fail(c, NB_ERR_ARG, "needs eps >= 0; got %g", eps);
+    return NB_OK;
+}
+
+/* Input ix is x [N, C, ...] with a fixed C, and inputs vec[0..n_vec) (those
+ * present) are [C] vectors named by names[]. */
+static nb_status channels(nb_shape_ctx *c, int ix, const int *vec, const char *const *names,
+                          int n_vec)
+{
+    nb_status st = nb_shape_float_inputs(c);
+    if (!st) st = check_eps(c);
+    if (st) return st;
+    const nb_shape *x = &c->in[ix];
+    if (x->rank < 2)
+        return nb_shape_fail(c, NB_ERR_SHAPE, "needs x [N, C, ...] of rank 2 or more; %s",
+                             nb_shape_desc(c, ix));
+    if (!nb_sdim_is_const(x->d[1]))
+        return nb_shape_fail(c, NB_ERR_SHAPE, "needs x [N, C, ...] with a fixed C; %s",
+                             nb_shape_desc(c, ix));
+    nb_shape want = {.rank = 1, .d = {x->d[1]}};
+    for (int k = 0; k < n_vec && !st; k++)
+        if (vec[k] < c->n_in) st = nb_shape_expect(c, vec[k], &want, names[k]);
+    c->out = *x;
+    return st;
+}
+
+static nb_status bn_shape(nb_shape_ctx *c)
+{
+    static const char *const names[] = {"gamma", "beta", "running_mean", "running_var"};
+    nb_status st = channels(c, 0, (const int[]){1, 2, 3, 4}, names, 4);
+    double m = c->attr[A_MOMENTUM].f;
+    if (!st && !(m >= 0 && m <= 1))
+        return nb_shape_fail(c, NB_ERR_ARG, "needs 0 <= momentum <= 1; got %g", m);
+    return st;
+}
+
+/* gy and x of one shape */
+static nb_status backward_shape(nb_shape_ctx *c)
+{
+    static const char *const names[] = {"running_mean", "running_var", "gamma"};
+    nb_status st = channels(c, 1, (const int[]){2, 3, 4}, names, 3);
+    if (!st) st = nb_shape_expect(c, 0, &c->in[1], "a gradient of x's shape");
+    return st;
+}
+
+static nb_status xhat_shape(nb_shape_ctx *c)
+{
+    static const char *const names[] = {"running_mean", "running_var"};
+    return channels(c, 0, (const int[]){1, 2}, names, 2);
+}
+
+/* ---- kernels ---- */
+
+static nb_status bn_fwd(const nb_kctx *k)
+{
+    bnl L = layout_of(&k->in_shape[0]);
+    if (k->n_in < 5) return nb_kernel_fail(k, "batchnorm has no running statistics");
+    if (k->training && L.count < 2)
+        return nb_kernel_fail(k, "batchnorm needs more than one value per channel while "
+                              "training; x has %lld", (long long)L.count);
+    if (k->dtype == NB_F64)
+        bn_forward_f64(k, &L);
+    else
+        bn_forward_f32(k, &L);
+    return NB_OK;
+}
+
+static nb_status xhat_fwd(const nb_kctx *k)
+{
+    bnl L = layout_of(&k->in_shape[0]);
+    if (k->dtype == NB_F64)
+        bn_xhat_f64(k, &L);
+    else
+        bn_xhat_f32(k, &L);
+    return NB_OK;
+}
+
+static nb_status backward_fwd(const nb_kctx *k)
+{
+    bnl L = layout_of(&k->in_shape[1]);
+    if (k->dtype == NB_F64)
+        bn_backward_f64(k, &L);
+    else
+        bn_backward_f32(k, &L);
+    return NB_OK;
+}
+
+static double bn_flops(const nb_kctx *k) { return 8.0 * (double)nb_dims_numel(&k->out_shape); }
+static double backward_flops(const nb_kctx *k) { return 12.0 * (double)nb_dims_numel(&k->out_shape); }
+
+/* ---- gradients ---- */
+
+static nb_attr eps_attr(const nb_node *y)
+{
+    return (nb_attr)NB_AFLOAT("eps", nb_node_attr(y, "eps")->f);
+}
+
+static nb_status bn_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+{
+    nb_node *x = nb_node_input(y, 0), *gamma = nb_node_input(y, 1);
+    nb_node *rm = nb_node_input(y, 3), *rv = nb_node_input(y, 4);
+    nb_attr eps = eps_attr(y);
+    int64_t axes[NB_MAX_DIMS];
+    int n = 0;
+    for (int a = 0; a < nb_node_rank(x); a++)
+        if (a != 1) axes[n++] = a;
+    gx[0] = nb_op(g, "batchnorm_backward", NULL, (nb_node *[]){gy, x, rm, rv, gamma}, 5, &eps, 1);
+    nb_node *xhat = nb_op(g, "batchnorm_xhat", NULL, (nb_node *[]){x, rm, rv}, 3, &eps, 1);
+    gx[1] = nb_sum(g, nb_mul(g, gy, xhat), axes, n, false);
+    gx[2] = nb_sum(g, gy, axes, n, false);
+    return NB_OK;
+}
+
+/* x̂ is batchnorm with gamma 1 and beta 0 */
+static nb_status xhat_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+{
+    nb_attr eps = eps_attr(y);
+    nb_node *in[4] = {gy, nb_node_input(y, 0), nb_node_input(y, 1), nb_node_input(y, 2)};
+    gx[0] = nb_op(g, "batchnorm_backward", NULL, in, 4, &eps, 1);
+    return NB_OK;
+}
+
+/* ---- definitions ---- */
+
+static const nb_attr_def bn_attrs[] = {{"eps", NB_ATTR_FLOAT, false, {.f = 1e-5}},
+                                       {"momentum", NB_ATTR_FLOAT, false, {.f = 0.1}}};
+static const nb_attr_def eps_attrs[] = {{"eps", NB_ATTR_FLOAT, false, {.f = 1e-5}}};
+
+static const nb_state_def bn_state[] = {{"running_mean", NB_INIT_ZEROS, 0, 1},
+                                        {"running_var", NB_INIT_ONES, 0, 1}};
+
+/* Every case has more than one value per channel, so that they also hold in
+ * training mode (nabla gradcheck --op). */
+static const nb_op_case bn_cases[] = {
+    {.in = {"4,3", "3", "3"}},
+    {.in = {"2,3,2,2", "3", "3"}, .attrs = {NB_AFLOAT("eps", 1e-3)}, .n_attrs = 1},
+    {.in = {"1,2,3,1", "2", "2"}, .attrs = {NB_AFLOAT("momentum", 0.5)}, .n_attrs = 1},
+    {.in = {"3,1", "1", "1"}, .attrs = {NB_AFLOAT("eps", 0.1)}, .n_attrs = 1},
+};
+/* the running variance must stay positive */
+static const nb_op_case xhat_cases[] = {
+    {.in = {"4,3", "3", "3"}, .lo = 0.2, .hi = 1},
+    {.in = {"2,2,3", "2", "2"}, .lo = 0.2, .hi = 1, .attrs = {NB_AFLOAT("eps", 0.01)}, .n_attrs = 1},
+};
+
+const nb_op_def nb_op_batchnorm = {
+    .name = "batchnorm", .min_in = 3, .max_in = 3, .attrs = bn_attrs, .n_attrs = 2,
+    .state = bn_state, .n_state = 2, .shape = bn_shape, .forward = bn_fwd, .backward = bn_bwd,
+    .flops = bn_flops, .cases = bn_cases, .n_cases = NB_NELEMS(bn_cases),
+    .doc = "x normalised over every axis but 1, times gamma plus beta; running statistics in eval"};
+const nb_op_def nb_op_batchnorm_backward = {
+    .name = "batchnorm_backward", .min_in = 4, .max_in = 5, .attrs = eps_attrs, .n_attrs = 1,
+    .flags = NB_OP_INTERNAL, .no_grad = 0x1e, .shape = backward_shape, .forward = backward_fwd,
+    .flops = backward_flops,
+    .doc = "gradient of batchnorm wrt x (gamma 1 when not given)"};
+const nb_op_def nb_op_batchnorm_xhat = {
+    .name = "batchnorm_xhat", .min_in = 3, .max_in = 3, .attrs = eps_attrs, .n_attrs = 1,
+    .flags = NB_OP_INTERNAL, .no_grad = 0x6, .shape = xhat_shape, .forward = xhat_fwd,
+    .backward = xhat_bwd, .flops = bn_flops, .cases = xhat_cases, .n_cases = NB_NELEMS(xhat_cases),
+    .doc = "batchnorm's normalised x, (x - mean) / sqrt(var + eps)"};
+
+nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, double eps,
+                      double momentum)
+{
+    nb_attr a[2] = {NB_AFLOAT("eps", eps), NB_AFLOAT("momentum", momentum)};
+    return nb_op(g, "batchnorm", NULL, (nb_node *[]){x, gamma, beta}, 3, a, 2);
+}
