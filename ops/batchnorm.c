@@ -31,16 +31,8 @@ static bnl layout_of(const nb_dims *x)
     return L;
 }
 
-#define T float
-#define F(name) name##_f32
-#include "batchnorm_t.h"
-#undef T
-#undef F
-#define T double
-#define F(name) name##_f64
-#include "batchnorm_t.h"
-#undef T
-#undef F
+#define NB_TEMPLATE "batchnorm_t.h"
+#include "template.h"
 
 /* ---- shape rules ---- */
 

@@ -50,20 +50,8 @@ static void valid_cols(const geom *g, int64_t kj, int64_t *lo, int64_t *hi)
     if (*hi < *lo) *hi = *lo;
 }
 
-#define T float
-#define F(name) name##_f32
-#define GEMM cblas_sgemm
-#include "conv_t.h"
-#undef T
-#undef F
-#undef GEMM
-#define T double
-#define F(name) name##_f64
-#define GEMM cblas_dgemm
-#include "conv_t.h"
-#undef T
-#undef F
-#undef GEMM
+#define NB_TEMPLATE "conv_t.h"
+#include "template.h"
 
 /* ---- shape rules ---- */
 

@@ -61,16 +61,8 @@ static inline void window(int64_t o, const pgeom *g, int64_t n, int64_t *a, int6
         }                                                    \
     } while (0)
 
-#define T float
-#define F(name) name##_f32
-#include "pool_t.h"
-#undef T
-#undef F
-#define T double
-#define F(name) name##_f64
-#include "pool_t.h"
-#undef T
-#undef F
+#define NB_TEMPLATE "pool_t.h"
+#include "template.h"
 
 /* ---- shape rules ---- */
 
