@@ -480,6 +480,7 @@ uint64_t nb_plan_step(const nb_plan *p) { return p ? p->step : 0; }
  * the mode, seed and step every kernel sees. */
 static void stamp(nb_plan *p, instance *in)
 {
+    p->err[0] = 0;  /* a message from an earlier run must not stand for this one */
     for (int i = 0; i < in->n_params; i++)
         ((const void **)in->params[i].k->in)[in->params[i].input] = in->params[i].param->value.data;
     for (int i = 0; i < in->n_steps; i++) {
