@@ -175,3 +175,57 @@ Test(autodiff, gradcheck_catches_a_wrong_gradient)
     cr_expect_eq(r[0].failures, 6);
     cr_expect_str_eq(r[0].name, "a");
 }
+
+/* relu at exactly 0: the central difference (0.5) disagrees with the defined
+ * gradient (0); gradcheck reports a kink, not a failure. */
+Test(autodiff, gradcheck_reports_kinks_apart)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 1, (nb_dim[]){NB_DIM(4)});
+    nb_node *loss = nb_sum(g, nb_relu(g, x), NULL, 0, false);
+    double xs[4] = {-0.5, 0.0, 0.25, 0.0};
+    nb_feed feed = {x, xs};
+    nb_gc_result r;
+    char err[256];
+    cr_assert_eq(nb_gradcheck(g, loss, &x, 1, NULL, 0, &feed, 1, NULL, &r, err, sizeof err), NB_OK, "%s", err);
+    cr_expect(r.pass);
+    cr_expect_eq(r.kinks, 2);
+    cr_expect_eq(r.failures, 0);
+    nb_graph_free(g);
+}
+
+/* A gradient that is wrong at a kink (outside both one-sided slopes) fails. */
+static nb_status relu_like_fwd(const nb_kctx *k)
+{
+    const double *x = k->in[0];
+    double *y = k->out;
+    for (size_t i = 0; i < nb_dims_numel(&k->out_shape); i++) y[i] = x[i] > 0 ? x[i] : 0;
+    return NB_OK;
+}
+static nb_status relu_like_wrong_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+{
+    (void)y;
+    gx[0] = nb_scale(g, gy, 5, 0);  /* 5 is neither slope (0 or 1) */
+    return NB_OK;
+}
+static const nb_op_def relu_like_wrong = {
+    .name = "test_relu_like_wrong", .min_in = 1, .max_in = 1, .shape = twice_shape,
+    .forward = relu_like_fwd, .backward = relu_like_wrong_bwd};
+
+Test(autodiff, a_wrong_gradient_at_a_kink_is_a_failure)
+{
+    nb_status st = nb_op_register(&relu_like_wrong);
+    cr_assert(st == NB_OK || st == NB_ERR_NAME);
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 1, (nb_dim[]){NB_DIM(2)});
+    nb_node *loss = nb_sum(g, nb_op(g, "test_relu_like_wrong", "r", &x, 1, NULL, 0), NULL, 0, false);
+    double xs[2] = {0.0, 0.0};
+    nb_feed feed = {x, xs};
+    nb_gc_result r;
+    char err[256];
+    cr_assert_eq(nb_gradcheck(g, loss, &x, 1, NULL, 0, &feed, 1, NULL, &r, err, sizeof err), NB_OK, "%s", err);
+    cr_expect_not(r.pass);
+    cr_expect_eq(r.failures, 2);
+    cr_expect_eq(r.kinks, 0);
+    nb_graph_free(g);
+}
