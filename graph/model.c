@@ -258,14 +258,6 @@ nb_status nb_model_load_file(const char *path, const nb_load_opts *opts, nb_mode
     return st;
 }
 
-void nb_diags_free(nb_diags *d)
-{
-    if (!d) return;
-    for (size_t i = 0; i < d->n; i++) nb_free(d->lines[i]);
-    nb_free(d->lines);
-    d->lines = NULL;
-    d->n = 0;
-}
 
 void nb_model_free(nb_model *m)
 {

@@ -80,3 +80,34 @@ size_t nb_tensor_numel(const nb_tensor *t)
 }
 
 size_t nb_tensor_bytes(const nb_tensor *t) { return nb_tensor_numel(t) * nb_dtype_size(t->dtype); }
+
+nb_status nb_tensor_convert(nb_tensor *t, nb_dtype to)
+{
+    if (t->dtype == to) return NB_OK;
+    if (to == NB_I32) return NB_ERR_DTYPE;  /* floats never silently become labels */
+    nb_tensor c;
+    nb_status st = nb_tensor_alloc(&c, to, t->rank, t->shape);
+    if (st) return st;
+    size_t n = nb_tensor_numel(t);
+    for (size_t i = 0; i < n; i++) {
+        double v = t->dtype == NB_F64 ? ((const double *)t->data)[i]
+                 : t->dtype == NB_F32 ? ((const float *)t->data)[i]
+                                      : ((const int32_t *)t->data)[i];
+        if (to == NB_F64)
+            ((double *)c.data)[i] = v;
+        else
+            ((float *)c.data)[i] = (float)v;
+    }
+    nb_tensor_free(t);
+    *t = c;
+    return NB_OK;
+}
+
+void nb_diags_free(nb_diags *d)
+{
+    if (!d) return;
+    for (size_t i = 0; i < d->n; i++) nb_free(d->lines[i]);
+    nb_free(d->lines);
+    d->lines = NULL;
+    d->n = 0;
+}

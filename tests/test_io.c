@@ -640,3 +640,72 @@ Test(safetensors, write_rejects_duplicate_names)
     cr_assert_eq(count_files(), 0);
     nb_tensor_free(&t);
 }
+
+/* ---- a graph's params by name ------------------------------------------- */
+
+static nb_graph *two_params(nb_dtype dt, uint64_t seed)
+{
+    nb_graph *g = nb_graph_new();
+    nb_param(g, "W", dt, 2, (int64_t[]){3, 2}, (nb_init){.kind = NB_INIT_HE, .seed = seed});
+    nb_param(g, "b", dt, 1, (int64_t[]){2}, (nb_init){.kind = NB_INIT_UNIFORM, .a = -1, .b = 1, .seed = seed});
+    cr_assert_eq(nb_graph_status(g), NB_OK);
+    return g;
+}
+
+static double value(nb_graph *g, const char *name, size_t i)
+{
+    const nb_tensor *t = nb_param_value(nb_graph_find(g, name));
+    return t->dtype == NB_F64 ? ((double *)t->data)[i] : ((float *)t->data)[i];
+}
+
+Test(weights, save_then_load_by_name_with_conversion, .init = make_tmp, .fini = remove_tmp)
+{
+    nb_graph *a = two_params(NB_F64, 1), *b = two_params(NB_F32, 2);
+    const char *meta[2] = {"epoch", "3"};
+    cr_assert_eq(nb_weights_save(a, tmp_path("w.safetensors"), meta, 1, err, sizeof err), NB_OK, "%s", err);
+    nb_diags ignored;
+    cr_assert_eq(nb_weights_load(b, tmp_path("w.safetensors"), &ignored, err, sizeof err), NB_OK, "%s", err);
+    cr_expect_eq(ignored.n, 0);
+    for (size_t i = 0; i < 6; i++) cr_expect_float_eq(value(b, "W", i), value(a, "W", i), 1e-6);
+    for (size_t i = 0; i < 2; i++) cr_expect_float_eq(value(b, "b", i), value(a, "b", i), 1e-6);
+    nb_tensor_set set = {0};
+    cr_assert_eq(nb_safetensors_read(tmp_path("w.safetensors"), &set, err, sizeof err), NB_OK);
+    cr_expect_eq(set.n_meta, 1);
+    cr_expect_str_eq(set.meta_vals[0], "3");
+    nb_tensor_set_free(&set);
+    nb_graph_free(a);
+    nb_graph_free(b);
+}
+
+Test(weights, a_bad_file_changes_nothing_and_names_the_param, .init = make_tmp, .fini = remove_tmp)
+{
+    nb_tensor_set set = {0};
+    nb_tensor W = make_tensor(NB_F32, 2, (int64_t[]){3, 2}), b = make_tensor(NB_F32, 1, (int64_t[]){5});
+    nb_tensor_set_add(&set, "W", &W);
+    nb_tensor_set_add(&set, "b", &b);
+    nb_tensor_set_add(&set, "extra", &b);
+    cr_assert_eq(nb_safetensors_write(tmp_path("bad.safetensors"), &set, err, sizeof err), NB_OK);
+    nb_graph *g = two_params(NB_F32, 1);
+    double w0 = value(g, "W", 0);
+    cr_expect_eq(nb_weights_load(g, tmp_path("bad.safetensors"), NULL, err, sizeof err), NB_ERR_SHAPE);
+    cr_expect(strstr(err, "param 'b' is f32 [2] but the file's tensor is f32 [5]"), "%s", err);
+    cr_expect_eq(value(g, "W", 0), w0, "W was loaded although b is misshapen");
+    /* with b right, the extra tensor is reported, not an error */
+    nb_tensor_set_free(&set);
+    nb_tensor b2 = make_tensor(NB_F64, 1, (int64_t[]){2});
+    nb_tensor_set_add(&set, "W", &W);
+    nb_tensor_set_add(&set, "b", &b2);
+    nb_tensor_set_add(&set, "extra", &b2);
+    cr_assert_eq(nb_safetensors_write(tmp_path("ok.safetensors"), &set, err, sizeof err), NB_OK);
+    nb_diags ignored;
+    cr_assert_eq(nb_weights_load(g, tmp_path("ok.safetensors"), &ignored, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(ignored.n, 1);
+    cr_expect_str_eq(ignored.lines[0], "extra");
+    nb_diags_free(&ignored);
+    cr_expect_eq(nb_weights_load(g, tmp_path("missing.safetensors"), NULL, err, sizeof err), NB_ERR_IO);
+    nb_tensor_set_free(&set);
+    nb_tensor_free(&W);
+    nb_tensor_free(&b);
+    nb_tensor_free(&b2);
+    nb_graph_free(g);
+}

@@ -177,21 +177,10 @@ nb_node *nbt_find_input(const char *cmd, const nb_model *m, const char *name, in
 
 int nbt_convert(const char *cmd, nb_tensor *t, nb_dtype to)
 {
-    if (t->dtype == to) return NBT_OK;
-    nb_tensor c;
-    if (nb_tensor_alloc(&c, to, t->rank, t->shape)) return nbt_fail(cmd, "out of memory");
-    size_t n = nb_tensor_numel(t);
-    if (t->dtype == NB_F32 && to == NB_F64)
-        for (size_t i = 0; i < n; i++) ((double *)c.data)[i] = ((const float *)t->data)[i];
-    else if (t->dtype == NB_F64 && to == NB_F32)
-        for (size_t i = 0; i < n; i++) ((float *)c.data)[i] = (float)((const double *)t->data)[i];
-    else {
-        nb_tensor_free(&c);
-        return nbt_fail(cmd, "cannot convert %s data to %s", nb_dtype_name(t->dtype), nb_dtype_name(to));
-    }
-    nb_tensor_free(t);
-    *t = c;
-    return NBT_OK;
+    nb_status st = nb_tensor_convert(t, to);
+    return st ? nbt_fail(cmd, "cannot convert %s data to %s (%s)", nb_dtype_name(t->dtype),
+                         nb_dtype_name(to), nb_status_str(st))
+              : NBT_OK;
 }
 
 /* ---- inputs -------------------------------------------------------------- */

@@ -55,61 +55,22 @@ typedef struct run_state {
 
 /* ---- weights ------------------------------------------------------------------ */
 
-static int set_param(nb_node *p, const nb_tensor *t, const char *path)
-{
-    nb_tensor *v = nb_param_value(p);
-    bool same = t->rank == v->rank;
-    for (int a = 0; same && a < t->rank; a++) same = t->shape[a] == v->shape[a];
-    char want[128];
-    nb_node_shape_str(NULL, p, want, sizeof want);
-    if (!same || t->dtype == NB_I32)
-        return nbt_fail(CMD, "%s: param '%s' is %s %s but the file's tensor is %s of rank %d%s", path,
-                        nb_node_name(p), nb_dtype_name(v->dtype), want, nb_dtype_name(t->dtype),
-                        t->rank, same ? "" : " with another shape");
-    nb_tensor c = *t;
-    if (nb_tensor_alloc(&c, t->dtype, t->rank, t->shape)) return nbt_fail(CMD, "out of memory");
-    memcpy(c.data, t->data, nb_tensor_bytes(t));
-    int rc = nbt_convert(CMD, &c, v->dtype);
-    if (!rc) memcpy(v->data, c.data, nb_tensor_bytes(v));
-    nb_tensor_free(&c);
-    return rc;
-}
-
 static int load_weights(const run_state *s, const char *path)
 {
-    nb_tensor_set set = {0};
+    nb_diags ignored;
     char err[1024];
-    if (nb_safetensors_read(path, &set, err, sizeof err)) return nbt_fail(CMD, "%s", err);
-    int rc = NBT_OK;
-    for (size_t i = 0; i < nb_model_num_params(s->m) && !rc; i++) {
-        nb_node *p = nb_model_param(s->m, i);
-        const nb_tensor *t = nb_tensor_set_find(&set, nb_node_name(p));
-        rc = t ? set_param(p, t, path)
-               : nbt_fail(CMD, "%s: no tensor for param '%s'", path, nb_node_name(p));
-    }
-    for (size_t i = 0; i < set.n && !rc; i++) {
-        nb_node *n = nb_graph_find(s->g, set.items[i].name);
-        if (!n || nb_node_kind_of(n) != NB_NODE_PARAM)
-            nbt_warn(CMD, "%s: tensor '%s' names no param of the model; ignored", path, set.items[i].name);
-    }
-    nb_tensor_set_free(&set);
-    return rc;
+    if (nb_weights_load(s->g, path, &ignored, err, sizeof err)) return nbt_fail(CMD, "%s", err);
+    for (size_t i = 0; i < ignored.n; i++)
+        nbt_warn(CMD, "%s: tensor '%s' names no param of the model; ignored", path, ignored.lines[i]);
+    nb_diags_free(&ignored);
+    return NBT_OK;
 }
 
 static int save_weights(const run_state *s, const char *path)
 {
-    nb_tensor_set set = {0};
+    const char *meta[2] = {"model", nb_model_name(s->m)};
     char err[1024];
-    int rc = NBT_OK;
-    nb_status st = nb_tensor_set_meta(&set, "model", nb_model_name(s->m));
-    for (size_t i = 0; i < nb_model_num_params(s->m) && !st; i++) {
-        nb_node *p = nb_model_param(s->m, i);
-        st = nb_tensor_set_add(&set, nb_node_name(p), nb_param_value(p));
-    }
-    if (st) rc = nbt_fail(CMD, "%s: %s", path, nb_status_str(st));
-    else if (nb_safetensors_write(path, &set, err, sizeof err)) rc = nbt_fail(CMD, "%s", err);
-    nb_tensor_set_free(&set);
-    return rc;
+    return nb_weights_save(s->g, path, meta, 1, err, sizeof err) ? nbt_fail(CMD, "%s", err) : NBT_OK;
 }
 
 /* ---- inputs and dimensions ------------------------------------------------------- */

@@ -80,6 +80,16 @@ size_t nb_tensor_bytes(const nb_tensor *t);
  * NB_ERR_SHAPE on a negative dimension. */
 nb_status nb_shape_numel(int rank, const int64_t *shape, size_t *numel);
 
+/* A list of messages (loader errors, warnings), each its own string. */
+typedef struct nb_diags {
+    size_t n;
+    char **lines;
+} nb_diags;
+void nb_diags_free(nb_diags *d);
+
+/* Converts t's data to dtype `to` in place (f32 <-> f64; i32 to a float). */
+nb_status nb_tensor_convert(nb_tensor *t, nb_dtype to);
+
 /* A small seeded generator (xoshiro256**): the same seed gives the same
  * numbers on every machine. */
 typedef struct nb_rng {

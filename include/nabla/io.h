@@ -6,7 +6,7 @@
 #ifndef NABLA_IO_H
 #define NABLA_IO_H
 
-#include "core.h"
+#include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,6 +42,16 @@ nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tenso
 nb_status nb_tensor_set_meta(nb_tensor_set *set, const char *key, const char *value);
 const nb_tensor *nb_tensor_set_find(const nb_tensor_set *set, const char *name);
 void nb_tensor_set_free(nb_tensor_set *set);
+
+/* Writes every param of g, by name, to a safetensors file (atomically);
+ * meta holds n_meta key/value string pairs for "__metadata__". */
+nb_status nb_weights_save(const nb_graph *g, const char *path, const char *const *meta,
+                          size_t n_meta, char *err, size_t cap);
+/* Sets every param of g from the tensor of its name (F32/F64 converted to the
+ * param's dtype). A missing or misshapen param is an error naming it, and a
+ * file with an error changes no param. Tensors that name no param are listed
+ * in *ignored (may be NULL; free with nb_diags_free). */
+nb_status nb_weights_load(nb_graph *g, const char *path, nb_diags *ignored, char *err, size_t cap);
 
 #ifdef __cplusplus
 }

@@ -37,12 +37,7 @@ extern "C" {
 
 typedef struct nb_model nb_model;
 
-/* Error lines, "FILE:LINE:COL: message", in file order. */
-typedef struct nb_diags {
-    size_t n;
-    char **lines;
-} nb_diags;
-void nb_diags_free(nb_diags *d);
+/* Errors come as nb_diags (core.h): lines "FILE:LINE:COL: message", in file order. */
 
 typedef struct nb_load_opts {
     bool force_f64;   /* build the graph in f64 whatever the file's dtype (gradcheck) */

@@ -1,0 +1,95 @@
+/* A graph's params in and out of safetensors files, by param name: what
+ * `nabla run --weights/--save-weights` and checkpoints use. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+nb_status nb_weights_save(const nb_graph *g, const char *path, const char *const *meta,
+                          size_t n_meta, char *err, size_t cap)
+{
+    nb_tensor_set set = {0};
+    nb_status st = NB_OK;
+    for (size_t i = 0; i < n_meta && !st; i++) st = nb_tensor_set_meta(&set, meta[2 * i], meta[2 * i + 1]);
+    for (size_t i = 0; i < g->n_nodes && !st; i++) {
+        nb_node *n = g->nodes[i];
+        if (n->kind == NB_NODE_PARAM) st = nb_tensor_set_add(&set, n->name, &n->value);
+    }
+    if (st)
+        snprintf(err, cap, "%s: %s", path, nb_status_str(st));
+    else
+        st = nb_safetensors_write(path, &set, err, cap);
+    nb_tensor_set_free(&set);
+    return st;
+}
+
+/* The file's tensor for param p, if it has p's shape and a float dtype. */
+static nb_status match(const nb_tensor_set *set, const nb_node *p, const char *path, char *err,
+                       size_t cap, const nb_tensor **out)
+{
+    const nb_tensor *t = *out = nb_tensor_set_find(set, p->name);
+    if (!t) {
+        snprintf(err, cap, "%s: no tensor for param '%s'", path, p->name);
+        return NB_ERR_FORMAT;
+    }
+    bool same = t->rank == p->value.rank && t->dtype != NB_I32;
+    for (int a = 0; same && a < t->rank; a++) same = t->shape[a] == p->value.shape[a];
+    if (same) return NB_OK;
+    char want[128], got[128];
+    nb_shape_format(NULL, &p->shape, want, sizeof want);
+    size_t len = 0;
+    got[len++] = '[';
+    for (int a = 0; a < t->rank && len + 24 < sizeof got; a++)
+        len += (size_t)snprintf(got + len, sizeof got - len, "%s%lld", a ? ", " : "", (long long)t->shape[a]);
+    snprintf(got + len, sizeof got - len, "]");
+    snprintf(err, cap, "%s: param '%s' is %s %s but the file's tensor is %s %s", path, p->name,
+             nb_dtype_name(p->value.dtype), want, nb_dtype_name(t->dtype), got);
+    return NB_ERR_SHAPE;
+}
+
+/* Copies t, converted to p's dtype, into p. */
+static nb_status copy_into(nb_node *p, const nb_tensor *t)
+{
+    nb_tensor c;
+    nb_status st = nb_tensor_alloc(&c, t->dtype, t->rank, t->shape);
+    if (!st) {
+        memcpy(c.data, t->data, nb_tensor_bytes(t));
+        st = nb_tensor_convert(&c, p->value.dtype);
+    }
+    if (!st) memcpy(p->value.data, c.data, nb_tensor_bytes(&p->value));
+    nb_tensor_free(&c);
+    return st;
+}
+
+static nb_status note_ignored(nb_diags *ignored, const char *name)
+{
+    if (!ignored) return NB_OK;
+    char **lines = nb_realloc(ignored->lines, (ignored->n + 1) * sizeof *lines);
+    if (!lines) return NB_ERR_NOMEM;
+    ignored->lines = lines;
+    if (!(lines[ignored->n] = nb__strdup(name))) return NB_ERR_NOMEM;
+    ignored->n++;
+    return NB_OK;
+}
+
+nb_status nb_weights_load(nb_graph *g, const char *path, nb_diags *ignored, char *err, size_t cap)
+{
+    nb_tensor_set set = {0};
+    const nb_tensor *t;
+    if (ignored) *ignored = (nb_diags){0};
+    nb_status st = nb_safetensors_read(path, &set, err, cap);
+    /* every param is checked before any is written: a bad file changes nothing */
+    for (size_t i = 0; i < g->n_nodes && !st; i++)
+        if (g->nodes[i]->kind == NB_NODE_PARAM) st = match(&set, g->nodes[i], path, err, cap, &t);
+    for (size_t i = 0; i < g->n_nodes && !st; i++)
+        if (g->nodes[i]->kind == NB_NODE_PARAM && (st = copy_into(g->nodes[i], nb_tensor_set_find(&set, g->nodes[i]->name))))
+            snprintf(err, cap, "%s: param '%s': %s", path, g->nodes[i]->name, nb_status_str(st));
+    for (size_t i = 0; i < set.n && !st; i++) {
+        const nb_node *n = nb_graph_find(g, set.items[i].name);
+        if ((!n || n->kind != NB_NODE_PARAM) && (st = note_ignored(ignored, set.items[i].name)))
+            snprintf(err, cap, "out of memory");
+    }
+    if (st && ignored) nb_diags_free(ignored);
+    nb_tensor_set_free(&set);
+    return st;
+}
