@@ -42,7 +42,7 @@ int main(void)
         for (size_t j = 0; j < n; j++) s += (double)d[j] * d[j];
         printf("|%s| = %-10.6g (%zu elements)\n", nb_node_name(grads[i]), sqrt(s), n);
     }
-    printf("arena: %zu bytes for %zu bytes of intermediates\n", nb_plan_arena_bytes(plan),
+    printf("arena: %zu bytes (inputs included) for %zu bytes of intermediates\n", nb_plan_arena_bytes(plan),
            nb_plan_intermediate_bytes(plan));
     nb_plan_free(plan);
     nb_graph_free(g);
