@@ -322,6 +322,15 @@ static nb_status parse_file(const st_ctx *c, const unsigned char *buf, size_t le
     return st;
 }
 
+nb_status nb_safetensors_parse(const void *buf, size_t len, nb_tensor_set *out, char *err, size_t cap)
+{
+    st_ctx c = {"<buffer>", err, cap};
+    memset(out, 0, sizeof *out);
+    nb_status st = parse_file(&c, buf, len, out);
+    if (st) nb_tensor_set_free(out);
+    return st;
+}
+
 nb_status nb_safetensors_read(const char *path, nb_tensor_set *out, char *err, size_t cap)
 {
     unsigned char *buf;

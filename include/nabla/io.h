@@ -36,6 +36,8 @@ typedef struct nb_tensor_set {
 
 /* Reads F32, F64, I32 and I64 (converted to I32 with a range check) tensors. */
 nb_status nb_safetensors_read(const char *path, nb_tensor_set *out, char *err, size_t cap);
+/* The same from a buffer in memory (used by the fuzzer). */
+nb_status nb_safetensors_parse(const void *buf, size_t len, nb_tensor_set *out, char *err, size_t cap);
 nb_status nb_safetensors_write(const char *path, const nb_tensor_set *set, char *err, size_t cap);
 /* Adds a copy of a tensor / a metadata pair to a set. */
 nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tensor *t);
