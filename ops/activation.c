@@ -90,10 +90,16 @@ static nb_status pass_shape(nb_shape_ctx *c)
     return NB_OK;
 }
 
-#define PASS_KERNEL(T)                                                                \
-    static void pass_##T(const T *gy, const T *a, T *out, size_t n, T alpha)          \
-    {                                                                                 \
-        for (size_t i = 0; i < n; i++) out[i] = a[i] > 0 ? gy[i] : alpha * gy[i];     \
+/* restrict and arithmetic on the comparison, not a branch: the signs of a are
+ * random, so a branch mispredicts half the time, and GCC does not vectorise it. */
+#define PASS_KERNEL(T)                                                                     \
+    static void pass_##T(const T *restrict gy, const T *restrict a, T *restrict out,       \
+                         size_t n, T alpha)                                                \
+    {                                                                                      \
+        for (size_t i = 0; i < n; i++) {                                                   \
+            T on = (T)(a[i] > 0);                                                          \
+            out[i] = gy[i] * (on + (1 - on) * alpha);                                      \
+        }                                                                                  \
     }
 PASS_KERNEL(float)
 PASS_KERNEL(double)
