@@ -1,0 +1,53 @@
+/* The example programs run and print what they promise (README's demo among
+ * them). Their folder comes from NABLA_EXAMPLES. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Runs examples/NAME, returns its exit status and its output (malloc'd) in *out. */
+static int run_example(const char *name, char **out)
+{
+    const char *dir = getenv("NABLA_EXAMPLES");
+    cr_assert_not_null(dir, "NABLA_EXAMPLES is not set");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s/%s' 2>&1", dir, name);
+    FILE *f = popen(cmd, "r");
+    cr_assert_not_null(f);
+    size_t cap = 1 << 16, len = 0;
+    *out = calloc(cap, 1);
+    while (len + 1 < cap && fgets(*out + len, (int)(cap - len), f)) len += strlen(*out + len);
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+Test(programs, apple_prints_price_and_gradients)
+{
+    char *out;
+    cr_assert_eq(run_example("apple", &out), 0, "%s", out);
+    cr_expect(strstr(out, "= 220\n"), "%s", out);
+    cr_expect(strstr(out, "d price / d apple        = 2.2\n"), "%s", out);
+    cr_expect(strstr(out, "d price / d apple_count  = 110\n"), "%s", out);
+    cr_expect(strstr(out, "d price / d tax          = 200\n"), "%s", out);
+    free(out);
+}
+
+Test(programs, xor_learns)
+{
+    char *out;
+    cr_assert_eq(run_example("xor", &out), 0, "xor did not reach loss < 0.01:\n%s", out);
+    cr_expect(strstr(out, "0 xor 1 -> class 1") && strstr(out, "1 xor 1 -> class 0"), "%s", out);
+    free(out);
+}
+
+Test(programs, mlp_grad_and_custom_op)
+{
+    char *out;
+    cr_assert_eq(run_example("mlp_grad", &out), 0, "%s", out);
+    cr_expect(strstr(out, "|grad.W1| = ") && strstr(out, "|grad.b2| = "), "%s", out);
+    free(out);
+    cr_assert_eq(run_example("custom_op", &out), 0, "%s", out);
+    cr_expect(strstr(out, "case 2: max abs error") && !strstr(out, "FAIL"), "%s", out);
+    cr_expect(strstr(out, "softplus([-20, 0, 20]) = [2.06115e-09, 0.693147, 20]"), "%s", out);
+    free(out);
+}
