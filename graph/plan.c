@@ -401,6 +401,7 @@ static nb_status build_instance(nb_plan *p, instance *in)
 
 nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds)
 {
+    if (!p || (n_binds > 0 && !binds)) return NB_ERR_ARG;
     int64_t v[NB_MAX_SYMS] = {0};
     for (int b = 0; b < n_binds; b++) {
         int k = 0;
@@ -439,6 +440,7 @@ static nb_status ensure_bound(nb_plan *p)
 
 void *nb_plan_input_buffer(nb_plan *p, const nb_node *input)
 {
+    if (!p) return NULL;
     int l = local_of(p, input);
     if (l < 0 || input->kind != NB_NODE_INPUT || ensure_bound(p)) return NULL;
     return p->cur->offset[l] == NO_BUF ? NULL : p->cur->arena + p->cur->offset[l];
@@ -446,12 +448,14 @@ void *nb_plan_input_buffer(nb_plan *p, const nb_node *input)
 
 nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data)
 {
+    if (!p) return NB_ERR_ARG;
     if (!input || input->kind != NB_NODE_INPUT)
         return plan_fail(p, NB_ERR_ARG, "'%s' is not an input", nb_node_name(input));
     nb_status st = ensure_bound(p);
     if (st) return st;
     int l = local_of(p, input);
     if (l < 0 || p->cur->offset[l] == NO_BUF) return NB_OK;  /* the plan does not read it */
+    if (!data) return plan_fail(p, NB_ERR_ARG, "no data given for input '%s'", input->name);
     memcpy(p->cur->arena + p->cur->offset[l], data, node_bytes(p, p->cur, (size_t)l));
     return NB_OK;
 }
@@ -508,6 +512,7 @@ static nb_status run_step(nb_plan *p, const step *s)
 
 nb_status nb_plan_run(nb_plan *p)
 {
+    if (!p) return NB_ERR_ARG;
     nb_status st = ensure_bound(p);
     if (st) return st;
     instance *in = p->cur;
@@ -547,6 +552,7 @@ static const nb_node *bad_leaf(const nb_plan *p, const instance *in)
 
 nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad)
 {
+    if (!p || !first_bad) return NB_ERR_ARG;
     *first_bad = NULL;
     nb_status st = ensure_bound(p);
     if (st) return st;
@@ -567,20 +573,22 @@ nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad)
 
 const void *nb_plan_get(const nb_plan *p, const nb_node *n)
 {
+    if (!p) return NULL;
     int l = local_of(p, n);
     return l < 0 || !p->cur || !p->runs[l] ? NULL : data_of(p, p->cur, l);
 }
 
 int nb_plan_shape(const nb_plan *p, const nb_node *n, int64_t *shape)
 {
+    if (!p || !shape) return -1;
     int l = local_of(p, n);
     if (l < 0 || !p->cur) return -1;
     memcpy(shape, p->cur->shape[l].d, (size_t)p->cur->shape[l].rank * sizeof *shape);
     return p->cur->shape[l].rank;
 }
 
-size_t nb_plan_arena_bytes(const nb_plan *p) { return p->cur ? p->cur->arena_bytes : 0; }
-size_t nb_plan_intermediate_bytes(const nb_plan *p) { return p->cur ? p->cur->intermediate_bytes : 0; }
+size_t nb_plan_arena_bytes(const nb_plan *p) { return p && p->cur ? p->cur->arena_bytes : 0; }
+size_t nb_plan_intermediate_bytes(const nb_plan *p) { return p && p->cur ? p->cur->intermediate_bytes : 0; }
 
 /* ---- FLOPs of one node, for summaries ----------------------------------- */
 

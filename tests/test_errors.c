@@ -174,3 +174,31 @@ Test(errors, i32_is_not_differentiable)
     cr_expect_str_eq(nb_graph_error(g), "node 'exp_1': exp needs float inputs; t is i32");
     nb_graph_free(g);
 }
+
+/* NULL handles and arguments give statuses, not crashes. */
+Test(errors, null_arguments)
+{
+    cr_expect_eq(nb_plan_run(NULL), NB_ERR_ARG);
+    cr_expect_eq(nb_plan_bind(NULL, NULL, 0), NB_ERR_ARG);
+    cr_expect_eq(nb_plan_set(NULL, NULL, NULL), NB_ERR_ARG);
+    cr_expect_null(nb_plan_get(NULL, NULL));
+    cr_expect_eq(nb_plan_arena_bytes(NULL), 0);
+    cr_expect_eq(nb_grad(NULL, NULL, NULL, 0, NULL), NB_ERR_ARG);
+    cr_expect_null(nb_add(NULL, NULL, NULL));
+    cr_expect_null(nb_input(NULL, "x", NB_F32, 0, NULL));
+    nb_plan *p = (nb_plan *)1;
+    cr_expect_eq(nb_plan_new(NULL, NULL, 0, &p), NB_ERR_ARG);
+    cr_expect_null(p);
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 1, (nb_dim[]){NB_DIM(2)});
+    nb_node *y = nb_exp(g, x);
+    cr_assert_eq(nb_plan_new(g, &y, 1, &p), NB_OK);
+    cr_expect_eq(nb_plan_set(p, x, NULL), NB_ERR_ARG);
+    cr_expect_str_eq(nb_plan_error(p), "no data given for input 'x'");
+    cr_expect_eq(nb_plan_set(p, y, (float[]){1, 2}), NB_ERR_ARG);
+    cr_expect_str_eq(nb_plan_error(p), "'exp_1' is not an input");
+    nb_plan_free(p);
+    nb_graph_free(g);
+    nb_graph_free(NULL);
+    nb_plan_free(NULL);
+}
