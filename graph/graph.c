@@ -439,10 +439,11 @@ const char *nb_node_op(const nb_node *n)
 }
 
 nb_dtype nb_node_dtype(const nb_node *n) { return n->dtype; }
-int nb_node_rank(const nb_node *n) { return n->shape.rank; }
+int nb_node_rank(const nb_node *n) { return n ? n->shape.rank : -1; }
 
 int64_t nb_node_dim(const nb_node *n, int axis)
 {
+    if (!n) return -1;
     if (axis < 0 || axis >= n->shape.rank) return -1;
     return nb_sdim_is_const(n->shape.d[axis]) ? n->shape.d[axis].c : -1;
 }
@@ -452,7 +453,7 @@ int nb_node_shape_str(const nb_graph *g, const nb_node *n, char *buf, size_t cap
     return nb_shape_format(g, &n->shape, buf, cap);
 }
 
-int nb_node_num_inputs(const nb_node *n) { return n->n_in; }
+int nb_node_num_inputs(const nb_node *n) { return n ? n->n_in : 0; }
 nb_node *nb_node_input(const nb_node *n, int i) { return n && i >= 0 && i < n->n_in ? n->in[i] : NULL; }
 
 const nb_attr *nb_node_attr(const nb_node *n, const char *name)
@@ -461,8 +462,8 @@ const nb_attr *nb_node_attr(const nb_node *n, const char *name)
     return i < 0 ? NULL : &n->attr[i];
 }
 
-bool nb_node_is_grad(const nb_node *n) { return n->is_grad; }
-const char *nb_node_group(const nb_node *n) { return n->group; }
+bool nb_node_is_grad(const nb_node *n) { return n && n->is_grad; }
+const char *nb_node_group(const nb_node *n) { return n ? n->group : NULL; }
 
 nb_status nb_node_set_name(nb_graph *g, nb_node *n, const char *name)
 {

@@ -140,6 +140,8 @@ nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, do
                       double momentum);
 
 /* ---- introspection -------------------------------------------------- */
+/* Getters take a node of a live graph; given NULL they return "(null)", -1, 0,
+ * false or NULL (nb_node_kind_of and nb_node_dtype need a node). */
 
 typedef enum { NB_NODE_INPUT, NB_NODE_PARAM, NB_NODE_OP } nb_node_kind;
 
