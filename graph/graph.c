@@ -396,10 +396,10 @@ nb_node *nb_op(nb_graph *g, const char *opname, const char *name, nb_node *const
         }
     const nb_op_def *op = opname ? nb_op_find(opname) : NULL;
     if (!op) {
-        const char *hint = opname ? nb_op_suggest(opname) : NULL;
-        nb__fail(g, NB_ERR_UNKNOWN_OP, "node '%s': unknown op '%s'%s%s%s", name ? name : "?",
-                 opname ? opname : "(null)", hint ? " (did you mean '" : "", hint ? hint : "",
-                 hint ? "'?)" : "");
+        char hint[160];
+        nb_hint(hint, sizeof hint, opname ? nb_op_suggest(opname) : NULL);
+        nb__fail(g, NB_ERR_UNKNOWN_OP, "node '%s': unknown op '%s'%s", name ? name : "?",
+                 opname ? opname : "(null)", hint);
         return NULL;
     }
     if (check_arity(g, name ? name : op->name, op, n_in)) return NULL;

@@ -154,9 +154,7 @@ nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec)
             op = nb_op_find(s);
             if (op && (op->flags & NB_OP_INTERNAL)) op = NULL;
             if (!op) {
-                const char *h = nb_op_suggest(s);
-                if (h) snprintf(hint, sizeof hint, " (did you mean '%s'?)", h);
-                ny_err(&c->y, op_v, "unknown op '%s'%s", s, h ? hint : "");
+                ny_err(&c->y, op_v, "unknown op '%s'%s", s, nb_hint(hint, sizeof hint, nb_op_suggest(s)));
             }
         }
     }

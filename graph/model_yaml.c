@@ -64,12 +64,7 @@ size_t ny_line(const yaml_node_t *n) { return n ? n->start_mark.line + 1 : 1; }
 const char *ny_hint(char *buf, size_t cap, const char *word, const char *const *choices, size_t n)
 {
     /* a one-letter word is one edit from every other one-letter name: no hint */
-    const char *s = word && strlen(word) > 1 ? nb_suggest(word, choices, n) : NULL;
-    if (s)
-        snprintf(buf, cap, " (did you mean '%s'?)", s);
-    else if (cap)
-        buf[0] = 0;
-    return buf;
+    return nb_hint(buf, cap, word && strlen(word) > 1 ? nb_suggest(word, choices, n) : NULL);
 }
 
 /* ---- parsing -------------------------------------------------------- */

@@ -1,5 +1,6 @@
 /* The op registry: the built-in table (ops/oplist.h) plus ops registered by
  * users at run time. Everything that needs to know about ops asks here. */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -87,6 +88,15 @@ const char *nb_suggest(const char *word, const char *const *choices, size_t n)
     int limit = (int)strlen(word) / 3;
     limit = limit < 1 ? 1 : limit > 3 ? 3 : limit;
     return best_d <= limit ? best : NULL;
+}
+
+const char *nb_hint(char *buf, size_t cap, const char *suggestion)
+{
+    if (suggestion)
+        snprintf(buf, cap, " (did you mean '%s'?)", suggestion);
+    else if (cap)
+        buf[0] = 0;
+    return buf;
 }
 
 const char *nb_op_suggest(const char *name)

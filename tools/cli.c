@@ -139,10 +139,10 @@ int nbt_check_dim_names(const char *cmd, const nb_graph *g, const nbt_dims *d)
         if (found) continue;
         const char *syms[NB_MAX_SYMS];
         for (int k = 0; k < nb_graph_num_syms(g); k++) syms[k] = nb_graph_sym(g, k);
-        const char *hint = nb_suggest(d->b[i].sym, syms, (size_t)nb_graph_num_syms(g));
-        return nbt_fail(cmd, "--dim %s: the model has no free dimension '%s'%s%s%s", d->b[i].sym,
-                        d->b[i].sym, hint ? " (did you mean '" : "", hint ? hint : "",
-                        hint ? "'?)" : "");
+        char hint[160];
+        nb_hint(hint, sizeof hint, nb_suggest(d->b[i].sym, syms, (size_t)nb_graph_num_syms(g)));
+        return nbt_fail(cmd, "--dim %s: the model has no free dimension '%s'%s", d->b[i].sym,
+                        d->b[i].sym, hint);
     }
     return NBT_OK;
 }
@@ -169,9 +169,9 @@ nb_node *nbt_find_input(const char *cmd, const nb_model *m, const char *name, in
         if (!strcmp(nb_node_name(x), name)) return x;
         if (i < 256) names[i] = nb_node_name(x);
     }
-    const char *hint = nb_suggest(name, names, n < 256 ? n : 256);
-    *rc = nbt_fail(cmd, "the model has no input '%s'%s%s%s", name, hint ? " (did you mean '" : "",
-                   hint ? hint : "", hint ? "'?)" : "");
+    char hint[160];
+    nb_hint(hint, sizeof hint, nb_suggest(name, names, n < 256 ? n : 256));
+    *rc = nbt_fail(cmd, "the model has no input '%s'%s", name, hint);
     return NULL;
 }
 

@@ -100,9 +100,8 @@ static int check_ops(const char *name, const nb_gc_opts *o)
     bool all = !strcmp(name, "all");
     const nb_op_def *one = all ? NULL : nb_op_find(name);
     if (!all && !one) {
-        const char *hint = nb_op_suggest(name);
-        return nbt_fail(CMD, "no op named '%s'%s%s%s", name, hint ? " (did you mean '" : "",
-                        hint ? hint : "", hint ? "'?)" : "");
+        char hint[160];
+        return nbt_fail(CMD, "no op named '%s'%s", name, nb_hint(hint, sizeof hint, nb_op_suggest(name)));
     }
     if (one && (!one->backward || !one->n_cases))
         return nbt_fail(CMD, "op %s has %s; nothing to check", name,

@@ -80,9 +80,9 @@ int nbt_cmd_ops(int argc, char **argv)
     if (optind < argc) {
         const nb_op_def *op = nb_op_find(argv[optind]);
         if (!op) {
-            const char *hint = nb_op_suggest(argv[optind]);
-            return nbt_fail(CMD, "unknown op '%s'%s%s%s", argv[optind], hint ? " (did you mean '" : "",
-                            hint ? hint : "", hint ? "'?)" : "");
+            char hint[160];
+            return nbt_fail(CMD, "unknown op '%s'%s", argv[optind],
+                            nb_hint(hint, sizeof hint, nb_op_suggest(argv[optind])));
         }
         print_op(op);
         return NBT_OK;

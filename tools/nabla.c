@@ -48,9 +48,9 @@ int main(int argc, char **argv)
         names[i] = commands[i].name;
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     }
-    const char *hint = nb_suggest(argv[1], names, N_COMMANDS);
-    fprintf(stderr, "nabla: unknown command '%s'%s%s%s\n", argv[1], hint ? " (did you mean '" : "",
-            hint ? hint : "", hint ? "'?)" : "");
+    char hint[160];
+    fprintf(stderr, "nabla: unknown command '%s'%s\n", argv[1],
+            nb_hint(hint, sizeof hint, nb_suggest(argv[1], names, N_COMMANDS)));
     usage(stderr);
     return NBT_ERROR;
 }

@@ -214,6 +214,8 @@ nb_status nb_op_register(const nb_op_def *def);
 const char *nb_op_suggest(const char *name);
 /* The word of choices[0..n) closest to `word` within a few edits, or NULL. */
 const char *nb_suggest(const char *word, const char *const *choices, size_t n);
+/* " (did you mean 'SUGGESTION'?)" in buf, or "" when suggestion is NULL; returns buf. */
+const char *nb_hint(char *buf, size_t cap, const char *suggestion);
 /* The op of a node (NULL for inputs and params). */
 const nb_op_def *nb_node_opdef(const nb_node *n);
 
