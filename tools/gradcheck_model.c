@@ -53,7 +53,8 @@ static int64_t classes_of(const gc_run *r, const nb_node *sce)
 }
 
 /* i32 labels: valid class ids. Float labels of a cross-entropy: one-hot rows
- * (a real distribution, as the loss expects). Anything else: U(-1, 1). */
+ * of a permutation (a real distribution, as the loss expects). Anything
+ * else: U(-1, 1). */
 static void fill_random(const gc_run *r, const nb_node *x, const int64_t *shape, int rank, size_t n,
                         void *data, nb_rng *rng)
 {
@@ -65,9 +66,16 @@ static void fill_random(const gc_run *r, const nb_node *x, const int64_t *shape,
     }
     double *d = data;
     if (sce && rank >= 1 && shape[rank - 1] > 0) {
-        size_t k = (size_t)shape[rank - 1];
+        /* rows of a shuffled identity: distinct classes while there are rows to spare */
+        size_t k = (size_t)shape[rank - 1], *perm = malloc(k * sizeof *perm);
+        for (size_t j = 0; perm && j < k; j++) perm[j] = j;
+        for (size_t j = k; perm && j > 1; j--) {
+            size_t o = (size_t)(nb_rng_next(rng) % j), t = perm[j - 1];
+            perm[j - 1] = perm[o], perm[o] = t;
+        }
         memset(d, 0, n * sizeof *d);
-        for (size_t row = 0; row < n / k; row++) d[row * k + nb_rng_next(rng) % k] = 1;
+        for (size_t row = 0; row < n / k; row++) d[row * k + (perm ? perm[row % k] : row % k)] = 1;
+        free(perm);
         return;
     }
     for (size_t i = 0; i < n; i++) d[i] = 2 * nb_rng_uniform(rng) - 1;
