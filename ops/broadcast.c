@@ -25,25 +25,13 @@ static nb_status fill_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_status no_grad(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
-{
-    (void)g, (void)y, (void)gy, (void)gx;
-    return NB_OK;
-}
-
-static double no_flops(const nb_kctx *k)
-{
-    (void)k;
-    return 0;
-}
-
 static const nb_attr_def fill_attrs[] = {{"value", NB_ATTR_FLOAT, false, {.f = 0}}};
 static const nb_op_case fill_cases[] = {{.in = {"2,3"}, .attrs = {NB_AFLOAT("value", 2)}, .n_attrs = 1}};
 
 const nb_op_def nb_op_fill_like = {
     .name = "fill_like", .min_in = 1, .max_in = 1, .attrs = fill_attrs, .n_attrs = 1,
     .flags = NB_OP_INTERNAL, .shape_only = 1, .no_grad = 1, .shape = fill_shape,
-    .forward = fill_fwd, .backward = no_grad, .flops = no_flops, .cases = fill_cases,
+    .forward = fill_fwd, .backward = nb_grad_none, .flops = nb_flops_none, .cases = fill_cases,
     .n_cases = 1, .doc = "x's shape filled with value"};
 
 /* ---- sum_to ---- */
@@ -84,15 +72,13 @@ static nb_status sum_to_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
     return NB_OK;
 }
 
-static double in0_flops(const nb_kctx *k) { return (double)nb_dims_numel(&k->in_shape[0]); }
-
 static const nb_op_case sum_to_cases[] = {
     {.in = {"3,4", "4"}}, {.in = {"2,3,4", "3,1"}}, {.in = {"2,3", ""}}, {.in = {"2,3", "1,2,3"}}};
 
 const nb_op_def nb_op_sum_to = {
     .name = "sum_to", .min_in = 2, .max_in = 2, .flags = NB_OP_INTERNAL, .shape_only = 2,
     .no_grad = 2, .shape = sum_to_shape, .forward = sum_to_fwd, .backward = sum_to_bwd,
-    .flops = in0_flops, .cases = sum_to_cases, .n_cases = NB_NELEMS(sum_to_cases),
+    .flops = nb_flops_per_in, .cases = sum_to_cases, .n_cases = NB_NELEMS(sum_to_cases),
     .doc = "g summed back to x's shape (undoes broadcasting)"};
 
 /* ---- broadcast_like ---- */
@@ -129,5 +115,5 @@ static const nb_op_case bcast_cases[] = {
 const nb_op_def nb_op_broadcast_like = {
     .name = "broadcast_like", .min_in = 2, .max_in = 2, .flags = NB_OP_INTERNAL,
     .shape_only = 2, .no_grad = 2, .shape = bcast_shape, .forward = bcast_fwd,
-    .backward = bcast_bwd, .flops = no_flops, .cases = bcast_cases,
+    .backward = bcast_bwd, .flops = nb_flops_none, .cases = bcast_cases,
     .n_cases = NB_NELEMS(bcast_cases), .doc = "g broadcast to x's shape"};

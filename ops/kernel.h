@@ -35,8 +35,12 @@ nb_status nb_rule_same(nb_shape_ctx *c);       /* float, output = input 0 */
 nb_status nb_rule_broadcast(nb_shape_ctx *c);  /* float, output = broadcast(in0, in1) */
 nb_status nb_rule_like(nb_shape_ctx *c);       /* output = shape of the last input */
 
-/* FLOPs = k per output element */
+/* FLOP counts: one per output element, one per element of input 0, none. */
 double nb_flops_per_out(const nb_kctx *k);
+double nb_flops_per_in(const nb_kctx *k);
+double nb_flops_none(const nb_kctx *k);
+/* A gradient rule under which no gradient flows (piecewise constant ops). */
+nb_status nb_grad_none(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx);
 
 /* Reads element i of an input of dtype dt as double (f32/f64/i32). */
 static inline double nb_load(const void *p, nb_dtype dt, size_t i)

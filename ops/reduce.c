@@ -279,8 +279,6 @@ static nb_status max_backward_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static double in_flops(const nb_kctx *k) { return (double)nb_dims_numel(&k->in_shape[0]); }
-static double out_flops(const nb_kctx *k) { return (double)nb_dims_numel(&k->out_shape); }
 
 #define AXES(...) {.name = "axis", .type = NB_ATTR_INTS, .n = NB_NELEMS(((int64_t[]){__VA_ARGS__})), .i = {__VA_ARGS__}}
 static const nb_op_case reduce_cases[] = {
@@ -294,15 +292,15 @@ static const nb_op_case reduce_cases[] = {
 
 const nb_op_def nb_op_sum = {
     .name = "sum", .min_in = 1, .max_in = 1, .attrs = reduce_attrs, .n_attrs = 2,
-    .shape = reduce_shape, .forward = sum_fwd, .backward = sum_bwd, .flops = in_flops,
+    .shape = reduce_shape, .forward = sum_fwd, .backward = sum_bwd, .flops = nb_flops_per_in,
     .cases = reduce_cases, .n_cases = NB_NELEMS(reduce_cases), .doc = "sum over axes"};
 const nb_op_def nb_op_mean = {
     .name = "mean", .min_in = 1, .max_in = 1, .attrs = reduce_attrs, .n_attrs = 2,
-    .shape = reduce_shape, .forward = mean_fwd, .backward = mean_bwd, .flops = in_flops,
+    .shape = reduce_shape, .forward = mean_fwd, .backward = mean_bwd, .flops = nb_flops_per_in,
     .cases = reduce_cases, .n_cases = NB_NELEMS(reduce_cases), .doc = "mean over axes"};
 const nb_op_def nb_op_max = {
     .name = "max", .min_in = 1, .max_in = 1, .attrs = reduce_attrs, .n_attrs = 2,
-    .shape = reduce_shape, .forward = max_fwd, .backward = max_bwd, .flops = in_flops,
+    .shape = reduce_shape, .forward = max_fwd, .backward = max_bwd, .flops = nb_flops_per_in,
     .cases = reduce_cases, .n_cases = NB_NELEMS(reduce_cases),
     .doc = "maximum over axes (gradient split among ties)"};
 
@@ -314,13 +312,13 @@ static const nb_op_case unreduce_cases[] = {
 const nb_op_def nb_op_unreduce = {
     .name = "unreduce", .min_in = 2, .max_in = 2, .attrs = unreduce_attrs, .n_attrs = 3,
     .flags = NB_OP_INTERNAL, .shape_only = 2, .no_grad = 2, .shape = unreduce_shape,
-    .forward = unreduce_fwd, .backward = unreduce_bwd, .flops = out_flops,
+    .forward = unreduce_fwd, .backward = unreduce_bwd, .flops = nb_flops_per_out,
     .cases = unreduce_cases, .n_cases = NB_NELEMS(unreduce_cases),
     .doc = "gradient of sum/mean: gy broadcast over the reduced axes"};
 const nb_op_def nb_op_max_backward = {
     .name = "max_backward", .min_in = 3, .max_in = 3, .attrs = reduce_attrs, .n_attrs = 2,
     .flags = NB_OP_INTERNAL, .no_grad = 6, .shape = max_backward_shape,
-    .forward = max_backward_fwd, .flops = out_flops, .workspace = max_backward_work,
+    .forward = max_backward_fwd, .flops = nb_flops_per_out, .workspace = max_backward_work,
     .doc = "gradient of max: gy to the maxima, split among ties"};
 
 static nb_node *reduce(nb_graph *g, const char *op, nb_node *a, const int64_t *axes, int n_axes,

@@ -13,12 +13,6 @@ static nb_status view_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static double no_flops(const nb_kctx *k)
-{
-    (void)k;
-    return 0;
-}
-
 static nb_node *reshape_like(nb_graph *g, nb_node *a, nb_node *like)
 {
     return nb_op(g, "reshape_like", NULL, (nb_node *[]){a, like}, 2, NULL, 0);
@@ -95,7 +89,7 @@ static const nb_op_case reshape_cases[] = {
 const nb_op_def nb_op_reshape = {
     .name = "reshape", .min_in = 1, .max_in = 1, .attrs = reshape_attrs, .n_attrs = 1,
     .flags = NB_OP_VIEW, .shape = reshape_shape, .forward = view_fwd, .backward = view_bwd,
-    .flops = no_flops, .cases = reshape_cases, .n_cases = NB_NELEMS(reshape_cases),
+    .flops = nb_flops_none, .cases = reshape_cases, .n_cases = NB_NELEMS(reshape_cases),
     .doc = "same data, new shape (symbols and one -1 allowed)"};
 
 /* ---- flatten ---- */
@@ -129,7 +123,7 @@ static const nb_op_case flatten_cases[] = {
 const nb_op_def nb_op_flatten = {
     .name = "flatten", .min_in = 1, .max_in = 1, .attrs = flatten_attrs, .n_attrs = 1,
     .flags = NB_OP_VIEW, .shape = flatten_shape, .forward = view_fwd, .backward = view_bwd,
-    .flops = no_flops, .cases = flatten_cases, .n_cases = NB_NELEMS(flatten_cases),
+    .flops = nb_flops_none, .cases = flatten_cases, .n_cases = NB_NELEMS(flatten_cases),
     .doc = "[prod(dims before axis), prod(the rest)], same data"};
 
 /* ---- reshape_like ---- */
@@ -151,7 +145,7 @@ static const nb_op_case reshape_like_cases[] = {
 const nb_op_def nb_op_reshape_like = {
     .name = "reshape_like", .min_in = 2, .max_in = 2, .flags = NB_OP_VIEW | NB_OP_INTERNAL,
     .shape_only = 2, .no_grad = 2, .shape = reshape_like_shape, .forward = view_fwd,
-    .backward = view_bwd, .flops = no_flops, .cases = reshape_like_cases,
+    .backward = view_bwd, .flops = nb_flops_none, .cases = reshape_like_cases,
     .n_cases = NB_NELEMS(reshape_like_cases),
     .doc = "g under x's shape (gradient of reshape and flatten)"};
 

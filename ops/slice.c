@@ -10,12 +10,6 @@
 
 enum { S_AXIS, S_START, S_END };
 
-static double no_flops(const nb_kctx *k)
-{
-    (void)k;
-    return 0;
-}
-
 /* Product of dims [from, to) of a bound shape. */
 static size_t span(const nb_dims *s, int from, int to)
 {
@@ -103,7 +97,7 @@ static const nb_op_case concat_cases[] = {
 
 const nb_op_def nb_op_concat = {
     .name = "concat", .min_in = 1, .max_in = -1, .attrs = concat_attrs, .n_attrs = 1,
-    .shape = concat_shape, .forward = concat_fwd, .backward = concat_bwd, .flops = no_flops,
+    .shape = concat_shape, .forward = concat_fwd, .backward = concat_bwd, .flops = nb_flops_none,
     .cases = concat_cases, .n_cases = NB_NELEMS(concat_cases),
     .doc = "inputs joined along axis; other dims equal"};
 
@@ -198,7 +192,7 @@ static const nb_op_case slice_cases[] = {
 
 const nb_op_def nb_op_slice = {
     .name = "slice", .min_in = 1, .max_in = 1, .attrs = slice_attrs, .n_attrs = 3,
-    .shape = slice_shape, .forward = slice_fwd, .backward = slice_bwd, .flops = no_flops,
+    .shape = slice_shape, .forward = slice_fwd, .backward = slice_bwd, .flops = nb_flops_none,
     .cases = slice_cases, .n_cases = NB_NELEMS(slice_cases),
     .doc = "a[start:end] along axis (Python semantics; the axis size must be constant)"};
 
@@ -235,7 +229,7 @@ static const nb_op_case slice_backward_cases[] = {
 const nb_op_def nb_op_slice_backward = {
     .name = "slice_backward", .min_in = 2, .max_in = 2, .attrs = slice_attrs, .n_attrs = 3,
     .flags = NB_OP_INTERNAL, .shape_only = 2, .no_grad = 2, .shape = slice_backward_shape,
-    .forward = slice_backward_fwd, .backward = slice_backward_bwd, .flops = no_flops,
+    .forward = slice_backward_fwd, .backward = slice_backward_bwd, .flops = nb_flops_none,
     .cases = slice_backward_cases, .n_cases = NB_NELEMS(slice_backward_cases),
     .doc = "gradient of slice: zeros of x's shape with gy in the sliced region"};
 

@@ -2,12 +2,6 @@
  * Its gradient is the transpose by the inverse permutation. */
 #include "kernel.h"
 
-static double no_flops(const nb_kctx *k)
-{
-    (void)k;
-    return 0;
-}
-
 /* perm from the attribute (default reversed), validated as a permutation. */
 static nb_status get_perm(nb_shape_ctx *c, int *perm)
 {
@@ -118,7 +112,7 @@ static const nb_op_case transpose_cases[] = {
 const nb_op_def nb_op_transpose = {
     .name = "transpose", .min_in = 1, .max_in = 1, .attrs = transpose_attrs, .n_attrs = 1,
     .shape = transpose_shape, .forward = transpose_fwd, .backward = transpose_bwd,
-    .flops = no_flops, .cases = transpose_cases, .n_cases = NB_NELEMS(transpose_cases),
+    .flops = nb_flops_none, .cases = transpose_cases, .n_cases = NB_NELEMS(transpose_cases),
     .doc = "axes permuted by perm (default: reversed)"};
 
 nb_node *nb_transpose(nb_graph *g, nb_node *a, const int64_t *perm, int n)

@@ -73,12 +73,8 @@ static nb_status scale_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
     return NB_OK;
 }
 
-/* piecewise constant: no gradient flows */
-static nb_status sign_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
-{
-    (void)g, (void)y, (void)gy, (void)gx;
-    return NB_OK;
-}
+/* sign is piecewise constant: no gradient flows (nb_grad_none) */
+#define sign_bwd nb_grad_none
 
 static const nb_op_case any_cases[] = {{.in = {"3,4"}}, {.in = {""}}, {.in = {"2,1,3"}}};
 static const nb_op_case positive_cases[] = {{.in = {"3,4"}, .lo = 0.2, .hi = 3},
