@@ -11,13 +11,19 @@
 
 /* ---- messages ---------------------------------------------------------- */
 
+/* "nabla CMD: [warning: ]message" on stderr, one line. */
+static void say(const char *cmd, const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "nabla %s: %s", cmd, kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 int nbt_fail(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "nabla %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say(cmd, "", fmt, ap);
     va_end(ap);
     return NBT_ERROR;
 }
@@ -26,9 +32,7 @@ void nbt_warn(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "nabla %s: warning: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    say(cmd, "warning: ", fmt, ap);
     va_end(ap);
 }
 
