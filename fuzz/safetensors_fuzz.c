@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t len)
 {
     nb_tensor_set set;
     char err[256] = "";
-    if (nb_safetensors_parse(data, len, &set, err, sizeof err) == NB_OK) {
+    if (nb_safetensors_parse(data, len, &set) == NB_OK) {
         volatile unsigned char sum = 0;
         for (size_t i = 0; i < set.n; i++)
             for (size_t b = 0; b < nb_tensor_bytes(&set.items[i].t); b++)

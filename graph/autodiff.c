@@ -84,11 +84,14 @@ static void name_grad(nb_graph *g, nb_node *grad, const nb_node *x)
 nb_status nb_grad(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt, nb_node **grads)
 {
     if (!g) return NB_ERR_ARG;
-    if (!loss) return nb__fail(g, NB_ERR_ARG, "gradient of a missing loss node");
+    if (!loss) return nb__missing(g, "the loss node to differentiate");
+    for (int k = 0; k < n_wrt; k++)
+        if (!wrt[k]) return nb__missing(g, "a node to differentiate with respect to");
+    nb__begin(g);
+    if (n_wrt > 0 && !grads) return nb__fail(g, NB_ERR_ARG, "no array given for the gradients");
     if (loss->dtype == NB_I32)
         return nb__fail(g, NB_ERR_DTYPE, "cannot differentiate i32 node '%s'", loss->name);
     for (int k = 0; k < n_wrt; k++) {
-        if (!wrt[k]) return nb__fail(g, NB_ERR_ARG, "gradient with respect to a missing node");
         if (wrt[k]->dtype == NB_I32)
             return nb__fail(g, NB_ERR_DTYPE, "cannot differentiate with respect to i32 node '%s'",
                             wrt[k]->name);

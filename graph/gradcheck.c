@@ -96,7 +96,7 @@ static nb_status feed(nb_plan *p, const nb_gc_opts *o, const nb_bind *binds, int
     return st;
 }
 
-nb_status nb_gradcheck(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt,
+static nb_status check(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt,
                        const nb_bind *binds, int n_binds, const nb_feed *feeds, int n_feeds,
                        const nb_gc_opts *opts, nb_gc_result *results, char *err, size_t cap)
 {
@@ -163,6 +163,23 @@ done:
     return st;
 }
 
+nb_status nb_gradcheck(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt,
+                       const nb_bind *binds, int n_binds, const nb_feed *feeds, int n_feeds,
+                       const nb_gc_opts *opts, nb_gc_result *results)
+{
+    if (!g) return NB_ERR_ARG;
+    if (!loss) return nb__missing(g, "the loss to check");
+    for (int k = 0; k < n_wrt; k++)
+        if (!wrt || !wrt[k]) return nb__missing(g, "a tensor to check");
+    nb__begin(g);
+    if ((n_wrt > 0 && !results) || n_wrt < 0 || (n_feeds > 0 && !feeds))
+        return nb__fail(g, NB_ERR_ARG, "gradcheck: no results array or no feeds given");
+    char err[NB_ERR_CAP] = "";
+    nb_status st = check(g, loss, wrt, n_wrt, binds, n_binds, feeds, n_feeds, opts, results, err,
+                         sizeof err);
+    return st ? nb__fail(g, st, "%s", err) : NB_OK;
+}
+
 /* ---- checking one op on one case ----------------------------------------- */
 
 static int parse_shape(const char *spec, int64_t *shape, bool *is_i32)
@@ -193,8 +210,12 @@ static void *random_data(nb_rng *rng, bool is_i32, size_t n, const nb_op_case *c
 }
 
 nb_status nb_gradcheck_op(const nb_op_def *op, const nb_op_case *c, const nb_gc_opts *opts,
-                          nb_gc_result *results, int *n_results, char *err, size_t cap)
+                          nb_gc_result *results, int *n_results)
 {
+    char *err = nb__thread_err();
+    size_t cap = NB_ERR_CAP;
+    if (!op || !c || !results || !n_results)
+        return nb__thread_fail(NB_ERR_ARG, "gradcheck: no op, case or results given");
     nb_graph *g = nb_graph_new();
     nb_gc_opts o = opts ? *opts : NB_GC_DEFAULTS;
     nb_rng rng;
@@ -234,13 +255,15 @@ nb_status nb_gradcheck_op(const nb_op_def *op, const nb_op_case *c, const nb_gc_
     nb_op_case unit = {.lo = -1, .hi = 1};
     if (!loss || !(data[n_in] = random_data(&rng, false, rn, &unit))) goto graph_err;
     feeds[n_in] = (nb_feed){r, data[n_in]};
-    st = nb_gradcheck(g, loss, wrt, n_wrt, NULL, 0, feeds, n_in + 1, &o, results, err, cap);
+    st = nb_gradcheck(g, loss, wrt, n_wrt, NULL, 0, feeds, n_in + 1, &o, results);
     if (!st) *n_results = n_wrt;
+    else snprintf(err, cap, "%s", nb_graph_error(g));
     goto done;
 graph_err:
     st = nb_graph_status(g) ? nb_graph_status(g) : NB_ERR_NOMEM;
     snprintf(err, cap, "%s", g ? nb_graph_error(g) : "out of memory");
 done:
+    if (st == NB_ERR_NOMEM && !err[0]) snprintf(err, cap, "out of memory");
     for (int i = 0; i < 7; i++) nb_free(data[i]);
     nb_graph_free(g);
     return st;

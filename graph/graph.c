@@ -53,8 +53,22 @@ const char *nb_graph_error(const nb_graph *g) { return g ? g->err : "no graph"; 
 
 void nb_graph_clear_error(nb_graph *g)
 {
+    if (!g) return;
     g->status = NB_OK;
     g->err[0] = 0;
+}
+
+nb_status nb__begin(nb_graph *g)
+{
+    nb_graph_clear_error(g);
+    return NB_OK;
+}
+
+nb_status nb__missing(nb_graph *g, const char *what)
+{
+    if (!g) return NB_ERR_ARG;
+    if (g->status) return g->status;
+    return nb__fail(g, NB_ERR_ARG, "%s is missing", what);
 }
 
 char *nb__strdup(const char *s)
@@ -223,7 +237,10 @@ nb_tensor *nb_param_value(nb_node *p) { return p && p->kind == NB_NODE_PARAM ? &
 
 nb_status nb_param_reinit(nb_graph *g, nb_node *p)
 {
-    if (!p || p->kind != NB_NODE_PARAM) return nb__fail(g, NB_ERR_ARG, "not a param");
+    if (!g) return NB_ERR_ARG;
+    if (!p) return nb__missing(g, "the param to reinitialise");
+    nb__begin(g);
+    if (p->kind != NB_NODE_PARAM) return nb__fail(g, NB_ERR_ARG, "'%s' is not a param", p->name);
     char err[256];
     nb_status st = nb__init_param(p, err, sizeof err);
     return st ? nb__fail(g, st, "param '%s': %s", p->name, err) : NB_OK;
@@ -426,9 +443,9 @@ fail:
 /* ---- introspection -------------------------------------------------- */
 
 size_t nb_graph_num_nodes(const nb_graph *g) { return g ? g->n_nodes : 0; }
-nb_node *nb_graph_node(const nb_graph *g, size_t i) { return i < g->n_nodes ? g->nodes[i] : NULL; }
+nb_node *nb_graph_node(const nb_graph *g, size_t i) { return g && i < g->n_nodes ? g->nodes[i] : NULL; }
 const char *nb_node_name(const nb_node *n) { return n ? n->name : "(null)"; }
-nb_node_kind nb_node_kind_of(const nb_node *n) { return n->kind; }
+nb_node_kind nb_node_kind_of(const nb_node *n) { return n ? n->kind : NB_NODE_INPUT; }
 const nb_op_def *nb_node_opdef(const nb_node *n) { return n ? n->op : NULL; }
 
 const char *nb_node_op(const nb_node *n)
@@ -438,7 +455,7 @@ const char *nb_node_op(const nb_node *n)
     return n->kind == NB_NODE_INPUT ? "input" : "param";
 }
 
-nb_dtype nb_node_dtype(const nb_node *n) { return n->dtype; }
+nb_dtype nb_node_dtype(const nb_node *n) { return n ? n->dtype : NB_F32; }
 int nb_node_rank(const nb_node *n) { return n ? n->shape.rank : -1; }
 
 int64_t nb_node_dim(const nb_node *n, int axis)
@@ -450,6 +467,7 @@ int64_t nb_node_dim(const nb_node *n, int axis)
 
 int nb_node_shape_str(const nb_graph *g, const nb_node *n, char *buf, size_t cap)
 {
+    if (!n) return snprintf(buf, cap, "(null)");
     return nb_shape_format(g, &n->shape, buf, cap);
 }
 
@@ -458,7 +476,7 @@ nb_node *nb_node_input(const nb_node *n, int i) { return n && i >= 0 && i < n->n
 
 const nb_attr *nb_node_attr(const nb_node *n, const char *name)
 {
-    int i = n->op ? find_attr(n->op, name) : -1;
+    int i = n && n->op && name ? find_attr(n->op, name) : -1;
     return i < 0 ? NULL : &n->attr[i];
 }
 
@@ -467,7 +485,10 @@ const char *nb_node_group(const nb_node *n) { return n ? n->group : NULL; }
 
 nb_status nb_node_set_name(nb_graph *g, nb_node *n, const char *name)
 {
-    if (n->name && !strcmp(n->name, name)) return NB_OK;
+    if (!g) return NB_ERR_ARG;
+    if (!n) return nb__missing(g, "the node to rename");
+    if (name && n->name && !strcmp(n->name, name)) return NB_OK;
+    if (!name) return nb__fail(g, NB_ERR_NAME, "node '%s': a NULL name", n->name);
     char *s = take_name(g, name, NULL);
     if (!s) return g->status;
     nb__names_remove(g, n);
@@ -478,6 +499,8 @@ nb_status nb_node_set_name(nb_graph *g, nb_node *n, const char *name)
 
 nb_status nb_node_set_group(nb_graph *g, nb_node *n, const char *group)
 {
+    if (!g) return NB_ERR_ARG;
+    if (!n) return nb__missing(g, "the node to group");
     char *s = NULL;
     if (group && !(s = nb__strdup(group))) return nb__fail(g, NB_ERR_NOMEM, "out of memory");
     nb_free(n->group);

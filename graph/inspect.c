@@ -48,6 +48,7 @@ static bool substitute(const nb_graph *g, nb_sdim *d, const nb_bind *binds, int 
 int nb_node_shape_bound(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds,
                         int64_t *shape)
 {
+    if (!g || !n || !shape) return -1;
     for (int i = 0; i < n->shape.rank; i++) {
         nb_sdim d = n->shape.d[i];
         if (!substitute(g, &d, binds, n_binds) || !nb_sdim_is_const(d)) return -1;
@@ -59,6 +60,7 @@ int nb_node_shape_bound(const nb_graph *g, const nb_node *n, const nb_bind *bind
 int nb_node_shape_str_bound(const nb_graph *g, const nb_node *n, const nb_bind *binds,
                             int n_binds, char *buf, size_t cap)
 {
+    if (!g || !n) return snprintf(buf, cap, "(null)");
     nb_shape s = n->shape;
     for (int i = 0; i < s.rank; i++) {
         nb_sdim d = s.d[i];

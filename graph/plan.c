@@ -51,6 +51,7 @@ struct nb_plan {
     instance *cur, *cache;
     bool training;           /* mode, seed and step, stamped on every step's kctx */
     uint64_t seed, step;
+    nb_status status;        /* of the last call that can fail (core.h, rule 3) */
     char err[NB_ERR_CAP];
 };
 
@@ -62,10 +63,27 @@ static nb_status plan_fail(nb_plan *p, nb_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p->err, sizeof p->err, fmt, ap);
     va_end(ap);
+    p->status = st;
+    return st;
+}
+
+/* Every public call that can fail starts here: its outcome is its own. */
+static void plan_begin(nb_plan *p)
+{
+    p->status = NB_OK;
+    p->err[0] = 0;
+}
+
+/* A failure whose message is already in p->err (a shape rule's, a kernel's). */
+static nb_status plan_failed(nb_plan *p, nb_status st)
+{
+    if (!p->err[0]) return plan_fail(p, st, "%s", nb_status_str(st));
+    p->status = st;
     return st;
 }
 
 const char *nb_plan_error(const nb_plan *p) { return p ? p->err : "no plan"; }
+nb_status nb_plan_status(const nb_plan *p) { return p ? p->status : NB_ERR_ARG; }
 
 static int local_of(const nb_plan *p, const nb_node *n)
 {
@@ -94,14 +112,17 @@ static void mark_needed(nb_plan *p, bool *shape, bool *run)
 
 nb_status nb_plan_new(nb_graph *g, nb_node *const *outputs, int n_outputs, nb_plan **out)
 {
-    *out = NULL;
+    if (out) *out = NULL;
     if (!g) return NB_ERR_ARG;
-    if (g->status)
-        return nb__fail(g, g->status, "cannot plan a graph with an error: %s", g->err);
-    if (n_outputs < 1) return nb__fail(g, NB_ERR_ARG, "a plan needs at least one output");
+    for (int k = 0; outputs && k < n_outputs; k++)
+        if (!outputs[k]) return nb__missing(g, "a plan output");
+    nb__begin(g);
+    if (!out) return nb__fail(g, NB_ERR_ARG, "no place given for the plan");
+    if (n_outputs < 1 || !outputs) return nb__fail(g, NB_ERR_ARG, "a plan needs at least one output");
     for (int k = 0; k < n_outputs; k++)
-        if (!outputs[k] || outputs[k]->id >= g->n_nodes || g->nodes[outputs[k]->id] != outputs[k])
-            return nb__fail(g, NB_ERR_ARG, "plan output %d is not a node of this graph", k);
+        if (outputs[k]->id >= g->n_nodes || g->nodes[outputs[k]->id] != outputs[k])
+            return nb__fail(g, NB_ERR_ARG, "plan output %d ('%s') is not a node of this graph", k,
+                            outputs[k]->name);
     nb_plan *p = nb_calloc(1, sizeof *p);
     bool *shape = nb_calloc(g->n_nodes, sizeof *shape), *run = nb_calloc(g->n_nodes, sizeof *run);
     if (!p || !shape || !run) goto nomem;
@@ -401,11 +422,14 @@ static nb_status build_instance(nb_plan *p, instance *in)
 
 nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds)
 {
-    if (!p || (n_binds > 0 && !binds)) return NB_ERR_ARG;
+    if (!p) return NB_ERR_ARG;
+    plan_begin(p);
+    if (n_binds > 0 && !binds) return plan_fail(p, NB_ERR_ARG, "no bindings given");
     int64_t v[NB_MAX_SYMS] = {0};
     for (int b = 0; b < n_binds; b++) {
         int k = 0;
-        while (k < p->g->n_syms && strcmp(p->g->sym[k], binds[b].sym)) k++;
+        while (binds[b].sym && k < p->g->n_syms && strcmp(p->g->sym[k], binds[b].sym)) k++;
+        if (!binds[b].sym) return plan_fail(p, NB_ERR_ARG, "binding %d names no dimension", b);
         if (k == p->g->n_syms)
             return plan_fail(p, NB_ERR_ARG, "the graph has no free dimension '%s'", binds[b].sym);
         if (binds[b].value < 1)
@@ -425,7 +449,7 @@ nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds)
     if (st) {
         instance_free(in);
         p->cur = NULL;
-        return st;
+        return plan_failed(p, st);
     }
     in->next = p->cache;
     p->cache = p->cur = in;
@@ -441,14 +465,20 @@ static nb_status ensure_bound(nb_plan *p)
 void *nb_plan_input_buffer(nb_plan *p, const nb_node *input)
 {
     if (!p) return NULL;
+    plan_begin(p);
     int l = local_of(p, input);
-    if (l < 0 || input->kind != NB_NODE_INPUT || ensure_bound(p)) return NULL;
+    if (l < 0 || input->kind != NB_NODE_INPUT) {
+        plan_fail(p, NB_ERR_ARG, "'%s' is not an input of this plan", nb_node_name(input));
+        return NULL;
+    }
+    if (ensure_bound(p)) return NULL;
     return p->cur->offset[l] == NO_BUF ? NULL : p->cur->arena + p->cur->offset[l];
 }
 
 nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data)
 {
     if (!p) return NB_ERR_ARG;
+    plan_begin(p);
     if (!input || input->kind != NB_NODE_INPUT)
         return plan_fail(p, NB_ERR_ARG, "'%s' is not an input", nb_node_name(input));
     nb_status st = ensure_bound(p);
@@ -484,7 +514,6 @@ uint64_t nb_plan_step(const nb_plan *p) { return p ? p->step : 0; }
  * the mode, seed and step every kernel sees. */
 static void stamp(nb_plan *p, instance *in)
 {
-    p->err[0] = 0;  /* a message from an earlier run must not stand for this one */
     for (int i = 0; i < in->n_params; i++)
         ((const void **)in->params[i].k->in)[in->params[i].input] = in->params[i].param->value.data;
     for (int i = 0; i < in->n_steps; i++) {
@@ -507,12 +536,14 @@ static nb_status run_step(nb_plan *p, const step *s)
 {
     nb_status st = s->node->op->forward(&s->k);
     if (st && !p->err[0]) plan_fail(p, st, "node '%s': %s failed", s->node->name, s->node->op->name);
+    else if (st) p->status = st;
     return st;
 }
 
 nb_status nb_plan_run(nb_plan *p)
 {
     if (!p) return NB_ERR_ARG;
+    plan_begin(p);
     nb_status st = ensure_bound(p);
     if (st) return st;
     instance *in = p->cur;
@@ -552,7 +583,9 @@ static const nb_node *bad_leaf(const nb_plan *p, const instance *in)
 
 nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad)
 {
-    if (!p || !first_bad) return NB_ERR_ARG;
+    if (!p) return NB_ERR_ARG;
+    plan_begin(p);
+    if (!first_bad) return plan_fail(p, NB_ERR_ARG, "no place given for the first bad node");
     *first_bad = NULL;
     nb_status st = ensure_bound(p);
     if (st) return st;
@@ -594,6 +627,7 @@ size_t nb_plan_intermediate_bytes(const nb_plan *p) { return p && p->cur ? p->cu
 
 double nb_node_flops(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds)
 {
+    if (!g || !n) return -1;
     if (!n->op || !n->op->flops) return 0;
     int64_t v[NB_MAX_SYMS] = {0};
     for (int b = 0; b < n_binds; b++)

@@ -261,8 +261,8 @@ static nb_status render(GVC_t *gvc, Agraph_t *G, const char *path, const char *f
     return st;
 }
 
-nb_status nb_render(const nb_graph *g, const char *path, const char *format,
-                    const nb_render_opts *o, char *err, size_t cap)
+static nb_status draw(const nb_graph *g, const char *path, const char *format,
+                     const nb_render_opts *o, char *err, size_t cap)
 {
     static const char *const known[] = {"dot", "gv", "svg", "png", "pdf"};
     nb_render_opts none = {0};
@@ -283,4 +283,14 @@ nb_status nb_render(const nb_graph *g, const char *path, const char *format,
     if (G) agclose(G);
     agseterrf(old);
     return st;
+}
+
+nb_status nb_render(nb_graph *g, const char *path, const char *format, const nb_render_opts *o)
+{
+    char err[NB_ERR_CAP] = "";
+    if (!g) return NB_ERR_ARG;
+    nb__begin(g);
+    if (!path) return nb__fail(g, NB_ERR_ARG, "render: no path given");
+    nb_status st = draw(g, path, format, o, err, sizeof err);
+    return st ? nb__fail(g, st, "%s", err) : NB_OK;
 }

@@ -40,14 +40,22 @@ const nb_op_def *nb_op_find(const char *name)
 
 nb_status nb_op_register(const nb_op_def *def)
 {
-    if (!def || !def->name || !def->shape || !def->forward) return NB_ERR_ARG;
+    nb__thread_err();
+    if (!def || !def->name || !def->shape || !def->forward)
+        return nb__thread_fail(NB_ERR_ARG, "op registration: a def needs a name, a shape rule "
+                               "and a forward kernel");
     if (def->n_state < 0 || def->n_state > NB_MAX_STATE || (def->n_state && !def->state))
-        return NB_ERR_ARG;
+        return nb__thread_fail(NB_ERR_ARG, "op '%s': n_state must be 0..%d with a state array",
+                               def->name, NB_MAX_STATE);
     for (int s = 0; s < def->n_state; s++)  /* state is sized by an input always given */
         if (!def->state[s].suffix || def->state[s].in < 0 || def->state[s].in >= def->min_in)
-            return NB_ERR_ARG;
-    if (nb_op_find(def->name)) return NB_ERR_NAME;
-    if (n_user_ops == MAX_USER_OPS) return NB_ERR_NOMEM;
+            return nb__thread_fail(NB_ERR_ARG, "op '%s': state %d needs a suffix and an input "
+                                   "below min_in", def->name, s);
+    if (nb_op_find(def->name))
+        return nb__thread_fail(NB_ERR_NAME, "op '%s' is registered already", def->name);
+    if (n_user_ops == MAX_USER_OPS)
+        return nb__thread_fail(NB_ERR_NOMEM, "op '%s': no room for more than %d user ops",
+                               def->name, MAX_USER_OPS);
     user_ops[n_user_ops++] = def;
     return NB_OK;
 }

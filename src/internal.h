@@ -3,6 +3,7 @@
 #define NABLA_INTERNAL_H
 
 #include <stdarg.h>
+#include <stdio.h>
 
 #include "nabla/nabla.h"
 
@@ -39,7 +40,13 @@ struct nb_graph {
     size_t name_cap, name_used;
 };
 
-/* Records the first error on g (later ones are dropped); returns st. */
+/* Errors (rules of core.h). nb__fail records the first error on g (later ones
+ * are dropped) and returns st. A call that is not a node builder starts with
+ * nb__begin, which clears g's message so that its outcome is its own; a NULL
+ * node handed to such a call goes through nb__missing, which keeps the
+ * message of the failure that produced the NULL. */
+nb_status nb__begin(nb_graph *g);
+nb_status nb__missing(nb_graph *g, const char *what);
 nb_status nb__fail(nb_graph *g, nb_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 nb_status nb__vfail(nb_graph *g, nb_status st, const char *fmt, va_list ap);
@@ -56,6 +63,10 @@ nb_status nb__bind_shape(const nb_graph *g, const nb_shape *s, const int64_t *sy
 nb_status nb__infer(const nb_graph *g, const nb_node *n, const nb_shape *in, const nb_dtype *in_dt,
                     const int64_t *sym_value, nb_shape *out, nb_dtype *out_dt, char *err,
                     size_t cap);
+/* The thread's message for calls without a handle: nb__thread_err clears it
+ * and returns its buffer (NB_ERR_CAP bytes), nb__thread_fail sets it. */
+char *nb__thread_err(void);
+nb_status nb__thread_fail(nb_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Fills the param's value from its init rule. */
 nb_status nb__init_param(nb_node *p, char *err, size_t cap);
 

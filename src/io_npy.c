@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "internal.h"
 #include "io_util.h"
 #include "nabla/io.h"
 
@@ -235,15 +236,19 @@ static nb_status parse_named(const char *name, const unsigned char *b, size_t le
     return st;
 }
 
-nb_status nb_npy_parse(const void *buf, size_t len, nb_tensor *out, char *err, size_t cap)
+nb_status nb_npy_parse(const void *buf, size_t len, nb_tensor *out)
 {
-    return parse_named("<buffer>", buf, len, out, err, cap);
+    char *err = nb__thread_err();
+    if (!out || (!buf && len)) return nb_io_fail(err, NB_ERR_CAP, NB_ERR_ARG, "<buffer>", "no buffer or no tensor given");
+    return parse_named("<buffer>", buf, len, out, err, NB_ERR_CAP);
 }
 
-nb_status nb_npy_read(const char *path, nb_tensor *out, char *err, size_t cap)
+nb_status nb_npy_read(const char *path, nb_tensor *out)
 {
     unsigned char *buf;
-    size_t len;
+    size_t len, cap = NB_ERR_CAP;
+    char *err = nb__thread_err();
+    if (!path || !out) return nb_io_fail(err, cap, NB_ERR_ARG, "(null)", "no path or no tensor given");
     memset(out, 0, sizeof *out);
     nb_status st = nb_io_read_file(path, &buf, &len, err, cap);
     if (st) return st;
@@ -276,10 +281,11 @@ static size_t format_header(const nb_tensor *t, char *buf, size_t cap)
     return total;
 }
 
-nb_status nb_npy_write(const char *path, const nb_tensor *t, char *err, size_t cap)
+nb_status nb_npy_write(const char *path, const nb_tensor *t)
 {
-    size_t bytes;
-    if (!t) return nb_io_fail(err, cap, NB_ERR_ARG, path, "no tensor given");
+    size_t bytes, cap = NB_ERR_CAP;
+    char *err = nb__thread_err();
+    if (!t || !path) return nb_io_fail(err, cap, NB_ERR_ARG, path ? path : "(null)", "no path or no tensor given");
     nb_status st = nb_io_check_tensor(path, "the tensor", t, &bytes, err, cap);
     if (st) return st;
     char header[512]; /* the longest, 8 dims of 19 digits, takes 256 bytes */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "io_util.h"
 #include "nabla/io.h"
 
@@ -32,12 +33,15 @@ static nb_status set_push(nb_tensor_set *set, char *name, const nb_tensor *t)
 nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tensor *t)
 {
     size_t bytes;
-    if (!set || !name || !t) return NB_ERR_ARG;
-    nb_status st = nb_io_check_tensor("", "", t, &bytes, NULL, 0);
+    char *err = nb__thread_err();
+    if (!set || !name || !t) return nb__thread_fail(NB_ERR_ARG, "tensor set: no set, name or tensor given");
+    nb_status st = nb_io_check_tensor("tensor set", name, t, &bytes, err, NB_ERR_CAP);
     if (st) return st;
     /* A second tensor of the same name, or one named like the metadata,
      * would make a file that no reader accepts. */
-    if (nb_tensor_set_find(set, name) || !strcmp(name, META_KEY)) return NB_ERR_NAME;
+    if (nb_tensor_set_find(set, name) || !strcmp(name, META_KEY))
+        return nb__thread_fail(NB_ERR_NAME, "tensor set: the name '%s' is %s", name,
+                               strcmp(name, META_KEY) ? "taken" : "reserved");
     nb_tensor copy;
     char *dup = nb_io_strdup(name);
     st = dup ? nb_tensor_alloc(&copy, t->dtype, t->rank, t->shape) : NB_ERR_NOMEM;
@@ -47,7 +51,7 @@ nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tenso
         if (st) nb_tensor_free(&copy);
     }
     if (st) nb_free(dup);
-    return st;
+    return st == NB_ERR_NOMEM ? nb__thread_fail(st, "tensor set: out of memory") : st;
 }
 
 static nb_status meta_replace(char **slot, const char *value)
@@ -59,9 +63,8 @@ static nb_status meta_replace(char **slot, const char *value)
     return NB_OK;
 }
 
-nb_status nb_tensor_set_meta(nb_tensor_set *set, const char *key, const char *value)
+static nb_status set_meta(nb_tensor_set *set, const char *key, const char *value)
 {
-    if (!set || !key || !value) return NB_ERR_ARG;
     for (size_t i = 0; i < set->n_meta; i++)
         if (!strcmp(set->meta_keys[i], key)) return meta_replace(&set->meta_vals[i], value);
     size_t n = set->n_meta + 1;
@@ -80,6 +83,14 @@ nb_status nb_tensor_set_meta(nb_tensor_set *set, const char *key, const char *va
     }
     set->n_meta = n;
     return NB_OK;
+}
+
+nb_status nb_tensor_set_meta(nb_tensor_set *set, const char *key, const char *value)
+{
+    nb__thread_err();
+    if (!set || !key || !value) return nb__thread_fail(NB_ERR_ARG, "tensor set: no set, key or value given");
+    nb_status st = set_meta(set, key, value);
+    return st ? nb__thread_fail(st, "tensor set: out of memory") : NB_OK;
 }
 
 const nb_tensor *nb_tensor_set_find(const nb_tensor_set *set, const char *name)
@@ -322,22 +333,24 @@ static nb_status parse_file(const st_ctx *c, const unsigned char *buf, size_t le
     return st;
 }
 
-nb_status nb_safetensors_parse(const void *buf, size_t len, nb_tensor_set *out, char *err, size_t cap)
+nb_status nb_safetensors_parse(const void *buf, size_t len, nb_tensor_set *out)
 {
-    st_ctx c = {"<buffer>", err, cap};
+    st_ctx c = {"<buffer>", nb__thread_err(), NB_ERR_CAP};
+    if (!out || (!buf && len)) return fail(&c, NB_ERR_ARG, "no buffer or no set given");
     memset(out, 0, sizeof *out);
     nb_status st = parse_file(&c, buf, len, out);
     if (st) nb_tensor_set_free(out);
     return st;
 }
 
-nb_status nb_safetensors_read(const char *path, nb_tensor_set *out, char *err, size_t cap)
+nb_status nb_safetensors_read(const char *path, nb_tensor_set *out)
 {
     unsigned char *buf;
     size_t len;
-    st_ctx c = {path, err, cap};
+    st_ctx c = {path ? path : "(null)", nb__thread_err(), NB_ERR_CAP};
+    if (!path || !out) return fail(&c, NB_ERR_ARG, "no path or no set given");
     memset(out, 0, sizeof *out);
-    nb_status st = nb_io_read_file(path, &buf, &len, err, cap);
+    nb_status st = nb_io_read_file(path, &buf, &len, c.err, c.cap);
     if (st) return st;
     st = parse_file(&c, buf, len, out);
     nb_free(buf);
@@ -411,10 +424,10 @@ static nb_status dump_header(const st_ctx *c, json_t *root, char **out, size_t *
     return NB_OK;
 }
 
-nb_status nb_safetensors_write(const char *path, const nb_tensor_set *set, char *err, size_t cap)
+nb_status nb_safetensors_write(const char *path, const nb_tensor_set *set)
 {
-    st_ctx c = {path, err, cap};
-    if (!set) return fail(&c, NB_ERR_ARG, "no tensor set given");
+    st_ctx c = {path ? path : "(null)", nb__thread_err(), NB_ERR_CAP};
+    if (!set || !path) return fail(&c, NB_ERR_ARG, "no path or no tensor set given");
     nb_io_chunk *chunks = nb_calloc(set->n + 1, sizeof *chunks);
     json_t *root = json_object();
     char *header = NULL;
@@ -428,7 +441,7 @@ nb_status nb_safetensors_write(const char *path, const nb_tensor_set *set, char 
     if (!st) st = dump_header(&c, root, &header, &chunks[0].len);
     if (!st) {
         chunks[0].data = header;
-        st = nb_io_write_atomic(path, chunks, set->n + 1, err, cap);
+        st = nb_io_write_atomic(path, chunks, set->n + 1, c.err, c.cap);
     }
     nb_free(header);
     json_decref(root);

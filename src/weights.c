@@ -5,8 +5,8 @@
 
 #include "internal.h"
 
-nb_status nb_weights_save(const nb_graph *g, const char *path, const char *const *meta,
-                          size_t n_meta, char *err, size_t cap)
+static nb_status save(const nb_graph *g, const char *path, const char *const *meta, size_t n_meta,
+                      char *err, size_t cap)
 {
     nb_tensor_set set = {0};
     nb_status st = NB_OK;
@@ -15,10 +15,8 @@ nb_status nb_weights_save(const nb_graph *g, const char *path, const char *const
         nb_node *n = g->nodes[i];
         if (n->kind == NB_NODE_PARAM) st = nb_tensor_set_add(&set, n->name, &n->value);
     }
-    if (st)
-        snprintf(err, cap, "%s: %s", path, nb_status_str(st));
-    else
-        st = nb_safetensors_write(path, &set, err, cap);
+    if (!st) st = nb_safetensors_write(path, &set);
+    if (st) snprintf(err, cap, "%s", nb_last_error());
     nb_tensor_set_free(&set);
     return st;
 }
@@ -72,12 +70,12 @@ static nb_status note_ignored(nb_diags *ignored, const char *name)
     return NB_OK;
 }
 
-nb_status nb_weights_load(nb_graph *g, const char *path, nb_diags *ignored, char *err, size_t cap)
+static nb_status load(nb_graph *g, const char *path, nb_diags *ignored, char *err, size_t cap)
 {
     nb_tensor_set set = {0};
     const nb_tensor *t;
-    if (ignored) *ignored = (nb_diags){0};
-    nb_status st = nb_safetensors_read(path, &set, err, cap);
+    nb_status st = nb_safetensors_read(path, &set);
+    if (st) snprintf(err, cap, "%s", nb_last_error());
     /* every param is checked before any is written: a bad file changes nothing */
     for (size_t i = 0; i < g->n_nodes && !st; i++)
         if (g->nodes[i]->kind == NB_NODE_PARAM) st = match(&set, g->nodes[i], path, err, cap, &t);
@@ -92,4 +90,26 @@ nb_status nb_weights_load(nb_graph *g, const char *path, nb_diags *ignored, char
     if (st && ignored) nb_diags_free(ignored);
     nb_tensor_set_free(&set);
     return st;
+}
+
+/* The public calls put their message on the graph (core.h, "Errors"). */
+nb_status nb_weights_save(nb_graph *g, const char *path, const char *const *meta, size_t n_meta)
+{
+    char err[NB_ERR_CAP] = "";
+    if (!g) return NB_ERR_ARG;
+    nb__begin(g);
+    if (!path || (n_meta && !meta)) return nb__fail(g, NB_ERR_ARG, "weights: no path or no metadata given");
+    nb_status st = save(g, path, meta, n_meta, err, sizeof err);
+    return st ? nb__fail(g, st, "%s", err) : NB_OK;
+}
+
+nb_status nb_weights_load(nb_graph *g, const char *path, nb_diags *ignored)
+{
+    char err[NB_ERR_CAP] = "";
+    if (ignored) *ignored = (nb_diags){0};
+    if (!g) return NB_ERR_ARG;
+    nb__begin(g);
+    if (!path) return nb__fail(g, NB_ERR_ARG, "weights: no path given");
+    nb_status st = load(g, path, ignored, err, sizeof err);
+    return st ? nb__fail(g, st, "%s", err) : NB_OK;
 }

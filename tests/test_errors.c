@@ -101,9 +101,14 @@ Test(errors, first_message_is_kept_through_null_inputs)
     cr_expect_null(later);
     cr_expect_eq(nb_graph_status(g), NB_ERR_SHAPE);
     cr_expect(strstr(nb_graph_error(g), "a is [3], b is [4]"));
+    /* a call given the NULL keeps the root cause */
     nb_plan *p;
-    cr_expect_eq(nb_plan_new(g, &a, 1, &p), NB_ERR_SHAPE, "a graph with an error cannot be planned");
+    cr_expect_eq(nb_plan_new(g, &later, 1, &p), NB_ERR_SHAPE);
     cr_expect_null(p);
+    cr_expect(strstr(nb_graph_error(g), "a is [3], b is [4]"), "%s", nb_graph_error(g));
+    nb_node *grad;
+    cr_expect_eq(nb_grad(g, later, &a, 1, &grad), NB_ERR_SHAPE);
+    cr_expect(strstr(nb_graph_error(g), "a is [3], b is [4]"), "%s", nb_graph_error(g));
     nb_graph_free(g);
 }
 

@@ -14,7 +14,6 @@
 /* ---- helpers ---- */
 
 static char tmp[64]; /* a fresh folder per test (each test runs in its own process) */
-static char err[512];
 
 static void make_tmp(void)
 {
@@ -134,19 +133,20 @@ static unsigned char *npy_buf(int major, const char *dict, const void *data, siz
     return b;
 }
 
-/* Parses a version-1.0 buffer; returns the status and leaves the message in err. */
+/* Parses a version-1.0 buffer; returns the status (message: nb_last_error). */
 static nb_status parse_dict(const char *dict, const void *data, size_t dlen, nb_tensor *out)
 {
     size_t len;
     unsigned char *b = npy_buf(1, dict, data, dlen, &len);
-    err[0] = '\0';
-    nb_status st = nb_npy_parse(b, len, out, err, sizeof err);
+    nb_status st = nb_npy_parse(b, len, out);
     free(b);
     return st;
 }
 
+/* A failed call on files leaves its message for the thread (nb_last_error). */
 static void assert_error(nb_status got, nb_status want, const char *needle)
 {
+    const char *err = nb_last_error();
     cr_assert_eq(got, want, "status %d (%s), expected %d; message: %s", got, nb_status_str(got), want, err);
     cr_assert_not_null(strstr(err, needle), "message '%s' does not contain '%s'", err, needle);
 }
@@ -170,8 +170,8 @@ Test(npy, round_trip_all_dtypes_and_ranks)
         for (int r = 0; r < 3; r++) {
             nb_tensor t = make_tensor(dtypes[d], ranks[r], shape_of_rank(ranks[r])), back;
             const char *p = tmp_path("a.npy");
-            cr_assert_eq(nb_npy_write(p, &t, err, sizeof err), NB_OK, "%s", err);
-            cr_assert_eq(nb_npy_read(p, &back, err, sizeof err), NB_OK, "%s", err);
+            cr_assert_eq(nb_npy_write(p, &t), NB_OK, "%s", nb_last_error());
+            cr_assert_eq(nb_npy_read(p, &back), NB_OK, "%s", nb_last_error());
             assert_same(&t, &back);
             nb_tensor_free(&t);
             nb_tensor_free(&back);
@@ -184,7 +184,7 @@ Test(npy, round_trip_all_dtypes_and_ranks)
 static void check_header(const nb_tensor *t, const char *dict)
 {
     const char *p = tmp_path("h.npy");
-    cr_assert_eq(nb_npy_write(p, t, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_npy_write(p, t), NB_OK, "%s", nb_last_error());
     size_t len;
     unsigned char *b = slurp(p, &len);
     cr_assert_eq(memcmp(b, "\x93NUMPY\x01\x00", 8), 0);
@@ -219,21 +219,21 @@ Test(npy, write_overwrites_and_reports_io_errors)
 {
     nb_tensor a = make_tensor(NB_F64, 1, (int64_t[]){7}), b = make_tensor(NB_I32, 0, NULL), back;
     const char *p = tmp_path("o.npy");
-    cr_assert_eq(nb_npy_write(p, &a, err, sizeof err), NB_OK, "%s", err);
-    cr_assert_eq(nb_npy_write(p, &b, err, sizeof err), NB_OK, "%s", err);
-    cr_assert_eq(nb_npy_read(p, &back, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_npy_write(p, &a), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(nb_npy_write(p, &b), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(nb_npy_read(p, &back), NB_OK, "%s", nb_last_error());
     assert_same(&b, &back);
     nb_tensor_free(&back);
 
     p = tmp_path("no/such/dir/x.npy");
-    assert_error(nb_npy_write(p, &a, err, sizeof err), NB_ERR_IO, p);
-    assert_error(nb_npy_read(tmp_path("missing.npy"), &back, err, sizeof err), NB_ERR_IO,
+    assert_error(nb_npy_write(p, &a), NB_ERR_IO, p);
+    assert_error(nb_npy_read(tmp_path("missing.npy"), &back), NB_ERR_IO,
                  "missing.npy: cannot open");
-    cr_assert_eq(nb_npy_read(tmp_path("missing.npy"), &back, NULL, 0), NB_ERR_IO);
+    cr_assert_eq(nb_npy_read(tmp_path("missing.npy"), &back), NB_ERR_IO);
     /* The rename over a folder fails after the data is written: the
      * temporary file must go. */
     cr_assert_eq(mkdir(tmp_path("adir"), 0755), 0);
-    assert_error(nb_npy_write(tmp_path("adir"), &a, err, sizeof err), NB_ERR_IO, "cannot rename");
+    assert_error(nb_npy_write(tmp_path("adir"), &a), NB_ERR_IO, "cannot rename");
     cr_assert_eq(count_files(), 2);
     rmdir(tmp_path("adir"));
     nb_tensor_free(&a);
@@ -243,9 +243,9 @@ Test(npy, write_overwrites_and_reports_io_errors)
 Test(npy, write_rejects_bad_tensors)
 {
     nb_tensor t = {NB_F32, 1, {4}, NULL};
-    assert_error(nb_npy_write(tmp_path("x.npy"), &t, err, sizeof err), NB_ERR_ARG, "no data");
+    assert_error(nb_npy_write(tmp_path("x.npy"), &t), NB_ERR_ARG, "no data");
     t.rank = 9;
-    assert_error(nb_npy_write(tmp_path("x.npy"), &t, err, sizeof err), NB_ERR_ARG, "rank 9");
+    assert_error(nb_npy_write(tmp_path("x.npy"), &t), NB_ERR_ARG, "rank 9");
     cr_assert_eq(count_files(), 0);
 }
 
@@ -259,7 +259,7 @@ Test(npy, parse_versions_2_and_3)
         unsigned char *b =
             npy_buf(v, "{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }", d, sizeof d, &len);
         nb_tensor t;
-        cr_assert_eq(nb_npy_parse(b, len, &t, err, sizeof err), NB_OK, "v%d: %s", v, err);
+        cr_assert_eq(nb_npy_parse(b, len, &t), NB_OK, "v%d: %s", v, nb_last_error());
         cr_assert_eq(t.dtype, NB_F64);
         cr_assert_eq(t.rank, 1);
         cr_assert_eq(t.shape[0], 3);
@@ -274,17 +274,17 @@ Test(npy, parse_accepts_python_dict_variants)
     float f[6] = {1, 2, 3, 4, 5, 6};
     nb_tensor t;
     cr_assert_eq(parse_dict("{\"shape\":(2,3,),\"descr\":\"<f4\",\"fortran_order\":False}", f, sizeof f, &t),
-                 NB_OK, "%s", err);
+                 NB_OK, "%s", nb_last_error());
     cr_assert_eq(t.rank, 2);
     cr_assert_eq(t.shape[1], 3);
     nb_tensor_free(&t);
     cr_assert_eq(parse_dict("{ 'fortran_order' : False , 'shape' : ( ) , 'descr' : '<f4' }", f, 4, &t), NB_OK,
-                 "%s", err);
+                 "%s", nb_last_error());
     cr_assert_eq(t.rank, 0);
     cr_assert_eq(((float *)t.data)[0], 1.0f);
     nb_tensor_free(&t);
     cr_assert_eq(parse_dict("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 3), }", NULL, 0, &t),
-                 NB_OK, "%s", err);
+                 NB_OK, "%s", nb_last_error());
     cr_assert_eq(nb_tensor_numel(&t), 0);
     nb_tensor_free(&t);
 }
@@ -294,7 +294,7 @@ Test(npy, i8_converts_to_i32)
     int64_t v[4] = {0, -1, INT32_MAX, INT32_MIN};
     nb_tensor t;
     cr_assert_eq(parse_dict("{'descr': '<i8', 'fortran_order': False, 'shape': (2, 2), }", v, sizeof v, &t),
-                 NB_OK, "%s", err);
+                 NB_OK, "%s", nb_last_error());
     cr_assert_eq(t.dtype, NB_I32);
     for (int i = 0; i < 4; i++) cr_assert_eq(((int32_t *)t.data)[i], v[i]);
     nb_tensor_free(&t);
@@ -338,8 +338,8 @@ Test(npy, rejects_truncated_and_extra_data)
     size_t len;
     unsigned char *b = npy_buf(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", f, 4, &len);
     nb_tensor t;
-    assert_error(nb_npy_parse(b, 40, &t, err, sizeof err), NB_ERR_FORMAT, "truncated in the header");
-    assert_error(nb_npy_parse(b, 9, &t, err, sizeof err), NB_ERR_FORMAT, "magic");
+    assert_error(nb_npy_parse(b, 40, &t), NB_ERR_FORMAT, "truncated in the header");
+    assert_error(nb_npy_parse(b, 9, &t), NB_ERR_FORMAT, "magic");
     free(b);
 }
 
@@ -347,12 +347,12 @@ Test(npy, rejects_garbage_magic_and_versions)
 {
     nb_tensor t;
     const char junk[] = "PK\x03\x04 this is a zip file, not an array";
-    assert_error(nb_npy_parse(junk, sizeof junk, &t, err, sizeof err), NB_ERR_FORMAT, "not a .npy file");
-    cr_assert_eq(nb_npy_parse(junk, 0, &t, NULL, 0), NB_ERR_FORMAT);
+    assert_error(nb_npy_parse(junk, sizeof junk, &t), NB_ERR_FORMAT, "not a .npy file");
+    cr_assert_eq(nb_npy_parse(junk, 0, &t), NB_ERR_FORMAT);
     size_t len;
     unsigned char *b = npy_buf(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", junk, 4, &len);
     b[6] = 4;
-    assert_error(nb_npy_parse(b, len, &t, err, sizeof err), NB_ERR_FORMAT, "version 4.0");
+    assert_error(nb_npy_parse(b, len, &t), NB_ERR_FORMAT, "version 4.0");
     free(b);
 }
 
@@ -389,14 +389,14 @@ Test(npy, rejects_malformed_dicts)
 Test(npy, reads_conformance_inputs)
 {
     nb_tensor x, t;
-    cr_assert_eq(nb_npy_read(conformance("mlp/in/x.npy"), &x, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_npy_read(conformance("mlp/in/x.npy"), &x), NB_OK, "%s", nb_last_error());
     cr_assert_eq(x.dtype, NB_F64);
     cr_assert_eq(x.rank, 2);
     cr_assert_eq(x.shape[0], 5);
     cr_assert_eq(x.shape[1], 6);
     cr_assert_eq(((double *)x.data)[0], -1.4238250364546312);
     cr_assert_eq(((double *)x.data)[29], 2.61815942636784);
-    cr_assert_eq(nb_npy_read(conformance("mlp/in/t.npy"), &t, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_npy_read(conformance("mlp/in/t.npy"), &t), NB_OK, "%s", nb_last_error());
     cr_assert_eq(t.dtype, NB_I32);
     cr_assert_eq(t.rank, 1);
     cr_assert_eq(t.shape[0], 5);
@@ -424,8 +424,7 @@ static const char *st_file(const char *json, const void *data, size_t dlen)
 
 static nb_status st_read(const char *json, const void *data, size_t dlen, nb_tensor_set *out)
 {
-    err[0] = '\0';
-    nb_status st = nb_safetensors_read(st_file(json, data, dlen), out, err, sizeof err);
+    nb_status st = nb_safetensors_read(st_file(json, data, dlen), out);
     if (st) cr_assert_eq(out->n + out->n_meta, 0, "a failed read must leave an empty set");
     return st;
 }
@@ -444,8 +443,8 @@ Test(safetensors, round_trip_all_dtypes_and_ranks_with_metadata)
     cr_assert_eq(nb_tensor_set_meta(&set, "format", "pt"), NB_OK);
     cr_assert_eq(nb_tensor_set_meta(&set, "note", "h\xc3\xa9llo \"quoted\""), NB_OK);
     const char *p = tmp_path("w.safetensors");
-    cr_assert_eq(nb_safetensors_write(p, &set, err, sizeof err), NB_OK, "%s", err);
-    cr_assert_eq(nb_safetensors_read(p, &back, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_safetensors_write(p, &set), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(nb_safetensors_read(p, &back), NB_OK, "%s", nb_last_error());
     cr_assert_eq(back.n, 9);
     for (size_t i = 0; i < set.n; i++) {
         cr_assert_str_eq(back.items[i].name, set.items[i].name, "tensors must keep their order");
@@ -466,7 +465,7 @@ Test(safetensors, written_layout)
     cr_assert_eq(nb_tensor_set_add(&set, "b", &b), NB_OK);
     cr_assert_eq(nb_tensor_set_add(&set, "a", &a), NB_OK);
     const char *p = tmp_path("l.safetensors");
-    cr_assert_eq(nb_safetensors_write(p, &set, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_safetensors_write(p, &set), NB_OK, "%s", nb_last_error());
     size_t len;
     unsigned char *f = slurp(p, &len);
     const char *json = "{\"b\":{\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[0,4]},"
@@ -489,8 +488,8 @@ Test(safetensors, written_layout)
 Test(safetensors, reads_conformance_weights)
 {
     nb_tensor_set set;
-    cr_assert_eq(nb_safetensors_read(conformance("mlp/weights.safetensors"), &set, err, sizeof err), NB_OK,
-                 "%s", err);
+    cr_assert_eq(nb_safetensors_read(conformance("mlp/weights.safetensors"), &set), NB_OK,
+                 "%s", nb_last_error());
     cr_assert_eq(set.n, 6);
     const nb_tensor *w = nb_tensor_set_find(&set, "h1.W"), *b = nb_tensor_set_find(&set, "h1.b");
     cr_assert_not_null(w);
@@ -547,16 +546,16 @@ Test(safetensors, rejects_duplicate_keys_and_bad_json)
     assert_error(st_read("{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", data, 4, &s),
                  NB_ERR_FORMAT, "dimension 0");
     /* Header lengths that do not fit in the file. */
-    assert_error(nb_safetensors_read(st_file("", NULL, 0), &s, err, sizeof err), NB_ERR_FORMAT,
+    assert_error(nb_safetensors_read(st_file("", NULL, 0), &s), NB_ERR_FORMAT,
                  "not valid JSON");
     unsigned char b[12] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' '};
     spit(tmp_path("short.safetensors"), b, sizeof b);
-    assert_error(nb_safetensors_read(tmp_path("short.safetensors"), &s, err, sizeof err), NB_ERR_FORMAT,
+    assert_error(nb_safetensors_read(tmp_path("short.safetensors"), &s), NB_ERR_FORMAT,
                  "header length 200 overruns the file of 12 bytes");
     spit(tmp_path("tiny.safetensors"), b, 5);
-    assert_error(nb_safetensors_read(tmp_path("tiny.safetensors"), &s, err, sizeof err), NB_ERR_FORMAT,
+    assert_error(nb_safetensors_read(tmp_path("tiny.safetensors"), &s), NB_ERR_FORMAT,
                  "too short");
-    assert_error(nb_safetensors_read(tmp_path("none.safetensors"), &s, err, sizeof err), NB_ERR_IO,
+    assert_error(nb_safetensors_read(tmp_path("none.safetensors"), &s), NB_ERR_IO,
                  "cannot open");
 }
 
@@ -573,7 +572,7 @@ Test(safetensors, rejects_unknown_dtype)
 Test(safetensors, metadata_values_must_be_strings)
 {
     nb_tensor_set s;
-    cr_assert_eq(st_read("{\"__metadata__\":{\"k\":\"v\"}}", NULL, 0, &s), NB_OK, "%s", err);
+    cr_assert_eq(st_read("{\"__metadata__\":{\"k\":\"v\"}}", NULL, 0, &s), NB_OK, "%s", nb_last_error());
     cr_assert_eq(s.n, 0);
     cr_assert_eq(s.n_meta, 1);
     cr_assert_str_eq(s.meta_vals[0], "v");
@@ -589,7 +588,7 @@ Test(safetensors, i64_converts_with_range_check)
     int64_t v[3] = {-5, 0, INT32_MAX};
     nb_tensor_set s;
     const char *json = "{\"t\":{\"dtype\":\"I64\",\"shape\":[3],\"data_offsets\":[0,24]}}";
-    cr_assert_eq(st_read(json, v, sizeof v, &s), NB_OK, "%s", err);
+    cr_assert_eq(st_read(json, v, sizeof v, &s), NB_OK, "%s", nb_last_error());
     cr_assert_eq(s.items[0].t.dtype, NB_I32);
     for (int i = 0; i < 3; i++) cr_assert_eq(((int32_t *)s.items[0].t.data)[i], v[i]);
     nb_tensor_set_free(&s);
@@ -620,9 +619,9 @@ Test(safetensors, tensor_set_api)
     cr_assert_null(set.items);
     cr_assert_null(set.meta_keys);
     nb_tensor_set_free(&set); /* a zeroed set is valid */
-    cr_assert_eq(nb_safetensors_write(tmp_path("empty.safetensors"), &set, err, sizeof err), NB_OK, "%s",
-                 err);
-    cr_assert_eq(nb_safetensors_read(tmp_path("empty.safetensors"), &set, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_safetensors_write(tmp_path("empty.safetensors"), &set), NB_OK, "%s",
+                 nb_last_error());
+    cr_assert_eq(nb_safetensors_read(tmp_path("empty.safetensors"), &set), NB_OK, "%s", nb_last_error());
     cr_assert_eq(set.n + set.n_meta, 0);
     nb_tensor_free(&t);
 }
@@ -632,10 +631,10 @@ Test(safetensors, write_rejects_duplicate_names)
     nb_tensor t = make_tensor(NB_F64, 0, NULL);
     nb_named_tensor items[2] = {{"same", t}, {"same", t}};
     nb_tensor_set set = {2, items, 0, NULL, NULL};
-    assert_error(nb_safetensors_write(tmp_path("d.safetensors"), &set, err, sizeof err), NB_ERR_NAME,
+    assert_error(nb_safetensors_write(tmp_path("d.safetensors"), &set), NB_ERR_NAME,
                  "two tensors are named 'same'");
     items[0].name = "__metadata__";
-    assert_error(nb_safetensors_write(tmp_path("d.safetensors"), &set, err, sizeof err), NB_ERR_NAME,
+    assert_error(nb_safetensors_write(tmp_path("d.safetensors"), &set), NB_ERR_NAME,
                  "cannot be named __metadata__");
     cr_assert_eq(count_files(), 0);
     nb_tensor_free(&t);
@@ -662,14 +661,14 @@ Test(weights, save_then_load_by_name_with_conversion, .init = make_tmp, .fini = 
 {
     nb_graph *a = two_params(NB_F64, 1), *b = two_params(NB_F32, 2);
     const char *meta[2] = {"epoch", "3"};
-    cr_assert_eq(nb_weights_save(a, tmp_path("w.safetensors"), meta, 1, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_weights_save(a, tmp_path("w.safetensors"), meta, 1), NB_OK, "%s", nb_graph_error(a));
     nb_diags ignored;
-    cr_assert_eq(nb_weights_load(b, tmp_path("w.safetensors"), &ignored, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_weights_load(b, tmp_path("w.safetensors"), &ignored), NB_OK, "%s", nb_graph_error(b));
     cr_expect_eq(ignored.n, 0);
     for (size_t i = 0; i < 6; i++) cr_expect_float_eq(value(b, "W", i), value(a, "W", i), 1e-6);
     for (size_t i = 0; i < 2; i++) cr_expect_float_eq(value(b, "b", i), value(a, "b", i), 1e-6);
     nb_tensor_set set = {0};
-    cr_assert_eq(nb_safetensors_read(tmp_path("w.safetensors"), &set, err, sizeof err), NB_OK);
+    cr_assert_eq(nb_safetensors_read(tmp_path("w.safetensors"), &set), NB_OK);
     cr_expect_eq(set.n_meta, 1);
     cr_expect_str_eq(set.meta_vals[0], "3");
     nb_tensor_set_free(&set);
@@ -684,11 +683,11 @@ Test(weights, a_bad_file_changes_nothing_and_names_the_param, .init = make_tmp, 
     nb_tensor_set_add(&set, "W", &W);
     nb_tensor_set_add(&set, "b", &b);
     nb_tensor_set_add(&set, "extra", &b);
-    cr_assert_eq(nb_safetensors_write(tmp_path("bad.safetensors"), &set, err, sizeof err), NB_OK);
+    cr_assert_eq(nb_safetensors_write(tmp_path("bad.safetensors"), &set), NB_OK);
     nb_graph *g = two_params(NB_F32, 1);
     double w0 = value(g, "W", 0);
-    cr_expect_eq(nb_weights_load(g, tmp_path("bad.safetensors"), NULL, err, sizeof err), NB_ERR_SHAPE);
-    cr_expect(strstr(err, "param 'b' is f32 [2] but the file's tensor is f32 [5]"), "%s", err);
+    cr_expect_eq(nb_weights_load(g, tmp_path("bad.safetensors"), NULL), NB_ERR_SHAPE);
+    cr_expect(strstr(nb_graph_error(g), "param 'b' is f32 [2] but the file's tensor is f32 [5]"), "%s", nb_graph_error(g));
     cr_expect_eq(value(g, "W", 0), w0, "W was loaded although b is misshapen");
     /* with b right, the extra tensor is reported, not an error */
     nb_tensor_set_free(&set);
@@ -696,13 +695,13 @@ Test(weights, a_bad_file_changes_nothing_and_names_the_param, .init = make_tmp, 
     nb_tensor_set_add(&set, "W", &W);
     nb_tensor_set_add(&set, "b", &b2);
     nb_tensor_set_add(&set, "extra", &b2);
-    cr_assert_eq(nb_safetensors_write(tmp_path("ok.safetensors"), &set, err, sizeof err), NB_OK);
+    cr_assert_eq(nb_safetensors_write(tmp_path("ok.safetensors"), &set), NB_OK);
     nb_diags ignored;
-    cr_assert_eq(nb_weights_load(g, tmp_path("ok.safetensors"), &ignored, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_weights_load(g, tmp_path("ok.safetensors"), &ignored), NB_OK, "%s", nb_graph_error(g));
     cr_assert_eq(ignored.n, 1);
     cr_expect_str_eq(ignored.lines[0], "extra");
     nb_diags_free(&ignored);
-    cr_expect_eq(nb_weights_load(g, tmp_path("missing.safetensors"), NULL, err, sizeof err), NB_ERR_IO);
+    cr_expect_eq(nb_weights_load(g, tmp_path("missing.safetensors"), NULL), NB_ERR_IO);
     nb_tensor_set_free(&set);
     nb_tensor_free(&W);
     nb_tensor_free(&b);

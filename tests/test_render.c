@@ -201,20 +201,19 @@ Test(render, library_groups_and_grads)
     nb_node_set_group(g, h, "lin");
     nb_node *grad;
     cr_assert_eq(nb_grad(g, loss, &w, 1, &grad), NB_OK, "%s", nb_graph_error(g));
-    char err[512];
     nb_render_opts o = {.loss = loss, .title = "a <small> & model"};
-    cr_assert_eq(nb_render(g, tmp_path("g.dot"), NULL, &o, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_render(g, tmp_path("g.dot"), NULL, &o), NB_OK, "%s", nb_graph_error(g));
     char *dot = read_text(tmp_path("g.dot"), NULL);
     cr_expect(strstr(dot, "subgraph cluster_lin"), "%s", dot);
     cr_expect(!strstr(dot, "grad.lin.w"), "gradient nodes drawn though show_grad is false");
     cr_expect(strstr(dot, "&lt;small&gt; &amp; model"), "title not escaped");
     free(dot);
     o.show_grad = true;
-    cr_assert_eq(nb_render(g, tmp_path("g.svg"), NULL, &o, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_render(g, tmp_path("g.svg"), NULL, &o), NB_OK, "%s", nb_graph_error(g));
     char *svg = read_text(tmp_path("g.svg"), NULL);
     cr_expect(strstr(svg, ">grad.lin.w<") && strstr(svg, ">lin.w<"), "names missing from the SVG");
     free(svg);
-    cr_expect_eq(nb_render(g, tmp_path("g.txt"), NULL, &o, err, sizeof err), NB_ERR_ARG);
-    cr_expect_eq(nb_render(g, tmp_path("g"), "svg", &o, err, sizeof err), NB_OK, "%s", err);
+    cr_expect_eq(nb_render(g, tmp_path("g.txt"), NULL, &o), NB_ERR_ARG);
+    cr_expect_eq(nb_render(g, tmp_path("g"), "svg", &o), NB_OK, "%s", nb_graph_error(g));
     nb_graph_free(g);
 }

@@ -190,8 +190,7 @@ Test(tool, run_linear_closed_form)
     expect_values(tmp_path("out/grad.x.npy"), 2, (int64_t[]){2, 3}, (double[]){3, 7, 11, 3, 7, 11}, 1e-12);
     /* the weights used, saved and read back equal */
     nb_tensor_set set = {0};
-    char err[512];
-    cr_assert_eq(nb_safetensors_read(tmp_path("saved.safetensors"), &set, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_safetensors_read(tmp_path("saved.safetensors"), &set), NB_OK, "%s", nb_last_error());
     const nb_tensor *W = nb_tensor_set_find(&set, "W"), *b = nb_tensor_set_find(&set, "b");
     cr_assert(W && b && W->dtype == NB_F64 && W->rank == 2 && W->shape[0] == 3 && W->shape[1] == 2);
     for (int i = 0; i < 6; i++) cr_expect_eq(((double *)W->data)[i], i + 1);
@@ -209,8 +208,7 @@ Test(tool, run_writes_model_dtype)
     tool_result r = TOOL("run", tmp_path("linear.yaml"), "--in", x, "-o", tmp_path("out"));
     cr_assert_eq(r.status, 0, "%s", r.err);
     nb_tensor t;
-    char err[512];
-    cr_assert_eq(nb_npy_read(tmp_path("out/y.npy"), &t, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_npy_read(tmp_path("out/y.npy"), &t), NB_OK, "%s", nb_last_error());
     cr_expect_eq(t.dtype, NB_F32);
     cr_expect_float_eq(((float *)t.data)[3], 7.5f, 1e-6);
     nb_tensor_free(&t);
@@ -242,7 +240,6 @@ static void write_weights(const char *path, bool extra, bool drop_b, bool bad_sh
 {
     nb_tensor_set set = {0};
     nb_tensor W, b, j;
-    char err[512];
     nb_tensor_alloc(&W, NB_F32, 2, bad_shape ? (int64_t[]){2, 3} : (int64_t[]){3, 2});
     nb_tensor_alloc(&b, NB_F32, 1, (int64_t[]){2});
     nb_tensor_alloc(&j, NB_F64, 1, (int64_t[]){4});
@@ -251,7 +248,7 @@ static void write_weights(const char *path, bool extra, bool drop_b, bool bad_sh
     nb_tensor_set_add(&set, "W", &W);
     if (!drop_b) nb_tensor_set_add(&set, "b", &b);
     if (extra) nb_tensor_set_add(&set, "junk", &j);
-    cr_assert_eq(nb_safetensors_write(path, &set, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_safetensors_write(path, &set), NB_OK, "%s", nb_last_error());
     nb_tensor_set_free(&set);
     nb_tensor_free(&W), nb_tensor_free(&b), nb_tensor_free(&j);
 }
@@ -268,8 +265,7 @@ Test(tool, run_weights_round_trip)
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_expect(strstr(r.err, "warning") && strstr(r.err, "'junk'"), "no warning about 'junk': %s", r.err);
     nb_tensor_set set = {0};
-    char err[512];
-    cr_assert_eq(nb_safetensors_read(tmp_path("saved.safetensors"), &set, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_safetensors_read(tmp_path("saved.safetensors"), &set), NB_OK, "%s", nb_last_error());
     const nb_tensor *W = nb_tensor_set_find(&set, "W");
     cr_assert(W && W->dtype == NB_F64 && !nb_tensor_set_find(&set, "junk"));
     for (int i = 0; i < 6; i++) cr_expect_eq(((double *)W->data)[i], 0.25 * i);

@@ -111,8 +111,7 @@ Test(modes, run_train_updates_running_statistics)
     nb_tensor_free(&d);
 
     nb_tensor_set set = {0};
-    char err[512];
-    cr_assert_eq(nb_safetensors_read(w, &set, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_safetensors_read(w, &set), NB_OK, "%s", nb_last_error());
     const nb_tensor *rm = nb_tensor_set_find(&set, "bn.running_mean");
     const nb_tensor *rv = nb_tensor_set_find(&set, "bn.running_var");
     cr_assert(rm && rv && nb_tensor_set_find(&set, "bn.gamma"), "the state is saved with the weights");

@@ -138,10 +138,9 @@ void tool_result_free(tool_result *r)
 static void write_npy(const char *path, nb_dtype dt, int rank, const int64_t *shape, const void *v)
 {
     nb_tensor t;
-    char err[512];
     cr_assert_eq(nb_tensor_alloc(&t, dt, rank, shape), NB_OK);
     memcpy(t.data, v, nb_tensor_bytes(&t));
-    cr_assert_eq(nb_npy_write(path, &t, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_npy_write(path, &t), NB_OK, "%s", nb_last_error());
     nb_tensor_free(&t);
 }
 
@@ -158,8 +157,7 @@ void write_npy_i32(const char *path, int rank, const int64_t *shape, const int32
 nb_tensor read_npy_f64(const char *path)
 {
     nb_tensor t, d;
-    char err[512];
-    cr_assert_eq(nb_npy_read(path, &t, err, sizeof err), NB_OK, "%s", err);
+    cr_assert_eq(nb_npy_read(path, &t), NB_OK, "%s", nb_last_error());
     if (t.dtype == NB_F64) return t;
     cr_assert_eq(nb_tensor_alloc(&d, NB_F64, t.rank, t.shape), NB_OK);
     size_t n = nb_tensor_numel(&t);

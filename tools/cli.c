@@ -240,9 +240,8 @@ static int read_one(const char *cmd, const nb_model *m, const nbt_feed_arg *a, n
     nb_node *x = nbt_find_input(cmd, m, a->name, &rc);
     if (!x) return rc;
     if (nbt_input_of(in, x)) return nbt_fail(cmd, "input '%s' is given twice", a->name);
-    char err[1024];
     nb_tensor t;
-    if (nb_npy_read(a->path, &t, err, sizeof err)) return nbt_fail(cmd, "%s", err);
+    if (nb_npy_read(a->path, &t)) return nbt_fail(cmd, "%s", nb_last_error());
     if ((rc = check_dtype(cmd, x, a->path, &t)) ||
         (rc = check_shape(cmd, nb_model_graph(m), x, a->path, &t, d)) ||
         (rc = nb_node_dtype(x) == NB_I32 ? NBT_OK : nbt_convert(cmd, &t, nb_node_dtype(x)))) {

@@ -50,8 +50,8 @@ static int draw(nb_model *m, const char *out, const nbt_dims *d, bool backward)
     for (size_t i = 0; i < nb_model_num_outputs(m) && n_out < 256; i++) outputs[n_out++] = nb_model_output(m, i);
     nb_render_opts o = {.show_grad = backward, .binds = d->b, .n_binds = d->n, .outputs = outputs,
                         .n_outputs = n_out, .loss = nb_model_loss(m), .title = nb_model_name(m)};
-    char err[1024];
-    if (nb_render(nb_model_graph(m), out, NULL, &o, err, sizeof err)) return nbt_fail(CMD, "%s", err);
+    if (nb_render(nb_model_graph(m), out, NULL, &o))
+        return nbt_fail(CMD, "%s", nb_graph_error(nb_model_graph(m)));
     return NBT_OK;
 }
 

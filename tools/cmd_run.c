@@ -58,8 +58,7 @@ typedef struct run_state {
 static int load_weights(const run_state *s, const char *path)
 {
     nb_diags ignored;
-    char err[1024];
-    if (nb_weights_load(s->g, path, &ignored, err, sizeof err)) return nbt_fail(CMD, "%s", err);
+    if (nb_weights_load(s->g, path, &ignored)) return nbt_fail(CMD, "%s", nb_graph_error(s->g));
     for (size_t i = 0; i < ignored.n; i++)
         nbt_warn(CMD, "%s: tensor '%s' names no param of the model; ignored", path, ignored.lines[i]);
     nb_diags_free(&ignored);
@@ -69,8 +68,7 @@ static int load_weights(const run_state *s, const char *path)
 static int save_weights(const run_state *s, const char *path)
 {
     const char *meta[2] = {"model", nb_model_name(s->m)};
-    char err[1024];
-    return nb_weights_save(s->g, path, meta, 1, err, sizeof err) ? nbt_fail(CMD, "%s", err) : NBT_OK;
+    return nb_weights_save(s->g, path, meta, 1) ? nbt_fail(CMD, "%s", nb_graph_error(s->g)) : NBT_OK;
 }
 
 /* ---- inputs and dimensions ------------------------------------------------------- */
@@ -144,11 +142,11 @@ static int write_node(const nb_plan *p, const nb_node *n, const char *dir, const
                       const char *name)
 {
     nb_tensor t = {.dtype = nb_node_dtype(n), .data = (void *)nb_plan_get(p, n)};
-    char path[4096], err[1024];
+    char path[4096];
     t.rank = nb_plan_shape(p, n, t.shape);
     snprintf(path, sizeof path, "%s/%s%s.npy", dir, prefix, name);
     if (t.rank < 0 || !t.data) return nbt_fail(CMD, "node '%s' was not computed", nb_node_name(n));
-    if (nb_npy_write(path, &t, err, sizeof err)) return nbt_fail(CMD, "%s", err);
+    if (nb_npy_write(path, &t)) return nbt_fail(CMD, "%s", nb_last_error());
     return NBT_OK;
 }
 

@@ -191,11 +191,10 @@ static void print_row(const gc_run *r, widths w, const nb_gc_result *res, FILE *
 static int check_all(gc_run *r, FILE *out)
 {
     nb_gc_result *res = calloc((size_t)r->n_wrt + 1, sizeof *res);
-    char err[1024] = "";
     if (!res) return nbt_fail(CMD, "out of memory");
     nb_status st = nb_gradcheck(r->g, nb_model_loss(r->m), r->wrt, r->n_wrt, r->dims.b, r->dims.n,
-                                r->feeds, r->n_feeds, &r->cfg->opts, res, err, sizeof err);
-    int rc = st ? nbt_fail(CMD, "%s", err) : NBT_OK, failed = 0;
+                                r->feeds, r->n_feeds, &r->cfg->opts, res);
+    int rc = st ? nbt_fail(CMD, "%s", nb_graph_error(r->g)) : NBT_OK, failed = 0;
     widths w = measure(r);
     if (!st) {
         fprintf(out, "%-*s  %-*s  %11s  %11s  %-14s  %11s  %5s  %s\n", w.name, "tensor", w.shape, "shape",

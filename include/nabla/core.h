@@ -1,9 +1,27 @@
-/* nabla — core types: dtypes, status codes, dimensions, plain tensors.
+/* nabla — core types: dtypes, status codes, dimensions, plain tensors, and
+ * the one rule for errors that every function of nabla follows.
  *
- * Every function of nabla that can fail returns an nb_status; the message that
- * explains the failure is kept on the object it concerns (graph, plan, ...) and
- * read with that object's *_error() function. nabla never prints, exits or
- * aborts on bad input. */
+ * Errors.
+ *  1. A function that can fail returns an nb_status (NB_OK is 0), or NULL where
+ *     it returns a pointer. nabla never prints, exits or aborts on bad input.
+ *  2. The message that explains a failure is kept by the handle the call was
+ *     made on, until the next call on that handle that can fail:
+ *       nb_graph  node builders, nb_grad, nb_plan_new, nb_render, nb_gradcheck,
+ *                 nb_weights_save/_load: nb_graph_status / nb_graph_error;
+ *       nb_plan   bind, set, run: nb_plan_status / nb_plan_error;
+ *       model files: every error of the file, as lines of an nb_diags;
+ *       no handle (.npy and safetensors files, tensor sets, tensors, op
+ *                 registration, nb_gradcheck_op): the calling thread, read with
+ *                 nb_last_error().
+ *  3. A call that succeeds clears its handle's message — except node builders
+ *     (nb_input, nb_param, nb_op, nb_apply, the typed helpers such as nb_add,
+ *     and nb_node_set_name / _set_group), which keep the first failure: a builder that fails records its
+ *     message unless one is recorded already, and a builder that succeeds
+ *     leaves it. So a whole model can be built without checks and
+ *     nb_graph_status() looked at once at the end.
+ *  4. A call given a NULL node where it needs one (what a failed builder
+ *     returned) fails with NB_ERR_ARG and keeps the message already on the
+ *     graph, which names the root cause. */
 #ifndef NABLA_CORE_H
 #define NABLA_CORE_H
 
@@ -37,6 +55,10 @@ typedef enum {
     NB_ERR_IO,         /* a file could not be read or written */
     NB_ERR_FORMAT      /* a file's content is malformed */
 } nb_status;
+
+/* The message of the last failed call without a handle (rule 2 above) on
+ * the calling thread; "" after such a call succeeds. Never NULL. */
+const char *nb_last_error(void);
 
 /* "shape error", "unknown op", ... */
 const char *nb_status_str(nb_status st);

@@ -20,8 +20,12 @@ typedef struct nb_node nb_node;
 
 nb_graph *nb_graph_new(void);        /* NULL when out of memory */
 void nb_graph_free(nb_graph *g);      /* frees every node and param value */
-nb_status nb_graph_status(const nb_graph *g);   /* first error, or NB_OK */
-const char *nb_graph_error(const nb_graph *g);  /* its message, "" if none */
+/* The graph's error (core.h, "Errors"): the first failure of a node builder
+ * since the last call of another kind (nb_grad, nb_plan_new, ...), or that
+ * call's own failure; NB_OK and "" when there is none. */
+nb_status nb_graph_status(const nb_graph *g);
+const char *nb_graph_error(const nb_graph *g);
+/* Forgets the graph's error (e.g. after reporting a failed builder). */
 void nb_graph_clear_error(nb_graph *g);
 
 /* ---- leaves ---------------------------------------------------------- */
@@ -141,7 +145,7 @@ nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, do
 
 /* ---- introspection -------------------------------------------------- */
 /* Getters take a node of a live graph; given NULL they return "(null)", -1, 0,
- * false or NULL (nb_node_kind_of and nb_node_dtype need a node). */
+ * false or NULL (nb_node_kind_of NB_NODE_INPUT, nb_node_dtype NB_F32). */
 
 typedef enum { NB_NODE_INPUT, NB_NODE_PARAM, NB_NODE_OP } nb_node_kind;
 

@@ -208,7 +208,8 @@ typedef struct nb_op_def {
 const nb_op_def *nb_op_find(const char *name);
 size_t nb_op_count(void);
 const nb_op_def *nb_op_at(size_t i);
-/* Adds a user op (def must outlive its use). NB_ERR_NAME if the name is taken. */
+/* Adds a user op (def must outlive its use). NB_ERR_NAME if the name is taken;
+ * the message of a failure is the thread's (nb_last_error). */
 nb_status nb_op_register(const nb_op_def *def);
 /* The registered op name closest to `name` (for "did you mean"), or NULL. */
 const char *nb_op_suggest(const char *name);

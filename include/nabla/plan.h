@@ -19,6 +19,9 @@ typedef struct nb_plan nb_plan;
 /* A plan for `outputs` of g. On failure *out is NULL and the message is on g. */
 nb_status nb_plan_new(nb_graph *g, nb_node *const *outputs, int n_outputs, nb_plan **out);
 void nb_plan_free(nb_plan *p);
+/* Status and message of the plan's last call that can fail (bind, set,
+ * input_buffer, run): NB_OK and "" after a success (core.h, "Errors"). */
+nb_status nb_plan_status(const nb_plan *p);
 const char *nb_plan_error(const nb_plan *p);
 
 /* Binds every free dimension (graphs without symbols need none). */

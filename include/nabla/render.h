@@ -27,10 +27,9 @@ typedef struct nb_render_opts {
 /* Draws g into the file at path. format: "dot" (the graph before layout, for
  * editing), "svg", "png", "pdf", or NULL to take it from path's extension.
  * o may be NULL (forward nodes only, nothing highlighted). On failure the
- * message, including Graphviz's own, is in err[0..cap). Not thread-safe:
+ * message, including Graphviz's own, is on g (nb_graph_error). Not thread-safe:
  * Graphviz keeps global state. */
-nb_status nb_render(const nb_graph *g, const char *path, const char *format,
-                    const nb_render_opts *o, char *err, size_t cap);
+nb_status nb_render(nb_graph *g, const char *path, const char *format, const nb_render_opts *o);
 
 #ifdef __cplusplus
 }
