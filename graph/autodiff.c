@@ -43,15 +43,15 @@ static void mark_path(const nb_graph *g, const nb_node *loss, nb_node *const *wr
 static void accumulate(nb_graph *g, nb_node **acc, nb_node *x, nb_node *gx)
 {
     if (!nb_shape_eq(&gx->shape, &x->shape))
-        gx = nb_op(g, "sum_to", NULL, (nb_node *[]){gx, x}, 2, NULL, 0);
+        gx = nb_apply(g, &nb_op_sum_to, NULL, (nb_node *[]){gx, x}, 2, NULL, 0);
     acc[x->id] = acc[x->id] ? nb_add(g, acc[x->id], gx) : gx;
 }
 
 static nb_status backprop(nb_graph *g, nb_node *loss, const bool *on_path, nb_node **acc)
 {
     nb_node *gx[64];
-    acc[loss->id] = nb_op(g, "fill_like", NULL, (nb_node *[]){loss}, 1,
-                          (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
+    acc[loss->id] = nb_apply(g, &nb_op_fill_like, NULL, (nb_node *[]){loss}, 1,
+                             (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
     for (size_t i = loss->id + 1; i-- > 0 && !g->status;) {
         nb_node *n = g->nodes[i];
         if (!on_path[i] || !acc[i] || !n->op) continue;
@@ -106,7 +106,7 @@ nb_status nb_grad(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt, nb
         for (int k = 0; k < n_wrt && !st; k++) {
             nb_node *x = wrt[k];
             grads[k] = acc[x->id] ? acc[x->id]
-                                  : nb_op(g, "fill_like", NULL, (nb_node *[]){x}, 1, NULL, 0);
+                                  : nb_apply(g, &nb_op_fill_like, NULL, &x, 1, NULL, 0);
             if (!grads[k]) st = g->status;
             else name_grad(g, grads[k], x);
         }

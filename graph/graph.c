@@ -384,24 +384,21 @@ static nb_status add_state(nb_graph *g, nb_node *n)
     return NB_OK;
 }
 
-nb_node *nb_op(nb_graph *g, const char *opname, const char *name, nb_node *const *in, int n_in,
-               const nb_attr *attrs, int n_attrs)
+nb_node *nb_apply(nb_graph *g, const nb_op_def *op, const char *name, nb_node *const *in,
+                  int n_in, const nb_attr *attrs, int n_attrs)
 {
     if (!g) return NULL;
+    if (!op) {
+        nb__fail(g, NB_ERR_UNKNOWN_OP, "node '%s': no op given (a NULL op definition)",
+                 name ? name : "?");
+        return NULL;
+    }
     for (int i = 0; i < n_in; i++)
         if (!in[i]) {
             nb__fail(g, NB_ERR_ARG, "node '%s': input %d is missing (an earlier call failed)",
-                     name ? name : opname, i);
+                     name ? name : op->name, i);
             return NULL;
         }
-    const nb_op_def *op = opname ? nb_op_find(opname) : NULL;
-    if (!op) {
-        char hint[160];
-        nb_hint(hint, sizeof hint, opname ? nb_op_suggest(opname) : NULL);
-        nb__fail(g, NB_ERR_UNKNOWN_OP, "node '%s': unknown op '%s'%s", name ? name : "?",
-                 opname ? opname : "(null)", hint);
-        return NULL;
-    }
     if (check_arity(g, name ? name : op->name, op, n_in)) return NULL;
     nb_node *n = nb_calloc(1, sizeof *n);
     if (!n) {
@@ -421,6 +418,21 @@ fail:
     if (!g->status) nb__fail(g, NB_ERR_NOMEM, "out of memory");
     node_free(n);
     return NULL;
+}
+
+nb_node *nb_op(nb_graph *g, const char *opname, const char *name, nb_node *const *in, int n_in,
+               const nb_attr *attrs, int n_attrs)
+{
+    if (!g) return NULL;
+    const nb_op_def *op = opname ? nb_op_find(opname) : NULL;
+    if (!op) {
+        char hint[160];
+        nb_hint(hint, sizeof hint, opname ? nb_op_suggest(opname) : NULL);
+        nb__fail(g, NB_ERR_UNKNOWN_OP, "node '%s': unknown op '%s'%s", name ? name : "?",
+                 opname ? opname : "(null)", hint);
+        return NULL;
+    }
+    return nb_apply(g, op, name, in, n_in, attrs, n_attrs);
 }
 
 /* ---- introspection -------------------------------------------------- */

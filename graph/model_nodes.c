@@ -188,7 +188,7 @@ nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec)
         nb_attr attrs[32];
         int n_attrs = 0;
         if (op_attrs(c, spec, op, attrs, &n_attrs) && ins_ok && fresh && c->y.n_msgs == mark) {
-            out = nb_op(c->m->g, op->name, name, in, (int)n_in, attrs, n_attrs);
+            out = nb_apply(c->m->g, op, name, in, (int)n_in, attrs, n_attrs);
             if (!out) nm_graph_err(c, spec);
             else if (!nm_adopt_state(c, out, (int)n_in, ny_line(name_v), NULL)) out = NULL;
         }

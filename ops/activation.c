@@ -28,13 +28,13 @@ static nb_status leaky_relu_fwd(const nb_kctx *k)
 
 static nb_node *relu_grad(nb_graph *g, nb_node *gy, nb_node *a)
 {
-    return nb_op(g, "relu_backward", NULL, (nb_node *[]){gy, a}, 2, NULL, 0);
+    return nb_apply(g, &nb_op_relu_backward, NULL, (nb_node *[]){gy, a}, 2, NULL, 0);
 }
 
 static nb_node *leaky_grad(nb_graph *g, nb_node *gy, nb_node *a, double alpha)
 {
-    return nb_op(g, "leaky_relu_backward", NULL, (nb_node *[]){gy, a}, 2,
-                 (nb_attr[]){NB_AFLOAT("alpha", alpha)}, 1);
+    return nb_apply(g, &nb_op_leaky_relu_backward, NULL, (nb_node *[]){gy, a}, 2,
+                    (nb_attr[]){NB_AFLOAT("alpha", alpha)}, 1);
 }
 
 /* The gate is relu's input x, or relu_backward's input a (it is linear in gy). */
@@ -169,16 +169,17 @@ PASS_OP(leaky_relu_backward, leaky_pass_cases, .attrs = alpha_attrs, .n_attrs = 
 
 /* ---- typed helpers ---- */
 
-static nb_node *unary(nb_graph *g, const char *op, nb_node *a)
+static nb_node *unary(nb_graph *g, const nb_op_def *op, nb_node *a)
 {
-    return nb_op(g, op, NULL, (nb_node *[]){a}, 1, NULL, 0);
+    return nb_apply(g, op, NULL, (nb_node *[]){a}, 1, NULL, 0);
 }
 
-nb_node *nb_relu(nb_graph *g, nb_node *a) { return unary(g, "relu", a); }
-nb_node *nb_sigmoid(nb_graph *g, nb_node *a) { return unary(g, "sigmoid", a); }
-nb_node *nb_tanh(nb_graph *g, nb_node *a) { return unary(g, "tanh", a); }
+nb_node *nb_relu(nb_graph *g, nb_node *a) { return unary(g, &nb_op_relu, a); }
+nb_node *nb_sigmoid(nb_graph *g, nb_node *a) { return unary(g, &nb_op_sigmoid, a); }
+nb_node *nb_tanh(nb_graph *g, nb_node *a) { return unary(g, &nb_op_tanh, a); }
 
 nb_node *nb_leaky_relu(nb_graph *g, nb_node *a, double alpha)
 {
-    return nb_op(g, "leaky_relu", NULL, (nb_node *[]){a}, 1, (nb_attr[]){NB_AFLOAT("alpha", alpha)}, 1);
+    return nb_apply(g, &nb_op_leaky_relu, NULL, (nb_node *[]){a}, 1,
+                    (nb_attr[]){NB_AFLOAT("alpha", alpha)}, 1);
 }

@@ -71,7 +71,12 @@ BINARY_OP(sub, "a - b, broadcast", binary_cases);
 BINARY_OP(mul, "a * b, broadcast", binary_cases);
 BINARY_OP(div, "a / b, broadcast", div_cases);
 
-nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b) { return nb_op(g, "add", NULL, (nb_node *[]){a, b}, 2, NULL, 0); }
-nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b) { return nb_op(g, "sub", NULL, (nb_node *[]){a, b}, 2, NULL, 0); }
-nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b) { return nb_op(g, "mul", NULL, (nb_node *[]){a, b}, 2, NULL, 0); }
-nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b) { return nb_op(g, "div", NULL, (nb_node *[]){a, b}, 2, NULL, 0); }
+static nb_node *binary(nb_graph *g, const nb_op_def *op, nb_node *a, nb_node *b)
+{
+    return nb_apply(g, op, NULL, (nb_node *[]){a, b}, 2, NULL, 0);
+}
+
+nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_add, a, b); }
+nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_sub, a, b); }
+nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_mul, a, b); }
+nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_div, a, b); }

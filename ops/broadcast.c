@@ -68,7 +68,8 @@ static nb_status sum_to_fwd(const nb_kctx *k)
 
 static nb_status sum_to_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    gx[0] = nb_op(g, "broadcast_like", NULL, (nb_node *[]){gy, nb_node_input(y, 0)}, 2, NULL, 0);
+    nb_node *in[2] = {gy, nb_node_input(y, 0)};
+    gx[0] = nb_apply(g, &nb_op_broadcast_like, NULL, in, 2, NULL, 0);
     return NB_OK;
 }
 
@@ -105,7 +106,8 @@ static nb_status bcast_fwd(const nb_kctx *k)
 
 static nb_status bcast_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    gx[0] = nb_op(g, "sum_to", NULL, (nb_node *[]){gy, nb_node_input(y, 0)}, 2, NULL, 0);
+    nb_node *in[2] = {gy, nb_node_input(y, 0)};
+    gx[0] = nb_apply(g, &nb_op_sum_to, NULL, in, 2, NULL, 0);
     return NB_OK;
 }
 

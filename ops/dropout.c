@@ -83,7 +83,7 @@ static nb_status dropout_backward_fwd(const nb_kctx *k)
 static nb_node *masked(nb_graph *g, nb_node *gy, nb_node *x, double rate, int64_t node)
 {
     nb_attr a[2] = {NB_AFLOAT("rate", rate), NB_AINT("node", node)};
-    return nb_op(g, "dropout_backward", NULL, (nb_node *[]){gy, x}, 2, a, 2);
+    return nb_apply(g, &nb_op_dropout_backward, NULL, (nb_node *[]){gy, x}, 2, a, 2);
 }
 
 static nb_status dropout_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
@@ -129,5 +129,6 @@ const nb_op_def nb_op_dropout_backward = {
 
 nb_node *nb_dropout(nb_graph *g, nb_node *x, double rate)
 {
-    return nb_op(g, "dropout", NULL, (nb_node *[]){x}, 1, (nb_attr[]){NB_AFLOAT("rate", rate)}, 1);
+    return nb_apply(g, &nb_op_dropout, NULL, (nb_node *[]){x}, 1,
+                    (nb_attr[]){NB_AFLOAT("rate", rate)}, 1);
 }

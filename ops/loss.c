@@ -150,8 +150,8 @@ static nb_status xent_backward_fwd(const nb_kctx *k)
 
 static nb_node *xent_grad(nb_graph *g, nb_node *gy, nb_node *x, nb_node *t, int64_t wrt)
 {
-    return nb_op(g, "softmax_cross_entropy_backward", NULL, (nb_node *[]){gy, x, t}, 3,
-                 (nb_attr[]){NB_AINT("wrt", wrt)}, 1);
+    return nb_apply(g, &nb_op_softmax_cross_entropy_backward, NULL, (nb_node *[]){gy, x, t}, 3,
+                    (nb_attr[]){NB_AINT("wrt", wrt)}, 1);
 }
 
 static nb_status xent_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
@@ -171,10 +171,11 @@ static nb_status xent_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, nb_node 
 {
     nb_node *gy = nb_node_input(y, 0), *x = nb_node_input(y, 1), *t = nb_node_input(y, 2);
     int64_t wrt = nb_node_attr(y, "wrt")->i[0], row = 1;
-    nb_node *one = nb_op(g, "fill_like", NULL, (nb_node *[]){gy}, 1, (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
+    nb_node *one = nb_apply(g, &nb_op_fill_like, NULL, (nb_node *[]){gy}, 1,
+                            (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
     gx[0] = nb_sum(g, nb_mul(g, G, xent_grad(g, one, x, t, wrt)), NULL, 0, false);
     /* gy / N per row, [N, 1], without N as a number: gy / (N K) summed over K */
-    nb_node *spread = nb_op(g, "unreduce", NULL, (nb_node *[]){gy, x}, 2,
+    nb_node *spread = nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gy, x}, 2,
                             (nb_attr[]){NB_ABOOL("mean", 1)}, 1);
     nb_node *H = nb_mul(g, G, nb_sum(g, spread, &row, 1, true));
     nb_node *s = nb_softmax(g, x, 1);
@@ -226,7 +227,7 @@ static nb_status mse_fwd(const nb_kctx *k)
 static nb_status mse_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
     nb_node *a = nb_node_input(y, 0), *b = nb_node_input(y, 1);
-    nb_node *spread = nb_op(g, "unreduce", NULL, (nb_node *[]){gy, a}, 2,
+    nb_node *spread = nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gy, a}, 2,
                             (nb_attr[]){NB_ABOOL("mean", 1)}, 1);
     gx[0] = nb_mul(g, nb_scale(g, nb_sub(g, a, b), 2, 0), spread);
     gx[1] = nb_neg(g, gx[0]);
@@ -279,10 +280,11 @@ const nb_op_def nb_op_mse = {
 
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels)
 {
-    return nb_op(g, "softmax_cross_entropy", NULL, (nb_node *[]){logits, labels}, 2, NULL, 0);
+    return nb_apply(g, &nb_op_softmax_cross_entropy, NULL, (nb_node *[]){logits, labels}, 2, NULL,
+                    0);
 }
 
 nb_node *nb_mse(nb_graph *g, nb_node *a, nb_node *b)
 {
-    return nb_op(g, "mse", NULL, (nb_node *[]){a, b}, 2, NULL, 0);
+    return nb_apply(g, &nb_op_mse, NULL, (nb_node *[]){a, b}, 2, NULL, 0);
 }

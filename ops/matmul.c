@@ -209,5 +209,5 @@ nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b) { return nb_matmul_t(g, 
 nb_node *nb_matmul_t(nb_graph *g, nb_node *a, nb_node *b, bool transpose_a, bool transpose_b)
 {
     nb_attr at[2] = {NB_ABOOL("transpose_a", transpose_a), NB_ABOOL("transpose_b", transpose_b)};
-    return nb_op(g, "matmul", NULL, (nb_node *[]){a, b}, 2, at, 2);
+    return nb_apply(g, &nb_op_matmul, NULL, (nb_node *[]){a, b}, 2, at, 2);
 }

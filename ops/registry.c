@@ -5,10 +5,6 @@
 
 #include "internal.h"
 
-#define OP(x) extern const nb_op_def nb_op_##x;
-#include "oplist.h"
-#undef OP
-
 static const nb_op_def *const builtin[] = {
 #define OP(x) &nb_op_##x,
 #include "oplist.h"

@@ -15,7 +15,7 @@ static nb_status view_fwd(const nb_kctx *k)
 
 static nb_node *reshape_like(nb_graph *g, nb_node *a, nb_node *like)
 {
-    return nb_op(g, "reshape_like", NULL, (nb_node *[]){a, like}, 2, NULL, 0);
+    return nb_apply(g, &nb_op_reshape_like, NULL, (nb_node *[]){a, like}, 2, NULL, 0);
 }
 
 /* Every view's gradient: gy back under the input's shape. */
@@ -156,10 +156,11 @@ nb_node *nb_reshape(nb_graph *g, nb_node *a, int rank, const nb_dim *shape)
     nb_attr at = {.name = "shape", .type = NB_ATTR_DIMS, .n = rank};
     if (rank < 0 || rank > NB_MAX_DIMS) at.n = NB_MAX_DIMS + 1;  /* rejected by nb_op */
     for (int i = 0; i < at.n && i < NB_MAX_DIMS; i++) at.d[i] = shape[i];
-    return nb_op(g, "reshape", NULL, (nb_node *[]){a}, 1, &at, 1);
+    return nb_apply(g, &nb_op_reshape, NULL, (nb_node *[]){a}, 1, &at, 1);
 }
 
 nb_node *nb_flatten(nb_graph *g, nb_node *a, int64_t axis)
 {
-    return nb_op(g, "flatten", NULL, (nb_node *[]){a}, 1, (nb_attr[]){NB_AINT("axis", axis)}, 1);
+    return nb_apply(g, &nb_op_flatten, NULL, (nb_node *[]){a}, 1,
+                    (nb_attr[]){NB_AINT("axis", axis)}, 1);
 }

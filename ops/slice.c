@@ -162,16 +162,17 @@ static nb_status slice_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_node *slice_like(nb_graph *g, const char *op, nb_node *a, nb_node *like, const nb_node *y)
+static nb_node *slice_like(nb_graph *g, const nb_op_def *op, nb_node *a, nb_node *like,
+                           const nb_node *y)
 {
     nb_attr at[3] = {*nb_node_attr(y, "axis"), *nb_node_attr(y, "start"), *nb_node_attr(y, "end")};
     nb_node *in[2] = {a, like};
-    return nb_op(g, op, NULL, in, like ? 2 : 1, at, 3);
+    return nb_apply(g, op, NULL, in, like ? 2 : 1, at, 3);
 }
 
 static nb_status slice_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    gx[0] = slice_like(g, "slice_backward", gy, nb_node_input(y, 0), y);
+    gx[0] = slice_like(g, &nb_op_slice_backward, gy, nb_node_input(y, 0), y);
     return NB_OK;
 }
 
@@ -217,7 +218,7 @@ static nb_status slice_backward_fwd(const nb_kctx *k)
 
 static nb_status slice_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    gx[0] = slice_like(g, "slice", gy, NULL, y);
+    gx[0] = slice_like(g, &nb_op_slice, gy, NULL, y);
     return NB_OK;
 }
 
@@ -237,11 +238,11 @@ const nb_op_def nb_op_slice_backward = {
 
 nb_node *nb_concat(nb_graph *g, nb_node *const *in, int n, int64_t axis)
 {
-    return nb_op(g, "concat", NULL, in, n, (nb_attr[]){NB_AINT("axis", axis)}, 1);
+    return nb_apply(g, &nb_op_concat, NULL, in, n, (nb_attr[]){NB_AINT("axis", axis)}, 1);
 }
 
 nb_node *nb_slice(nb_graph *g, nb_node *a, int64_t axis, int64_t start, int64_t end)
 {
     nb_attr at[3] = {NB_AINT("axis", axis), NB_AINT("start", start), NB_AINT("end", end)};
-    return nb_op(g, "slice", NULL, (nb_node *[]){a}, 1, at, 3);
+    return nb_apply(g, &nb_op_slice, NULL, (nb_node *[]){a}, 1, at, 3);
 }

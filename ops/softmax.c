@@ -124,10 +124,10 @@ const nb_op_def nb_op_log_softmax = {
 
 nb_node *nb_softmax(nb_graph *g, nb_node *a, int64_t axis)
 {
-    return nb_op(g, "softmax", NULL, (nb_node *[]){a}, 1, (nb_attr[]){AXIS(axis)}, 1);
+    return nb_apply(g, &nb_op_softmax, NULL, (nb_node *[]){a}, 1, (nb_attr[]){AXIS(axis)}, 1);
 }
 
 nb_node *nb_log_softmax(nb_graph *g, nb_node *a, int64_t axis)
 {
-    return nb_op(g, "log_softmax", NULL, (nb_node *[]){a}, 1, (nb_attr[]){AXIS(axis)}, 1);
+    return nb_apply(g, &nb_op_log_softmax, NULL, (nb_node *[]){a}, 1, (nb_attr[]){AXIS(axis)}, 1);
 }

@@ -120,5 +120,5 @@ nb_node *nb_transpose(nb_graph *g, nb_node *a, const int64_t *perm, int n)
     nb_attr at = {.name = "perm", .type = NB_ATTR_INTS, .n = n};
     if (n < 0 || n > NB_MAX_DIMS) at.n = NB_MAX_DIMS + 1;  /* rejected by nb_op */
     for (int i = 0; i < at.n && i < NB_MAX_DIMS; i++) at.i[i] = perm[i];
-    return nb_op(g, "transpose", NULL, (nb_node *[]){a}, 1, &at, 1);
+    return nb_apply(g, &nb_op_transpose, NULL, (nb_node *[]){a}, 1, &at, 1);
 }

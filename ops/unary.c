@@ -54,7 +54,8 @@ static nb_status sqrt_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 /* sign(0) = 0: the gradient of abs at 0 is 0 */
 static nb_status abs_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    gx[0] = nb_mul(g, gy, nb_op(g, "sign", NULL, (nb_node *[]){nb_node_input(y, 0)}, 1, NULL, 0));
+    nb_node *a = nb_node_input(y, 0);
+    gx[0] = nb_mul(g, gy, nb_apply(g, &nb_op_sign, NULL, &a, 1, NULL, 0));
     return NB_OK;
 }
 
@@ -113,24 +114,25 @@ UNARY_OP(scale, scale_cases, .doc = "alpha * a + beta", .attrs = scale_attrs, .n
          .flags = NB_OP_INTERNAL);
 UNARY_OP(sign, any_cases, .doc = "-1, 0 or 1 (no gradient)", .flags = NB_OP_INTERNAL);
 
-static nb_node *unary(nb_graph *g, const char *op, nb_node *a)
+static nb_node *unary(nb_graph *g, const nb_op_def *op, nb_node *a)
 {
-    return nb_op(g, op, NULL, (nb_node *[]){a}, 1, NULL, 0);
+    return nb_apply(g, op, NULL, (nb_node *[]){a}, 1, NULL, 0);
 }
 
-nb_node *nb_neg(nb_graph *g, nb_node *a) { return unary(g, "neg", a); }
-nb_node *nb_exp(nb_graph *g, nb_node *a) { return unary(g, "exp", a); }
-nb_node *nb_log(nb_graph *g, nb_node *a) { return unary(g, "log", a); }
-nb_node *nb_sqrt(nb_graph *g, nb_node *a) { return unary(g, "sqrt", a); }
-nb_node *nb_abs(nb_graph *g, nb_node *a) { return unary(g, "abs", a); }
+nb_node *nb_neg(nb_graph *g, nb_node *a) { return unary(g, &nb_op_neg, a); }
+nb_node *nb_exp(nb_graph *g, nb_node *a) { return unary(g, &nb_op_exp, a); }
+nb_node *nb_log(nb_graph *g, nb_node *a) { return unary(g, &nb_op_log, a); }
+nb_node *nb_sqrt(nb_graph *g, nb_node *a) { return unary(g, &nb_op_sqrt, a); }
+nb_node *nb_abs(nb_graph *g, nb_node *a) { return unary(g, &nb_op_abs, a); }
 
 nb_node *nb_pow(nb_graph *g, nb_node *a, double exponent)
 {
-    return nb_op(g, "pow", NULL, (nb_node *[]){a}, 1, (nb_attr[]){NB_AFLOAT("exponent", exponent)}, 1);
+    return nb_apply(g, &nb_op_pow, NULL, (nb_node *[]){a}, 1,
+                    (nb_attr[]){NB_AFLOAT("exponent", exponent)}, 1);
 }
 
 nb_node *nb_scale(nb_graph *g, nb_node *a, double alpha, double beta)
 {
-    return nb_op(g, "scale", NULL, (nb_node *[]){a}, 1,
-                 (nb_attr[]){NB_AFLOAT("alpha", alpha), NB_AFLOAT("beta", beta)}, 2);
+    return nb_apply(g, &nb_op_scale, NULL, (nb_node *[]){a}, 1,
+                    (nb_attr[]){NB_AFLOAT("alpha", alpha), NB_AFLOAT("beta", beta)}, 2);
 }

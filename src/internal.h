@@ -39,6 +39,13 @@ struct nb_graph {
     size_t name_cap, name_used;
 };
 
+/* The built-in op definitions, one per OP(x) of ops/oplist.h: built-in code
+ * builds nodes by pointer, nb_apply(g, &nb_op_add, ...), so that a misspelt
+ * op fails to compile and no node costs a search of the registry. */
+#define OP(x) extern const nb_op_def nb_op_##x;
+#include "../ops/oplist.h"
+#undef OP
+
 /* Records the first error on g (later ones are dropped); returns st. */
 nb_status nb__fail(nb_graph *g, nb_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -49,6 +49,23 @@ Test(errors, unknown_op_suggests_a_name)
     nb_graph_free(g);
 }
 
+/* nb_apply takes the definition; a NULL one (e.g. a failed nb_op_find) is an
+ * error on the graph, not a crash, and later calls keep its message. */
+Test(errors, apply_with_a_null_op)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *a = vec(g, "a", 3);
+    nb_node *e = nb_apply(g, nb_op_find("exp"), "e", &a, 1, NULL, 0);
+    cr_assert_not_null(e, "%s", nb_graph_error(g));
+    cr_expect_str_eq(nb_node_op(e), "exp");
+    cr_expect_null(nb_apply(g, nb_op_find("exq"), "f", &e, 1, NULL, 0));
+    cr_expect_eq(nb_graph_status(g), NB_ERR_UNKNOWN_OP);
+    cr_expect_str_eq(nb_graph_error(g), "node 'f': no op given (a NULL op definition)");
+    cr_expect_null(nb_exp(g, NULL));
+    cr_expect_str_eq(nb_graph_error(g), "node 'f': no op given (a NULL op definition)");
+    nb_graph_free(g);
+}
+
 Test(errors, suggestions_count_swapped_letters_as_one_edit)
 {
     const char *keys[] = {"train", "inputs", "nodes"};

@@ -206,6 +206,15 @@ typedef struct nb_op_def {
 } nb_op_def;
 
 const nb_op_def *nb_op_find(const char *name);
+/* Adds a node computing `op` on `in`: nb_op without the look-up by name, for
+ * code that holds the definition (a def it registered, or nb_op_find's
+ * answer, kept). Everything else is as nb_op: attributes by name with the
+ * op's defaults, arity and shape checked, NULL and a message on the graph on
+ * failure. A NULL op fails with a message (so nb_apply(g, nb_op_find(name),
+ * ...) reports a missing op). Register `op` to make it usable by name (model
+ * files, nb_op) as well. */
+nb_node *nb_apply(nb_graph *g, const nb_op_def *op, const char *name, nb_node *const *in,
+                  int n_in, const nb_attr *attrs, int n_attrs);
 size_t nb_op_count(void);
 const nb_op_def *nb_op_at(size_t i);
 /* Adds a user op (def must outlive its use). NB_ERR_NAME if the name is taken. */
