@@ -10,6 +10,8 @@
 
 #include "kernel.h"
 
+/* leaky_relu and leaky_relu_backward */
+enum { A_ALPHA };
 NB_UNARY_ROWS(relu, x > 0 ? x : 0)
 NB_UNARY_ROWS(leaky_relu, x > 0 ? x : p0 * x)
 /* without overflow: exp only ever sees -|x| */
@@ -21,7 +23,7 @@ static nb_status sigmoid_fwd(const nb_kctx *k) { return nb_unary_run(k, sigmoid_
 static nb_status tanh_fwd(const nb_kctx *k) { return nb_unary_run(k, tanh_f32, tanh_f64, 0, 0); }
 static nb_status leaky_relu_fwd(const nb_kctx *k)
 {
-    return nb_unary_run(k, leaky_relu_f32, leaky_relu_f64, k->attr[0].f, 0);
+    return nb_unary_run(k, leaky_relu_f32, leaky_relu_f64, k->attr[A_ALPHA].f, 0);
 }
 
 /* ---- gradients ---- */
@@ -52,13 +54,13 @@ static nb_status relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node
 
 static nb_status leaky_relu_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    gx[0] = leaky_grad(g, gy, nb_node_input(y, 0), nb_node_attr(y, "alpha")->f);
+    gx[0] = leaky_grad(g, gy, nb_node_input(y, 0), nb__attr(y, A_ALPHA)->f);
     return NB_OK;
 }
 
 static nb_status leaky_relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    gx[0] = leaky_grad(g, gy, nb_node_input(y, 1), nb_node_attr(y, "alpha")->f);
+    gx[0] = leaky_grad(g, gy, nb_node_input(y, 1), nb__attr(y, A_ALPHA)->f);
     return NB_OK;
 }
 
@@ -115,7 +117,7 @@ static nb_status pass(const nb_kctx *k, double alpha)
 }
 
 static nb_status relu_backward_fwd(const nb_kctx *k) { return pass(k, 0); }
-static nb_status leaky_relu_backward_fwd(const nb_kctx *k) { return pass(k, k->attr[0].f); }
+static nb_status leaky_relu_backward_fwd(const nb_kctx *k) { return pass(k, k->attr[A_ALPHA].f); }
 
 /* ---- definitions ---- */
 

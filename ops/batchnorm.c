@@ -16,7 +16,7 @@
 
 #include "kernel.h"
 
-enum { A_EPS, A_MOMENTUM };
+enum { A_EPS, A_MOMENTUM };  /* bn_attrs; eps_attrs (the gradient ops) hold A_EPS alone */
 
 /* x viewed as [n, c, s]: s is the product of the axes after 1 */
 typedef struct bnl {
@@ -134,7 +134,7 @@ static double backward_flops(const nb_kctx *k) { return 12.0 * (double)nb_dims_n
 
 static nb_attr eps_attr(const nb_node *y)
 {
-    return (nb_attr)NB_AFLOAT("eps", nb_node_attr(y, "eps")->f);
+    return (nb_attr)NB_AFLOAT("eps", nb__attr(y, A_EPS)->f);
 }
 
 static nb_status bn_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)

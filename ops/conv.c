@@ -192,7 +192,7 @@ static nb_status bwd_filter_forward(const nb_kctx *k)
 static nb_node *conv_op(nb_graph *g, const nb_op_def *op, const nb_node *like, nb_node *a,
                         nb_node *b, nb_node *c)
 {
-    nb_attr at[2] = {*nb_node_attr(like, "stride"), *nb_node_attr(like, "pad")};
+    nb_attr at[2] = {*nb__attr(like, A_STRIDE), *nb__attr(like, A_PAD)};
     return nb_apply(g, op, NULL, (nb_node *[]){a, b, c}, c ? 3 : 2, at, 2);
 }
 

@@ -11,7 +11,7 @@
 
 #include "kernel.h"
 
-enum { A_RATE, A_NODE };
+enum { A_RATE, A_NODE };  /* dropout_attrs hold A_RATE alone; backward_attrs both */
 
 static nb_status check_rate(nb_shape_ctx *c)
 {
@@ -88,14 +88,13 @@ static nb_node *masked(nb_graph *g, nb_node *gy, nb_node *x, double rate, int64_
 
 static nb_status dropout_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    gx[0] = masked(g, gy, nb_node_input(y, 0), nb_node_attr(y, "rate")->f, (int64_t)y->id);
+    gx[0] = masked(g, gy, nb_node_input(y, 0), nb__attr(y, A_RATE)->f, (int64_t)y->id);
     return NB_OK;
 }
 
 static nb_status dropout_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    gx[0] = masked(g, gy, nb_node_input(y, 1), nb_node_attr(y, "rate")->f,
-                   nb_node_attr(y, "node")->i[0]);
+    gx[0] = masked(g, gy, nb_node_input(y, 1), nb__attr(y, A_RATE)->f, nb__attr(y, A_NODE)->i[0]);
     return NB_OK;
 }
 

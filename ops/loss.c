@@ -15,6 +15,8 @@
 
 #include "kernel.h"
 
+/* softmax_cross_entropy_backward: 0 for the logits' gradient, 1 for the labels' */
+enum { A_WRT };
 /* ---- shapes ---- */
 
 /* Inputs il (logits) and il + 1 (labels). */
@@ -55,9 +57,10 @@ static nb_status xent_backward_shape(nb_shape_ctx *c)
     if (c->in[0].rank != 0 || c->in_dtype[0] != c->in_dtype[1])
         return nb_shape_fail(c, NB_ERR_SHAPE, "needs a scalar gy of the logits' dtype; %s",
                              nb_shape_desc(c, 0));
-    if (c->attr[0].i[0] != 0 && (c->attr[0].i[0] != 1 || c->in_dtype[2] == NB_I32))
+    int64_t wrt = c->attr[A_WRT].i[0];
+    if (wrt != 0 && (wrt != 1 || c->in_dtype[2] == NB_I32))
         return nb_shape_fail(c, NB_ERR_ARG, "wrt must be 0 (logits) or 1 (float labels), not %lld",
-                             (long long)c->attr[0].i[0]);
+                             (long long)wrt);
     c->out = c->in[1];
     return NB_OK;
 }
@@ -136,7 +139,7 @@ static nb_status xent_backward_fwd(const nb_kctx *k)
     nb_status st = check_labels(k, 2);
     if (st) return st;
     int64_t N = k->in_shape[1].d[0], K = k->in_shape[1].d[1];
-    bool ids = k->in_dtype[2] == NB_I32, wrt_labels = k->attr[0].i[0] == 1;
+    bool ids = k->in_dtype[2] == NB_I32, wrt_labels = k->attr[A_WRT].i[0] == 1;
     const void *id = ids ? k->in[2] : NULL, *soft = ids ? NULL : k->in[2];
     double c = N ? nb_load(k->in[0], k->dtype, 0) / (double)N : 0;
     if (k->dtype == NB_F64)
@@ -170,7 +173,7 @@ static nb_status xent_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 static nb_status xent_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, nb_node **gx)
 {
     nb_node *gy = nb_node_input(y, 0), *x = nb_node_input(y, 1), *t = nb_node_input(y, 2);
-    int64_t wrt = nb_node_attr(y, "wrt")->i[0], row = 1;
+    int64_t wrt = nb__attr(y, A_WRT)->i[0], row = 1;
     nb_node *one = nb_apply(g, &nb_op_fill_like, NULL, (nb_node *[]){gy}, 1,
                             (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
     gx[0] = nb_sum(g, nb_mul(g, G, xent_grad(g, one, x, t, wrt)), NULL, 0, false);

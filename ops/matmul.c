@@ -160,7 +160,7 @@ static nb_node *mm(nb_graph *g, nb_node *a, nb_node *b, bool ta, bool tb)
 static nb_status mm_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
     nb_node *a = nb_node_input(y, 0), *b = nb_node_input(y, 1);
-    bool ta = nb_node_attr(y, "transpose_a")->i[0], tb = nb_node_attr(y, "transpose_b")->i[0];
+    bool ta = nb__attr(y, A_TA)->i[0], tb = nb__attr(y, A_TB)->i[0];
     if (!ta)
         gx[0] = tb ? mm(g, gy, b, 0, 0) : mm(g, gy, b, 0, 1);
     else

@@ -176,8 +176,7 @@ static double pool_grad_flops(const nb_kctx *k) { return window_flops(k, &k->in_
 static nb_node *pool_op(nb_graph *g, const nb_op_def *op, const nb_node *like, nb_node *const *in,
                         int n)
 {
-    nb_attr at[3] = {*nb_node_attr(like, "size"), *nb_node_attr(like, "stride"),
-                     *nb_node_attr(like, "pad")};
+    nb_attr at[3] = {*nb__attr(like, A_SIZE), *nb__attr(like, A_STRIDE), *nb__attr(like, A_PAD)};
     return nb_apply(g, op, NULL, in, n, at, 3);
 }
 

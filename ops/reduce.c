@@ -183,7 +183,7 @@ static nb_status max_fwd(const nb_kctx *k)
 
 static nb_node *unreduce(nb_graph *g, nb_node *gy, nb_node *x, const nb_node *y, bool mean)
 {
-    nb_attr a[3] = {*nb_node_attr(y, "axis"), *nb_node_attr(y, "keepdims"), NB_ABOOL("mean", mean)};
+    nb_attr a[3] = {*nb__attr(y, A_AXIS), *nb__attr(y, A_KEEPDIMS), NB_ABOOL("mean", mean)};
     return nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gy, x}, 2, a, 3);
 }
 
@@ -201,7 +201,7 @@ static nb_status mean_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 
 static nb_status max_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    nb_attr a[2] = {*nb_node_attr(y, "axis"), *nb_node_attr(y, "keepdims")};
+    nb_attr a[2] = {*nb__attr(y, A_AXIS), *nb__attr(y, A_KEEPDIMS)};
     nb_node *in[3] = {gy, nb_node_input(y, 0), y};
     gx[0] = nb_apply(g, &nb_op_max_backward, NULL, in, 3, a, 2);
     return NB_OK;
@@ -234,8 +234,8 @@ static nb_status unreduce_fwd(const nb_kctx *k)
 
 static nb_status unreduce_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    nb_attr a[2] = {*nb_node_attr(y, "axis"), *nb_node_attr(y, "keepdims")};
-    const nb_op_def *op = nb_node_attr(y, "mean")->i[0] ? &nb_op_mean : &nb_op_sum;
+    nb_attr a[2] = {*nb__attr(y, A_AXIS), *nb__attr(y, A_KEEPDIMS)};
+    const nb_op_def *op = nb__attr(y, A_MEAN)->i[0] ? &nb_op_mean : &nb_op_sum;
     gx[0] = nb_apply(g, op, NULL, (nb_node *[]){gy}, 1, a, 2);
     return NB_OK;
 }

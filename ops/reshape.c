@@ -27,6 +27,9 @@ static nb_status view_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 
 /* ---- reshape ---- */
 
+enum { R_SHAPE };
+static const nb_attr_def reshape_attrs[] = {{"shape", NB_ATTR_DIMS, true, {0}}};
+
 /* The shape attribute as written: "[N, -1, 28]". */
 static const char *dims_str(const nb_attr *a, char *buf, size_t cap)
 {
@@ -43,7 +46,7 @@ static const char *dims_str(const nb_attr *a, char *buf, size_t cap)
 
 static nb_status reshape_shape(nb_shape_ctx *c)
 {
-    const nb_attr *s = &c->attr[0];
+    const nb_attr *s = &c->attr[R_SHAPE];
     char want[96];
     nb_sdim numel, known = nb_sdim_const(1);
     nb_shape out = {.rank = s->n};
@@ -74,8 +77,6 @@ static nb_status reshape_shape(nb_shape_ctx *c)
     return NB_OK;
 }
 
-static const nb_attr_def reshape_attrs[] = {{"shape", NB_ATTR_DIMS, true, {0}}};
-
 #define SHAPE(...)                                                                      \
     {.name = "shape", .type = NB_ATTR_INTS, .n = NB_NELEMS(((int64_t[]){__VA_ARGS__})), \
      .i = {__VA_ARGS__}}
@@ -94,14 +95,17 @@ const nb_op_def nb_op_reshape = {
 
 /* ---- flatten ---- */
 
+enum { F_AXIS };
+static const nb_attr_def flatten_attrs[] = {{"axis", NB_ATTR_INT, false, {.i = {1}}}};
+
 static nb_status flatten_shape(nb_shape_ctx *c)
 {
     int r = c->in[0].rank;
-    int64_t ax = c->attr[0].i[0];
+    int64_t ax = c->attr[F_AXIS].i[0];
     if (ax < 0) ax += r;
     if (ax < 0 || ax > r)
         return nb_shape_fail(c, NB_ERR_ARG, "axis %lld is out of range 0..%d for %s",
-                             (long long)c->attr[0].i[0], r, nb_shape_desc(c, 0));
+                             (long long)c->attr[F_AXIS].i[0], r, nb_shape_desc(c, 0));
     nb_shape out = {.rank = 2, .d = {nb_sdim_const(1), nb_sdim_const(1)}};
     for (int i = 0; i < r; i++)
         if (!nb_sdim_mul(out.d[i >= ax], c->in[0].d[i], &out.d[i >= ax]))
@@ -109,8 +113,6 @@ static nb_status flatten_shape(nb_shape_ctx *c)
     c->out = out;
     return NB_OK;
 }
-
-static const nb_attr_def flatten_attrs[] = {{"axis", NB_ATTR_INT, false, {.i = {1}}}};
 
 static const nb_op_case flatten_cases[] = {
     {.in = {"2,3,4"}},

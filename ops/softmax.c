@@ -7,6 +7,7 @@
 
 #include "kernel.h"
 
+enum { A_AXIS };
 /* The input seen as [outer, n, inner] around the axis. */
 typedef struct around {
     int64_t outer, n, inner;
@@ -53,7 +54,7 @@ SOFTMAX_KERNEL(double)
 
 static nb_status run(const nb_kctx *k, bool take_log)
 {
-    around r = around_axis(&k->in_shape[0], k->attr[0].i[0]);
+    around r = around_axis(&k->in_shape[0], k->attr[A_AXIS].i[0]);
     if (k->dtype == NB_F64)
         softmax_double(k->in[0], k->out, r, take_log);
     else
@@ -68,7 +69,7 @@ static nb_status softmax_shape(nb_shape_ctx *c)
 {
     int axis;
     nb_status st = nb_shape_float_inputs(c);
-    if (!st) st = nb_shape_axis(c, c->attr[0].i[0], c->in[0].rank, &axis);
+    if (!st) st = nb_shape_axis(c, c->attr[A_AXIS].i[0], c->in[0].rank, &axis);
     c->out = c->in[0];
     return st;
 }
@@ -77,7 +78,7 @@ static nb_status softmax_shape(nb_shape_ctx *c)
 
 static nb_node *sum_axis(nb_graph *g, nb_node *a, const nb_node *y)
 {
-    return nb_sum(g, a, &nb_node_attr(y, "axis")->i[0], 1, true);
+    return nb_sum(g, a, &nb__attr(y, A_AXIS)->i[0], 1, true);
 }
 
 /* gx = y * (gy - sum(gy * y)) */

@@ -2,10 +2,13 @@
  * Its gradient is the transpose by the inverse permutation. */
 #include "kernel.h"
 
+enum { A_PERM };
+static const nb_attr_def transpose_attrs[] = {{"perm", NB_ATTR_INTS, false, {0}}};
+
 /* perm from the attribute (default reversed), validated as a permutation. */
 static nb_status get_perm(nb_shape_ctx *c, int *perm)
 {
-    const nb_attr *p = &c->attr[0];
+    const nb_attr *p = &c->attr[A_PERM];
     int r = c->in[0].rank;
     bool seen[NB_MAX_DIMS] = {0};
     if (p->n == 0) {
@@ -73,7 +76,7 @@ static nb_status transpose_fwd(const nb_kctx *k)
     const nb_dims *in = &k->in_shape[0];
     int r = in->rank, perm[NB_MAX_DIMS];
     int64_t stride[NB_MAX_DIMS], xs[NB_MAX_DIMS];
-    bound_perm(&k->attr[0], r, perm);
+    bound_perm(&k->attr[A_PERM], r, perm);
     int64_t s = 1;
     for (int i = r - 1; i >= 0; i--) {
         stride[i] = s;
@@ -91,13 +94,11 @@ static nb_status transpose_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **g
 {
     int r = nb_node_rank(y), perm[NB_MAX_DIMS];
     int64_t inv[NB_MAX_DIMS];
-    bound_perm(nb_node_attr(y, "perm"), r, perm);
+    bound_perm(nb__attr(y, A_PERM), r, perm);
     for (int i = 0; i < r; i++) inv[perm[i]] = i;
     gx[0] = nb_transpose(g, gy, inv, r);
     return NB_OK;
 }
-
-static const nb_attr_def transpose_attrs[] = {{"perm", NB_ATTR_INTS, false, {0}}};
 
 #define PERM(...) {.name = "perm", .type = NB_ATTR_INTS, .n = NB_NELEMS(((int64_t[]){__VA_ARGS__})), .i = {__VA_ARGS__}}
 static const nb_op_case transpose_cases[] = {

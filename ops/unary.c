@@ -4,6 +4,14 @@
 
 #include "kernel.h"
 
+enum { P_EXPONENT };
+static const nb_attr_def pow_attrs[] = {{"exponent", NB_ATTR_FLOAT, true, {0}}};
+enum { S_ALPHA, S_BETA };
+static const nb_attr_def scale_attrs[] = {
+    {"alpha", NB_ATTR_FLOAT, false, {.f = 1}},
+    {"beta", NB_ATTR_FLOAT, false, {.f = 0}},
+};
+
 NB_UNARY_ROWS(neg, -x)
 NB_UNARY_ROWS(exp, exp(x))
 NB_UNARY_ROWS(log, log(x))
@@ -19,10 +27,13 @@ static nb_status log_fwd(const nb_kctx *k) { return nb_unary_run(k, log_f32, log
 static nb_status sqrt_fwd(const nb_kctx *k) { return nb_unary_run(k, sqrt_f32, sqrt_f64, 0, 0); }
 static nb_status abs_fwd(const nb_kctx *k) { return nb_unary_run(k, abs_f32, abs_f64, 0, 0); }
 static nb_status sign_fwd(const nb_kctx *k) { return nb_unary_run(k, sign_f32, sign_f64, 0, 0); }
-static nb_status pow_fwd(const nb_kctx *k) { return nb_unary_run(k, pow_f32, pow_f64, k->attr[0].f, 0); }
+static nb_status pow_fwd(const nb_kctx *k)
+{
+    return nb_unary_run(k, pow_f32, pow_f64, k->attr[P_EXPONENT].f, 0);
+}
 static nb_status scale_fwd(const nb_kctx *k)
 {
-    return nb_unary_run(k, scale_f32, scale_f64, k->attr[0].f, k->attr[1].f);
+    return nb_unary_run(k, scale_f32, scale_f64, k->attr[S_ALPHA].f, k->attr[S_BETA].f);
 }
 
 static nb_status neg_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
@@ -62,7 +73,7 @@ static nb_status abs_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 /* d a^e = e a^(e-1) */
 static nb_status pow_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    double e = nb_node_attr(y, "exponent")->f;
+    double e = nb__attr(y, P_EXPONENT)->f;
     nb_node *a = nb_node_input(y, 0);
     gx[0] = e == 1 ? gy : nb_mul(g, gy, nb_scale(g, e == 2 ? a : nb_pow(g, a, e - 1), e, 0));
     return NB_OK;
@@ -70,7 +81,7 @@ static nb_status pow_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 
 static nb_status scale_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
 {
-    gx[0] = nb_scale(g, gy, nb_node_attr(y, "alpha")->f, 0);
+    gx[0] = nb_scale(g, gy, nb__attr(y, S_ALPHA)->f, 0);
     return NB_OK;
 }
 
@@ -91,12 +102,6 @@ static const nb_op_case pow_cases[] = {
 };
 static const nb_op_case scale_cases[] = {
     {.in = {"3,4"}, .attrs = {NB_AFLOAT("alpha", -2.5), NB_AFLOAT("beta", 1)}, .n_attrs = 2}};
-
-static const nb_attr_def pow_attrs[] = {{"exponent", NB_ATTR_FLOAT, true, {0}}};
-static const nb_attr_def scale_attrs[] = {
-    {"alpha", NB_ATTR_FLOAT, false, {.f = 1}},
-    {"beta", NB_ATTR_FLOAT, false, {.f = 0}},
-};
 
 #define UNARY_OP(NAME, CASES, ...)                                                   \
     const nb_op_def nb_op_##NAME = {                                                      \

@@ -46,6 +46,11 @@ struct nb_graph {
 #include "../ops/oplist.h"
 #undef OP
 
+/* Attribute i of op node n, i in the order of its op's attrs: gradient rules
+ * read a node's attributes by the same named indices as its shape rule and
+ * kernel (c->attr[i], k->attr[i]). */
+static inline const nb_attr *nb__attr(const nb_node *n, int i) { return &n->attr[i]; }
+
 /* Records the first error on g (later ones are dropped); returns st. */
 nb_status nb__fail(nb_graph *g, nb_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
