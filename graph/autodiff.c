@@ -49,7 +49,7 @@ static void accumulate(nb_graph *g, nb_node **acc, nb_node *x, nb_node *gx)
 
 static nb_status backprop(nb_graph *g, nb_node *loss, const bool *on_path, nb_node **acc)
 {
-    nb_node *gx[64];
+    nb_node *gx[NB_MAX_INPUTS];
     acc[loss->id] = nb_apply(g, &nb_op_fill_like, NULL, (nb_node *[]){loss}, 1,
                              (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
     for (size_t i = loss->id + 1; i-- > 0 && !g->status;) {
@@ -60,7 +60,8 @@ static nb_status backprop(nb_graph *g, nb_node *loss, const bool *on_path, nb_no
                             "node '%s': op %s has no gradient rule, but the gradient must pass "
                             "through it",
                             n->name, n->op->name);
-        if (n->n_in > 64) return nb__fail(g, NB_ERR_ARITY, "node '%s': too many inputs", n->name);
+        if (n->n_in > NB_MAX_INPUTS)  /* nb_apply makes none */
+            return nb__fail(g, NB_ERR_ARITY, "node '%s': too many inputs", n->name);
         memset(gx, 0, sizeof gx);
         nb_status st = n->op->backward(g, n, acc[i], gx);
         if (st || g->status)

@@ -273,7 +273,10 @@ static nb_status set_attr(nb_graph *g, const char *node, const nb_attr_def *def,
 static nb_status fill_attrs(nb_graph *g, nb_node *n, const nb_attr *attrs, int n_attrs)
 {
     const nb_op_def *op = n->op;
-    bool given[32] = {0};
+    bool given[NB_MAX_ATTRS] = {0};
+    if (op->n_attrs < 0 || op->n_attrs > NB_MAX_ATTRS)  /* an unregistered def given to nb_apply */
+        return nb__fail(g, NB_ERR_ARG, "node '%s': %s has %d attributes; an op may have at most %d "
+                        "(NB_MAX_ATTRS)", n->name, op->name, op->n_attrs, NB_MAX_ATTRS);
     if (op->n_attrs && !(n->attr = nb_calloc((size_t)op->n_attrs, sizeof *n->attr)))
         return nb__fail(g, NB_ERR_NOMEM, "out of memory");
     for (int i = 0; i < op->n_attrs; i++) {
@@ -297,9 +300,20 @@ static nb_status fill_attrs(nb_graph *g, nb_node *n, const nb_attr *attrs, int n
     return NB_OK;
 }
 
+/* The given inputs plus the op's state must fit NB_MAX_INPUTS. */
+static nb_status check_limit(nb_graph *g, const char *name, const nb_op_def *op, int n_in)
+{
+    int state = op->n_state > 0 ? op->n_state : 0;
+    if (n_in <= NB_MAX_INPUTS - state) return NB_OK;
+    return nb__fail(g, NB_ERR_ARITY, "node '%s': %s has %d inputs%s; a node may have at most %d "
+                    "(NB_MAX_INPUTS)", name, op->name, n_in, state ? " plus its state" : "",
+                    NB_MAX_INPUTS);
+}
+
 static nb_status check_arity(nb_graph *g, const char *name, const nb_op_def *op, int n_in)
 {
-    if (n_in >= op->min_in && (op->max_in < 0 || n_in <= op->max_in)) return NB_OK;
+    if (n_in >= op->min_in && (op->max_in < 0 || n_in <= op->max_in))
+        return check_limit(g, name, op, n_in);
     if (op->max_in == op->min_in)
         return nb__fail(g, NB_ERR_ARITY, "node '%s': %s takes %d input%s, got %d", name, op->name,
                         op->min_in, op->min_in == 1 ? "" : "s", n_in);

@@ -181,9 +181,18 @@ enum {
     NB_OP_INTERNAL = 1u << 1  /* built by gradient rules; not in the model-file op table */
 };
 
+/* Limits of an op and its nodes. nb_op_register refuses a def with more than
+ * NB_MAX_ATTRS attributes or with min_in plus its state above NB_MAX_INPUTS;
+ * a max_in above NB_MAX_INPUTS, or < 0 ("any number"), means up to
+ * NB_MAX_INPUTS. A node has at most NB_MAX_INPUTS inputs, its op's state
+ * included: nb_op and nb_apply refuse more, naming the node. NB_MAX_INPUTS
+ * <= 64 lets a uint64_t hold a bit per input (the `needs` mask of backward). */
+#define NB_MAX_ATTRS 32
+#define NB_MAX_INPUTS 64
+
 typedef struct nb_op_def {
     const char *name;
-    int min_in, max_in;            /* max_in < 0: any number */
+    int min_in, max_in;            /* max_in < 0: any number (up to NB_MAX_INPUTS) */
     const nb_attr_def *attrs;
     int n_attrs;
     uint32_t flags;
@@ -217,7 +226,8 @@ nb_node *nb_apply(nb_graph *g, const nb_op_def *op, const char *name, nb_node *c
                   int n_in, const nb_attr *attrs, int n_attrs);
 size_t nb_op_count(void);
 const nb_op_def *nb_op_at(size_t i);
-/* Adds a user op (def must outlive its use). NB_ERR_NAME if the name is taken. */
+/* Adds a user op (def must outlive its use). NB_ERR_NAME if the name is taken;
+ * NB_ERR_ARG if the def is incomplete or over a limit (NB_MAX_ATTRS, ...). */
 nb_status nb_op_register(const nb_op_def *def);
 /* The registered op name closest to `name` (for "did you mean"), or NULL. */
 const char *nb_op_suggest(const char *name);
