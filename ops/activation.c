@@ -40,40 +40,48 @@ static nb_node *leaky_grad(nb_graph *g, nb_node *gy, nb_node *a, double alpha)
 }
 
 /* The gate is relu's input x, or relu_backward's input a (it is linear in gy). */
-static nb_status relu_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status relu_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = relu_grad(g, gy, nb_node_input(y, 0));
     return NB_OK;
 }
 
-static nb_status relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                   nb_node **gx)
 {
+    (void)needs;
     gx[0] = relu_grad(g, gy, nb_node_input(y, 1));
     return NB_OK;
 }
 
-static nb_status leaky_relu_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status leaky_relu_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = leaky_grad(g, gy, nb_node_input(y, 0), nb__attr(y, A_ALPHA)->f);
     return NB_OK;
 }
 
-static nb_status leaky_relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status leaky_relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                         nb_node **gx)
 {
+    (void)needs;
     gx[0] = leaky_grad(g, gy, nb_node_input(y, 1), nb__attr(y, A_ALPHA)->f);
     return NB_OK;
 }
 
 /* sigmoid' = y (1 - y) */
-static nb_status sigmoid_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status sigmoid_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, gy, nb_mul(g, y, nb_scale(g, y, -1, 1)));
     return NB_OK;
 }
 
 /* tanh' = 1 - y^2 */
-static nb_status tanh_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status tanh_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, gy, nb_scale(g, nb_mul(g, y, y), -1, 1));
     return NB_OK;
 }

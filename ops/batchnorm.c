@@ -137,7 +137,7 @@ static nb_attr eps_attr(const nb_node *y)
     return (nb_attr)NB_AFLOAT("eps", nb__attr(y, A_EPS)->f);
 }
 
-static nb_status bn_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status bn_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     nb_node *x = nb_node_input(y, 0), *gamma = nb_node_input(y, 1);
     nb_node *rm = nb_node_input(y, 3), *rv = nb_node_input(y, 4);
@@ -146,17 +146,22 @@ static nb_status bn_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
     int n = 0;
     for (int a = 0; a < nb_node_rank(x); a++)
         if (a != 1) axes[n++] = a;
-    gx[0] = nb_apply(g, &nb_op_batchnorm_backward, NULL, (nb_node *[]){gy, x, rm, rv, gamma}, 5,
-                     &eps, 1);
-    nb_node *xhat = nb_apply(g, &nb_op_batchnorm_xhat, NULL, (nb_node *[]){x, rm, rv}, 3, &eps, 1);
-    gx[1] = nb_sum(g, nb_mul(g, gy, xhat), axes, n, false);
-    gx[2] = nb_sum(g, gy, axes, n, false);
+    if (nb_needs_grad(needs, 0))
+        gx[0] = nb_apply(g, &nb_op_batchnorm_backward, NULL, (nb_node *[]){gy, x, rm, rv, gamma},
+                         5, &eps, 1);
+    if (nb_needs_grad(needs, 1)) {
+        nb_node *xhat = nb_apply(g, &nb_op_batchnorm_xhat, NULL, (nb_node *[]){x, rm, rv}, 3,
+                                 &eps, 1);
+        gx[1] = nb_sum(g, nb_mul(g, gy, xhat), axes, n, false);
+    }
+    if (nb_needs_grad(needs, 2)) gx[2] = nb_sum(g, gy, axes, n, false);
     return NB_OK;
 }
 
 /* x̂ is batchnorm with gamma 1 and beta 0 */
-static nb_status xhat_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status xhat_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     nb_attr eps = eps_attr(y);
     nb_node *in[4] = {gy, nb_node_input(y, 0), nb_node_input(y, 1), nb_node_input(y, 2)};
     gx[0] = nb_apply(g, &nb_op_batchnorm_backward, NULL, in, 4, &eps, 1);

@@ -68,8 +68,9 @@ static nb_status sum_to_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_status sum_to_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status sum_to_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     nb_node *in[2] = {gy, nb_node_input(y, 0)};
     gx[0] = nb_apply(g, &nb_op_broadcast_like, NULL, in, 2, NULL, 0);
     return NB_OK;
@@ -106,8 +107,9 @@ static nb_status bcast_fwd(const nb_kctx *k)
     return nb_binary_run(&kk, copy_a_f32, copy_a_f64);
 }
 
-static nb_status bcast_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status bcast_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     nb_node *in[2] = {gy, nb_node_input(y, 0)};
     gx[0] = nb_apply(g, &nb_op_sum_to, NULL, in, 2, NULL, 0);
     return NB_OK;

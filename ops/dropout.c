@@ -86,14 +86,17 @@ static nb_node *masked(nb_graph *g, nb_node *gy, nb_node *x, double rate, int64_
     return nb_apply(g, &nb_op_dropout_backward, NULL, (nb_node *[]){gy, x}, 2, a, 2);
 }
 
-static nb_status dropout_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status dropout_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = masked(g, gy, nb_node_input(y, 0), nb__attr(y, A_RATE)->f, (int64_t)y->id);
     return NB_OK;
 }
 
-static nb_status dropout_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status dropout_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                      nb_node **gx)
 {
+    (void)needs;
     gx[0] = masked(g, gy, nb_node_input(y, 1), nb__attr(y, A_RATE)->f, nb__attr(y, A_NODE)->i[0]);
     return NB_OK;
 }

@@ -157,11 +157,12 @@ static nb_node *xent_grad(nb_graph *g, nb_node *gy, nb_node *x, nb_node *t, int6
                     (nb_attr[]){NB_AINT("wrt", wrt)}, 1);
 }
 
-static nb_status xent_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status xent_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     nb_node *x = nb_node_input(y, 0), *t = nb_node_input(y, 1);
-    gx[0] = xent_grad(g, gy, x, t, 0);
-    if (nb_node_dtype(t) != NB_I32) gx[1] = xent_grad(g, gy, x, t, 1);  /* class ids get none */
+    if (nb_needs_grad(needs, 0)) gx[0] = xent_grad(g, gy, x, t, 0);
+    if (nb_needs_grad(needs, 1) && nb_node_dtype(t) != NB_I32)  /* class ids get none */
+        gx[1] = xent_grad(g, gy, x, t, 1);
     return NB_OK;
 }
 
@@ -170,24 +171,32 @@ static nb_status xent_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
  * d/dgy = sum(G * f / N): the op itself with gy = 1. With H = G * gy / N:
  * wrt 0: d/dx = s * (Hm - sum(Hm * s)), Hm = H * m; d/dt = sum(H * s) - H;
  * wrt 1: d/dx = -(H - s * sum(H)). Sums run along rows. */
-static nb_status xent_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, nb_node **gx)
+static nb_status xent_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, uint64_t needs,
+                                   nb_node **gx)
 {
     nb_node *gy = nb_node_input(y, 0), *x = nb_node_input(y, 1), *t = nb_node_input(y, 2);
     int64_t wrt = nb__attr(y, A_WRT)->i[0], row = 1;
-    nb_node *one = nb_apply(g, &nb_op_fill_like, NULL, (nb_node *[]){gy}, 1,
-                            (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
-    gx[0] = nb_sum(g, nb_mul(g, G, xent_grad(g, one, x, t, wrt)), NULL, 0, false);
+    bool ids = nb_node_dtype(t) == NB_I32;
+    /* t has a gradient for wrt 0 with float labels only: with wrt 1, f does not depend on t */
+    bool dx = nb_needs_grad(needs, 1), dt = wrt == 0 && !ids && nb_needs_grad(needs, 2);
+    if (nb_needs_grad(needs, 0)) {
+        nb_node *one = nb_apply(g, &nb_op_fill_like, NULL, (nb_node *[]){gy}, 1,
+                                (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
+        gx[0] = nb_sum(g, nb_mul(g, G, xent_grad(g, one, x, t, wrt)), NULL, 0, false);
+    }
+    if (!dx && !dt) return NB_OK;
     /* gy / N per row, [N, 1], without N as a number: gy / (N K) summed over K */
     nb_node *spread = nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gy, x}, 2,
-                            (nb_attr[]){NB_ABOOL("mean", 1)}, 1);
+                               (nb_attr[]){NB_ABOOL("mean", 1)}, 1);
     nb_node *H = nb_mul(g, G, nb_sum(g, spread, &row, 1, true));
     nb_node *s = nb_softmax(g, x, 1);
     if (wrt == 0) {
-        bool ids = nb_node_dtype(t) == NB_I32;
-        nb_node *Hm = ids ? H : nb_mul(g, H, nb_sum(g, t, &row, 1, true));
-        gx[1] = nb_mul(g, s, nb_sub(g, Hm, nb_sum(g, nb_mul(g, Hm, s), &row, 1, true)));
-        if (!ids) gx[2] = nb_sub(g, nb_sum(g, nb_mul(g, H, s), &row, 1, true), H);
-    } else {
+        if (dx) {
+            nb_node *Hm = ids ? H : nb_mul(g, H, nb_sum(g, t, &row, 1, true));
+            gx[1] = nb_mul(g, s, nb_sub(g, Hm, nb_sum(g, nb_mul(g, Hm, s), &row, 1, true)));
+        }
+        if (dt) gx[2] = nb_sub(g, nb_sum(g, nb_mul(g, H, s), &row, 1, true), H);
+    } else {  /* dx, since dt is false */
         gx[1] = nb_neg(g, nb_sub(g, H, nb_mul(g, s, nb_sum(g, H, &row, 1, true))));
     }
     return NB_OK;
@@ -226,14 +235,15 @@ static nb_status mse_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-/* ga = 2 (a - b) gy / numel, gb = -ga; unreduce spreads gy / numel over a */
-static nb_status mse_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+/* ga = 2 (a - b) gy / numel, gb = -ga (ga serves both); unreduce spreads gy / numel over a */
+static nb_status mse_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     nb_node *a = nb_node_input(y, 0), *b = nb_node_input(y, 1);
     nb_node *spread = nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gy, a}, 2,
-                            (nb_attr[]){NB_ABOOL("mean", 1)}, 1);
-    gx[0] = nb_mul(g, nb_scale(g, nb_sub(g, a, b), 2, 0), spread);
-    gx[1] = nb_neg(g, gx[0]);
+                               (nb_attr[]){NB_ABOOL("mean", 1)}, 1);
+    nb_node *ga = nb_mul(g, nb_scale(g, nb_sub(g, a, b), 2, 0), spread);
+    if (nb_needs_grad(needs, 0)) gx[0] = ga;
+    if (nb_needs_grad(needs, 1)) gx[1] = nb_neg(g, ga);
     return NB_OK;
 }
 

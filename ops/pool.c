@@ -180,22 +180,26 @@ static nb_node *pool_op(nb_graph *g, const nb_op_def *op, const nb_node *like, n
     return nb_apply(g, op, NULL, in, n, at, 3);
 }
 
-static nb_status max_pool_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status max_pool_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = pool_op(g, &nb_op_max_pool2d_backward, y, (nb_node *[]){gy, nb_node_input(y, 0)}, 2);
     return NB_OK;
 }
 
-static nb_status avg_pool_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status avg_pool_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = pool_op(g, &nb_op_avg_pool2d_backward, y, (nb_node *[]){gy, nb_node_input(y, 0)}, 2);
     return NB_OK;
 }
 
 /* avg_pool2d_backward is the transpose of the (linear) average pool: its own
  * gradient is the average pool again. */
-static nb_status avg_pool_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, nb_node **gx)
+static nb_status avg_pool_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, uint64_t needs,
+                                       nb_node **gx)
 {
+    (void)needs;
     gx[0] = pool_op(g, &nb_op_avg_pool2d, y, &G, 1);
     return NB_OK;
 }

@@ -187,20 +187,23 @@ static nb_node *unreduce(nb_graph *g, nb_node *gy, nb_node *x, const nb_node *y,
     return nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gy, x}, 2, a, 3);
 }
 
-static nb_status sum_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status sum_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = unreduce(g, gy, nb_node_input(y, 0), y, false);
     return NB_OK;
 }
 
-static nb_status mean_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status mean_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = unreduce(g, gy, nb_node_input(y, 0), y, true);
     return NB_OK;
 }
 
-static nb_status max_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status max_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     nb_attr a[2] = {*nb__attr(y, A_AXIS), *nb__attr(y, A_KEEPDIMS)};
     nb_node *in[3] = {gy, nb_node_input(y, 0), y};
     gx[0] = nb_apply(g, &nb_op_max_backward, NULL, in, 3, a, 2);
@@ -232,8 +235,9 @@ static nb_status unreduce_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_status unreduce_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status unreduce_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     nb_attr a[2] = {*nb__attr(y, A_AXIS), *nb__attr(y, A_KEEPDIMS)};
     const nb_op_def *op = nb__attr(y, A_MEAN)->i[0] ? &nb_op_mean : &nb_op_sum;
     gx[0] = nb_apply(g, op, NULL, (nb_node *[]){gy}, 1, a, 2);

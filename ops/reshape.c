@@ -19,8 +19,9 @@ static nb_node *reshape_like(nb_graph *g, nb_node *a, nb_node *like)
 }
 
 /* Every view's gradient: gy back under the input's shape. */
-static nb_status view_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status view_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = reshape_like(g, gy, nb_node_input(y, 0));
     return NB_OK;
 }

@@ -63,7 +63,7 @@ static nb_status concat_fwd(const nb_kctx *k)
 }
 
 /* Each input's gradient is its slice of gy, which needs constant offsets. */
-static nb_status concat_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status concat_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     int n = nb_node_num_inputs(y), ax = norm_axis(nb__attr(y, C_AXIS)->i[0], nb_node_rank(y));
     if (n == 1) {
@@ -82,7 +82,7 @@ static nb_status concat_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
     int64_t start = 0;
     for (int i = 0; i < n; i++) {
         int64_t d = nb_node_dim(nb_node_input(y, i), ax);
-        gx[i] = nb_slice(g, gy, ax, start, start + d);
+        if (nb_needs_grad(needs, i)) gx[i] = nb_slice(g, gy, ax, start, start + d);
         start += d;
     }
     return NB_OK;
@@ -172,8 +172,9 @@ static nb_node *slice_like(nb_graph *g, const nb_op_def *op, nb_node *a, nb_node
     return nb_apply(g, op, NULL, in, like ? 2 : 1, at, 3);
 }
 
-static nb_status slice_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status slice_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = slice_like(g, &nb_op_slice_backward, gy, nb_node_input(y, 0), y);
     return NB_OK;
 }
@@ -218,8 +219,10 @@ static nb_status slice_backward_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_status slice_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status slice_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                    nb_node **gx)
 {
+    (void)needs;
     gx[0] = slice_like(g, &nb_op_slice, gy, NULL, y);
     return NB_OK;
 }

@@ -82,15 +82,17 @@ static nb_node *sum_axis(nb_graph *g, nb_node *a, const nb_node *y)
 }
 
 /* gx = y * (gy - sum(gy * y)) */
-static nb_status softmax_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status softmax_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, y, nb_sub(g, gy, sum_axis(g, nb_mul(g, gy, y), y)));
     return NB_OK;
 }
 
 /* gx = gy - softmax * sum(gy), softmax = exp(y) */
-static nb_status log_softmax_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status log_softmax_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_sub(g, gy, nb_mul(g, nb_exp(g, y), sum_axis(g, gy, y)));
     return NB_OK;
 }

@@ -90,8 +90,9 @@ static nb_status transpose_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_status transpose_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status transpose_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     int r = nb_node_rank(y), perm[NB_MAX_DIMS];
     int64_t inv[NB_MAX_DIMS];
     bound_perm(nb__attr(y, A_PERM), r, perm);

@@ -36,51 +36,57 @@ static nb_status scale_fwd(const nb_kctx *k)
     return nb_unary_run(k, scale_f32, scale_f64, k->attr[S_ALPHA].f, k->attr[S_BETA].f);
 }
 
-static nb_status neg_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status neg_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    (void)y;
+    (void)y, (void)needs;
     gx[0] = nb_neg(g, gy);
     return NB_OK;
 }
 
-static nb_status exp_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status exp_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, gy, y);
     return NB_OK;
 }
 
-static nb_status log_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status log_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_div(g, gy, nb_node_input(y, 0));
     return NB_OK;
 }
 
 /* d sqrt(a) = 1 / (2 sqrt(a)) */
-static nb_status sqrt_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status sqrt_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_div(g, nb_scale(g, gy, 0.5, 0), y);
     return NB_OK;
 }
 
 /* sign(0) = 0: the gradient of abs at 0 is 0 */
-static nb_status abs_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status abs_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     nb_node *a = nb_node_input(y, 0);
     gx[0] = nb_mul(g, gy, nb_apply(g, &nb_op_sign, NULL, &a, 1, NULL, 0));
     return NB_OK;
 }
 
 /* d a^e = e a^(e-1) */
-static nb_status pow_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status pow_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     double e = nb__attr(y, P_EXPONENT)->f;
     nb_node *a = nb_node_input(y, 0);
     gx[0] = e == 1 ? gy : nb_mul(g, gy, nb_scale(g, e == 2 ? a : nb_pow(g, a, e - 1), e, 0));
     return NB_OK;
 }
 
-static nb_status scale_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status scale_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_scale(g, gy, nb__attr(y, S_ALPHA)->f, 0);
     return NB_OK;
 }

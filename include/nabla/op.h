@@ -202,17 +202,30 @@ typedef struct nb_op_def {
     int n_state;
     nb_status (*shape)(nb_shape_ctx *c);
     nb_status (*forward)(const nb_kctx *k);
-    /* Adds nodes computing each input's gradient from gy (the gradient of the
-     * output) into gx[i]; leaves gx[i] NULL for none. gx[i] may have the
-     * broadcast shape: autodiff sums it back to the input's shape. NULL rule:
-     * the op is not differentiable (an error only if a gradient must pass). */
-    nb_status (*backward)(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx);
+    /* Adds nodes computing input i's gradient from gy (the gradient of the
+     * output) into gx[i], for each input i whose bit is set in `needs` (bit i:
+     * input i needs a gradient; NB_MAX_INPUTS <= 64, so a uint64_t holds a bit
+     * for every input). A rule may skip inputs whose bit is clear, and should,
+     * so as to leave no dead nodes in the graph: gx[i] for those is ignored.
+     * Autodiff calls the rule only when some bit is set (so a rule with one
+     * differentiable input may ignore the mask), and never sets the bits of
+     * labels (no_grad), shape-only inputs or state. gx[i] NULL: none.
+     * gx[i] may have the broadcast shape: autodiff sums it back to the input's
+     * shape. NULL rule: the op is not differentiable (an error only if a
+     * gradient must pass). */
+    nb_status (*backward)(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx);
     double (*flops)(const nb_kctx *k);
     size_t (*workspace)(const nb_kctx *k);   /* NULL: none */
     const nb_op_case *cases;
     int n_cases;
     const char *doc;
 } nb_op_def;
+
+/* Does input i need a gradient, by the mask given to a gradient rule? */
+static inline bool nb_needs_grad(uint64_t needs, int i)
+{
+    return i >= 0 && i < 64 && (needs >> i & 1);
+}
 
 const nb_op_def *nb_op_find(const char *name);
 /* Adds a node computing `op` on `in`: nb_op without the look-up by name, for
