@@ -273,10 +273,7 @@ static nb_status set_attr(nb_graph *g, const char *node, const nb_attr_def *def,
 static nb_status fill_attrs(nb_graph *g, nb_node *n, const nb_attr *attrs, int n_attrs)
 {
     const nb_op_def *op = n->op;
-    bool given[NB_MAX_ATTRS] = {0};
-    if (op->n_attrs < 0 || op->n_attrs > NB_MAX_ATTRS)  /* an unregistered def given to nb_apply */
-        return nb__fail(g, NB_ERR_ARG, "node '%s': %s has %d attributes; an op may have at most %d "
-                        "(NB_MAX_ATTRS)", n->name, op->name, op->n_attrs, NB_MAX_ATTRS);
+    bool given[NB_MAX_ATTRS] = {0};  /* nb_apply checked n_attrs against it */
     if (op->n_attrs && !(n->attr = nb_calloc((size_t)op->n_attrs, sizeof *n->attr)))
         return nb__fail(g, NB_ERR_NOMEM, "out of memory");
     for (int i = 0; i < op->n_attrs; i++) {
@@ -405,6 +402,12 @@ nb_node *nb_apply(nb_graph *g, const nb_op_def *op, const char *name, nb_node *c
     if (!op) {
         nb__fail(g, NB_ERR_UNKNOWN_OP, "node '%s': no op given (a NULL op definition)",
                  name ? name : "?");
+        return NULL;
+    }
+    const char *why = nb__op_problem(op);  /* a def may reach here unregistered */
+    if (why) {
+        nb__fail(g, NB_ERR_ARG, "node '%s': op %s cannot be used: %s", name ? name : "?",
+                 op->name ? op->name : "(unnamed)", why);
         return NULL;
     }
     for (int i = 0; i < n_in; i++)

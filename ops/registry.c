@@ -34,28 +34,34 @@ const nb_op_def *nb_op_find(const char *name)
     return NULL;
 }
 
-/* Arity and state within NB_MAX_INPUTS, attributes within NB_MAX_ATTRS:
- * nodes keep fixed-size arrays of both. */
-static bool within_limits(const nb_op_def *def)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Arity and state within NB_MAX_INPUTS, attributes within NB_MAX_ATTRS (nodes
+ * keep fixed-size arrays of both), and no field a node would need missing. */
+const char *nb__op_problem(const nb_op_def *def)
 {
-    if (def->min_in < 0 || (def->max_in >= 0 && def->max_in < def->min_in)) return false;
-    if (def->n_state < 0 || def->n_state > NB_MAX_STATE || (def->n_state && !def->state))
-        return false;
-    if (def->min_in + def->n_state > NB_MAX_INPUTS) return false;
+    if (!def->name || !def->shape || !def->forward)
+        return "an op needs a name, a shape rule and a forward kernel";
+    if (def->min_in < 0 || (def->max_in >= 0 && def->max_in < def->min_in))
+        return "min_in must be >= 0 and max_in >= min_in (or < 0: any number)";
     if (def->n_attrs < 0 || def->n_attrs > NB_MAX_ATTRS || (def->n_attrs && !def->attrs))
-        return false;
+        return "an op has an attrs array of at most " STR(NB_MAX_ATTRS) " (NB_MAX_ATTRS)";
     for (int i = 0; i < def->n_attrs; i++)
-        if (!def->attrs[i].name) return false;
+        if (!def->attrs[i].name) return "every attribute needs a name";
+    if (def->n_state < 0 || def->n_state > NB_MAX_STATE || (def->n_state && !def->state))
+        return "an op has a state array of at most " STR(NB_MAX_STATE) " (NB_MAX_STATE)";
+    if (def->min_in + def->n_state > NB_MAX_INPUTS)
+        return "min_in plus the state is more than " STR(NB_MAX_INPUTS) " inputs (NB_MAX_INPUTS)";
     for (int s = 0; s < def->n_state; s++)  /* state is sized by an input always given */
         if (!def->state[s].suffix || def->state[s].in < 0 || def->state[s].in >= def->min_in)
-            return false;
-    return true;
+            return "each state entry needs a suffix and an input below min_in";
+    return NULL;
 }
 
 nb_status nb_op_register(const nb_op_def *def)
 {
-    if (!def || !def->name || !def->shape || !def->forward) return NB_ERR_ARG;
-    if (!within_limits(def)) return NB_ERR_ARG;
+    if (!def || nb__op_problem(def)) return NB_ERR_ARG;
     if (nb_op_find(def->name)) return NB_ERR_NAME;
     if (n_user_ops == MAX_USER_OPS) return NB_ERR_NOMEM;
     user_ops[n_user_ops++] = def;

@@ -46,6 +46,11 @@ struct nb_graph {
 #include "../ops/oplist.h"
 #undef OP
 
+/* Why def cannot be an op (a field missing, a limit passed), or NULL when it
+ * can: nb_op_register refuses such defs and nb_apply, which may be given an
+ * unregistered one, too. */
+const char *nb__op_problem(const nb_op_def *def);
+
 /* Attribute i of op node n, i in the order of its op's attrs: gradient rules
  * read a node's attributes by the same named indices as its shape rule and
  * kernel (c->attr[i], k->attr[i]). */

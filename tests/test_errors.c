@@ -247,8 +247,9 @@ Test(errors, register_refuses_too_many_attributes)
     nb_node *x = vec(g, "x", 3);
     nb_attr a39 = NB_AFLOAT("a39", 1);
     cr_expect_null(nb_apply(g, &def, "y", &x, 1, &a39, 1));
-    cr_expect_str_eq(nb_graph_error(g), "node 'y': test_forty_attrs has 40 attributes; an op may "
-                                        "have at most 32 (NB_MAX_ATTRS)");
+    cr_expect_eq(nb_graph_status(g), NB_ERR_ARG);
+    cr_expect_str_eq(nb_graph_error(g), "node 'y': op test_forty_attrs cannot be used: an op has "
+                                        "an attrs array of at most 32 (NB_MAX_ATTRS)");
     nb_graph_free(g);
 }
 
@@ -289,6 +290,15 @@ Test(errors, register_checks_arity_against_the_input_limit)
     def.n_attrs = 1;
     cr_expect_eq(nb_op_register(&def), NB_ERR_ARG, "attributes without a table");
     cr_expect_null(nb_op_find("test_arity"));
+    /* nb_apply checks an unregistered def the same way: no kernel, no node */
+    def.n_attrs = 0, def.forward = NULL;
+    cr_expect_eq(nb_op_register(&def), NB_ERR_ARG, "no forward kernel");
+    nb_graph *g = nb_graph_new();
+    nb_node *x = vec(g, "x", 3);
+    cr_expect_null(nb_apply(g, &def, "z", &x, 1, NULL, 0));
+    cr_expect_str_eq(nb_graph_error(g), "node 'z': op test_arity cannot be used: an op needs a "
+                                        "name, a shape rule and a forward kernel");
+    nb_graph_free(g);
 }
 
 static const nb_op_def wide = {.name = "test_wide", .min_in = 1, .max_in = 1000,

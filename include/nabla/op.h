@@ -233,8 +233,8 @@ const nb_op_def *nb_op_find(const char *name);
  * answer, kept). Everything else is as nb_op: attributes by name with the
  * op's defaults, arity and shape checked, NULL and a message on the graph on
  * failure. A NULL op fails with a message (so nb_apply(g, nb_op_find(name),
- * ...) reports a missing op). Register `op` to make it usable by name (model
- * files, nb_op) as well. */
+ * ...) reports a missing op), and so does a def nb_op_register would refuse.
+ * Register `op` to make it usable by name (model files, nb_op) as well. */
 nb_node *nb_apply(nb_graph *g, const nb_op_def *op, const char *name, nb_node *const *in,
                   int n_in, const nb_attr *attrs, int n_attrs);
 size_t nb_op_count(void);
