@@ -30,9 +30,13 @@ static nb_status softplus_forward(const nb_kctx *k)
     return NB_OK;
 }
 
-/* Gradient rule: gx = gy * sigmoid(x), as nodes (so it differentiates twice). */
-static nb_status softplus_backward(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+/* Gradient rule: gx = gy * sigmoid(x), as nodes (so it differentiates twice).
+ * `needs` has a bit per input that needs a gradient; with one input, autodiff
+ * calls the rule only when x needs one, so it has nothing to skip. */
+static nb_status softplus_backward(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                   nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, gy, nb_sigmoid(g, nb_node_input(y, 0)));
     return NB_OK;
 }

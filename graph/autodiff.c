@@ -5,7 +5,9 @@
  * inputs' gradients from its output's gradient; contributions reaching a node
  * along several paths are summed with add nodes, and a contribution with a
  * broadcast shape is summed back to its input's shape. Only nodes that lie on
- * a path from some wrt to the loss get gradient nodes. */
+ * a path from some wrt to the loss get gradient nodes: each rule is told which
+ * of its inputs lie on one (the `needs` mask) and builds nothing for the
+ * others, so no gradient node is left that nothing reads. */
 #include <stdio.h>
 #include <string.h>
 
@@ -39,36 +41,52 @@ static void mark_path(const nb_graph *g, const nb_node *loss, nb_node *const *wr
     }
 }
 
+_Static_assert(NB_MAX_INPUTS <= 64, "the needs mask has one bit per input");
+
+/* The inputs of n that need a gradient: bit i when input i carries one and
+ * lies on the path (so the rule's nodes for it reach a wrt). */
+static uint64_t needs_of(const nb_node *n, const bool *on_path)
+{
+    uint64_t needs = 0;
+    for (int j = 0; j < n->n_in; j++)
+        if (carries_grad(n, j) && on_path[n->in[j]->id]) needs |= (uint64_t)1 << j;
+    return needs;
+}
+
 /* Adds contribution gx to the gradient of x, summing a broadcast shape back. */
 static void accumulate(nb_graph *g, nb_node **acc, nb_node *x, nb_node *gx)
 {
     if (!nb_shape_eq(&gx->shape, &x->shape))
-        gx = nb_op(g, "sum_to", NULL, (nb_node *[]){gx, x}, 2, NULL, 0);
+        gx = nb_apply(g, &nb_op_sum_to, NULL, (nb_node *[]){gx, x}, 2, NULL, 0);
     acc[x->id] = acc[x->id] ? nb_add(g, acc[x->id], gx) : gx;
 }
 
 static nb_status backprop(nb_graph *g, nb_node *loss, const bool *on_path, nb_node **acc)
 {
-    nb_node *gx[64];
-    acc[loss->id] = nb_op(g, "fill_like", NULL, (nb_node *[]){loss}, 1,
-                          (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
+    nb_node *gx[NB_MAX_INPUTS];
+    if (!on_path[loss->id]) return NB_OK;  /* no wrt reaches the loss: nothing to seed */
+    acc[loss->id] = nb_apply(g, &nb_op_fill_like, NULL, (nb_node *[]){loss}, 1,
+                             (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
     for (size_t i = loss->id + 1; i-- > 0 && !g->status;) {
         nb_node *n = g->nodes[i];
         if (!on_path[i] || !acc[i] || !n->op) continue;
+        if (n->n_in > NB_MAX_INPUTS)  /* nb_apply makes none */
+            return nb__fail(g, NB_ERR_ARITY, "node '%s': too many inputs", n->name);
+        uint64_t needs = needs_of(n, on_path);
+        if (!needs) continue;  /* a wrt none of whose inputs leads to a wrt */
         if (!n->op->backward)
             return nb__fail(g, NB_ERR_NO_GRAD,
                             "node '%s': op %s has no gradient rule, but the gradient must pass "
                             "through it",
                             n->name, n->op->name);
-        if (n->n_in > 64) return nb__fail(g, NB_ERR_ARITY, "node '%s': too many inputs", n->name);
         memset(gx, 0, sizeof gx);
-        nb_status st = n->op->backward(g, n, acc[i], gx);
+        nb_status st = n->op->backward(g, n, acc[i], needs, gx);
         if (st || g->status)
             return g->status ? g->status
                              : nb__fail(g, st, "node '%s': gradient rule of %s failed", n->name,
                                         n->op->name);
         for (int j = 0; j < n->n_in; j++)
-            if (gx[j] && carries_grad(n, j) && on_path[n->in[j]->id]) accumulate(g, acc, n->in[j], gx[j]);
+            if (gx[j] && nb_needs_grad(needs, j)) accumulate(g, acc, n->in[j], gx[j]);
     }
     return g->status;
 }
@@ -109,7 +127,7 @@ nb_status nb_grad(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt, nb
         for (int k = 0; k < n_wrt && !st; k++) {
             nb_node *x = wrt[k];
             grads[k] = acc[x->id] ? acc[x->id]
-                                  : nb_op(g, "fill_like", NULL, (nb_node *[]){x}, 1, NULL, 0);
+                                  : nb_apply(g, &nb_op_fill_like, NULL, &x, 1, NULL, 0);
             if (!grads[k]) st = g->status;
             else name_grad(g, grads[k], x);
         }

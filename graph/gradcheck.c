@@ -242,7 +242,7 @@ nb_status nb_gradcheck_op(const nb_op_def *op, const nb_op_case *c, const nb_gc_
         uint32_t stop = op->no_grad | op->shape_only;
         if (!is_i32 && !(stop & (1u << n_in))) wrt[n_wrt++] = in[n_in];
     }
-    nb_node *y = nb_op(g, op->name, "y", in, n_in, c->attrs, c->n_attrs);
+    nb_node *y = nb_apply(g, op, "y", in, n_in, c->attrs, c->n_attrs);
     if (!y) goto graph_err;
     /* loss = sum(y * R): a random R makes every output element matter differently */
     nb_dim rdims[NB_MAX_DIMS];

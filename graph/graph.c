@@ -290,7 +290,7 @@ static nb_status set_attr(nb_graph *g, const char *node, const nb_attr_def *def,
 static nb_status fill_attrs(nb_graph *g, nb_node *n, const nb_attr *attrs, int n_attrs)
 {
     const nb_op_def *op = n->op;
-    bool given[32] = {0};
+    bool given[NB_MAX_ATTRS] = {0};  /* nb_apply checked n_attrs against it */
     if (op->n_attrs && !(n->attr = nb_calloc((size_t)op->n_attrs, sizeof *n->attr)))
         return nb__fail(g, NB_ERR_NOMEM, "out of memory");
     for (int i = 0; i < op->n_attrs; i++) {
@@ -314,9 +314,20 @@ static nb_status fill_attrs(nb_graph *g, nb_node *n, const nb_attr *attrs, int n
     return NB_OK;
 }
 
+/* The given inputs plus the op's state must fit NB_MAX_INPUTS. */
+static nb_status check_limit(nb_graph *g, const char *name, const nb_op_def *op, int n_in)
+{
+    int state = op->n_state > 0 ? op->n_state : 0;
+    if (n_in <= NB_MAX_INPUTS - state) return NB_OK;
+    return nb__fail(g, NB_ERR_ARITY, "node '%s': %s has %d inputs%s; a node may have at most %d "
+                    "(NB_MAX_INPUTS)", name, op->name, n_in, state ? " plus its state" : "",
+                    NB_MAX_INPUTS);
+}
+
 static nb_status check_arity(nb_graph *g, const char *name, const nb_op_def *op, int n_in)
 {
-    if (n_in >= op->min_in && (op->max_in < 0 || n_in <= op->max_in)) return NB_OK;
+    if (n_in >= op->min_in && (op->max_in < 0 || n_in <= op->max_in))
+        return check_limit(g, name, op, n_in);
     if (op->max_in == op->min_in)
         return nb__fail(g, NB_ERR_ARITY, "node '%s': %s takes %d input%s, got %d", name, op->name,
                         op->min_in, op->min_in == 1 ? "" : "s", n_in);
@@ -401,24 +412,27 @@ static nb_status add_state(nb_graph *g, nb_node *n)
     return NB_OK;
 }
 
-nb_node *nb_op(nb_graph *g, const char *opname, const char *name, nb_node *const *in, int n_in,
-               const nb_attr *attrs, int n_attrs)
+nb_node *nb_apply(nb_graph *g, const nb_op_def *op, const char *name, nb_node *const *in,
+                  int n_in, const nb_attr *attrs, int n_attrs)
 {
     if (!g) return NULL;
+    if (!op) {
+        nb__fail(g, NB_ERR_UNKNOWN_OP, "node '%s': no op given (a NULL op definition)",
+                 name ? name : "?");
+        return NULL;
+    }
+    const char *why = nb__op_problem(op);  /* a def may reach here unregistered */
+    if (why) {
+        nb__fail(g, NB_ERR_ARG, "node '%s': op %s cannot be used: %s", name ? name : "?",
+                 op->name ? op->name : "(unnamed)", why);
+        return NULL;
+    }
     for (int i = 0; i < n_in; i++)
         if (!in[i]) {
             nb__fail(g, NB_ERR_ARG, "node '%s': input %d is missing (an earlier call failed)",
-                     name ? name : opname, i);
+                     name ? name : op->name, i);
             return NULL;
         }
-    const nb_op_def *op = opname ? nb_op_find(opname) : NULL;
-    if (!op) {
-        char hint[160];
-        nb_hint(hint, sizeof hint, opname ? nb_op_suggest(opname) : NULL);
-        nb__fail(g, NB_ERR_UNKNOWN_OP, "node '%s': unknown op '%s'%s", name ? name : "?",
-                 opname ? opname : "(null)", hint);
-        return NULL;
-    }
     if (check_arity(g, name ? name : op->name, op, n_in)) return NULL;
     nb_node *n = nb_calloc(1, sizeof *n);
     if (!n) {
@@ -438,6 +452,21 @@ fail:
     if (!g->status) nb__fail(g, NB_ERR_NOMEM, "out of memory");
     node_free(n);
     return NULL;
+}
+
+nb_node *nb_op(nb_graph *g, const char *opname, const char *name, nb_node *const *in, int n_in,
+               const nb_attr *attrs, int n_attrs)
+{
+    if (!g) return NULL;
+    const nb_op_def *op = opname ? nb_op_find(opname) : NULL;
+    if (!op) {
+        char hint[160];
+        nb_hint(hint, sizeof hint, opname ? nb_op_suggest(opname) : NULL);
+        nb__fail(g, NB_ERR_UNKNOWN_OP, "node '%s': unknown op '%s'%s", name ? name : "?",
+                 opname ? opname : "(null)", hint);
+        return NULL;
+    }
+    return nb_apply(g, op, name, in, n_in, attrs, n_attrs);
 }
 
 /* ---- introspection -------------------------------------------------- */

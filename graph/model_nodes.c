@@ -85,10 +85,11 @@ static bool is_base_key(const char *k)
 static bool op_attrs(nm_ctx *c, const yaml_node_t *map, const nb_op_def *op, nb_attr *attrs,
                      int *n_attrs)
 {
-    const char *known[3 + 32];
+    const char *known[3 + NB_MAX_ATTRS];
     size_t nk = 0;
     known[nk++] = "name", known[nk++] = "op", known[nk++] = "in";
-    for (int i = 0; i < op->n_attrs && nk < 35; i++) known[nk++] = op->attrs[i].name;
+    for (int i = 0; i < op->n_attrs && nk < 3 + NB_MAX_ATTRS; i++)
+        known[nk++] = op->attrs[i].name;
     size_t mark = c->y.n_msgs;
     ny_map_check(&c->y, map, "a node", known, nk);
     *n_attrs = 0;
@@ -96,7 +97,7 @@ static bool op_attrs(nm_ctx *c, const yaml_node_t *map, const nb_op_def *op, nb_
         const char *k = ny_key_text(ny_map_key(&c->y, map, i));
         if (!k || is_base_key(k) || ny_map_dup(&c->y, map, i)) continue;
         for (int j = 0; j < op->n_attrs; j++)
-            if (!strcmp(op->attrs[j].name, k) && *n_attrs < 32)
+            if (!strcmp(op->attrs[j].name, k) && *n_attrs < NB_MAX_ATTRS)
                 parse_attr(c, &op->attrs[j], ny_map_val(&c->y, map, i), &attrs[(*n_attrs)++]);
     }
     return c->y.n_msgs == mark;
@@ -185,10 +186,10 @@ nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec)
         out = nm_build_layer(c, spec, layer_v, fresh ? name : NULL, name_v, in, (int)n_in,
                              ins_ok && fresh && c->y.n_msgs == mark);
     } else if (op) {
-        nb_attr attrs[32];
+        nb_attr attrs[NB_MAX_ATTRS];
         int n_attrs = 0;
         if (op_attrs(c, spec, op, attrs, &n_attrs) && ins_ok && fresh && c->y.n_msgs == mark) {
-            out = nb_op(c->m->g, op->name, name, in, (int)n_in, attrs, n_attrs);
+            out = nb_apply(c->m->g, op, name, in, (int)n_in, attrs, n_attrs);
             if (!out) nm_graph_err(c, spec);
             else if (!nm_adopt_state(c, out, (int)n_in, ny_line(name_v), NULL)) out = NULL;
         }

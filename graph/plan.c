@@ -208,9 +208,9 @@ static nb_status bind_shapes(nb_plan *p, instance *in)
             st = nb__bind_shape(g, &n->shape, in->sym_value, &in->shape[i], why, sizeof why);
             if (st) return plan_fail(p, st, "input '%s': %s", n->name, why);
         } else {
-            nb_shape ins[64], out;
-            nb_dtype dts[64], dt;
-            if (n->n_in > 64) return plan_fail(p, NB_ERR_ARITY, "node '%s': too many inputs", n->name);
+            nb_shape ins[NB_MAX_INPUTS], out;
+            nb_dtype dts[NB_MAX_INPUTS], dt;
+            if (n->n_in > NB_MAX_INPUTS) return plan_fail(p, NB_ERR_ARITY, "node '%s': too many inputs", n->name);
             for (int j = 0; j < n->n_in; j++) {
                 ins[j] = to_shape(&in->shape[local_of(p, n->in[j])]);
                 dts[j] = n->in[j]->dtype;
@@ -633,12 +633,12 @@ double nb_node_flops(const nb_graph *g, const nb_node *n, const nb_bind *binds, 
     for (int b = 0; b < n_binds; b++)
         for (int k = 0; k < g->n_syms; k++)
             if (!strcmp(g->sym[k], binds[b].sym)) v[k] = binds[b].value;
-    nb_dims shapes[64];
-    nb_dtype dts[64];
+    nb_dims shapes[NB_MAX_INPUTS];
+    nb_dtype dts[NB_MAX_INPUTS];
     char err[256];
     nb_kctx k;
     memset(&k, 0, sizeof k);
-    if (n->n_in > 64) return -1;
+    if (n->n_in > NB_MAX_INPUTS) return -1;
     for (int j = 0; j < n->n_in; j++) {
         if (nb__bind_shape(g, &n->in[j]->shape, v, &shapes[j], err, sizeof err)) return -1;
         dts[j] = n->in[j]->dtype;

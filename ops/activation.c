@@ -10,6 +10,8 @@
 
 #include "kernel.h"
 
+/* leaky_relu and leaky_relu_backward */
+enum { A_ALPHA };
 NB_UNARY_ROWS(relu, x > 0 ? x : 0)
 NB_UNARY_ROWS(leaky_relu, x > 0 ? x : p0 * x)
 /* without overflow: exp only ever sees -|x| */
@@ -21,57 +23,65 @@ static nb_status sigmoid_fwd(const nb_kctx *k) { return nb_unary_run(k, sigmoid_
 static nb_status tanh_fwd(const nb_kctx *k) { return nb_unary_run(k, tanh_f32, tanh_f64, 0, 0); }
 static nb_status leaky_relu_fwd(const nb_kctx *k)
 {
-    return nb_unary_run(k, leaky_relu_f32, leaky_relu_f64, k->attr[0].f, 0);
+    return nb_unary_run(k, leaky_relu_f32, leaky_relu_f64, k->attr[A_ALPHA].f, 0);
 }
 
 /* ---- gradients ---- */
 
 static nb_node *relu_grad(nb_graph *g, nb_node *gy, nb_node *a)
 {
-    return nb_op(g, "relu_backward", NULL, (nb_node *[]){gy, a}, 2, NULL, 0);
+    return nb_apply(g, &nb_op_relu_backward, NULL, (nb_node *[]){gy, a}, 2, NULL, 0);
 }
 
 static nb_node *leaky_grad(nb_graph *g, nb_node *gy, nb_node *a, double alpha)
 {
-    return nb_op(g, "leaky_relu_backward", NULL, (nb_node *[]){gy, a}, 2,
-                 (nb_attr[]){NB_AFLOAT("alpha", alpha)}, 1);
+    return nb_apply(g, &nb_op_leaky_relu_backward, NULL, (nb_node *[]){gy, a}, 2,
+                    (nb_attr[]){NB_AFLOAT("alpha", alpha)}, 1);
 }
 
 /* The gate is relu's input x, or relu_backward's input a (it is linear in gy). */
-static nb_status relu_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status relu_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = relu_grad(g, gy, nb_node_input(y, 0));
     return NB_OK;
 }
 
-static nb_status relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                   nb_node **gx)
 {
+    (void)needs;
     gx[0] = relu_grad(g, gy, nb_node_input(y, 1));
     return NB_OK;
 }
 
-static nb_status leaky_relu_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status leaky_relu_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    gx[0] = leaky_grad(g, gy, nb_node_input(y, 0), nb_node_attr(y, "alpha")->f);
+    (void)needs;
+    gx[0] = leaky_grad(g, gy, nb_node_input(y, 0), nb__attr(y, A_ALPHA)->f);
     return NB_OK;
 }
 
-static nb_status leaky_relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status leaky_relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                         nb_node **gx)
 {
-    gx[0] = leaky_grad(g, gy, nb_node_input(y, 1), nb_node_attr(y, "alpha")->f);
+    (void)needs;
+    gx[0] = leaky_grad(g, gy, nb_node_input(y, 1), nb__attr(y, A_ALPHA)->f);
     return NB_OK;
 }
 
 /* sigmoid' = y (1 - y) */
-static nb_status sigmoid_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status sigmoid_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, gy, nb_mul(g, y, nb_scale(g, y, -1, 1)));
     return NB_OK;
 }
 
 /* tanh' = 1 - y^2 */
-static nb_status tanh_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status tanh_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, gy, nb_scale(g, nb_mul(g, y, y), -1, 1));
     return NB_OK;
 }
@@ -115,7 +125,7 @@ static nb_status pass(const nb_kctx *k, double alpha)
 }
 
 static nb_status relu_backward_fwd(const nb_kctx *k) { return pass(k, 0); }
-static nb_status leaky_relu_backward_fwd(const nb_kctx *k) { return pass(k, k->attr[0].f); }
+static nb_status leaky_relu_backward_fwd(const nb_kctx *k) { return pass(k, k->attr[A_ALPHA].f); }
 
 /* ---- definitions ---- */
 
@@ -169,16 +179,17 @@ PASS_OP(leaky_relu_backward, leaky_pass_cases, .attrs = alpha_attrs, .n_attrs = 
 
 /* ---- typed helpers ---- */
 
-static nb_node *unary(nb_graph *g, const char *op, nb_node *a)
+static nb_node *unary(nb_graph *g, const nb_op_def *op, nb_node *a)
 {
-    return nb_op(g, op, NULL, (nb_node *[]){a}, 1, NULL, 0);
+    return nb_apply(g, op, NULL, (nb_node *[]){a}, 1, NULL, 0);
 }
 
-nb_node *nb_relu(nb_graph *g, nb_node *a) { return unary(g, "relu", a); }
-nb_node *nb_sigmoid(nb_graph *g, nb_node *a) { return unary(g, "sigmoid", a); }
-nb_node *nb_tanh(nb_graph *g, nb_node *a) { return unary(g, "tanh", a); }
+nb_node *nb_relu(nb_graph *g, nb_node *a) { return unary(g, &nb_op_relu, a); }
+nb_node *nb_sigmoid(nb_graph *g, nb_node *a) { return unary(g, &nb_op_sigmoid, a); }
+nb_node *nb_tanh(nb_graph *g, nb_node *a) { return unary(g, &nb_op_tanh, a); }
 
 nb_node *nb_leaky_relu(nb_graph *g, nb_node *a, double alpha)
 {
-    return nb_op(g, "leaky_relu", NULL, (nb_node *[]){a}, 1, (nb_attr[]){NB_AFLOAT("alpha", alpha)}, 1);
+    return nb_apply(g, &nb_op_leaky_relu, NULL, (nb_node *[]){a}, 1,
+                    (nb_attr[]){NB_AFLOAT("alpha", alpha)}, 1);
 }

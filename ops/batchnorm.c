@@ -16,7 +16,7 @@
 
 #include "kernel.h"
 
-enum { A_EPS, A_MOMENTUM };
+enum { A_EPS, A_MOMENTUM };  /* bn_attrs; eps_attrs (the gradient ops) hold A_EPS alone */
 
 /* x viewed as [n, c, s]: s is the product of the axes after 1 */
 typedef struct bnl {
@@ -134,10 +134,10 @@ static double backward_flops(const nb_kctx *k) { return 12.0 * (double)nb_dims_n
 
 static nb_attr eps_attr(const nb_node *y)
 {
-    return (nb_attr)NB_AFLOAT("eps", nb_node_attr(y, "eps")->f);
+    return (nb_attr)NB_AFLOAT("eps", nb__attr(y, A_EPS)->f);
 }
 
-static nb_status bn_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status bn_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     nb_node *x = nb_node_input(y, 0), *gamma = nb_node_input(y, 1);
     nb_node *rm = nb_node_input(y, 3), *rv = nb_node_input(y, 4);
@@ -146,19 +146,25 @@ static nb_status bn_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
     int n = 0;
     for (int a = 0; a < nb_node_rank(x); a++)
         if (a != 1) axes[n++] = a;
-    gx[0] = nb_op(g, "batchnorm_backward", NULL, (nb_node *[]){gy, x, rm, rv, gamma}, 5, &eps, 1);
-    nb_node *xhat = nb_op(g, "batchnorm_xhat", NULL, (nb_node *[]){x, rm, rv}, 3, &eps, 1);
-    gx[1] = nb_sum(g, nb_mul(g, gy, xhat), axes, n, false);
-    gx[2] = nb_sum(g, gy, axes, n, false);
+    if (nb_needs_grad(needs, 0))
+        gx[0] = nb_apply(g, &nb_op_batchnorm_backward, NULL, (nb_node *[]){gy, x, rm, rv, gamma},
+                         5, &eps, 1);
+    if (nb_needs_grad(needs, 1)) {
+        nb_node *xhat = nb_apply(g, &nb_op_batchnorm_xhat, NULL, (nb_node *[]){x, rm, rv}, 3,
+                                 &eps, 1);
+        gx[1] = nb_sum(g, nb_mul(g, gy, xhat), axes, n, false);
+    }
+    if (nb_needs_grad(needs, 2)) gx[2] = nb_sum(g, gy, axes, n, false);
     return NB_OK;
 }
 
 /* x̂ is batchnorm with gamma 1 and beta 0 */
-static nb_status xhat_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status xhat_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     nb_attr eps = eps_attr(y);
     nb_node *in[4] = {gy, nb_node_input(y, 0), nb_node_input(y, 1), nb_node_input(y, 2)};
-    gx[0] = nb_op(g, "batchnorm_backward", NULL, in, 4, &eps, 1);
+    gx[0] = nb_apply(g, &nb_op_batchnorm_backward, NULL, in, 4, &eps, 1);
     return NB_OK;
 }
 
@@ -205,5 +211,5 @@ nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, do
                       double momentum)
 {
     nb_attr a[2] = {NB_AFLOAT("eps", eps), NB_AFLOAT("momentum", momentum)};
-    return nb_op(g, "batchnorm", NULL, (nb_node *[]){x, gamma, beta}, 3, a, 2);
+    return nb_apply(g, &nb_op_batchnorm, NULL, (nb_node *[]){x, gamma, beta}, 3, a, 2);
 }

@@ -12,34 +12,34 @@ static nb_status sub_fwd(const nb_kctx *k) { return nb_binary_run(k, sub_f32, su
 static nb_status mul_fwd(const nb_kctx *k) { return nb_binary_run(k, mul_f32, mul_f64); }
 static nb_status div_fwd(const nb_kctx *k) { return nb_binary_run(k, div_f32, div_f64); }
 
-static nb_status add_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status add_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    (void)g, (void)y;
+    (void)g, (void)y, (void)needs;  /* no new nodes to spare */
     gx[0] = gx[1] = gy;
     return NB_OK;
 }
 
-static nb_status sub_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status sub_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     (void)y;
     gx[0] = gy;
-    gx[1] = nb_neg(g, gy);
+    if (nb_needs_grad(needs, 1)) gx[1] = nb_neg(g, gy);
     return NB_OK;
 }
 
-static nb_status mul_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status mul_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    gx[0] = nb_mul(g, gy, nb_node_input(y, 1));
-    gx[1] = nb_mul(g, gy, nb_node_input(y, 0));
+    if (nb_needs_grad(needs, 0)) gx[0] = nb_mul(g, gy, nb_node_input(y, 1));
+    if (nb_needs_grad(needs, 1)) gx[1] = nb_mul(g, gy, nb_node_input(y, 0));
     return NB_OK;
 }
 
-/* y = a / b: da = gy / b, db = -gy * y / b */
-static nb_status div_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+/* y = a / b: da = gy / b, db = -gy * y / b = -da * y (gy / b serves both) */
+static nb_status div_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    nb_node *b = nb_node_input(y, 1);
-    gx[0] = nb_div(g, gy, b);
-    gx[1] = nb_neg(g, nb_mul(g, gx[0], y));
+    nb_node *q = nb_div(g, gy, nb_node_input(y, 1));
+    if (nb_needs_grad(needs, 0)) gx[0] = q;
+    if (nb_needs_grad(needs, 1)) gx[1] = nb_neg(g, nb_mul(g, q, y));
     return NB_OK;
 }
 
@@ -71,7 +71,12 @@ BINARY_OP(sub, "a - b, broadcast", binary_cases);
 BINARY_OP(mul, "a * b, broadcast", binary_cases);
 BINARY_OP(div, "a / b, broadcast", div_cases);
 
-nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b) { return nb_op(g, "add", NULL, (nb_node *[]){a, b}, 2, NULL, 0); }
-nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b) { return nb_op(g, "sub", NULL, (nb_node *[]){a, b}, 2, NULL, 0); }
-nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b) { return nb_op(g, "mul", NULL, (nb_node *[]){a, b}, 2, NULL, 0); }
-nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b) { return nb_op(g, "div", NULL, (nb_node *[]){a, b}, 2, NULL, 0); }
+static nb_node *binary(nb_graph *g, const nb_op_def *op, nb_node *a, nb_node *b)
+{
+    return nb_apply(g, op, NULL, (nb_node *[]){a, b}, 2, NULL, 0);
+}
+
+nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_add, a, b); }
+nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_sub, a, b); }
+nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_mul, a, b); }
+nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b) { return binary(g, &nb_op_div, a, b); }

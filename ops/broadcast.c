@@ -7,6 +7,9 @@
 
 /* ---- fill_like ---- */
 
+enum { A_VALUE };
+static const nb_attr_def fill_attrs[] = {{"value", NB_ATTR_FLOAT, false, {.f = 0}}};
+
 static nb_status fill_shape(nb_shape_ctx *c)
 {
     c->out = c->in[0];
@@ -17,7 +20,7 @@ static nb_status fill_shape(nb_shape_ctx *c)
 static nb_status fill_fwd(const nb_kctx *k)
 {
     size_t n = nb_dims_numel(&k->out_shape);
-    double v = k->attr[0].f;
+    double v = k->attr[A_VALUE].f;
     if (k->dtype == NB_F64)
         for (size_t i = 0; i < n; i++) ((double *)k->out)[i] = v;
     else
@@ -25,7 +28,6 @@ static nb_status fill_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static const nb_attr_def fill_attrs[] = {{"value", NB_ATTR_FLOAT, false, {.f = 0}}};
 static const nb_op_case fill_cases[] = {{.in = {"2,3"}, .attrs = {NB_AFLOAT("value", 2)}, .n_attrs = 1}};
 
 const nb_op_def nb_op_fill_like = {
@@ -66,9 +68,11 @@ static nb_status sum_to_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_status sum_to_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status sum_to_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    gx[0] = nb_op(g, "broadcast_like", NULL, (nb_node *[]){gy, nb_node_input(y, 0)}, 2, NULL, 0);
+    (void)needs;
+    nb_node *in[2] = {gy, nb_node_input(y, 0)};
+    gx[0] = nb_apply(g, &nb_op_broadcast_like, NULL, in, 2, NULL, 0);
     return NB_OK;
 }
 
@@ -103,9 +107,11 @@ static nb_status bcast_fwd(const nb_kctx *k)
     return nb_binary_run(&kk, copy_a_f32, copy_a_f64);
 }
 
-static nb_status bcast_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status bcast_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    gx[0] = nb_op(g, "sum_to", NULL, (nb_node *[]){gy, nb_node_input(y, 0)}, 2, NULL, 0);
+    (void)needs;
+    nb_node *in[2] = {gy, nb_node_input(y, 0)};
+    gx[0] = nb_apply(g, &nb_op_sum_to, NULL, in, 2, NULL, 0);
     return NB_OK;
 }
 

@@ -189,37 +189,37 @@ static nb_status bwd_filter_forward(const nb_kctx *k)
 
 /* ---- gradient rules ---- */
 
-static nb_node *conv_op(nb_graph *g, const char *op, const nb_node *like, nb_node *a, nb_node *b,
-                        nb_node *c)
+static nb_node *conv_op(nb_graph *g, const nb_op_def *op, const nb_node *like, nb_node *a,
+                        nb_node *b, nb_node *c)
 {
-    nb_attr at[2] = {*nb_node_attr(like, "stride"), *nb_node_attr(like, "pad")};
-    return nb_op(g, op, NULL, (nb_node *[]){a, b, c}, c ? 3 : 2, at, 2);
+    nb_attr at[2] = {*nb__attr(like, A_STRIDE), *nb__attr(like, A_PAD)};
+    return nb_apply(g, op, NULL, (nb_node *[]){a, b, c}, c ? 3 : 2, at, 2);
 }
 
-static nb_status conv_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status conv_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     nb_node *x = nb_node_input(y, 0), *w = nb_node_input(y, 1);
-    gx[0] = conv_op(g, "conv2d_backward_input", y, gy, w, x);
-    gx[1] = conv_op(g, "conv2d_backward_filter", y, gy, x, w);
-    if (nb_node_num_inputs(y) > 2) gx[2] = nb_sum(g, gy, (int64_t[]){0, 2, 3}, 3, false);
+    if (nb_needs_grad(needs, 0)) gx[0] = conv_op(g, &nb_op_conv2d_backward_input, y, gy, w, x);
+    if (nb_needs_grad(needs, 1)) gx[1] = conv_op(g, &nb_op_conv2d_backward_filter, y, gy, x, w);
+    if (nb_needs_grad(needs, 2)) gx[2] = nb_sum(g, gy, (int64_t[]){0, 2, 3}, 3, false);
     return NB_OK;
 }
 
 /* y = A_w^T gy, so <G, y> = <A_w G, gy>: d/dgy = conv2d(G, w), d/dw = filter gradient of (gy, G) */
-static nb_status bwd_input_bwd(nb_graph *g, nb_node *y, nb_node *G, nb_node **gx)
+static nb_status bwd_input_bwd(nb_graph *g, nb_node *y, nb_node *G, uint64_t needs, nb_node **gx)
 {
     nb_node *gy = nb_node_input(y, 0), *w = nb_node_input(y, 1);
-    gx[0] = conv_op(g, "conv2d", y, G, w, NULL);
-    gx[1] = conv_op(g, "conv2d_backward_filter", y, gy, G, w);
+    if (nb_needs_grad(needs, 0)) gx[0] = conv_op(g, &nb_op_conv2d, y, G, w, NULL);
+    if (nb_needs_grad(needs, 1)) gx[1] = conv_op(g, &nb_op_conv2d_backward_filter, y, gy, G, w);
     return NB_OK;
 }
 
 /* <G, y> = <gy, conv2d(x, G)>: d/dgy = conv2d(x, G), d/dx = input gradient of (gy, G) */
-static nb_status bwd_filter_bwd(nb_graph *g, nb_node *y, nb_node *G, nb_node **gx)
+static nb_status bwd_filter_bwd(nb_graph *g, nb_node *y, nb_node *G, uint64_t needs, nb_node **gx)
 {
     nb_node *gy = nb_node_input(y, 0), *x = nb_node_input(y, 1);
-    gx[0] = conv_op(g, "conv2d", y, x, G, NULL);
-    gx[1] = conv_op(g, "conv2d_backward_input", y, gy, G, x);
+    if (nb_needs_grad(needs, 0)) gx[0] = conv_op(g, &nb_op_conv2d, y, x, G, NULL);
+    if (nb_needs_grad(needs, 1)) gx[1] = conv_op(g, &nb_op_conv2d_backward_input, y, gy, G, x);
     return NB_OK;
 }
 
@@ -268,5 +268,5 @@ const nb_op_def nb_op_conv2d_backward_filter = {
 nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, int64_t stride, int64_t pad)
 {
     nb_attr at[2] = {NB_AINT("stride", stride), NB_AINT("pad", pad)};
-    return nb_op(g, "conv2d", NULL, (nb_node *[]){x, w, b}, b ? 3 : 2, at, 2);
+    return nb_apply(g, &nb_op_conv2d, NULL, (nb_node *[]){x, w, b}, b ? 3 : 2, at, 2);
 }

@@ -11,7 +11,7 @@
 
 #include "kernel.h"
 
-enum { A_RATE, A_NODE };
+enum { A_RATE, A_NODE };  /* dropout_attrs hold A_RATE alone; backward_attrs both */
 
 static nb_status check_rate(nb_shape_ctx *c)
 {
@@ -83,19 +83,21 @@ static nb_status dropout_backward_fwd(const nb_kctx *k)
 static nb_node *masked(nb_graph *g, nb_node *gy, nb_node *x, double rate, int64_t node)
 {
     nb_attr a[2] = {NB_AFLOAT("rate", rate), NB_AINT("node", node)};
-    return nb_op(g, "dropout_backward", NULL, (nb_node *[]){gy, x}, 2, a, 2);
+    return nb_apply(g, &nb_op_dropout_backward, NULL, (nb_node *[]){gy, x}, 2, a, 2);
 }
 
-static nb_status dropout_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status dropout_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    gx[0] = masked(g, gy, nb_node_input(y, 0), nb_node_attr(y, "rate")->f, (int64_t)y->id);
+    (void)needs;
+    gx[0] = masked(g, gy, nb_node_input(y, 0), nb__attr(y, A_RATE)->f, (int64_t)y->id);
     return NB_OK;
 }
 
-static nb_status dropout_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status dropout_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                      nb_node **gx)
 {
-    gx[0] = masked(g, gy, nb_node_input(y, 1), nb_node_attr(y, "rate")->f,
-                   nb_node_attr(y, "node")->i[0]);
+    (void)needs;
+    gx[0] = masked(g, gy, nb_node_input(y, 1), nb__attr(y, A_RATE)->f, nb__attr(y, A_NODE)->i[0]);
     return NB_OK;
 }
 
@@ -129,5 +131,6 @@ const nb_op_def nb_op_dropout_backward = {
 
 nb_node *nb_dropout(nb_graph *g, nb_node *x, double rate)
 {
-    return nb_op(g, "dropout", NULL, (nb_node *[]){x}, 1, (nb_attr[]){NB_AFLOAT("rate", rate)}, 1);
+    return nb_apply(g, &nb_op_dropout, NULL, (nb_node *[]){x}, 1,
+                    (nb_attr[]){NB_AFLOAT("rate", rate)}, 1);
 }

@@ -92,9 +92,9 @@ double nb_flops_none(const nb_kctx *k)
     return 0;
 }
 
-nb_status nb_grad_none(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+nb_status nb_grad_none(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    (void)g, (void)y, (void)gy, (void)gx;
+    (void)g, (void)y, (void)gy, (void)needs, (void)gx;
     return NB_OK;
 }
 

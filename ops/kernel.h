@@ -40,7 +40,7 @@ double nb_flops_per_out(const nb_kctx *k);
 double nb_flops_per_in(const nb_kctx *k);
 double nb_flops_none(const nb_kctx *k);
 /* A gradient rule under which no gradient flows (piecewise constant ops). */
-nb_status nb_grad_none(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx);
+nb_status nb_grad_none(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx);
 
 /* Reads element i of an input of dtype dt as double (f32/f64/i32). */
 static inline double nb_load(const void *p, nb_dtype dt, size_t i)

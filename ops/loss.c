@@ -15,6 +15,8 @@
 
 #include "kernel.h"
 
+/* softmax_cross_entropy_backward: 0 for the logits' gradient, 1 for the labels' */
+enum { A_WRT };
 /* ---- shapes ---- */
 
 /* Inputs il (logits) and il + 1 (labels). */
@@ -55,9 +57,10 @@ static nb_status xent_backward_shape(nb_shape_ctx *c)
     if (c->in[0].rank != 0 || c->in_dtype[0] != c->in_dtype[1])
         return nb_shape_fail(c, NB_ERR_SHAPE, "needs a scalar gy of the logits' dtype; %s",
                              nb_shape_desc(c, 0));
-    if (c->attr[0].i[0] != 0 && (c->attr[0].i[0] != 1 || c->in_dtype[2] == NB_I32))
+    int64_t wrt = c->attr[A_WRT].i[0];
+    if (wrt != 0 && (wrt != 1 || c->in_dtype[2] == NB_I32))
         return nb_shape_fail(c, NB_ERR_ARG, "wrt must be 0 (logits) or 1 (float labels), not %lld",
-                             (long long)c->attr[0].i[0]);
+                             (long long)wrt);
     c->out = c->in[1];
     return NB_OK;
 }
@@ -136,7 +139,7 @@ static nb_status xent_backward_fwd(const nb_kctx *k)
     nb_status st = check_labels(k, 2);
     if (st) return st;
     int64_t N = k->in_shape[1].d[0], K = k->in_shape[1].d[1];
-    bool ids = k->in_dtype[2] == NB_I32, wrt_labels = k->attr[0].i[0] == 1;
+    bool ids = k->in_dtype[2] == NB_I32, wrt_labels = k->attr[A_WRT].i[0] == 1;
     const void *id = ids ? k->in[2] : NULL, *soft = ids ? NULL : k->in[2];
     double c = N ? nb_load(k->in[0], k->dtype, 0) / (double)N : 0;
     if (k->dtype == NB_F64)
@@ -150,15 +153,16 @@ static nb_status xent_backward_fwd(const nb_kctx *k)
 
 static nb_node *xent_grad(nb_graph *g, nb_node *gy, nb_node *x, nb_node *t, int64_t wrt)
 {
-    return nb_op(g, "softmax_cross_entropy_backward", NULL, (nb_node *[]){gy, x, t}, 3,
-                 (nb_attr[]){NB_AINT("wrt", wrt)}, 1);
+    return nb_apply(g, &nb_op_softmax_cross_entropy_backward, NULL, (nb_node *[]){gy, x, t}, 3,
+                    (nb_attr[]){NB_AINT("wrt", wrt)}, 1);
 }
 
-static nb_status xent_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status xent_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     nb_node *x = nb_node_input(y, 0), *t = nb_node_input(y, 1);
-    gx[0] = xent_grad(g, gy, x, t, 0);
-    if (nb_node_dtype(t) != NB_I32) gx[1] = xent_grad(g, gy, x, t, 1);  /* class ids get none */
+    if (nb_needs_grad(needs, 0)) gx[0] = xent_grad(g, gy, x, t, 0);
+    if (nb_needs_grad(needs, 1) && nb_node_dtype(t) != NB_I32)  /* class ids get none */
+        gx[1] = xent_grad(g, gy, x, t, 1);
     return NB_OK;
 }
 
@@ -167,23 +171,32 @@ static nb_status xent_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
  * d/dgy = sum(G * f / N): the op itself with gy = 1. With H = G * gy / N:
  * wrt 0: d/dx = s * (Hm - sum(Hm * s)), Hm = H * m; d/dt = sum(H * s) - H;
  * wrt 1: d/dx = -(H - s * sum(H)). Sums run along rows. */
-static nb_status xent_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, nb_node **gx)
+static nb_status xent_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, uint64_t needs,
+                                   nb_node **gx)
 {
     nb_node *gy = nb_node_input(y, 0), *x = nb_node_input(y, 1), *t = nb_node_input(y, 2);
-    int64_t wrt = nb_node_attr(y, "wrt")->i[0], row = 1;
-    nb_node *one = nb_op(g, "fill_like", NULL, (nb_node *[]){gy}, 1, (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
-    gx[0] = nb_sum(g, nb_mul(g, G, xent_grad(g, one, x, t, wrt)), NULL, 0, false);
+    int64_t wrt = nb__attr(y, A_WRT)->i[0], row = 1;
+    bool ids = nb_node_dtype(t) == NB_I32;
+    /* t has a gradient for wrt 0 with float labels only: with wrt 1, f does not depend on t */
+    bool dx = nb_needs_grad(needs, 1), dt = wrt == 0 && !ids && nb_needs_grad(needs, 2);
+    if (nb_needs_grad(needs, 0)) {
+        nb_node *one = nb_apply(g, &nb_op_fill_like, NULL, (nb_node *[]){gy}, 1,
+                                (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
+        gx[0] = nb_sum(g, nb_mul(g, G, xent_grad(g, one, x, t, wrt)), NULL, 0, false);
+    }
+    if (!dx && !dt) return NB_OK;
     /* gy / N per row, [N, 1], without N as a number: gy / (N K) summed over K */
-    nb_node *spread = nb_op(g, "unreduce", NULL, (nb_node *[]){gy, x}, 2,
-                            (nb_attr[]){NB_ABOOL("mean", 1)}, 1);
+    nb_node *spread = nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gy, x}, 2,
+                               (nb_attr[]){NB_ABOOL("mean", 1)}, 1);
     nb_node *H = nb_mul(g, G, nb_sum(g, spread, &row, 1, true));
     nb_node *s = nb_softmax(g, x, 1);
     if (wrt == 0) {
-        bool ids = nb_node_dtype(t) == NB_I32;
-        nb_node *Hm = ids ? H : nb_mul(g, H, nb_sum(g, t, &row, 1, true));
-        gx[1] = nb_mul(g, s, nb_sub(g, Hm, nb_sum(g, nb_mul(g, Hm, s), &row, 1, true)));
-        if (!ids) gx[2] = nb_sub(g, nb_sum(g, nb_mul(g, H, s), &row, 1, true), H);
-    } else {
+        if (dx) {
+            nb_node *Hm = ids ? H : nb_mul(g, H, nb_sum(g, t, &row, 1, true));
+            gx[1] = nb_mul(g, s, nb_sub(g, Hm, nb_sum(g, nb_mul(g, Hm, s), &row, 1, true)));
+        }
+        if (dt) gx[2] = nb_sub(g, nb_sum(g, nb_mul(g, H, s), &row, 1, true), H);
+    } else {  /* dx, since dt is false */
         gx[1] = nb_neg(g, nb_sub(g, H, nb_mul(g, s, nb_sum(g, H, &row, 1, true))));
     }
     return NB_OK;
@@ -222,14 +235,15 @@ static nb_status mse_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-/* ga = 2 (a - b) gy / numel, gb = -ga; unreduce spreads gy / numel over a */
-static nb_status mse_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+/* ga = 2 (a - b) gy / numel, gb = -ga (ga serves both); unreduce spreads gy / numel over a */
+static nb_status mse_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     nb_node *a = nb_node_input(y, 0), *b = nb_node_input(y, 1);
-    nb_node *spread = nb_op(g, "unreduce", NULL, (nb_node *[]){gy, a}, 2,
-                            (nb_attr[]){NB_ABOOL("mean", 1)}, 1);
-    gx[0] = nb_mul(g, nb_scale(g, nb_sub(g, a, b), 2, 0), spread);
-    gx[1] = nb_neg(g, gx[0]);
+    nb_node *spread = nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gy, a}, 2,
+                               (nb_attr[]){NB_ABOOL("mean", 1)}, 1);
+    nb_node *ga = nb_mul(g, nb_scale(g, nb_sub(g, a, b), 2, 0), spread);
+    if (nb_needs_grad(needs, 0)) gx[0] = ga;
+    if (nb_needs_grad(needs, 1)) gx[1] = nb_neg(g, ga);
     return NB_OK;
 }
 
@@ -279,10 +293,11 @@ const nb_op_def nb_op_mse = {
 
 nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels)
 {
-    return nb_op(g, "softmax_cross_entropy", NULL, (nb_node *[]){logits, labels}, 2, NULL, 0);
+    return nb_apply(g, &nb_op_softmax_cross_entropy, NULL, (nb_node *[]){logits, labels}, 2, NULL,
+                    0);
 }
 
 nb_node *nb_mse(nb_graph *g, nb_node *a, nb_node *b)
 {
-    return nb_op(g, "mse", NULL, (nb_node *[]){a, b}, 2, NULL, 0);
+    return nb_apply(g, &nb_op_mse, NULL, (nb_node *[]){a, b}, 2, NULL, 0);
 }

@@ -154,26 +154,35 @@ static nb_node *mm(nb_graph *g, nb_node *a, nb_node *b, bool ta, bool tb)
     return nb_matmul_t(g, a, b, ta, tb);
 }
 
-/* y = op(A) · op(B). With B 2-D and A [..., M, K] batched (no transpose_a),
- * B's gradient sums over the batch; viewing A and gy as (batch*M, K) and
- * (batch*M, N) makes that sum part of one GEMM. */
-static nb_status mm_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+/* y = op(A) · op(B): A's gradient. */
+static nb_node *grad_a(nb_graph *g, nb_node *gy, nb_node *b, bool ta, bool tb)
 {
-    nb_node *a = nb_node_input(y, 0), *b = nb_node_input(y, 1);
-    bool ta = nb_node_attr(y, "transpose_a")->i[0], tb = nb_node_attr(y, "transpose_b")->i[0];
-    if (!ta)
-        gx[0] = tb ? mm(g, gy, b, 0, 0) : mm(g, gy, b, 0, 1);
-    else
-        gx[0] = tb ? mm(g, b, gy, 1, 1) : mm(g, b, gy, 0, 1);
+    if (!ta) return tb ? mm(g, gy, b, 0, 0) : mm(g, gy, b, 0, 1);
+    return tb ? mm(g, b, gy, 1, 1) : mm(g, b, gy, 0, 1);
+}
+
+/* B's gradient. With B 2-D and A [..., M, K] batched (no transpose_a), it sums
+ * over the batch; viewing A and gy as (batch*M, K) and (batch*M, N) makes that
+ * sum part of one GEMM. */
+static nb_node *grad_b(nb_graph *g, nb_node *gy, nb_node *a, const nb_node *b, bool ta, bool tb)
+{
     if (!ta && nb_node_rank(b) == 2 && nb_node_rank(a) > 2) {
         nb_node *a2 = nb_flatten(g, a, nb_node_rank(a) - 1);
         nb_node *g2 = nb_flatten(g, gy, nb_node_rank(gy) - 1);
-        gx[1] = tb ? mm(g, g2, a2, 1, 0) : mm(g, a2, g2, 1, 0);
-    } else if (!ta) {
-        gx[1] = tb ? mm(g, gy, a, 1, 0) : mm(g, a, gy, 1, 0);
-    } else {
-        gx[1] = tb ? mm(g, gy, a, 1, 1) : mm(g, a, gy, 0, 0);
+        return tb ? mm(g, g2, a2, 1, 0) : mm(g, a2, g2, 1, 0);
     }
+    if (!ta) return tb ? mm(g, gy, a, 1, 0) : mm(g, a, gy, 1, 0);
+    return tb ? mm(g, gy, a, 1, 1) : mm(g, a, gy, 0, 0);
+}
+
+/* Only the sides that need a gradient: a weight's matmul with an input that
+ * needs none (x W) builds W's gradient alone. */
+static nb_status mm_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
+{
+    nb_node *a = nb_node_input(y, 0), *b = nb_node_input(y, 1);
+    bool ta = nb__attr(y, A_TA)->i[0], tb = nb__attr(y, A_TB)->i[0];
+    if (nb_needs_grad(needs, 0)) gx[0] = grad_a(g, gy, b, ta, tb);
+    if (nb_needs_grad(needs, 1)) gx[1] = grad_b(g, gy, a, b, ta, tb);
     return NB_OK;
 }
 
@@ -209,5 +218,5 @@ nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b) { return nb_matmul_t(g, 
 nb_node *nb_matmul_t(nb_graph *g, nb_node *a, nb_node *b, bool transpose_a, bool transpose_b)
 {
     nb_attr at[2] = {NB_ABOOL("transpose_a", transpose_a), NB_ABOOL("transpose_b", transpose_b)};
-    return nb_op(g, "matmul", NULL, (nb_node *[]){a, b}, 2, at, 2);
+    return nb_apply(g, &nb_op_matmul, NULL, (nb_node *[]){a, b}, 2, at, 2);
 }

@@ -173,30 +173,34 @@ static double pool_grad_flops(const nb_kctx *k) { return window_flops(k, &k->in_
 
 /* ---- gradient rules ---- */
 
-static nb_node *pool_op(nb_graph *g, const char *op, const nb_node *like, nb_node *const *in, int n)
+static nb_node *pool_op(nb_graph *g, const nb_op_def *op, const nb_node *like, nb_node *const *in,
+                        int n)
 {
-    nb_attr at[3] = {*nb_node_attr(like, "size"), *nb_node_attr(like, "stride"),
-                     *nb_node_attr(like, "pad")};
-    return nb_op(g, op, NULL, in, n, at, 3);
+    nb_attr at[3] = {*nb__attr(like, A_SIZE), *nb__attr(like, A_STRIDE), *nb__attr(like, A_PAD)};
+    return nb_apply(g, op, NULL, in, n, at, 3);
 }
 
-static nb_status max_pool_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status max_pool_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    gx[0] = pool_op(g, "max_pool2d_backward", y, (nb_node *[]){gy, nb_node_input(y, 0)}, 2);
+    (void)needs;
+    gx[0] = pool_op(g, &nb_op_max_pool2d_backward, y, (nb_node *[]){gy, nb_node_input(y, 0)}, 2);
     return NB_OK;
 }
 
-static nb_status avg_pool_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status avg_pool_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    gx[0] = pool_op(g, "avg_pool2d_backward", y, (nb_node *[]){gy, nb_node_input(y, 0)}, 2);
+    (void)needs;
+    gx[0] = pool_op(g, &nb_op_avg_pool2d_backward, y, (nb_node *[]){gy, nb_node_input(y, 0)}, 2);
     return NB_OK;
 }
 
 /* avg_pool2d_backward is the transpose of the (linear) average pool: its own
  * gradient is the average pool again. */
-static nb_status avg_pool_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, nb_node **gx)
+static nb_status avg_pool_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, uint64_t needs,
+                                       nb_node **gx)
 {
-    gx[0] = pool_op(g, "avg_pool2d", y, &G, 1);
+    (void)needs;
+    gx[0] = pool_op(g, &nb_op_avg_pool2d, y, &G, 1);
     return NB_OK;
 }
 
@@ -245,18 +249,18 @@ const nb_op_def nb_op_avg_pool2d_backward = {
     .n_cases = NB_NELEMS(avg_grad_cases),
     .doc = "gradient of avg_pool2d: gy / size^2 spread over each window"};
 
-static nb_node *pool(nb_graph *g, const char *op, nb_node *x, int64_t size, int64_t stride,
+static nb_node *pool(nb_graph *g, const nb_op_def *op, nb_node *x, int64_t size, int64_t stride,
                      int64_t pad)
 {
     nb_attr at[3] = {NB_AINT("size", size), NB_AINT("stride", stride), NB_AINT("pad", pad)};
-    return nb_op(g, op, NULL, (nb_node *[]){x}, 1, at, 3);
+    return nb_apply(g, op, NULL, (nb_node *[]){x}, 1, at, 3);
 }
 
 nb_node *nb_max_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t stride, int64_t pad)
 {
-    return pool(g, "max_pool2d", x, size, stride, pad);
+    return pool(g, &nb_op_max_pool2d, x, size, stride, pad);
 }
 nb_node *nb_avg_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t stride, int64_t pad)
 {
-    return pool(g, "avg_pool2d", x, size, stride, pad);
+    return pool(g, &nb_op_avg_pool2d, x, size, stride, pad);
 }

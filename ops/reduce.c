@@ -183,26 +183,30 @@ static nb_status max_fwd(const nb_kctx *k)
 
 static nb_node *unreduce(nb_graph *g, nb_node *gy, nb_node *x, const nb_node *y, bool mean)
 {
-    nb_attr a[3] = {*nb_node_attr(y, "axis"), *nb_node_attr(y, "keepdims"), NB_ABOOL("mean", mean)};
-    return nb_op(g, "unreduce", NULL, (nb_node *[]){gy, x}, 2, a, 3);
+    nb_attr a[3] = {*nb__attr(y, A_AXIS), *nb__attr(y, A_KEEPDIMS), NB_ABOOL("mean", mean)};
+    return nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gy, x}, 2, a, 3);
 }
 
-static nb_status sum_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status sum_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = unreduce(g, gy, nb_node_input(y, 0), y, false);
     return NB_OK;
 }
 
-static nb_status mean_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status mean_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = unreduce(g, gy, nb_node_input(y, 0), y, true);
     return NB_OK;
 }
 
-static nb_status max_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status max_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    nb_attr a[2] = {*nb_node_attr(y, "axis"), *nb_node_attr(y, "keepdims")};
-    gx[0] = nb_op(g, "max_backward", NULL, (nb_node *[]){gy, nb_node_input(y, 0), y}, 3, a, 2);
+    (void)needs;
+    nb_attr a[2] = {*nb__attr(y, A_AXIS), *nb__attr(y, A_KEEPDIMS)};
+    nb_node *in[3] = {gy, nb_node_input(y, 0), y};
+    gx[0] = nb_apply(g, &nb_op_max_backward, NULL, in, 3, a, 2);
     return NB_OK;
 }
 
@@ -231,10 +235,12 @@ static nb_status unreduce_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_status unreduce_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status unreduce_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    nb_attr a[2] = {*nb_node_attr(y, "axis"), *nb_node_attr(y, "keepdims")};
-    gx[0] = nb_op(g, nb_node_attr(y, "mean")->i[0] ? "mean" : "sum", NULL, (nb_node *[]){gy}, 1, a, 2);
+    (void)needs;
+    nb_attr a[2] = {*nb__attr(y, A_AXIS), *nb__attr(y, A_KEEPDIMS)};
+    const nb_op_def *op = nb__attr(y, A_MEAN)->i[0] ? &nb_op_mean : &nb_op_sum;
+    gx[0] = nb_apply(g, op, NULL, (nb_node *[]){gy}, 1, a, 2);
     return NB_OK;
 }
 
@@ -321,24 +327,24 @@ const nb_op_def nb_op_max_backward = {
     .forward = max_backward_fwd, .flops = nb_flops_per_out, .workspace = max_backward_work,
     .doc = "gradient of max: gy to the maxima, split among ties"};
 
-static nb_node *reduce(nb_graph *g, const char *op, nb_node *a, const int64_t *axes, int n_axes,
-                       bool keepdims)
+static nb_node *reduce(nb_graph *g, const nb_op_def *op, nb_node *a, const int64_t *axes,
+                       int n_axes, bool keepdims)
 {
     nb_attr at[2] = {{.name = "axis", .type = NB_ATTR_INTS, .n = n_axes}, NB_ABOOL("keepdims", keepdims)};
     if (n_axes < 0 || n_axes > NB_MAX_DIMS) n_axes = at[0].n = NB_MAX_DIMS + 1;  /* rejected by nb_op */
     else if (n_axes) memcpy(at[0].i, axes, (size_t)n_axes * sizeof *axes);
-    return nb_op(g, op, NULL, (nb_node *[]){a}, 1, at, 2);
+    return nb_apply(g, op, NULL, (nb_node *[]){a}, 1, at, 2);
 }
 
 nb_node *nb_sum(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims)
 {
-    return reduce(g, "sum", a, axes, n_axes, keepdims);
+    return reduce(g, &nb_op_sum, a, axes, n_axes, keepdims);
 }
 nb_node *nb_mean(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims)
 {
-    return reduce(g, "mean", a, axes, n_axes, keepdims);
+    return reduce(g, &nb_op_mean, a, axes, n_axes, keepdims);
 }
 nb_node *nb_max(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims)
 {
-    return reduce(g, "max", a, axes, n_axes, keepdims);
+    return reduce(g, &nb_op_max, a, axes, n_axes, keepdims);
 }

@@ -5,10 +5,6 @@
 
 #include "internal.h"
 
-#define OP(x) extern const nb_op_def nb_op_##x;
-#include "oplist.h"
-#undef OP
-
 static const nb_op_def *const builtin[] = {
 #define OP(x) &nb_op_##x,
 #include "oplist.h"
@@ -38,19 +34,38 @@ const nb_op_def *nb_op_find(const char *name)
     return NULL;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Arity and state within NB_MAX_INPUTS, attributes within NB_MAX_ATTRS (nodes
+ * keep fixed-size arrays of both), and no field a node would need missing. */
+const char *nb__op_problem(const nb_op_def *def)
+{
+    if (!def->name || !def->shape || !def->forward)
+        return "an op needs a name, a shape rule and a forward kernel";
+    if (def->min_in < 0 || (def->max_in >= 0 && def->max_in < def->min_in))
+        return "min_in must be >= 0 and max_in >= min_in (or < 0: any number)";
+    if (def->n_attrs < 0 || def->n_attrs > NB_MAX_ATTRS || (def->n_attrs && !def->attrs))
+        return "an op has an attrs array of at most " STR(NB_MAX_ATTRS) " (NB_MAX_ATTRS)";
+    for (int i = 0; i < def->n_attrs; i++)
+        if (!def->attrs[i].name) return "every attribute needs a name";
+    if (def->n_state < 0 || def->n_state > NB_MAX_STATE || (def->n_state && !def->state))
+        return "an op has a state array of at most " STR(NB_MAX_STATE) " (NB_MAX_STATE)";
+    if (def->min_in + def->n_state > NB_MAX_INPUTS)
+        return "min_in plus the state is more than " STR(NB_MAX_INPUTS) " inputs (NB_MAX_INPUTS)";
+    for (int s = 0; s < def->n_state; s++)  /* state is sized by an input always given */
+        if (!def->state[s].suffix || def->state[s].in < 0 || def->state[s].in >= def->min_in)
+            return "each state entry needs a suffix and an input below min_in";
+    return NULL;
+}
+
 nb_status nb_op_register(const nb_op_def *def)
 {
     nb__thread_err();
-    if (!def || !def->name || !def->shape || !def->forward)
-        return nb__thread_fail(NB_ERR_ARG, "op registration: a def needs a name, a shape rule "
-                               "and a forward kernel");
-    if (def->n_state < 0 || def->n_state > NB_MAX_STATE || (def->n_state && !def->state))
-        return nb__thread_fail(NB_ERR_ARG, "op '%s': n_state must be 0..%d with a state array",
-                               def->name, NB_MAX_STATE);
-    for (int s = 0; s < def->n_state; s++)  /* state is sized by an input always given */
-        if (!def->state[s].suffix || def->state[s].in < 0 || def->state[s].in >= def->min_in)
-            return nb__thread_fail(NB_ERR_ARG, "op '%s': state %d needs a suffix and an input "
-                                   "below min_in", def->name, s);
+    const char *why = def ? nb__op_problem(def) : "no def given";
+    if (why)
+        return nb__thread_fail(NB_ERR_ARG, "op '%s' cannot be registered: %s",
+                               def && def->name ? def->name : "(null)", why);
     if (nb_op_find(def->name))
         return nb__thread_fail(NB_ERR_NAME, "op '%s' is registered already", def->name);
     if (n_user_ops == MAX_USER_OPS)

@@ -15,17 +15,21 @@ static nb_status view_fwd(const nb_kctx *k)
 
 static nb_node *reshape_like(nb_graph *g, nb_node *a, nb_node *like)
 {
-    return nb_op(g, "reshape_like", NULL, (nb_node *[]){a, like}, 2, NULL, 0);
+    return nb_apply(g, &nb_op_reshape_like, NULL, (nb_node *[]){a, like}, 2, NULL, 0);
 }
 
 /* Every view's gradient: gy back under the input's shape. */
-static nb_status view_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status view_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = reshape_like(g, gy, nb_node_input(y, 0));
     return NB_OK;
 }
 
 /* ---- reshape ---- */
+
+enum { R_SHAPE };
+static const nb_attr_def reshape_attrs[] = {{"shape", NB_ATTR_DIMS, true, {0}}};
 
 /* The shape attribute as written: "[N, -1, 28]". */
 static const char *dims_str(const nb_attr *a, char *buf, size_t cap)
@@ -43,7 +47,7 @@ static const char *dims_str(const nb_attr *a, char *buf, size_t cap)
 
 static nb_status reshape_shape(nb_shape_ctx *c)
 {
-    const nb_attr *s = &c->attr[0];
+    const nb_attr *s = &c->attr[R_SHAPE];
     char want[96];
     nb_sdim numel, known = nb_sdim_const(1);
     nb_shape out = {.rank = s->n};
@@ -74,8 +78,6 @@ static nb_status reshape_shape(nb_shape_ctx *c)
     return NB_OK;
 }
 
-static const nb_attr_def reshape_attrs[] = {{"shape", NB_ATTR_DIMS, true, {0}}};
-
 #define SHAPE(...)                                                                      \
     {.name = "shape", .type = NB_ATTR_INTS, .n = NB_NELEMS(((int64_t[]){__VA_ARGS__})), \
      .i = {__VA_ARGS__}}
@@ -94,14 +96,17 @@ const nb_op_def nb_op_reshape = {
 
 /* ---- flatten ---- */
 
+enum { F_AXIS };
+static const nb_attr_def flatten_attrs[] = {{"axis", NB_ATTR_INT, false, {.i = {1}}}};
+
 static nb_status flatten_shape(nb_shape_ctx *c)
 {
     int r = c->in[0].rank;
-    int64_t ax = c->attr[0].i[0];
+    int64_t ax = c->attr[F_AXIS].i[0];
     if (ax < 0) ax += r;
     if (ax < 0 || ax > r)
         return nb_shape_fail(c, NB_ERR_ARG, "axis %lld is out of range 0..%d for %s",
-                             (long long)c->attr[0].i[0], r, nb_shape_desc(c, 0));
+                             (long long)c->attr[F_AXIS].i[0], r, nb_shape_desc(c, 0));
     nb_shape out = {.rank = 2, .d = {nb_sdim_const(1), nb_sdim_const(1)}};
     for (int i = 0; i < r; i++)
         if (!nb_sdim_mul(out.d[i >= ax], c->in[0].d[i], &out.d[i >= ax]))
@@ -109,8 +114,6 @@ static nb_status flatten_shape(nb_shape_ctx *c)
     c->out = out;
     return NB_OK;
 }
-
-static const nb_attr_def flatten_attrs[] = {{"axis", NB_ATTR_INT, false, {.i = {1}}}};
 
 static const nb_op_case flatten_cases[] = {
     {.in = {"2,3,4"}},
@@ -156,10 +159,11 @@ nb_node *nb_reshape(nb_graph *g, nb_node *a, int rank, const nb_dim *shape)
     nb_attr at = {.name = "shape", .type = NB_ATTR_DIMS, .n = rank};
     if (rank < 0 || rank > NB_MAX_DIMS) at.n = NB_MAX_DIMS + 1;  /* rejected by nb_op */
     for (int i = 0; i < at.n && i < NB_MAX_DIMS; i++) at.d[i] = shape[i];
-    return nb_op(g, "reshape", NULL, (nb_node *[]){a}, 1, &at, 1);
+    return nb_apply(g, &nb_op_reshape, NULL, (nb_node *[]){a}, 1, &at, 1);
 }
 
 nb_node *nb_flatten(nb_graph *g, nb_node *a, int64_t axis)
 {
-    return nb_op(g, "flatten", NULL, (nb_node *[]){a}, 1, (nb_attr[]){NB_AINT("axis", axis)}, 1);
+    return nb_apply(g, &nb_op_flatten, NULL, (nb_node *[]){a}, 1,
+                    (nb_attr[]){NB_AINT("axis", axis)}, 1);
 }

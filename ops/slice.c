@@ -8,7 +8,9 @@
 
 #include "kernel.h"
 
+/* slice and slice_backward (slice_attrs); concat (concat_attrs) */
 enum { S_AXIS, S_START, S_END };
+enum { C_AXIS };
 
 /* Product of dims [from, to) of a bound shape. */
 static size_t span(const nb_dims *s, int from, int to)
@@ -26,7 +28,7 @@ static nb_status concat_shape(nb_shape_ctx *c)
 {
     int r = c->in[0].rank, ax;
     nb_status st = nb_shape_float_inputs(c);
-    if (!st) st = nb_shape_axis(c, c->attr[0].i[0], r, &ax);
+    if (!st) st = nb_shape_axis(c, c->attr[C_AXIS].i[0], r, &ax);
     if (st) return st;
     nb_shape out = c->in[0];
     for (int i = 1; i < c->n_in; i++) {
@@ -48,7 +50,7 @@ static nb_status concat_shape(nb_shape_ctx *c)
 static nb_status concat_fwd(const nb_kctx *k)
 {
     const nb_dims *ys = &k->out_shape;
-    int ax = norm_axis(k->attr[0].i[0], ys->rank);
+    int ax = norm_axis(k->attr[C_AXIS].i[0], ys->rank);
     size_t outer = span(ys, 0, ax), inner = span(ys, ax + 1, ys->rank) * nb_dtype_size(k->dtype);
     char *y = k->out;
     for (size_t o = 0; o < outer; o++)
@@ -61,9 +63,9 @@ static nb_status concat_fwd(const nb_kctx *k)
 }
 
 /* Each input's gradient is its slice of gy, which needs constant offsets. */
-static nb_status concat_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status concat_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    int n = nb_node_num_inputs(y), ax = norm_axis(nb_node_attr(y, "axis")->i[0], nb_node_rank(y));
+    int n = nb_node_num_inputs(y), ax = norm_axis(nb__attr(y, C_AXIS)->i[0], nb_node_rank(y));
     if (n == 1) {
         gx[0] = gy;
         return NB_OK;
@@ -80,7 +82,7 @@ static nb_status concat_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
     int64_t start = 0;
     for (int i = 0; i < n; i++) {
         int64_t d = nb_node_dim(nb_node_input(y, i), ax);
-        gx[i] = nb_slice(g, gy, ax, start, start + d);
+        if (nb_needs_grad(needs, i)) gx[i] = nb_slice(g, gy, ax, start, start + d);
         start += d;
     }
     return NB_OK;
@@ -162,16 +164,18 @@ static nb_status slice_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_node *slice_like(nb_graph *g, const char *op, nb_node *a, nb_node *like, const nb_node *y)
+static nb_node *slice_like(nb_graph *g, const nb_op_def *op, nb_node *a, nb_node *like,
+                           const nb_node *y)
 {
-    nb_attr at[3] = {*nb_node_attr(y, "axis"), *nb_node_attr(y, "start"), *nb_node_attr(y, "end")};
+    nb_attr at[3] = {*nb__attr(y, S_AXIS), *nb__attr(y, S_START), *nb__attr(y, S_END)};
     nb_node *in[2] = {a, like};
-    return nb_op(g, op, NULL, in, like ? 2 : 1, at, 3);
+    return nb_apply(g, op, NULL, in, like ? 2 : 1, at, 3);
 }
 
-static nb_status slice_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status slice_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    gx[0] = slice_like(g, "slice_backward", gy, nb_node_input(y, 0), y);
+    (void)needs;
+    gx[0] = slice_like(g, &nb_op_slice_backward, gy, nb_node_input(y, 0), y);
     return NB_OK;
 }
 
@@ -215,9 +219,11 @@ static nb_status slice_backward_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_status slice_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status slice_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                    nb_node **gx)
 {
-    gx[0] = slice_like(g, "slice", gy, NULL, y);
+    (void)needs;
+    gx[0] = slice_like(g, &nb_op_slice, gy, NULL, y);
     return NB_OK;
 }
 
@@ -237,11 +243,11 @@ const nb_op_def nb_op_slice_backward = {
 
 nb_node *nb_concat(nb_graph *g, nb_node *const *in, int n, int64_t axis)
 {
-    return nb_op(g, "concat", NULL, in, n, (nb_attr[]){NB_AINT("axis", axis)}, 1);
+    return nb_apply(g, &nb_op_concat, NULL, in, n, (nb_attr[]){NB_AINT("axis", axis)}, 1);
 }
 
 nb_node *nb_slice(nb_graph *g, nb_node *a, int64_t axis, int64_t start, int64_t end)
 {
     nb_attr at[3] = {NB_AINT("axis", axis), NB_AINT("start", start), NB_AINT("end", end)};
-    return nb_op(g, "slice", NULL, (nb_node *[]){a}, 1, at, 3);
+    return nb_apply(g, &nb_op_slice, NULL, (nb_node *[]){a}, 1, at, 3);
 }

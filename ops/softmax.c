@@ -7,6 +7,7 @@
 
 #include "kernel.h"
 
+enum { A_AXIS };
 /* The input seen as [outer, n, inner] around the axis. */
 typedef struct around {
     int64_t outer, n, inner;
@@ -53,7 +54,7 @@ SOFTMAX_KERNEL(double)
 
 static nb_status run(const nb_kctx *k, bool take_log)
 {
-    around r = around_axis(&k->in_shape[0], k->attr[0].i[0]);
+    around r = around_axis(&k->in_shape[0], k->attr[A_AXIS].i[0]);
     if (k->dtype == NB_F64)
         softmax_double(k->in[0], k->out, r, take_log);
     else
@@ -68,7 +69,7 @@ static nb_status softmax_shape(nb_shape_ctx *c)
 {
     int axis;
     nb_status st = nb_shape_float_inputs(c);
-    if (!st) st = nb_shape_axis(c, c->attr[0].i[0], c->in[0].rank, &axis);
+    if (!st) st = nb_shape_axis(c, c->attr[A_AXIS].i[0], c->in[0].rank, &axis);
     c->out = c->in[0];
     return st;
 }
@@ -77,19 +78,21 @@ static nb_status softmax_shape(nb_shape_ctx *c)
 
 static nb_node *sum_axis(nb_graph *g, nb_node *a, const nb_node *y)
 {
-    return nb_sum(g, a, &nb_node_attr(y, "axis")->i[0], 1, true);
+    return nb_sum(g, a, &nb__attr(y, A_AXIS)->i[0], 1, true);
 }
 
 /* gx = y * (gy - sum(gy * y)) */
-static nb_status softmax_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status softmax_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, y, nb_sub(g, gy, sum_axis(g, nb_mul(g, gy, y), y)));
     return NB_OK;
 }
 
 /* gx = gy - softmax * sum(gy), softmax = exp(y) */
-static nb_status log_softmax_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status log_softmax_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_sub(g, gy, nb_mul(g, nb_exp(g, y), sum_axis(g, gy, y)));
     return NB_OK;
 }
@@ -124,10 +127,10 @@ const nb_op_def nb_op_log_softmax = {
 
 nb_node *nb_softmax(nb_graph *g, nb_node *a, int64_t axis)
 {
-    return nb_op(g, "softmax", NULL, (nb_node *[]){a}, 1, (nb_attr[]){AXIS(axis)}, 1);
+    return nb_apply(g, &nb_op_softmax, NULL, (nb_node *[]){a}, 1, (nb_attr[]){AXIS(axis)}, 1);
 }
 
 nb_node *nb_log_softmax(nb_graph *g, nb_node *a, int64_t axis)
 {
-    return nb_op(g, "log_softmax", NULL, (nb_node *[]){a}, 1, (nb_attr[]){AXIS(axis)}, 1);
+    return nb_apply(g, &nb_op_log_softmax, NULL, (nb_node *[]){a}, 1, (nb_attr[]){AXIS(axis)}, 1);
 }

@@ -2,10 +2,13 @@
  * Its gradient is the transpose by the inverse permutation. */
 #include "kernel.h"
 
+enum { A_PERM };
+static const nb_attr_def transpose_attrs[] = {{"perm", NB_ATTR_INTS, false, {0}}};
+
 /* perm from the attribute (default reversed), validated as a permutation. */
 static nb_status get_perm(nb_shape_ctx *c, int *perm)
 {
-    const nb_attr *p = &c->attr[0];
+    const nb_attr *p = &c->attr[A_PERM];
     int r = c->in[0].rank;
     bool seen[NB_MAX_DIMS] = {0};
     if (p->n == 0) {
@@ -73,7 +76,7 @@ static nb_status transpose_fwd(const nb_kctx *k)
     const nb_dims *in = &k->in_shape[0];
     int r = in->rank, perm[NB_MAX_DIMS];
     int64_t stride[NB_MAX_DIMS], xs[NB_MAX_DIMS];
-    bound_perm(&k->attr[0], r, perm);
+    bound_perm(&k->attr[A_PERM], r, perm);
     int64_t s = 1;
     for (int i = r - 1; i >= 0; i--) {
         stride[i] = s;
@@ -87,17 +90,16 @@ static nb_status transpose_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_status transpose_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status transpose_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     int r = nb_node_rank(y), perm[NB_MAX_DIMS];
     int64_t inv[NB_MAX_DIMS];
-    bound_perm(nb_node_attr(y, "perm"), r, perm);
+    bound_perm(nb__attr(y, A_PERM), r, perm);
     for (int i = 0; i < r; i++) inv[perm[i]] = i;
     gx[0] = nb_transpose(g, gy, inv, r);
     return NB_OK;
 }
-
-static const nb_attr_def transpose_attrs[] = {{"perm", NB_ATTR_INTS, false, {0}}};
 
 #define PERM(...) {.name = "perm", .type = NB_ATTR_INTS, .n = NB_NELEMS(((int64_t[]){__VA_ARGS__})), .i = {__VA_ARGS__}}
 static const nb_op_case transpose_cases[] = {
@@ -120,5 +122,5 @@ nb_node *nb_transpose(nb_graph *g, nb_node *a, const int64_t *perm, int n)
     nb_attr at = {.name = "perm", .type = NB_ATTR_INTS, .n = n};
     if (n < 0 || n > NB_MAX_DIMS) at.n = NB_MAX_DIMS + 1;  /* rejected by nb_op */
     for (int i = 0; i < at.n && i < NB_MAX_DIMS; i++) at.i[i] = perm[i];
-    return nb_op(g, "transpose", NULL, (nb_node *[]){a}, 1, &at, 1);
+    return nb_apply(g, &nb_op_transpose, NULL, (nb_node *[]){a}, 1, &at, 1);
 }

@@ -4,6 +4,14 @@
 
 #include "kernel.h"
 
+enum { P_EXPONENT };
+static const nb_attr_def pow_attrs[] = {{"exponent", NB_ATTR_FLOAT, true, {0}}};
+enum { S_ALPHA, S_BETA };
+static const nb_attr_def scale_attrs[] = {
+    {"alpha", NB_ATTR_FLOAT, false, {.f = 1}},
+    {"beta", NB_ATTR_FLOAT, false, {.f = 0}},
+};
+
 NB_UNARY_ROWS(neg, -x)
 NB_UNARY_ROWS(exp, exp(x))
 NB_UNARY_ROWS(log, log(x))
@@ -19,57 +27,67 @@ static nb_status log_fwd(const nb_kctx *k) { return nb_unary_run(k, log_f32, log
 static nb_status sqrt_fwd(const nb_kctx *k) { return nb_unary_run(k, sqrt_f32, sqrt_f64, 0, 0); }
 static nb_status abs_fwd(const nb_kctx *k) { return nb_unary_run(k, abs_f32, abs_f64, 0, 0); }
 static nb_status sign_fwd(const nb_kctx *k) { return nb_unary_run(k, sign_f32, sign_f64, 0, 0); }
-static nb_status pow_fwd(const nb_kctx *k) { return nb_unary_run(k, pow_f32, pow_f64, k->attr[0].f, 0); }
+static nb_status pow_fwd(const nb_kctx *k)
+{
+    return nb_unary_run(k, pow_f32, pow_f64, k->attr[P_EXPONENT].f, 0);
+}
 static nb_status scale_fwd(const nb_kctx *k)
 {
-    return nb_unary_run(k, scale_f32, scale_f64, k->attr[0].f, k->attr[1].f);
+    return nb_unary_run(k, scale_f32, scale_f64, k->attr[S_ALPHA].f, k->attr[S_BETA].f);
 }
 
-static nb_status neg_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status neg_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    (void)y;
+    (void)y, (void)needs;
     gx[0] = nb_neg(g, gy);
     return NB_OK;
 }
 
-static nb_status exp_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status exp_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, gy, y);
     return NB_OK;
 }
 
-static nb_status log_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status log_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_div(g, gy, nb_node_input(y, 0));
     return NB_OK;
 }
 
 /* d sqrt(a) = 1 / (2 sqrt(a)) */
-static nb_status sqrt_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status sqrt_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_div(g, nb_scale(g, gy, 0.5, 0), y);
     return NB_OK;
 }
 
 /* sign(0) = 0: the gradient of abs at 0 is 0 */
-static nb_status abs_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status abs_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    gx[0] = nb_mul(g, gy, nb_op(g, "sign", NULL, (nb_node *[]){nb_node_input(y, 0)}, 1, NULL, 0));
+    (void)needs;
+    nb_node *a = nb_node_input(y, 0);
+    gx[0] = nb_mul(g, gy, nb_apply(g, &nb_op_sign, NULL, &a, 1, NULL, 0));
     return NB_OK;
 }
 
 /* d a^e = e a^(e-1) */
-static nb_status pow_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status pow_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    double e = nb_node_attr(y, "exponent")->f;
+    (void)needs;
+    double e = nb__attr(y, P_EXPONENT)->f;
     nb_node *a = nb_node_input(y, 0);
     gx[0] = e == 1 ? gy : nb_mul(g, gy, nb_scale(g, e == 2 ? a : nb_pow(g, a, e - 1), e, 0));
     return NB_OK;
 }
 
-static nb_status scale_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status scale_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
-    gx[0] = nb_scale(g, gy, nb_node_attr(y, "alpha")->f, 0);
+    (void)needs;
+    gx[0] = nb_scale(g, gy, nb__attr(y, S_ALPHA)->f, 0);
     return NB_OK;
 }
 
@@ -91,12 +109,6 @@ static const nb_op_case pow_cases[] = {
 static const nb_op_case scale_cases[] = {
     {.in = {"3,4"}, .attrs = {NB_AFLOAT("alpha", -2.5), NB_AFLOAT("beta", 1)}, .n_attrs = 2}};
 
-static const nb_attr_def pow_attrs[] = {{"exponent", NB_ATTR_FLOAT, true, {0}}};
-static const nb_attr_def scale_attrs[] = {
-    {"alpha", NB_ATTR_FLOAT, false, {.f = 1}},
-    {"beta", NB_ATTR_FLOAT, false, {.f = 0}},
-};
-
 #define UNARY_OP(NAME, CASES, ...)                                                   \
     const nb_op_def nb_op_##NAME = {                                                      \
         .name = #NAME, .min_in = 1, .max_in = 1, .shape = nb_rule_same,                   \
@@ -113,24 +125,25 @@ UNARY_OP(scale, scale_cases, .doc = "alpha * a + beta", .attrs = scale_attrs, .n
          .flags = NB_OP_INTERNAL);
 UNARY_OP(sign, any_cases, .doc = "-1, 0 or 1 (no gradient)", .flags = NB_OP_INTERNAL);
 
-static nb_node *unary(nb_graph *g, const char *op, nb_node *a)
+static nb_node *unary(nb_graph *g, const nb_op_def *op, nb_node *a)
 {
-    return nb_op(g, op, NULL, (nb_node *[]){a}, 1, NULL, 0);
+    return nb_apply(g, op, NULL, (nb_node *[]){a}, 1, NULL, 0);
 }
 
-nb_node *nb_neg(nb_graph *g, nb_node *a) { return unary(g, "neg", a); }
-nb_node *nb_exp(nb_graph *g, nb_node *a) { return unary(g, "exp", a); }
-nb_node *nb_log(nb_graph *g, nb_node *a) { return unary(g, "log", a); }
-nb_node *nb_sqrt(nb_graph *g, nb_node *a) { return unary(g, "sqrt", a); }
-nb_node *nb_abs(nb_graph *g, nb_node *a) { return unary(g, "abs", a); }
+nb_node *nb_neg(nb_graph *g, nb_node *a) { return unary(g, &nb_op_neg, a); }
+nb_node *nb_exp(nb_graph *g, nb_node *a) { return unary(g, &nb_op_exp, a); }
+nb_node *nb_log(nb_graph *g, nb_node *a) { return unary(g, &nb_op_log, a); }
+nb_node *nb_sqrt(nb_graph *g, nb_node *a) { return unary(g, &nb_op_sqrt, a); }
+nb_node *nb_abs(nb_graph *g, nb_node *a) { return unary(g, &nb_op_abs, a); }
 
 nb_node *nb_pow(nb_graph *g, nb_node *a, double exponent)
 {
-    return nb_op(g, "pow", NULL, (nb_node *[]){a}, 1, (nb_attr[]){NB_AFLOAT("exponent", exponent)}, 1);
+    return nb_apply(g, &nb_op_pow, NULL, (nb_node *[]){a}, 1,
+                    (nb_attr[]){NB_AFLOAT("exponent", exponent)}, 1);
 }
 
 nb_node *nb_scale(nb_graph *g, nb_node *a, double alpha, double beta)
 {
-    return nb_op(g, "scale", NULL, (nb_node *[]){a}, 1,
-                 (nb_attr[]){NB_AFLOAT("alpha", alpha), NB_AFLOAT("beta", beta)}, 2);
+    return nb_apply(g, &nb_op_scale, NULL, (nb_node *[]){a}, 1,
+                    (nb_attr[]){NB_AFLOAT("alpha", alpha), NB_AFLOAT("beta", beta)}, 2);
 }

@@ -40,6 +40,23 @@ struct nb_graph {
     size_t name_cap, name_used;
 };
 
+/* The built-in op definitions, one per OP(x) of ops/oplist.h: built-in code
+ * builds nodes by pointer, nb_apply(g, &nb_op_add, ...), so that a misspelt
+ * op fails to compile and no node costs a search of the registry. */
+#define OP(x) extern const nb_op_def nb_op_##x;
+#include "../ops/oplist.h"
+#undef OP
+
+/* Why def cannot be an op (a field missing, a limit passed), or NULL when it
+ * can: nb_op_register refuses such defs and nb_apply, which may be given an
+ * unregistered one, too. */
+const char *nb__op_problem(const nb_op_def *def);
+
+/* Attribute i of op node n, i in the order of its op's attrs: gradient rules
+ * read a node's attributes by the same named indices as its shape rule and
+ * kernel (c->attr[i], k->attr[i]). */
+static inline const nb_attr *nb__attr(const nb_node *n, int i) { return &n->attr[i]; }
+
 /* Errors (rules of core.h). nb__fail records the first error on g (later ones
  * are dropped) and returns st. A call that is not a node builder starts with
  * nb__begin, which clears g's message so that its outcome is its own; a NULL

@@ -1,7 +1,12 @@
 /* Autodiff through the C API: the textbook's shopping graphs, paths that
- * meet, broadcasting undone, second order, and a broken gradient caught. */
+ * meet, broadcasting undone, second order, a broken gradient caught, and no
+ * dead gradient nodes in the example models. */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "testutil.h"
 
@@ -151,9 +156,10 @@ static nb_status twice_fwd(const nb_kctx *k)
     return NB_OK;
 }
 static nb_status twice_shape(nb_shape_ctx *c) { return nb_shape_float_inputs(c); }
-static nb_status twice_wrong_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status twice_wrong_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                 nb_node **gx)
 {
-    (void)y;
+    (void)y, (void)needs;
     gx[0] = nb_scale(g, gy, 3, 0);  /* should be 2 */
     return NB_OK;
 }
@@ -200,9 +206,10 @@ static nb_status relu_like_fwd(const nb_kctx *k)
     for (size_t i = 0; i < nb_dims_numel(&k->out_shape); i++) y[i] = x[i] > 0 ? x[i] : 0;
     return NB_OK;
 }
-static nb_status relu_like_wrong_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status relu_like_wrong_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs,
+                                     nb_node **gx)
 {
-    (void)y;
+    (void)y, (void)needs;
     gx[0] = nb_scale(g, gy, 5, 0);  /* 5 is neither slope (0 or 1) */
     return NB_OK;
 }
@@ -225,4 +232,119 @@ Test(autodiff, a_wrong_gradient_at_a_kink_is_a_failure)
     cr_expect_eq(r.failures, 2);
     cr_expect_eq(r.kinks, 0);
     nb_graph_free(g);
+}
+
+/* ---- no dead gradient nodes: rules build only what is needed ---- */
+
+static nb_model *load_example(const char *file)
+{
+    const char *dir = getenv("NABLA_TEST_DIR");
+    cr_assert_not_null(dir, "NABLA_TEST_DIR is not set");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/../examples/models/%s", dir, file);
+    nb_model *m = NULL;
+    nb_diags d = {0};
+    nb_status st = nb_model_load_file(path, NULL, &m, &d);
+    cr_assert_eq(st, NB_OK, "%s: %s", path, d.n ? d.lines[0] : nb_status_str(st));
+    nb_diags_free(&d);
+    return m;
+}
+
+/* The gradients training computes (trainable params), or with the float
+ * inputs too (what `nabla run --grad` and `render --backward` compute). */
+static int grad_of(nb_model *m, bool inputs_too, nb_node **grads, int cap)
+{
+    nb_node *wrt[256];
+    int n = 0;
+    for (size_t i = 0; i < nb_model_num_params(m) && n < cap; i++)
+        if (nb_param_trainable(nb_model_param(m, i))) wrt[n++] = nb_model_param(m, i);
+    for (size_t i = 0; inputs_too && i < nb_model_num_inputs(m) && n < cap; i++)
+        if (nb_node_dtype(nb_model_input(m, i)) != NB_I32) wrt[n++] = nb_model_input(m, i);
+    nb_graph *g = nb_model_graph(m);
+    cr_assert_eq(nb_grad(g, nb_model_loss(m), wrt, n, grads), NB_OK, "%s", nb_graph_error(g));
+    return n;
+}
+
+/* Gradient nodes that no node reads and that are not among grads[0..n), as
+ * "name (op)" in buf; returns how many. */
+static int dead_grad_nodes(nb_graph *g, nb_node *const *grads, int n, char *buf, size_t cap)
+{
+    size_t nn = nb_graph_num_nodes(g), len = 0;
+    bool *read = calloc(nn, sizeof *read);
+    cr_assert_not_null(read);
+    for (size_t i = 0; i < nn; i++) {
+        nb_node *v = nb_graph_node(g, i);
+        for (int j = 0; j < nb_node_num_inputs(v); j++) {
+            nb_node *u = nb_node_input(v, j);
+            for (size_t k = 0; k < nn; k++)
+                if (nb_graph_node(g, k) == u) read[k] = true;
+        }
+    }
+    for (int k = 0; k < n; k++)
+        for (size_t i = 0; i < nn; i++)
+            if (nb_graph_node(g, i) == grads[k]) read[i] = true;
+    int dead = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < nn; i++) {
+        nb_node *v = nb_graph_node(g, i);
+        if (!nb_node_is_grad(v) || read[i]) continue;
+        dead++;
+        if (len < cap)
+            len += (size_t)snprintf(buf + len, cap - len, " %s (%s)", nb_node_name(v), nb_node_op(v));
+    }
+    free(read);
+    return dead;
+}
+
+static void expect_no_dead_grad_nodes(const char *file, bool inputs_too)
+{
+    nb_model *m = load_example(file);
+    nb_node *grads[256];
+    int n = grad_of(m, inputs_too, grads, 256);
+    char dead[2048];
+    int k = dead_grad_nodes(nb_model_graph(m), grads, n, dead, sizeof dead);
+    cr_expect_eq(k, 0, "%s (%s): %d dead gradient nodes:%s", file,
+                 inputs_too ? "params and float inputs" : "params", k, dead);
+    nb_model_free(m);
+}
+
+/* simple_convnet's input x needs no gradient: its first conv builds none for
+ * x (no conv2d_backward_input) and no gradient node is left unread. */
+Test(autodiff, convnet_builds_no_gradient_for_its_input)
+{
+    nb_model *m = load_example("simple_convnet.yaml");
+    nb_node *grads[64];
+    int n = grad_of(m, false, grads, 64);
+    nb_graph *g = nb_model_graph(m);
+    int n_grad = 0, n_input_grad = 0;
+    for (size_t i = 0; i < nb_graph_num_nodes(g); i++) {
+        nb_node *v = nb_graph_node(g, i);
+        n_grad += nb_node_is_grad(v);
+        n_input_grad += nb_node_is_grad(v) && !strcmp(nb_node_op(v), "conv2d_backward_input");
+    }
+    cr_expect_gt(n_grad, 0);
+    cr_expect_eq(n_input_grad, 0, "%d conv2d_backward_input nodes", n_input_grad);
+    char dead[2048];
+    int k = dead_grad_nodes(g, grads, n, dead, sizeof dead);
+    cr_expect_eq(k, 0, "%d dead gradient nodes:%s", k, dead);
+    nb_model_free(m);
+}
+
+/* Every example model, for the params alone and with the float inputs. */
+Test(autodiff, examples_have_no_dead_gradient_nodes)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/../examples/models", getenv("NABLA_TEST_DIR"));
+    DIR *d = opendir(path);
+    cr_assert_not_null(d, "%s", path);
+    int models = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".yaml")) continue;
+        expect_no_dead_grad_nodes(e->d_name, false);
+        expect_no_dead_grad_nodes(e->d_name, true);
+        models++;
+    }
+    closedir(d);
+    cr_expect_geq(models, 7, "%d models", models);
 }

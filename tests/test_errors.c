@@ -1,6 +1,7 @@
 /* Each class of error: a status, a message naming the node and shapes, and
  * nothing printed or aborted. */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -46,6 +47,23 @@ Test(errors, unknown_op_suggests_a_name)
     cr_assert_null(nb_op(g, "exq", "e", &a, 1, NULL, 0));
     cr_expect_eq(nb_graph_status(g), NB_ERR_UNKNOWN_OP);
     cr_expect_str_eq(nb_graph_error(g), "node 'e': unknown op 'exq' (did you mean 'exp'?)");
+    nb_graph_free(g);
+}
+
+/* nb_apply takes the definition; a NULL one (e.g. a failed nb_op_find) is an
+ * error on the graph, not a crash, and later calls keep its message. */
+Test(errors, apply_with_a_null_op)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *a = vec(g, "a", 3);
+    nb_node *e = nb_apply(g, nb_op_find("exp"), "e", &a, 1, NULL, 0);
+    cr_assert_not_null(e, "%s", nb_graph_error(g));
+    cr_expect_str_eq(nb_node_op(e), "exp");
+    cr_expect_null(nb_apply(g, nb_op_find("exq"), "f", &e, 1, NULL, 0));
+    cr_expect_eq(nb_graph_status(g), NB_ERR_UNKNOWN_OP);
+    cr_expect_str_eq(nb_graph_error(g), "node 'f': no op given (a NULL op definition)");
+    cr_expect_null(nb_exp(g, NULL));
+    cr_expect_str_eq(nb_graph_error(g), "node 'f': no op given (a NULL op definition)");
     nb_graph_free(g);
 }
 
@@ -206,4 +224,109 @@ Test(errors, null_arguments)
     nb_graph_free(g);
     nb_graph_free(NULL);
     nb_plan_free(NULL);
+}
+
+/* ---- limits: NB_MAX_ATTRS and NB_MAX_INPUTS ---- */
+
+/* n attributes "a0", "a1", ... (names live as long as the test binary) */
+static nb_attr_def many_attrs[40];
+static char many_names[40][8];
+static const nb_attr_def *numbered_attrs(void)
+{
+    for (int i = 0; i < 40; i++) {
+        snprintf(many_names[i], sizeof many_names[i], "a%d", i);
+        many_attrs[i] = (nb_attr_def){many_names[i], NB_ATTR_FLOAT, false, {.f = i}};
+    }
+    return many_attrs;
+}
+
+/* A def with 40 attributes would overflow the node's fixed-size bookkeeping:
+ * refused at registration, and by nb_apply if never registered. */
+Test(errors, register_refuses_too_many_attributes)
+{
+    nb_op_def def = {.name = "test_forty_attrs", .min_in = 1, .max_in = 1, .attrs = numbered_attrs(),
+                     .n_attrs = 40, .shape = copy_shape, .forward = copy_fwd};
+    cr_expect_eq(nb_op_register(&def), NB_ERR_ARG);
+    cr_expect_null(nb_op_find("test_forty_attrs"));
+    nb_graph *g = nb_graph_new();
+    nb_node *x = vec(g, "x", 3);
+    nb_attr a39 = NB_AFLOAT("a39", 1);
+    cr_expect_null(nb_apply(g, &def, "y", &x, 1, &a39, 1));
+    cr_expect_eq(nb_graph_status(g), NB_ERR_ARG);
+    cr_expect_str_eq(nb_graph_error(g), "node 'y': op test_forty_attrs cannot be used: an op has "
+                                        "an attrs array of at most 32 (NB_MAX_ATTRS)");
+    nb_graph_free(g);
+}
+
+/* NB_MAX_ATTRS attributes are fine: the last one can be given and read. */
+static nb_op_def max_attrs_def = {.name = "test_max_attrs", .min_in = 1, .max_in = 1,
+                                  .n_attrs = NB_MAX_ATTRS, .shape = copy_shape,
+                                  .forward = copy_fwd};
+
+Test(errors, register_takes_the_most_attributes)
+{
+    max_attrs_def.attrs = numbered_attrs();
+    nb_status st = nb_op_register(&max_attrs_def);
+    cr_assert(st == NB_OK || st == NB_ERR_NAME);
+    nb_graph *g = nb_graph_new();
+    nb_node *x = vec(g, "x", 3);
+    char last[8];
+    snprintf(last, sizeof last, "a%d", NB_MAX_ATTRS - 1);
+    nb_attr a = NB_AFLOAT(last, 2.5);
+    nb_node *y = nb_op(g, "test_max_attrs", "y", &x, 1, &a, 1);
+    cr_assert_not_null(y, "%s", nb_graph_error(g));
+    cr_expect_float_eq(nb_node_attr(y, last)->f, 2.5, 0);
+    cr_expect_float_eq(nb_node_attr(y, "a0")->f, 0, 0);
+    nb_graph_free(g);
+}
+
+/* Arity and state beyond NB_MAX_INPUTS are refused; max_in above it is capped. */
+Test(errors, register_checks_arity_against_the_input_limit)
+{
+    nb_op_def def = {.name = "test_arity", .min_in = NB_MAX_INPUTS + 1, .max_in = -1,
+                     .shape = copy_shape, .forward = copy_fwd};
+    cr_expect_eq(nb_op_register(&def), NB_ERR_ARG, "min_in above NB_MAX_INPUTS");
+    def.min_in = -1;
+    cr_expect_eq(nb_op_register(&def), NB_ERR_ARG, "negative min_in");
+    def.min_in = 3, def.max_in = 2;
+    cr_expect_eq(nb_op_register(&def), NB_ERR_ARG, "max_in below min_in");
+    def.min_in = 1, def.max_in = 1, def.n_attrs = -1;
+    cr_expect_eq(nb_op_register(&def), NB_ERR_ARG, "negative n_attrs");
+    def.n_attrs = 1;
+    cr_expect_eq(nb_op_register(&def), NB_ERR_ARG, "attributes without a table");
+    cr_expect_null(nb_op_find("test_arity"));
+    /* nb_apply checks an unregistered def the same way: no kernel, no node */
+    def.n_attrs = 0, def.forward = NULL;
+    cr_expect_eq(nb_op_register(&def), NB_ERR_ARG, "no forward kernel");
+    nb_graph *g = nb_graph_new();
+    nb_node *x = vec(g, "x", 3);
+    cr_expect_null(nb_apply(g, &def, "z", &x, 1, NULL, 0));
+    cr_expect_str_eq(nb_graph_error(g), "node 'z': op test_arity cannot be used: an op needs a "
+                                        "name, a shape rule and a forward kernel");
+    nb_graph_free(g);
+}
+
+static const nb_op_def wide = {.name = "test_wide", .min_in = 1, .max_in = 1000,
+                               .shape = copy_shape, .forward = copy_fwd};
+
+Test(errors, too_many_inputs_fail_when_the_node_is_built)
+{
+    nb_status st = nb_op_register(&wide);
+    cr_assert(st == NB_OK || st == NB_ERR_NAME);
+    nb_graph *g = nb_graph_new();
+    nb_node *in[NB_MAX_INPUTS + 1];
+    in[0] = vec(g, "x", 2);
+    for (int i = 1; i <= NB_MAX_INPUTS; i++) in[i] = in[0];
+    cr_expect_null(nb_concat(g, in, NB_MAX_INPUTS + 1, 0));
+    cr_expect_eq(nb_graph_status(g), NB_ERR_ARITY);
+    cr_expect_str_eq(nb_graph_error(g), "node 'concat': concat has 65 inputs; a node may have at "
+                                        "most 64 (NB_MAX_INPUTS)");
+    nb_graph_clear_error(g);
+    cr_expect_null(nb_op(g, "test_wide", "w", in, NB_MAX_INPUTS + 1, NULL, 0));
+    cr_expect_str_eq(nb_graph_error(g), "node 'w': test_wide has 65 inputs; a node may have at "
+                                        "most 64 (NB_MAX_INPUTS)");
+    nb_graph_clear_error(g);
+    cr_expect_not_null(nb_op(g, "test_wide", "w", in, NB_MAX_INPUTS, NULL, 0), "%s",
+                       nb_graph_error(g));
+    nb_graph_free(g);
 }

@@ -102,6 +102,19 @@ Test(model_errors, arity)
                   "m.yaml:6:5: node 'c': exp takes 1 input, got 0");
 }
 
+/* A node over NB_MAX_INPUTS fails when the file is loaded (nabla check), not
+ * when it runs. */
+Test(model_errors, too_many_inputs)
+{
+    char yaml[1024];
+    int len = snprintf(yaml, sizeof yaml, "nabla: 1\ninputs: {x: [3]}\nnodes:\n"
+                                          "  - {name: c, op: concat, axis: 0, in: [x");
+    for (int i = 1; i <= NB_MAX_INPUTS; i++) len += snprintf(yaml + len, sizeof yaml - len, ", x");
+    snprintf(yaml + len, sizeof yaml - len, "]}\n");
+    EXPECT_ERROR(yaml, "m.yaml:4:5: node 'c': concat has 65 inputs; a node may have at most 64 "
+                       "(NB_MAX_INPUTS)");
+}
+
 Test(model_errors, undefined_names)
 {
     EXPECT_ERRORS("nabla: 1\n"

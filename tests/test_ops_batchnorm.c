@@ -340,9 +340,10 @@ static nb_status count_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
-static nb_status count_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status count_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     (void)g, (void)y;
+    cr_expect_eq(needs, 1, "state never needs a gradient");
     gx[0] = gx[1] = gy;  /* a gradient offered for the state too: autodiff must drop it */
     return NB_OK;
 }

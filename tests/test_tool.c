@@ -367,14 +367,16 @@ static nb_status square_fwd(const nb_kctx *k)
 }
 
 /* d x^2 = 2 x; this rule forgets the 2 */
-static nb_status square_bwd_wrong(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status square_bwd_wrong(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, gy, nb_node_input(y, 0));
     return NB_OK;
 }
 
-static nb_status square_bwd(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx)
+static nb_status square_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
+    (void)needs;
     gx[0] = nb_mul(g, gy, nb_scale(g, nb_node_input(y, 0), 2, 0));
     return NB_OK;
 }

@@ -90,11 +90,12 @@ typedef struct nb_attr {
 /* Adds a node computing op `op` (a registered op name) on `in`. `name` may be
  * NULL for an automatic one. Attributes not given take the op's defaults; a
  * missing required attribute, an unknown one, a wrong arity or a bad shape
- * returns NULL with a message naming the node, the op and the shapes. */
+ * returns NULL with a message naming the node, the op and the shapes. Code
+ * that holds the op's definition calls nb_apply (op.h) instead. */
 nb_node *nb_op(nb_graph *g, const char *op, const char *name, nb_node *const *in, int n_in,
                const nb_attr *attrs, int n_attrs);
 
-/* ---- typed helpers (each a call of nb_op) ---------------------------- */
+/* ---- typed helpers (each one node of a built-in op) ------------------ */
 nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
 nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b);
 nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b);

@@ -181,9 +181,18 @@ enum {
     NB_OP_INTERNAL = 1u << 1  /* built by gradient rules; not in the model-file op table */
 };
 
+/* Limits of an op and its nodes. nb_op_register refuses a def with more than
+ * NB_MAX_ATTRS attributes or with min_in plus its state above NB_MAX_INPUTS;
+ * a max_in above NB_MAX_INPUTS, or < 0 ("any number"), means up to
+ * NB_MAX_INPUTS. A node has at most NB_MAX_INPUTS inputs, its op's state
+ * included: nb_op and nb_apply refuse more, naming the node. NB_MAX_INPUTS
+ * <= 64 lets a uint64_t hold a bit per input (the `needs` mask of backward). */
+#define NB_MAX_ATTRS 32
+#define NB_MAX_INPUTS 64
+
 typedef struct nb_op_def {
     const char *name;
-    int min_in, max_in;            /* max_in < 0: any number */
+    int min_in, max_in;            /* max_in < 0: any number (up to NB_MAX_INPUTS) */
     const nb_attr_def *attrs;
     int n_attrs;
     uint32_t flags;
@@ -193,11 +202,18 @@ typedef struct nb_op_def {
     int n_state;
     nb_status (*shape)(nb_shape_ctx *c);
     nb_status (*forward)(const nb_kctx *k);
-    /* Adds nodes computing each input's gradient from gy (the gradient of the
-     * output) into gx[i]; leaves gx[i] NULL for none. gx[i] may have the
-     * broadcast shape: autodiff sums it back to the input's shape. NULL rule:
-     * the op is not differentiable (an error only if a gradient must pass). */
-    nb_status (*backward)(nb_graph *g, nb_node *y, nb_node *gy, nb_node **gx);
+    /* Adds nodes computing input i's gradient from gy (the gradient of the
+     * output) into gx[i], for each input i whose bit is set in `needs` (bit i:
+     * input i needs a gradient; NB_MAX_INPUTS <= 64, so a uint64_t holds a bit
+     * for every input). A rule may skip inputs whose bit is clear, and should,
+     * so as to leave no dead nodes in the graph: gx[i] for those is ignored.
+     * Autodiff calls the rule only when some bit is set (so a rule with one
+     * differentiable input may ignore the mask), and never sets the bits of
+     * labels (no_grad), shape-only inputs or state. gx[i] NULL: none.
+     * gx[i] may have the broadcast shape: autodiff sums it back to the input's
+     * shape. NULL rule: the op is not differentiable (an error only if a
+     * gradient must pass). */
+    nb_status (*backward)(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx);
     double (*flops)(const nb_kctx *k);
     size_t (*workspace)(const nb_kctx *k);   /* NULL: none */
     const nb_op_case *cases;
@@ -205,11 +221,27 @@ typedef struct nb_op_def {
     const char *doc;
 } nb_op_def;
 
+/* Does input i need a gradient, by the mask given to a gradient rule? */
+static inline bool nb_needs_grad(uint64_t needs, int i)
+{
+    return i >= 0 && i < 64 && (needs >> i & 1);
+}
+
 const nb_op_def *nb_op_find(const char *name);
+/* Adds a node computing `op` on `in`: nb_op without the look-up by name, for
+ * code that holds the definition (a def it registered, or nb_op_find's
+ * answer, kept). Everything else is as nb_op: attributes by name with the
+ * op's defaults, arity and shape checked, NULL and a message on the graph on
+ * failure. A NULL op fails with a message (so nb_apply(g, nb_op_find(name),
+ * ...) reports a missing op), and so does a def nb_op_register would refuse.
+ * Register `op` to make it usable by name (model files, nb_op) as well. */
+nb_node *nb_apply(nb_graph *g, const nb_op_def *op, const char *name, nb_node *const *in,
+                  int n_in, const nb_attr *attrs, int n_attrs);
 size_t nb_op_count(void);
 const nb_op_def *nb_op_at(size_t i);
 /* Adds a user op (def must outlive its use). NB_ERR_NAME if the name is taken;
- * the message of a failure is the thread's (nb_last_error). */
+ * NB_ERR_ARG if the def is incomplete or over a limit (NB_MAX_ATTRS, ...); the
+ * message of a failure is the thread's (nb_last_error). */
 nb_status nb_op_register(const nb_op_def *def);
 /* The registered op name closest to `name` (for "did you mean"), or NULL. */
 const char *nb_op_suggest(const char *name);
