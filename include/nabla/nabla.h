@@ -7,6 +7,7 @@
 #include "op.h"
 #include "gradcheck.h"
 #include "io.h"
+#include "data.h"
 #include "model.h"
 #include "render.h"
 #endif
