@@ -11,9 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Marks the functions of the public API, the only symbols libnabla.so exports
+ * (the library is built with hidden visibility). */
+#if defined(__GNUC__) || defined(__clang__)
+#define NB_API __attribute__((visibility("default")))
+#else
+#define NB_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
 
 #define NB_MAX_DIMS 8   /* highest tensor rank */
 #define NB_MAX_SYMS 8   /* distinct free dimensions (N, batch, ...) per graph */
@@ -39,12 +48,12 @@ typedef enum {
 } nb_status;
 
 /* "shape error", "unknown op", ... */
-const char *nb_status_str(nb_status st);
+NB_API const char *nb_status_str(nb_status st);
 
 /* Size in bytes of one element. */
-size_t nb_dtype_size(nb_dtype dt);
+NB_API size_t nb_dtype_size(nb_dtype dt);
 /* "f32", "f64", "i32". */
-const char *nb_dtype_name(nb_dtype dt);
+NB_API const char *nb_dtype_name(nb_dtype dt);
 
 /* A dimension as the user writes it: a positive size, or a symbol (a free
  * dimension such as "N", bound to a size when a plan is made). */
@@ -70,44 +79,44 @@ typedef struct nb_tensor {
 } nb_tensor;
 
 /* Allocates zeroed data for the given shape; NB_ERR_OVERFLOW if it cannot fit. */
-nb_status nb_tensor_alloc(nb_tensor *t, nb_dtype dt, int rank, const int64_t *shape);
-void nb_tensor_free(nb_tensor *t);
+NB_API nb_status nb_tensor_alloc(nb_tensor *t, nb_dtype dt, int rank, const int64_t *shape);
+NB_API void nb_tensor_free(nb_tensor *t);
 /* Number of elements (1 for rank 0). */
-size_t nb_tensor_numel(const nb_tensor *t);
-size_t nb_tensor_bytes(const nb_tensor *t);
+NB_API size_t nb_tensor_numel(const nb_tensor *t);
+NB_API size_t nb_tensor_bytes(const nb_tensor *t);
 
 /* Element count of a shape with overflow check: NB_ERR_OVERFLOW on overflow,
  * NB_ERR_SHAPE on a negative dimension. */
-nb_status nb_shape_numel(int rank, const int64_t *shape, size_t *numel);
+NB_API nb_status nb_shape_numel(int rank, const int64_t *shape, size_t *numel);
 
 /* A list of messages (loader errors, warnings), each its own string. */
 typedef struct nb_diags {
     size_t n;
     char **lines;
 } nb_diags;
-void nb_diags_free(nb_diags *d);
+NB_API void nb_diags_free(nb_diags *d);
 
 /* Converts t's data to dtype `to` in place (f32 <-> f64; i32 to a float). */
-nb_status nb_tensor_convert(nb_tensor *t, nb_dtype to);
+NB_API nb_status nb_tensor_convert(nb_tensor *t, nb_dtype to);
 
 /* A small seeded generator (xoshiro256**): the same seed gives the same
  * numbers on every machine. */
 typedef struct nb_rng {
     uint64_t s[4];
 } nb_rng;
-void nb_rng_seed(nb_rng *r, uint64_t seed);
-uint64_t nb_rng_next(nb_rng *r);
-double nb_rng_uniform(nb_rng *r);  /* [0, 1) */
-double nb_rng_normal(nb_rng *r);   /* mean 0, std 1 */
+NB_API void nb_rng_seed(nb_rng *r, uint64_t seed);
+NB_API uint64_t nb_rng_next(nb_rng *r);
+NB_API double nb_rng_uniform(nb_rng *r);  /* [0, 1) */
+NB_API double nb_rng_normal(nb_rng *r);   /* mean 0, std 1 */
 
 /* nabla's allocator; every allocation of the library goes through it so that
  * tests can prove a planned step allocates nothing. */
-void *nb_malloc(size_t n);
-void *nb_calloc(size_t n, size_t size);
-void *nb_realloc(void *p, size_t n);
-void nb_free(void *p);
+NB_API void *nb_malloc(size_t n);
+NB_API void *nb_calloc(size_t n, size_t size);
+NB_API void *nb_realloc(void *p, size_t n);
+NB_API void nb_free(void *p);
 /* Number of nb_malloc/nb_calloc/nb_realloc calls made so far by this process. */
-uint64_t nb_alloc_count(void);
+NB_API uint64_t nb_alloc_count(void);
 
 #ifdef __cplusplus
 }

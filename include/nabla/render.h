@@ -29,7 +29,7 @@ typedef struct nb_render_opts {
  * o may be NULL (forward nodes only, nothing highlighted). On failure the
  * message, including Graphviz's own, is in err[0..cap). Not thread-safe:
  * Graphviz keeps global state. */
-nb_status nb_render(const nb_graph *g, const char *path, const char *format,
+NB_API nb_status nb_render(const nb_graph *g, const char *path, const char *format,
                     const nb_render_opts *o, char *err, size_t cap);
 
 #ifdef __cplusplus
