@@ -1,6 +1,7 @@
 /* The library as a program outside nabla sees it: the symbols libnabla.so
- * exports (tests/exports.sh). */
+ * exports (tests/exports.sh), its version and soname. */
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,4 +41,40 @@ Test(boundary, exports_only_the_public_api)
              env("NABLA_LIB"), env("NABLA_TEST_DIR"));
     int st = shell(cmd, out, sizeof out);
     cr_expect_eq(st, 0, "%s:\n%s", cmd, out);
+}
+
+/* The shared library, loaded as a program would: its nb_version is the
+ * headers' NB_VERSION_STRING; internal functions are not to be found. */
+Test(boundary, version_of_the_shared_library)
+{
+    char want[64];
+    snprintf(want, sizeof want, "%d.%d.%d", NB_VERSION_MAJOR, NB_VERSION_MINOR, NB_VERSION_PATCH);
+    cr_expect_str_eq(NB_VERSION_STRING, want);
+    cr_expect_str_eq(nb_version(), NB_VERSION_STRING);
+    cr_expect_eq(NB_VERSION, NB_VERSION_OF(NB_VERSION_MAJOR, NB_VERSION_MINOR, NB_VERSION_PATCH));
+    cr_expect_gt(NB_VERSION_OF(0, 2, 0), NB_VERSION_OF(0, 1, 99));
+
+    void *lib = dlopen(env("NABLA_LIB"), RTLD_NOW | RTLD_LOCAL);
+    cr_assert_not_null(lib, "%s", dlerror());
+    const char *(*version)(void);
+    *(void **)&version = dlsym(lib, "nb_version");
+    cr_assert_not_null(version, "libnabla.so has no nb_version");
+    cr_expect_str_eq(version(), NB_VERSION_STRING);
+    cr_expect_not_null(dlsym(lib, "nb_graph_new"));
+    cr_expect_null(dlsym(lib, "nb__fail"), "an internal function is exported");
+    cr_expect_null(dlsym(lib, "nb_op_add"), "an op descriptor is exported");
+    dlclose(lib);
+}
+
+/* soname libnabla.so.0.MINOR before 1.0 (any minor release may break the
+ * ABI), libnabla.so.MAJOR from 1.0 on; docs/c-api.md says why. */
+Test(boundary, soname_follows_the_version)
+{
+    char want[64], cmd[2048], out[4096];
+    if (NB_VERSION_MAJOR == 0) snprintf(want, sizeof want, "libnabla.so.0.%d", NB_VERSION_MINOR);
+    else snprintf(want, sizeof want, "libnabla.so.%d", NB_VERSION_MAJOR);
+    snprintf(cmd, sizeof cmd, "objdump -p '%s' | awk '$1 == \"SONAME\" {print $2}'", env("NABLA_LIB"));
+    cr_assert_eq(shell(cmd, out, sizeof out), 0, "%s", out);
+    out[strcspn(out, "\n")] = 0;
+    cr_expect_str_eq(out, want, "soname %s, want %s", out, want);
 }
