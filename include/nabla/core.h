@@ -3,7 +3,37 @@
  * Every function of nabla that can fail returns an nb_status; the message that
  * explains the failure is kept on the object it concerns (graph, plan, ...) and
  * read with that object's *_error() function. nabla never prints, exits or
- * aborts on bad input. */
+ * aborts on bad input.
+ *
+ * Threads. nabla starts no threads (OpenBLAS may, inside a matrix product:
+ * OPENBLAS_NUM_THREADS). It keeps almost no global state, so:
+ *   - Distinct graphs, with their plans and models, may be used on distinct
+ *     threads at the same time, without locks (building, planning, running,
+ *     loading models and weights, gradient checks).
+ *   - Several plans of one graph may run at the same time, one plan per
+ *     thread, as long as nothing writes the graph's params meanwhile. A plan
+ *     reads the graph and its params and writes only its own buffers. Params
+ *     are written by a plan in training mode that runs batchnorm (it updates
+ *     the running statistics, which are params), by nb_param_reinit,
+ *     nb_weights_load and nb_gradcheck, and by the caller writing to
+ *     nb_param_value (an optimizer step): do these while no other plan of that
+ *     graph runs. Plans in eval mode, and training plans of graphs whose ops
+ *     keep no state (dropout's masks come from each plan's own seed and
+ *     step), may overlap freely (tests/test_threads.c runs this).
+ *   - Anything else on one object is for one thread at a time: building a
+ *     graph (adding nodes, nb_grad, renaming) changes it, and so does a
+ *     failing nb_plan_new (it leaves its message on the graph), so build the
+ *     graph and make its plans before sharing it; every call on one plan
+ *     (bind, set, run, get) changes or reads that plan's state. The getters
+ *     of a graph (nb_node_name, nb_node_dim, nb_graph_find, ...) may run on
+ *     many threads while nothing changes it.
+ *   - nb_op_register changes the op registry that every op lookup reads
+ *     (nb_op, model loading, nb_op_find): register ops before other threads
+ *     use nabla.
+ *   - nb_render is not thread-safe at all: Graphviz keeps global state, so
+ *     only one thread of the process may render at a time, whatever the graph.
+ *   - nb_alloc_count is atomic; the file functions (io.h) are safe on distinct
+ *     files. */
 #ifndef NABLA_CORE_H
 #define NABLA_CORE_H
 
