@@ -16,7 +16,9 @@ void nbt_usage_check(FILE *f)
             "output shape, parameter count and FLOPs, with totals.\n\n"
             "  --dim SYM=SIZE   bind a free dimension (shapes and FLOPs shown for that size);\n"
             "                   FLOPs of unbound dimensions are counted with size 1\n"
-            "  -h, --help       this text\n");
+            "  -h, --help       this text\n\n"
+            "example:\n"
+            "  nabla check examples/models/mnist_mlp.yaml --dim N=64\n");
 }
 
 static size_t param_numel(const nb_node *p)

@@ -31,7 +31,10 @@ void nbt_usage_gradcheck(FILE *f)
             "                   (float inputs are U(-1, 1), labels valid class ids)\n"
             "  --op NAME|all    check primitive ops instead of a model\n"
             "  -h, --help       this text\n"
-            "exit status: 0 all pass, 1 a mismatch, 2 an error\n");
+            "exit status: 0 all pass, 1 a mismatch, 2 an error\n\n"
+            "examples:\n"
+            "  nabla gradcheck examples/models/bn_dropout.yaml --batch 4 --seed 5\n"
+            "  nabla gradcheck --op conv2d\n");
 }
 
 /* ---- ops on their cases ----------------------------------------------------- */

@@ -14,7 +14,9 @@ void nbt_usage_ops(FILE *f)
             "Lists the ops a model file may use, with their inputs and attributes; with NAME,\n"
             "that op only.\n\n"
             "  --all       also the ops that gradient rules use internally\n"
-            "  -h, --help  this text\n");
+            "  -h, --help  this text\n\n"
+            "example:\n"
+            "  nabla ops conv2d\n");
 }
 
 static const char *type_name(nb_attr_type t)

@@ -18,7 +18,9 @@ void nbt_usage_render(FILE *f)
             "  --backward         add the gradient nodes of the loss with respect to every\n"
             "                     trainable param and float input (dashed, orange)\n"
             "  --dim SYM=SIZE     show that free dimension by its size\n"
-            "  -h, --help         this text\n");
+            "  -h, --help         this text\n\n"
+            "example:\n"
+            "  nabla render examples/models/mlp2.yaml --backward -o mlp2.svg\n");
 }
 
 /* Gradient nodes for every trainable param and every float input: what --grad would run. */
