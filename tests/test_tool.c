@@ -663,6 +663,39 @@ Test(tool, help_unknown_command)
     tool_result_free(&r);
 }
 
+/* A positional argument no command takes is an error naming it, found before
+ * anything is loaded or written. */
+Test(tool, extra_arguments_are_errors)
+{
+    write_text(tmp_path("m.yaml"), SQUARE_MODEL_BUILTIN);
+    const char *m = tmp_path("m.yaml"), *svg = tmp_path("m.svg"), *out = tmp_path("out");
+    struct {
+        const char *args[8];
+        const char *who, *extra;
+    } cases[] = {
+        {{"check", m, "foo"}, "nabla check", "foo"},
+        {{"check", "foo", m}, "nabla check", m},
+        {{"render", m, "-o", svg, "foo"}, "nabla render", "foo"},
+        {{"gradcheck", m, "foo"}, "nabla gradcheck", "foo"},
+        {{"gradcheck", "--op", "add", "foo"}, "nabla gradcheck", "foo"},
+        {{"run", m, "--in", "x=x.npy", "-o", out, "foo"}, "nabla run", "foo"},
+        {{"ops", "add", "foo"}, "nabla ops", "foo"},
+        {{"help", "check", "foo"}, "nabla help", "foo"},
+        {{"--version", "foo"}, "nabla --version", "foo"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tool_result r = tool_run(cases[i].args);
+        char want[1024];
+        snprintf(want, sizeof want, "%s: unexpected argument '%s'", cases[i].who, cases[i].extra);
+        cr_expect_eq(r.status, 2, "%s ... %s: exit %d", cases[i].who, cases[i].extra, r.status);
+        cr_expect(strstr(r.err, want), "want '%s' in: %s", want, r.err);
+        cr_expect_eq(r.out[0], 0, "%s printed: %s", cases[i].who, r.out);
+        tool_result_free(&r);
+    }
+    cr_expect_null(fopen(svg, "r"), "render drew despite the extra argument");
+    cr_expect_null(fopen(out, "r"), "run wrote despite the extra argument");
+}
+
 /* nabla ops lists the model-file ops from the registry, not the internal ones */
 Test(tool, ops_lists_the_registry)
 {

@@ -150,7 +150,8 @@ int nbt_cmd_check(int argc, char **argv)
         if (c == '?' || c == ':') return nbt_bad_usage(CMD, c, argv[optind - 1]);
         if (c == 'd' && nbt_parse_dim(CMD, optarg, &dims)) return NBT_ERROR;
     }
-    if (argc - optind != 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla check --help')");
+    if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla check --help')");
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     nb_model *m = NULL;
     if (nbt_load(CMD, argv[optind], false, &m)) return NBT_ERROR;
     int rc = nbt_check_dim_names(CMD, nb_model_graph(m), &dims);

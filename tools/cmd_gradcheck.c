@@ -155,8 +155,10 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
     if (rc) return rc;
     if (!(cfg->opts.eps > 0) || cfg->opts.atol < 0 || cfg->opts.rtol < 0)
         return nbt_fail(CMD, "--eps must be > 0 and the tolerances >= 0");
-    if (*op && argc - optind != 0) return nbt_fail(CMD, "--op takes no MODEL");
-    if (!*op && argc - optind != 1) return nbt_fail(CMD, "needs one MODEL file or --op (see 'nabla gradcheck --help')");
+    if (!*op && argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file or --op (see 'nabla gradcheck --help')");
+    if (*op && argc - optind > 0)
+        return nbt_fail(CMD, "unexpected argument '%s' (--op takes no MODEL)", argv[optind]);
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     *model = *op ? NULL : argv[optind];
     return NBT_OK;
 }

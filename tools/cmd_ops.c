@@ -79,6 +79,7 @@ int nbt_cmd_ops(int argc, char **argv)
         else if (c == 'h') return nbt_usage_ops(stdout), NBT_OK;
         else return nbt_fail(CMD, "unknown option '%s' (see nabla ops --help)", argv[optind - 1]);
     }
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     if (optind < argc) {
         const nb_op_def *op = nb_op_find(argv[optind]);
         if (!op) {

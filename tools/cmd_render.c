@@ -77,7 +77,8 @@ int nbt_cmd_render(int argc, char **argv)
         if (c == 'b') backward = true;
         if (c == 'd' && nbt_parse_dim(CMD, optarg, &dims)) return NBT_ERROR;
     }
-    if (argc - optind != 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla render --help')");
+    if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla render --help')");
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     if (!out) return nbt_fail(CMD, "needs -o OUT.{dot,svg,png,pdf}");
     nb_model *m = NULL;
     if (nbt_load(CMD, argv[optind], false, &m)) return NBT_ERROR;

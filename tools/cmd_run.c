@@ -204,7 +204,8 @@ static int parse(int argc, char **argv, run_args *a)
         }
     }
     if (rc) return rc;
-    if (argc - optind != 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla run --help')");
+    if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla run --help')");
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     if (!a->out) return nbt_fail(CMD, "needs -o DIR");
     a->model = argv[optind];
     return NBT_OK;
