@@ -1,5 +1,7 @@
 /* The library as a program outside nabla sees it: the symbols libnabla.so
- * exports (tests/exports.sh), its version and soname. */
+ * exports (tests/exports.sh), its version and soname, and building a program
+ * against it through pkg-config, uninstalled and installed
+ * (tests/pkgconfig.sh). */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <stdio.h>
@@ -77,4 +79,18 @@ Test(boundary, soname_follows_the_version)
     cr_assert_eq(shell(cmd, out, sizeof out), 0, "%s", out);
     out[strcspn(out, "\n")] = 0;
     cr_expect_str_eq(out, want, "soname %s, want %s", out, want);
+}
+
+/* examples/apple.c built through pkg-config against the uninstalled build and
+ * against a `meson install --destdir` copy (shared, with -Wl,-rpath, and
+ * static), and the installed `nabla --version` (tests/pkgconfig.sh). */
+Test(boundary, programs_build_with_pkg_config, .timeout = 120)
+{
+    static char out[65536];
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "CC='%s' sh '%s/pkgconfig.sh' '%s' '%s/..' '%s'", env("NABLA_CC"),
+             env("NABLA_TEST_DIR"), env("NABLA_BUILD_ROOT"), env("NABLA_TEST_DIR"),
+             env("NABLA_SANITIZE"));
+    int st = shell(cmd, out, sizeof out);
+    cr_expect_eq(st, 0, "%s: exit %d\n%s", cmd, st, out);
 }
