@@ -20,13 +20,16 @@
  *     graph runs. Plans in eval mode, and training plans of graphs whose ops
  *     keep no state (dropout's masks come from each plan's own seed and
  *     step), may overlap freely (tests/test_threads.c runs this).
- *   - Anything else on one object is for one thread at a time: building a
- *     graph (adding nodes, nb_grad, renaming) changes it, and so does a
- *     failing nb_plan_new (it leaves its message on the graph), so build the
- *     graph and make its plans before sharing it; every call on one plan
- *     (bind, set, run, get) changes or reads that plan's state. The getters
- *     of a graph (nb_node_name, nb_node_dim, nb_graph_find, ...) may run on
- *     many threads while nothing changes it.
+ *   - Building a graph (adding nodes, nb_grad, renaming) changes it: do it
+ *     while no other thread uses the graph or its plans, i.e. build the graph
+ *     and make its plans before sharing it. The other calls that take a graph
+ *     and can fail (nb_plan_new, nb_render, nb_gradcheck, nb_weights_save,
+ *     nb_weights_load) may leave their message on it: one at a time per
+ *     graph. Running plans never read that message, so these may overlap
+ *     them (except for the param writers above). Every call on one plan
+ *     (bind, set, run, get) changes or reads that plan's state: one thread
+ *     per plan. The getters of a graph (nb_node_name, nb_node_dim,
+ *     nb_graph_find, ...) may run on many threads while nothing changes it.
  *   - nb_op_register changes the op registry that every op lookup reads
  *     (nb_op, model loading, nb_op_find): register ops before other threads
  *     use nabla.
