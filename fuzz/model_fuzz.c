@@ -5,7 +5,7 @@
  *   CC=clang meson setup build-fuzz -Db_sanitize=address,undefined -Db_lundef=false \
  *       -Dtests=false -Dwerror=false -Dc_args=-fsanitize=fuzzer-no-link
  *   ninja -C build-fuzz libnabla.a
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude fuzz/model_fuzz.c \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibuild-fuzz/include fuzz/model_fuzz.c \
  *       build-fuzz/libnabla.a $(pkg-config --libs openblas yaml-0.1 libcgraph libgvc \
  *       jansson zlib) -lm -o model_fuzz
  *   mkdir -p corpus-model && cp examples/models/ *.yaml tests/conformance/ *.yaml corpus-model/

@@ -1,7 +1,8 @@
 /* libFuzzer target for the .npy parser. Not built by meson; build and run with
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibuild/include -Isrc \
  *       fuzz/npy_fuzz.c src/io_npy.c src/io_util.c src/tensor.c src/alloc.c -o npy_fuzz
+ *   (build/include holds the generated nabla/version.h: `meson setup build` first)
  *   mkdir -p corpus && cp tests/conformance/mlp/in/x.npy tests/conformance/mlp/in/t.npy corpus/
  *   ./npy_fuzz -max_total_time=60 -dict=fuzz/npy.dict corpus
  *

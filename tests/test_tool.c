@@ -604,6 +604,96 @@ Test(tool, usage)
     }
 }
 
+/* ---- --version, help, extra arguments ---------------------------------------------- */
+
+Test(tool, version)
+{
+    tool_result r = TOOL("--version");
+    char want[64];
+    snprintf(want, sizeof want, "nabla %s (", NB_VERSION_STRING);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect(!strncmp(r.out, want, strlen(want)), "want '%s...', got: %s", want, r.out);
+    cr_expect(strstr(r.out, "OpenBLAS") && strstr(r.out, "core "), "%s", r.out);
+    cr_expect_eq(r.err[0], 0, "%s", r.err);
+    tool_result_free(&r);
+}
+
+static const char *const COMMANDS[] = {"check", "render", "gradcheck", "run", "ops"};
+#define N_COMMANDS (sizeof COMMANDS / sizeof COMMANDS[0])
+
+/* nabla help CMD and nabla CMD --help: the same text, with an example of CMD. */
+Test(tool, help_for_each_command)
+{
+    tool_result r = TOOL("help");
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    for (size_t i = 0; i < N_COMMANDS; i++) cr_expect(strstr(r.out, COMMANDS[i]), "%s", r.out);
+    cr_expect(strstr(r.out, "nabla help COMMAND") && strstr(r.out, "--version"), "%s", r.out);
+    tool_result_free(&r);
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        char usage[64], example[64];
+        snprintf(usage, sizeof usage, "usage: nabla %s", COMMANDS[i]);
+        snprintf(example, sizeof example, "\n  nabla %s ", COMMANDS[i]);
+        r = TOOL("help", COMMANDS[i]);
+        cr_expect_eq(r.status, 0, "nabla help %s: exit %d: %s", COMMANDS[i], r.status, r.err);
+        cr_expect(strstr(r.out, usage), "nabla help %s:\n%s", COMMANDS[i], r.out);
+        const char *ex = strstr(r.out, "\nexample");
+        cr_expect(ex && strstr(ex, example), "nabla help %s shows no example:\n%s", COMMANDS[i], r.out);
+        tool_result h = TOOL(COMMANDS[i], "--help");
+        cr_expect_eq(h.status, 0);
+        cr_expect_str_eq(h.out, r.out, "nabla %s --help differs from nabla help %s", COMMANDS[i],
+                         COMMANDS[i]);
+        tool_result_free(&h);
+        tool_result_free(&r);
+    }
+}
+
+Test(tool, help_unknown_command)
+{
+    tool_result r = TOOL("help", "nosuch");
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "nabla help: unknown command 'nosuch'") && strstr(r.err, "'nabla help'"),
+              "%s", r.err);
+    cr_expect_eq(r.out[0], 0, "%s", r.out);
+    tool_result_free(&r);
+    r = TOOL("help", "chek");
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "(did you mean 'check'?)"), "%s", r.err);
+    tool_result_free(&r);
+}
+
+/* A positional argument no command takes is an error naming it, found before
+ * anything is loaded or written. */
+Test(tool, extra_arguments_are_errors)
+{
+    write_text(tmp_path("m.yaml"), SQUARE_MODEL_BUILTIN);
+    const char *m = tmp_path("m.yaml"), *svg = tmp_path("m.svg"), *out = tmp_path("out");
+    struct {
+        const char *args[8];
+        const char *who, *extra;
+    } cases[] = {
+        {{"check", m, "foo"}, "nabla check", "foo"},
+        {{"check", "foo", m}, "nabla check", m},
+        {{"render", m, "-o", svg, "foo"}, "nabla render", "foo"},
+        {{"gradcheck", m, "foo"}, "nabla gradcheck", "foo"},
+        {{"gradcheck", "--op", "add", "foo"}, "nabla gradcheck", "foo"},
+        {{"run", m, "--in", "x=x.npy", "-o", out, "foo"}, "nabla run", "foo"},
+        {{"ops", "add", "foo"}, "nabla ops", "foo"},
+        {{"help", "check", "foo"}, "nabla help", "foo"},
+        {{"--version", "foo"}, "nabla --version", "foo"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tool_result r = tool_run(cases[i].args);
+        char want[1024];
+        snprintf(want, sizeof want, "%s: unexpected argument '%s'", cases[i].who, cases[i].extra);
+        cr_expect_eq(r.status, 2, "%s ... %s: exit %d", cases[i].who, cases[i].extra, r.status);
+        cr_expect(strstr(r.err, want), "want '%s' in: %s", want, r.err);
+        cr_expect_eq(r.out[0], 0, "%s printed: %s", cases[i].who, r.out);
+        tool_result_free(&r);
+    }
+    cr_expect_null(fopen(svg, "r"), "render drew despite the extra argument");
+    cr_expect_null(fopen(out, "r"), "run wrote despite the extra argument");
+}
+
 /* nabla ops lists the model-file ops from the registry, not the internal ones */
 Test(tool, ops_lists_the_registry)
 {

@@ -42,6 +42,12 @@ int nbt_bad_usage(const char *cmd, int c, const char *arg)
                                   : "unknown option '%s' (see 'nabla %s --help')", arg, cmd);
 }
 
+int nbt_extra_args(const char *cmd, int argc, char **argv, int first, int max)
+{
+    if (argc - first <= max) return NBT_OK;
+    return nbt_fail(cmd, "unexpected argument '%s' (see 'nabla %s --help')", argv[first + max], cmd);
+}
+
 /* ---- option values ----------------------------------------------------- */
 
 int nbt_parse_double(const char *cmd, const char *opt, const char *s, double *out)

@@ -47,6 +47,9 @@ void nbt_warn(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* For getopt_long's '?' (unknown option) and ':' (missing value; the option
  * strings start with ':'): names the option and points at --help. */
 int nbt_bad_usage(const char *cmd, int c, const char *arg);
+/* Positional arguments argv[first..argc) beyond the `max` a command takes:
+ * "nabla CMD: unexpected argument 'X'" and NBT_ERROR; NBT_OK when there are none. */
+int nbt_extra_args(const char *cmd, int argc, char **argv, int first, int max);
 
 /* ---- option values ----------------------------------------------------- */
 

@@ -16,7 +16,9 @@ void nbt_usage_check(FILE *f)
             "output shape, parameter count and FLOPs, with totals.\n\n"
             "  --dim SYM=SIZE   bind a free dimension (shapes and FLOPs shown for that size);\n"
             "                   FLOPs of unbound dimensions are counted with size 1\n"
-            "  -h, --help       this text\n");
+            "  -h, --help       this text\n\n"
+            "example:\n"
+            "  nabla check examples/models/mnist_mlp.yaml --dim N=64\n");
 }
 
 static size_t param_numel(const nb_node *p)
@@ -148,7 +150,8 @@ int nbt_cmd_check(int argc, char **argv)
         if (c == '?' || c == ':') return nbt_bad_usage(CMD, c, argv[optind - 1]);
         if (c == 'd' && nbt_parse_dim(CMD, optarg, &dims)) return NBT_ERROR;
     }
-    if (argc - optind != 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla check --help')");
+    if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla check --help')");
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     nb_model *m = NULL;
     if (nbt_load(CMD, argv[optind], false, &m)) return NBT_ERROR;
     int rc = nbt_check_dim_names(CMD, nb_model_graph(m), &dims);

@@ -31,7 +31,10 @@ void nbt_usage_gradcheck(FILE *f)
             "                   (float inputs are U(-1, 1), labels valid class ids)\n"
             "  --op NAME|all    check primitive ops instead of a model\n"
             "  -h, --help       this text\n"
-            "exit status: 0 all pass, 1 a mismatch, 2 an error\n");
+            "exit status: 0 all pass, 1 a mismatch, 2 an error\n\n"
+            "examples:\n"
+            "  nabla gradcheck examples/models/bn_dropout.yaml --batch 4 --seed 5\n"
+            "  nabla gradcheck --op conv2d\n");
 }
 
 /* ---- ops on their cases ----------------------------------------------------- */
@@ -152,8 +155,10 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
     if (rc) return rc;
     if (!(cfg->opts.eps > 0) || cfg->opts.atol < 0 || cfg->opts.rtol < 0)
         return nbt_fail(CMD, "--eps must be > 0 and the tolerances >= 0");
-    if (*op && argc - optind != 0) return nbt_fail(CMD, "--op takes no MODEL");
-    if (!*op && argc - optind != 1) return nbt_fail(CMD, "needs one MODEL file or --op (see 'nabla gradcheck --help')");
+    if (!*op && argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file or --op (see 'nabla gradcheck --help')");
+    if (*op && argc - optind > 0)
+        return nbt_fail(CMD, "unexpected argument '%s' (--op takes no MODEL)", argv[optind]);
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     *model = *op ? NULL : argv[optind];
     return NBT_OK;
 }

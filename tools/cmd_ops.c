@@ -14,7 +14,9 @@ void nbt_usage_ops(FILE *f)
             "Lists the ops a model file may use, with their inputs and attributes; with NAME,\n"
             "that op only.\n\n"
             "  --all       also the ops that gradient rules use internally\n"
-            "  -h, --help  this text\n");
+            "  -h, --help  this text\n\n"
+            "example:\n"
+            "  nabla ops conv2d\n");
 }
 
 static const char *type_name(nb_attr_type t)
@@ -77,6 +79,7 @@ int nbt_cmd_ops(int argc, char **argv)
         else if (c == 'h') return nbt_usage_ops(stdout), NBT_OK;
         else return nbt_fail(CMD, "unknown option '%s' (see nabla ops --help)", argv[optind - 1]);
     }
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     if (optind < argc) {
         const nb_op_def *op = nb_op_find(argv[optind]);
         if (!op) {

@@ -18,7 +18,9 @@ void nbt_usage_render(FILE *f)
             "  --backward         add the gradient nodes of the loss with respect to every\n"
             "                     trainable param and float input (dashed, orange)\n"
             "  --dim SYM=SIZE     show that free dimension by its size\n"
-            "  -h, --help         this text\n");
+            "  -h, --help         this text\n\n"
+            "example:\n"
+            "  nabla render examples/models/mlp2.yaml --backward -o mlp2.svg\n");
 }
 
 /* Gradient nodes for every trainable param and every float input: what --grad would run. */
@@ -75,7 +77,8 @@ int nbt_cmd_render(int argc, char **argv)
         if (c == 'b') backward = true;
         if (c == 'd' && nbt_parse_dim(CMD, optarg, &dims)) return NBT_ERROR;
     }
-    if (argc - optind != 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla render --help')");
+    if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla render --help')");
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     if (!out) return nbt_fail(CMD, "needs -o OUT.{dot,svg,png,pdf}");
     nb_model *m = NULL;
     if (nbt_load(CMD, argv[optind], false, &m)) return NBT_ERROR;

@@ -33,7 +33,11 @@ void nbt_usage_run(FILE *f)
             "                       (written by --save-weights)\n"
             "  --seed S             seed of the dropout masks in train mode (default: the\n"
             "                       train section's seed)\n"
-            "  -h, --help           this text\n");
+            "  -h, --help           this text\n\n"
+            "example (a reference case of the test suite, from the source folder):\n"
+            "  nabla run tests/conformance/mlp.yaml --in x=tests/conformance/mlp/in/x.npy \\\n"
+            "      --in t=tests/conformance/mlp/in/t.npy \\\n"
+            "      --weights tests/conformance/mlp/weights.safetensors --grad -o out\n");
 }
 
 typedef struct run_args {
@@ -198,7 +202,8 @@ static int parse(int argc, char **argv, run_args *a)
         }
     }
     if (rc) return rc;
-    if (argc - optind != 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla run --help')");
+    if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla run --help')");
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     if (!a->out) return nbt_fail(CMD, "needs -o DIR");
     a->model = argv[optind];
     return NBT_OK;

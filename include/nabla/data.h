@@ -34,7 +34,7 @@ typedef struct nb_dataset nb_dataset;
 typedef enum { NB_FIELD_NONE = -1, NB_FIELD_U8, NB_FIELD_I32, NB_FIELD_F32, NB_FIELD_F64 } nb_field_type;
 
 /* "u8", "i32", "f32", "f64" ("none" for anything else). */
-const char *nb_field_type_name(nb_field_type t);
+NB_API const char *nb_field_type_name(nb_field_type t);
 
 /* Reads an IDX image file and its IDX label file, raw or gzip-compressed
  * (train-images-idx3-ubyte.gz and the like), into fields "images" (0) and
@@ -43,40 +43,40 @@ const char *nb_field_type_name(nb_field_type t);
  * promises; the labels must be 1-D and as many as the images.
  * NB_ERR_IO when a file cannot be read, NB_ERR_FORMAT when one is malformed,
  * NB_ERR_SHAPE when the two do not agree, NB_ERR_OVERFLOW, NB_ERR_NOMEM. */
-nb_status nb_dataset_load_idx(const char *images, const char *labels, nb_dataset **out);
+NB_API nb_status nb_dataset_load_idx(const char *images, const char *labels, nb_dataset **out);
 
 /* Reads n .npy files (nb_npy_read), paths[i] into a field named names[i].
  * Every array must have rank >= 1, no dimension 0, and the same first axis.
  * Names must be distinct and not empty. */
-nb_status nb_dataset_load_npy(const char *const *names, const char *const *paths, int n, nb_dataset **out);
+NB_API nb_status nb_dataset_load_npy(const char *const *names, const char *const *paths, int n, nb_dataset **out);
 
 /* Frees a dataset (NULL is fine). Data shared with datasets split from it
  * lives until the last of them is freed. */
-void nb_dataset_free(nb_dataset *d);
+NB_API void nb_dataset_free(nb_dataset *d);
 
 /* The message of the last failed call on d, "" after a success; never NULL. */
-const char *nb_dataset_error(const nb_dataset *d);
+NB_API const char *nb_dataset_error(const nb_dataset *d);
 /* The status of the last call on d that can fail (NB_ERR_ARG for NULL). */
-nb_status nb_dataset_status(const nb_dataset *d);
+NB_API nb_status nb_dataset_status(const nb_dataset *d);
 
 /* Number of samples (0 for NULL). */
-size_t nb_dataset_size(const nb_dataset *d);
+NB_API size_t nb_dataset_size(const nb_dataset *d);
 /* Number of fields (0 for NULL). */
-int nb_dataset_num_fields(const nb_dataset *d);
+NB_API int nb_dataset_num_fields(const nb_dataset *d);
 /* Index of the field of that name, or -1. */
-int nb_dataset_field(const nb_dataset *d, const char *name);
+NB_API int nb_dataset_field(const nb_dataset *d, const char *name);
 /* Name of a field, and the file it was read from; NULL for a bad index. */
-const char *nb_dataset_field_name(const nb_dataset *d, int field);
-const char *nb_dataset_field_path(const nb_dataset *d, int field);
+NB_API const char *nb_dataset_field_name(const nb_dataset *d, int field);
+NB_API const char *nb_dataset_field_path(const nb_dataset *d, int field);
 /* Element type of a field as stored. */
-nb_field_type nb_dataset_field_type(const nb_dataset *d, int field);
+NB_API nb_field_type nb_dataset_field_type(const nb_dataset *d, int field);
 /* Shape of one sample of a field (the array's shape without its first axis)
  * into shape[0..rank), shape holding NB_MAX_DIMS values (or NULL to ask only
  * the rank); returns the rank (0 for labels), or -1 for a bad index. */
-int nb_dataset_field_shape(const nb_dataset *d, int field, int64_t *shape);
+NB_API int nb_dataset_field_shape(const nb_dataset *d, int field, int64_t *shape);
 /* Elements in one sample of a field (784 for 28x28 images, 1 for labels), or
  * 0 for a bad index. */
-size_t nb_dataset_field_numel(const nb_dataset *d, int field);
+NB_API size_t nb_dataset_field_numel(const nb_dataset *d, int field);
 
 /* Holds out the last floor(fraction * size) samples of d (the training
  * file's order: call it before shuffling) as a new dataset *holdout; d keeps
@@ -85,12 +85,12 @@ size_t nb_dataset_field_numel(const nb_dataset *d, int field);
  * of, if any, so that 0.29 of 100 holds out 29 and not 28. No data is copied:
  * both datasets view the same memory. On failure d is unchanged and *holdout
  * is NULL; the message is on d. */
-nb_status nb_dataset_split(nb_dataset *d, double fraction, nb_dataset **holdout);
+NB_API nb_status nb_dataset_split(nb_dataset *d, double fraction, nb_dataset **holdout);
 
 /* Fills perm[0..n) with a permutation of 0..n-1 (Fisher-Yates, unbiased)
  * drawn from nb_rng seeded by seed and epoch: the same (seed, epoch) gives the
  * same permutation on every machine, and each epoch its own. */
-void nb_shuffle(uint64_t seed, uint64_t epoch, size_t *perm, size_t n);
+NB_API void nb_shuffle(uint64_t seed, uint64_t epoch, size_t *perm, size_t n);
 
 /* Copies samples idx[0..n) of a field, in that order, to dst, converted to
  * `to`, one sample after another (each sample's elements contiguous in
@@ -101,7 +101,7 @@ void nb_shuffle(uint64_t seed, uint64_t epoch, size_t *perm, size_t n);
  * Nothing is written unless every index is below nb_dataset_size. Allocates
  * nothing. NB_ERR_ARG (bad field, index or dst_bytes), NB_ERR_DTYPE (float
  * data asked as i32), NB_ERR_OVERFLOW. */
-nb_status nb_dataset_batch(nb_dataset *d, int field, const size_t *idx, size_t n, nb_dtype to, double scale,
+NB_API nb_status nb_dataset_batch(nb_dataset *d, int field, const size_t *idx, size_t n, nb_dtype to, double scale,
                            void *dst, size_t dst_bytes);
 
 /* Checks that every value of an integer field (u8 or i32) lies in
@@ -109,7 +109,7 @@ nb_status nb_dataset_batch(nb_dataset *d, int field, const size_t *idx, size_t n
  * e.g. "labels.idx: sample 17 has label 12; the model has 10 classes".
  * NB_ERR_DTYPE for a float field. The sample number counts in the file, so
  * that it can be found there also in a held-out part. */
-nb_status nb_dataset_check_labels(nb_dataset *d, int field, int64_t classes);
+NB_API nb_status nb_dataset_check_labels(nb_dataset *d, int field, int64_t classes);
 
 #ifdef __cplusplus
 }

@@ -42,7 +42,7 @@ typedef struct nb_feed {
  * from `feeds` and free dimensions bound by `binds`. Fills results[i]; the
  * status is NB_OK when the check could run (look at .pass), otherwise an
  * error with the message on g. Adds gradient nodes to g. */
-nb_status nb_gradcheck(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt,
+NB_API nb_status nb_gradcheck(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt,
                        const nb_bind *binds, int n_binds, const nb_feed *feeds, int n_feeds,
                        const nb_gc_opts *opts, nb_gc_result *results);
 
@@ -50,7 +50,7 @@ nb_status nb_gradcheck(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wr
  * loss = sum(op(inputs) * R) with a fixed random R. results has room for 6;
  * *n_results is set to the number of float inputs checked. A failure's
  * message is the thread's (nb_last_error). */
-nb_status nb_gradcheck_op(const nb_op_def *op, const nb_op_case *c, const nb_gc_opts *opts,
+NB_API nb_status nb_gradcheck_op(const nb_op_def *op, const nb_op_case *c, const nb_gc_opts *opts,
                           nb_gc_result *results, int *n_results);
 
 #ifdef __cplusplus

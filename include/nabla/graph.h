@@ -18,20 +18,20 @@ extern "C" {
 typedef struct nb_graph nb_graph;
 typedef struct nb_node nb_node;
 
-nb_graph *nb_graph_new(void);        /* NULL when out of memory */
-void nb_graph_free(nb_graph *g);      /* frees every node and param value */
+NB_API nb_graph *nb_graph_new(void);        /* NULL when out of memory */
+NB_API void nb_graph_free(nb_graph *g);      /* frees every node and param value */
 /* The graph's error (core.h, "Errors"): the first failure of a node builder
  * since the last call of another kind (nb_grad, nb_plan_new, ...), or that
  * call's own failure; NB_OK and "" when there is none. */
-nb_status nb_graph_status(const nb_graph *g);
-const char *nb_graph_error(const nb_graph *g);
+NB_API nb_status nb_graph_status(const nb_graph *g);
+NB_API const char *nb_graph_error(const nb_graph *g);
 /* Forgets the graph's error (e.g. after reporting a failed builder). */
-void nb_graph_clear_error(nb_graph *g);
+NB_API void nb_graph_clear_error(nb_graph *g);
 
 /* ---- leaves ---------------------------------------------------------- */
 
 /* A tensor fed at run time; dims may be symbols (NB_SYM("N")). */
-nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dt, int rank, const nb_dim *dims);
+NB_API nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dt, int rank, const nb_dim *dims);
 
 typedef enum {
     NB_INIT_ZEROS, NB_INIT_ONES, NB_INIT_CONSTANT, /* a */
@@ -57,16 +57,16 @@ typedef struct nb_init {
 
 /* A trainable tensor (float dtype, integer dims). Its value is allocated and
  * initialised here and lives with the graph. */
-nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const int64_t *shape,
+NB_API nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const int64_t *shape,
                   nb_init init);
 /* Is p a trainable param? False for other nodes and for op-owned state
  * (batchnorm's running statistics, made by nb_op: see nb_state_def in op.h),
  * which optimizers and gradient checks leave alone. */
-bool nb_param_trainable(const nb_node *p);
+NB_API bool nb_param_trainable(const nb_node *p);
 /* The value of a param (NULL for other nodes); write to it to load weights. */
-nb_tensor *nb_param_value(nb_node *param);
+NB_API nb_tensor *nb_param_value(nb_node *param);
 /* Re-runs a param's init rule (e.g. after changing nothing but wanting fresh values). */
-nb_status nb_param_reinit(nb_graph *g, nb_node *param);
+NB_API nb_status nb_param_reinit(nb_graph *g, nb_node *param);
 
 /* ---- attributes and generic op nodes -------------------------------- */
 
@@ -92,56 +92,56 @@ typedef struct nb_attr {
  * missing required attribute, an unknown one, a wrong arity or a bad shape
  * returns NULL with a message naming the node, the op and the shapes. Code
  * that holds the op's definition calls nb_apply (op.h) instead. */
-nb_node *nb_op(nb_graph *g, const char *op, const char *name, nb_node *const *in, int n_in,
+NB_API nb_node *nb_op(nb_graph *g, const char *op, const char *name, nb_node *const *in, int n_in,
                const nb_attr *attrs, int n_attrs);
 
 /* ---- typed helpers (each one node of a built-in op) ------------------ */
-nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
-nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b);
-nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b);
-nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b);
-nb_node *nb_neg(nb_graph *g, nb_node *a);
-nb_node *nb_exp(nb_graph *g, nb_node *a);
-nb_node *nb_log(nb_graph *g, nb_node *a);
-nb_node *nb_sqrt(nb_graph *g, nb_node *a);
-nb_node *nb_abs(nb_graph *g, nb_node *a);
-nb_node *nb_pow(nb_graph *g, nb_node *a, double exponent);
-nb_node *nb_relu(nb_graph *g, nb_node *a);
-nb_node *nb_sigmoid(nb_graph *g, nb_node *a);
-nb_node *nb_tanh(nb_graph *g, nb_node *a);
-nb_node *nb_leaky_relu(nb_graph *g, nb_node *a, double alpha);
+NB_API nb_node *nb_add(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_sub(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_mul(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_div(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_neg(nb_graph *g, nb_node *a);
+NB_API nb_node *nb_exp(nb_graph *g, nb_node *a);
+NB_API nb_node *nb_log(nb_graph *g, nb_node *a);
+NB_API nb_node *nb_sqrt(nb_graph *g, nb_node *a);
+NB_API nb_node *nb_abs(nb_graph *g, nb_node *a);
+NB_API nb_node *nb_pow(nb_graph *g, nb_node *a, double exponent);
+NB_API nb_node *nb_relu(nb_graph *g, nb_node *a);
+NB_API nb_node *nb_sigmoid(nb_graph *g, nb_node *a);
+NB_API nb_node *nb_tanh(nb_graph *g, nb_node *a);
+NB_API nb_node *nb_leaky_relu(nb_graph *g, nb_node *a, double alpha);
 /* y = alpha * a + beta, elementwise */
-nb_node *nb_scale(nb_graph *g, nb_node *a, double alpha, double beta);
+NB_API nb_node *nb_scale(nb_graph *g, nb_node *a, double alpha, double beta);
 /* a [..., M, K] x b [K, N] or [..., K, N]; leading dims broadcast */
-nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b);
 /* the same with either operand transposed in its last two dims */
-nb_node *nb_matmul_t(nb_graph *g, nb_node *a, nb_node *b, bool transpose_a, bool transpose_b);
+NB_API nb_node *nb_matmul_t(nb_graph *g, nb_node *a, nb_node *b, bool transpose_a, bool transpose_b);
 /* n_axes == 0: reduce over all axes */
-nb_node *nb_sum(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
-nb_node *nb_mean(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
-nb_node *nb_max(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+NB_API nb_node *nb_sum(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+NB_API nb_node *nb_mean(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+NB_API nb_node *nb_max(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
 /* one entry may be -1; symbols allowed */
-nb_node *nb_reshape(nb_graph *g, nb_node *a, int rank, const nb_dim *shape);
+NB_API nb_node *nb_reshape(nb_graph *g, nb_node *a, int rank, const nb_dim *shape);
 /* n == 0: reverse the axes */
-nb_node *nb_transpose(nb_graph *g, nb_node *a, const int64_t *perm, int n);
-nb_node *nb_flatten(nb_graph *g, nb_node *a, int64_t axis);
-nb_node *nb_concat(nb_graph *g, nb_node *const *in, int n, int64_t axis);
-nb_node *nb_slice(nb_graph *g, nb_node *a, int64_t axis, int64_t start, int64_t end);
-nb_node *nb_softmax(nb_graph *g, nb_node *a, int64_t axis);
-nb_node *nb_log_softmax(nb_graph *g, nb_node *a, int64_t axis);
+NB_API nb_node *nb_transpose(nb_graph *g, nb_node *a, const int64_t *perm, int n);
+NB_API nb_node *nb_flatten(nb_graph *g, nb_node *a, int64_t axis);
+NB_API nb_node *nb_concat(nb_graph *g, nb_node *const *in, int n, int64_t axis);
+NB_API nb_node *nb_slice(nb_graph *g, nb_node *a, int64_t axis, int64_t start, int64_t end);
+NB_API nb_node *nb_softmax(nb_graph *g, nb_node *a, int64_t axis);
+NB_API nb_node *nb_log_softmax(nb_graph *g, nb_node *a, int64_t axis);
 /* b may be NULL */
-nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, int64_t stride, int64_t pad);
-nb_node *nb_max_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t stride, int64_t pad);
-nb_node *nb_avg_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t stride, int64_t pad);
+NB_API nb_node *nb_conv2d(nb_graph *g, nb_node *x, nb_node *w, nb_node *b, int64_t stride, int64_t pad);
+NB_API nb_node *nb_max_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t stride, int64_t pad);
+NB_API nb_node *nb_avg_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t stride, int64_t pad);
 /* labels: i32 [N] class ids or float [N, K] (one-hot or soft); mean over N */
-nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels);
-nb_node *nb_mse(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels);
+NB_API nb_node *nb_mse(nb_graph *g, nb_node *a, nb_node *b);
 /* x with elements zeroed at `rate` (0 <= rate < 1) and the rest scaled by
  * 1/(1-rate) in training mode; x in eval mode */
-nb_node *nb_dropout(nb_graph *g, nb_node *x, double rate);
+NB_API nb_node *nb_dropout(nb_graph *g, nb_node *x, double rate);
 /* x [N, C, ...] normalised per channel (axis 1), times gamma [C] plus beta
  * [C]; makes the params NODE.running_mean and NODE.running_var (state) */
-nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, double eps,
+NB_API nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, double eps,
                       double momentum);
 
 /* ---- introspection -------------------------------------------------- */
@@ -150,47 +150,47 @@ nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, do
 
 typedef enum { NB_NODE_INPUT, NB_NODE_PARAM, NB_NODE_OP } nb_node_kind;
 
-size_t nb_graph_num_nodes(const nb_graph *g);
-nb_node *nb_graph_node(const nb_graph *g, size_t i);  /* in creation (= topological) order */
-nb_node *nb_graph_find(const nb_graph *g, const char *name);
+NB_API size_t nb_graph_num_nodes(const nb_graph *g);
+NB_API nb_node *nb_graph_node(const nb_graph *g, size_t i);  /* in creation (= topological) order */
+NB_API nb_node *nb_graph_find(const nb_graph *g, const char *name);
 
-const char *nb_node_name(const nb_node *n);
-nb_node_kind nb_node_kind_of(const nb_node *n);
-const char *nb_node_op(const nb_node *n);        /* op name; "input" / "param" for leaves */
-nb_dtype nb_node_dtype(const nb_node *n);
-int nb_node_rank(const nb_node *n);
+NB_API const char *nb_node_name(const nb_node *n);
+NB_API nb_node_kind nb_node_kind_of(const nb_node *n);
+NB_API const char *nb_node_op(const nb_node *n);        /* op name; "input" / "param" for leaves */
+NB_API nb_dtype nb_node_dtype(const nb_node *n);
+NB_API int nb_node_rank(const nb_node *n);
 /* Size of an axis, or -1 when it depends on a free dimension. */
-int64_t nb_node_dim(const nb_node *n, int axis);
+NB_API int64_t nb_node_dim(const nb_node *n, int axis);
 /* Writes the shape as "[N, 784]" (symbolic where free); returns what snprintf would. */
-int nb_node_shape_str(const nb_graph *g, const nb_node *n, char *buf, size_t cap);
-int nb_node_num_inputs(const nb_node *n);
-nb_node *nb_node_input(const nb_node *n, int i);
+NB_API int nb_node_shape_str(const nb_graph *g, const nb_node *n, char *buf, size_t cap);
+NB_API int nb_node_num_inputs(const nb_node *n);
+NB_API nb_node *nb_node_input(const nb_node *n, int i);
 /* Attribute value by name, or NULL when the op has no such attribute. */
-const nb_attr *nb_node_attr(const nb_node *n, const char *name);
+NB_API const nb_attr *nb_node_attr(const nb_node *n, const char *name);
 /* Was this node built by nb_grad (for diagrams)? */
-bool nb_node_is_grad(const nb_node *n);
+NB_API bool nb_node_is_grad(const nb_node *n);
 /* Renames a node; NB_ERR_NAME if the name is taken or invalid. */
-nb_status nb_node_set_name(nb_graph *g, nb_node *n, const char *name);
+NB_API nb_status nb_node_set_name(nb_graph *g, nb_node *n, const char *name);
 /* Layer label for diagrams (NULL for none); the string is copied. */
-nb_status nb_node_set_group(nb_graph *g, nb_node *n, const char *group);
-const char *nb_node_group(const nb_node *n);
+NB_API nb_status nb_node_set_group(nb_graph *g, nb_node *n, const char *group);
+NB_API const char *nb_node_group(const nb_node *n);
 /* Floating-point operations of one evaluation of the node with the given
  * bindings of free dimensions; -1 when a dimension is unbound. */
-double nb_node_flops(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds);
+NB_API double nb_node_flops(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds);
 
 /* Free dimensions (symbols) of the graph, in order of first use. */
-int nb_graph_num_syms(const nb_graph *g);
-const char *nb_graph_sym(const nb_graph *g, int i);   /* NULL out of range */
+NB_API int nb_graph_num_syms(const nb_graph *g);
+NB_API const char *nb_graph_sym(const nb_graph *g, int i);   /* NULL out of range */
 /* The symbol an axis is, when it is exactly one free dimension ("N" for an
  * input [N, 784] at axis 0); NULL for a fixed size or a product like 2*N. */
-const char *nb_node_dim_sym(const nb_graph *g, const nb_node *n, int axis);
+NB_API const char *nb_node_dim_sym(const nb_graph *g, const nb_node *n, int axis);
 /* The node's shape with free dimensions replaced by the values in binds.
  * Returns the rank, or -1 when a dimension stays unbound or overflows. */
-int nb_node_shape_bound(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds,
+NB_API int nb_node_shape_bound(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds,
                         int64_t *shape);
 /* As nb_node_shape_str, with bound symbols replaced by their values and the
  * others kept: "[64, 128]", or "[N, 128]" when N is not in binds. */
-int nb_node_shape_str_bound(const nb_graph *g, const nb_node *n, const nb_bind *binds,
+NB_API int nb_node_shape_str_bound(const nb_graph *g, const nb_node *n, const nb_bind *binds,
                             int n_binds, char *buf, size_t cap);
 
 /* ---- reverse-mode autodiff ------------------------------------------ */
@@ -201,7 +201,7 @@ int nb_node_shape_str_bound(const nb_graph *g, const nb_node *n, const nb_bind *
  * to each input's shape; only nodes on a path from wrt to loss get gradient
  * nodes. A wrt the loss does not depend on gets a node of zeros. The result
  * is made of ordinary nodes, so it can be differentiated again. */
-nb_status nb_grad(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt, nb_node **grads);
+NB_API nb_status nb_grad(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt, nb_node **grads);
 
 #ifdef __cplusplus
 }

@@ -16,11 +16,11 @@ extern "C" {
 
 /* Reads .npy versions 1.0-3.0, little-endian, C order, dtypes f4, f8, i4, i8
  * (i8 is converted to i32 with a range check). */
-nb_status nb_npy_read(const char *path, nb_tensor *out);
+NB_API nb_status nb_npy_read(const char *path, nb_tensor *out);
 /* The same from a buffer in memory (used by the fuzzer). */
-nb_status nb_npy_parse(const void *buf, size_t len, nb_tensor *out);
+NB_API nb_status nb_npy_parse(const void *buf, size_t len, nb_tensor *out);
 /* Writes version 1.0 with the header padded to a multiple of 64 bytes. */
-nb_status nb_npy_write(const char *path, const nb_tensor *t);
+NB_API nb_status nb_npy_write(const char *path, const nb_tensor *t);
 
 typedef struct nb_named_tensor {
     char *name;
@@ -37,24 +37,24 @@ typedef struct nb_tensor_set {
 } nb_tensor_set;
 
 /* Reads F32, F64, I32 and I64 (converted to I32 with a range check) tensors. */
-nb_status nb_safetensors_read(const char *path, nb_tensor_set *out);
+NB_API nb_status nb_safetensors_read(const char *path, nb_tensor_set *out);
 /* The same from a buffer in memory (used by the fuzzer). */
-nb_status nb_safetensors_parse(const void *buf, size_t len, nb_tensor_set *out);
-nb_status nb_safetensors_write(const char *path, const nb_tensor_set *set);
+NB_API nb_status nb_safetensors_parse(const void *buf, size_t len, nb_tensor_set *out);
+NB_API nb_status nb_safetensors_write(const char *path, const nb_tensor_set *set);
 /* Adds a copy of a tensor / a metadata pair to a set. */
-nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tensor *t);
-nb_status nb_tensor_set_meta(nb_tensor_set *set, const char *key, const char *value);
-const nb_tensor *nb_tensor_set_find(const nb_tensor_set *set, const char *name);
-void nb_tensor_set_free(nb_tensor_set *set);
+NB_API nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tensor *t);
+NB_API nb_status nb_tensor_set_meta(nb_tensor_set *set, const char *key, const char *value);
+NB_API const nb_tensor *nb_tensor_set_find(const nb_tensor_set *set, const char *name);
+NB_API void nb_tensor_set_free(nb_tensor_set *set);
 
 /* Writes every param of g, by name, to a safetensors file (atomically);
  * meta holds n_meta key/value string pairs for "__metadata__". */
-nb_status nb_weights_save(nb_graph *g, const char *path, const char *const *meta, size_t n_meta);
+NB_API nb_status nb_weights_save(nb_graph *g, const char *path, const char *const *meta, size_t n_meta);
 /* Sets every param of g from the tensor of its name (F32/F64 converted to the
  * param's dtype). A missing or misshapen param is an error naming it, and a
  * file with an error changes no param. Tensors that name no param are listed
  * in *ignored (may be NULL; free with nb_diags_free). */
-nb_status nb_weights_load(nb_graph *g, const char *path, nb_diags *ignored);
+NB_API nb_status nb_weights_load(nb_graph *g, const char *path, nb_diags *ignored);
 
 #ifdef __cplusplus
 }

@@ -47,28 +47,28 @@ typedef struct nb_load_opts {
  * NB_ERR_IO (cannot read it: one line "PATH: cannot read the file (why)"),
  * NB_ERR_NOMEM or NB_ERR_ARG. `opts` and `diags` may be NULL; *diags is
  * empty on success and is freed with nb_diags_free. */
-nb_status nb_model_load_file(const char *path, const nb_load_opts *opts, nb_model **out,
+NB_API nb_status nb_model_load_file(const char *path, const nb_load_opts *opts, nb_model **out,
                              nb_diags *diags);
 /* `filename` is used in messages and to resolve relative data paths; NULL
  * gives "<string>" in messages and "." as the folder. */
-nb_status nb_model_load_string(const char *yaml, size_t len, const char *filename,
+NB_API nb_status nb_model_load_string(const char *yaml, size_t len, const char *filename,
                                const nb_load_opts *opts, nb_model **out, nb_diags *diags);
-void nb_model_free(nb_model *m);
+NB_API void nb_model_free(nb_model *m);
 
-nb_graph *nb_model_graph(const nb_model *m);
-const char *nb_model_name(const nb_model *m);   /* "" when the file has none */
-nb_dtype nb_model_dtype(const nb_model *m);     /* the file's dtype (before force_f64) */
-uint64_t nb_model_seed(const nb_model *m);
-size_t nb_model_num_inputs(const nb_model *m);
-nb_node *nb_model_input(const nb_model *m, size_t i);
+NB_API nb_graph *nb_model_graph(const nb_model *m);
+NB_API const char *nb_model_name(const nb_model *m);   /* "" when the file has none */
+NB_API nb_dtype nb_model_dtype(const nb_model *m);     /* the file's dtype (before force_f64) */
+NB_API uint64_t nb_model_seed(const nb_model *m);
+NB_API size_t nb_model_num_inputs(const nb_model *m);
+NB_API nb_node *nb_model_input(const nb_model *m, size_t i);
 /* Every param: the trainable ones first (file order), then op state. */
-size_t nb_model_num_params(const nb_model *m);
-nb_node *nb_model_param(const nb_model *m, size_t i);
+NB_API size_t nb_model_num_params(const nb_model *m);
+NB_API nb_node *nb_model_param(const nb_model *m, size_t i);
 /* How many of the params, from the first, are trainable. */
-size_t nb_model_num_trainable(const nb_model *m);
-size_t nb_model_num_outputs(const nb_model *m);
-nb_node *nb_model_output(const nb_model *m, size_t i);
-nb_node *nb_model_loss(const nb_model *m);       /* NULL when the file names none */
+NB_API size_t nb_model_num_trainable(const nb_model *m);
+NB_API size_t nb_model_num_outputs(const nb_model *m);
+NB_API nb_node *nb_model_output(const nb_model *m, size_t i);
+NB_API nb_node *nb_model_loss(const nb_model *m);       /* NULL when the file names none */
 
 /* The `train` section (defaults of model-format.md where absent). */
 typedef struct nb_train_cfg {
@@ -87,9 +87,9 @@ typedef struct nb_train_cfg {
                                     accordingly when not given) */
     double validation;           /* 0 */
 } nb_train_cfg;
-const nb_train_cfg *nb_model_train(const nb_model *m);
+NB_API const nb_train_cfg *nb_model_train(const nb_model *m);
 /* Folder of the model file ("." for strings without a path), for data paths. */
-const char *nb_model_dir(const nb_model *m);
+NB_API const char *nb_model_dir(const nb_model *m);
 
 #ifdef __cplusplus
 }

@@ -29,16 +29,16 @@ typedef struct nb_shape {
     nb_sdim d[NB_MAX_DIMS];
 } nb_shape;
 
-nb_sdim nb_sdim_const(int64_t c);
-bool nb_sdim_is_const(nb_sdim d);
-bool nb_sdim_eq(nb_sdim a, nb_sdim b);
-bool nb_sdim_is(nb_sdim d, int64_t c);                 /* constant equal to c */
-bool nb_sdim_mul(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false on overflow */
-bool nb_sdim_div(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false unless exact */
-bool nb_sdim_add(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false unless same symbols */
-bool nb_shape_eq(const nb_shape *a, const nb_shape *b);
+NB_API nb_sdim nb_sdim_const(int64_t c);
+NB_API bool nb_sdim_is_const(nb_sdim d);
+NB_API bool nb_sdim_eq(nb_sdim a, nb_sdim b);
+NB_API bool nb_sdim_is(nb_sdim d, int64_t c);                 /* constant equal to c */
+NB_API bool nb_sdim_mul(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false on overflow */
+NB_API bool nb_sdim_div(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false unless exact */
+NB_API bool nb_sdim_add(nb_sdim a, nb_sdim b, nb_sdim *out);  /* false unless same symbols */
+NB_API bool nb_shape_eq(const nb_shape *a, const nb_shape *b);
 /* Product of all dims; false on overflow. */
-bool nb_shape_numel_sym(const nb_shape *s, nb_sdim *out);
+NB_API bool nb_shape_numel_sym(const nb_shape *s, nb_sdim *out);
 
 /* What a shape rule gets and fills. */
 typedef struct nb_shape_ctx {
@@ -59,26 +59,26 @@ typedef struct nb_shape_ctx {
 } nb_shape_ctx;
 
 /* Fails the rule with a message that starts "node 'NAME': OP ". Returns st. */
-nb_status nb_shape_fail(nb_shape_ctx *c, nb_status st, const char *fmt, ...)
+NB_API nb_status nb_shape_fail(nb_shape_ctx *c, nb_status st, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
 /* "W2 is [256, 10]" for input i, for messages (valid for a few calls). */
-const char *nb_shape_desc(nb_shape_ctx *c, int i);
+NB_API const char *nb_shape_desc(nb_shape_ctx *c, int i);
 /* Formats any shape with the graph's symbol names. */
-int nb_shape_format(const nb_graph *g, const nb_shape *s, char *buf, size_t cap);
+NB_API int nb_shape_format(const nb_graph *g, const nb_shape *s, char *buf, size_t cap);
 /* NumPy broadcast of inputs ia and ib into *out (a symbol matches only 1 or itself). */
-nb_status nb_shape_broadcast(nb_shape_ctx *c, int ia, int ib, nb_shape *out);
+NB_API nb_status nb_shape_broadcast(nb_shape_ctx *c, int ia, int ib, nb_shape *out);
 /* Normalises a possibly negative axis of a rank-`rank` tensor into *out. */
-nb_status nb_shape_axis(nb_shape_ctx *c, int64_t axis, int rank, int *out);
+NB_API nb_status nb_shape_axis(nb_shape_ctx *c, int64_t axis, int rank, int *out);
 /* Resolves a dimension written in an attribute (a size or a symbol name) to
  * an nb_sdim: symbolic at build time, its bound size at plan time. */
-nb_status nb_shape_dim(nb_shape_ctx *c, nb_dim d, nb_sdim *out);
+NB_API nb_status nb_shape_dim(nb_shape_ctx *c, nb_dim d, nb_sdim *out);
 /* Requires input i to have shape `want`, else fails with "needs WHAT [..]; IN is [..]". */
-nb_status nb_shape_expect(nb_shape_ctx *c, int i, const nb_shape *want, const char *what);
+NB_API nb_status nb_shape_expect(nb_shape_ctx *c, int i, const nb_shape *want, const char *what);
 /* Requires input i to be float (f32/f64) and of the same dtype as input 0. */
-nb_status nb_shape_float_inputs(nb_shape_ctx *c);
+NB_API nb_status nb_shape_float_inputs(nb_shape_ctx *c);
 
 /* ---- kernels --------------------------------------------------------- */
 
@@ -87,7 +87,7 @@ typedef struct nb_dims {
     int rank;
     int64_t d[NB_MAX_DIMS];
 } nb_dims;
-size_t nb_dims_numel(const nb_dims *s);
+NB_API size_t nb_dims_numel(const nb_dims *s);
 
 /* What a kernel gets. For flops() and workspace() the data pointers are NULL. */
 typedef struct nb_kctx {
@@ -134,7 +134,7 @@ static inline double nb_random_uniform(uint64_t key, uint64_t i)
 }
 
 /* Fails a kernel at run time (bad data such as a label out of range). */
-nb_status nb_kernel_fail(const nb_kctx *k, const char *fmt, ...)
+NB_API nb_status nb_kernel_fail(const nb_kctx *k, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
@@ -227,7 +227,7 @@ static inline bool nb_needs_grad(uint64_t needs, int i)
     return i >= 0 && i < 64 && (needs >> i & 1);
 }
 
-const nb_op_def *nb_op_find(const char *name);
+NB_API const nb_op_def *nb_op_find(const char *name);
 /* Adds a node computing `op` on `in`: nb_op without the look-up by name, for
  * code that holds the definition (a def it registered, or nb_op_find's
  * answer, kept). Everything else is as nb_op: attributes by name with the
@@ -235,22 +235,22 @@ const nb_op_def *nb_op_find(const char *name);
  * failure. A NULL op fails with a message (so nb_apply(g, nb_op_find(name),
  * ...) reports a missing op), and so does a def nb_op_register would refuse.
  * Register `op` to make it usable by name (model files, nb_op) as well. */
-nb_node *nb_apply(nb_graph *g, const nb_op_def *op, const char *name, nb_node *const *in,
+NB_API nb_node *nb_apply(nb_graph *g, const nb_op_def *op, const char *name, nb_node *const *in,
                   int n_in, const nb_attr *attrs, int n_attrs);
-size_t nb_op_count(void);
-const nb_op_def *nb_op_at(size_t i);
+NB_API size_t nb_op_count(void);
+NB_API const nb_op_def *nb_op_at(size_t i);
 /* Adds a user op (def must outlive its use). NB_ERR_NAME if the name is taken;
  * NB_ERR_ARG if the def is incomplete or over a limit (NB_MAX_ATTRS, ...); the
  * message of a failure is the thread's (nb_last_error). */
-nb_status nb_op_register(const nb_op_def *def);
+NB_API nb_status nb_op_register(const nb_op_def *def);
 /* The registered op name closest to `name` (for "did you mean"), or NULL. */
-const char *nb_op_suggest(const char *name);
+NB_API const char *nb_op_suggest(const char *name);
 /* The word of choices[0..n) closest to `word` within a few edits, or NULL. */
-const char *nb_suggest(const char *word, const char *const *choices, size_t n);
+NB_API const char *nb_suggest(const char *word, const char *const *choices, size_t n);
 /* " (did you mean 'SUGGESTION'?)" in buf, or "" when suggestion is NULL; returns buf. */
-const char *nb_hint(char *buf, size_t cap, const char *suggestion);
+NB_API const char *nb_hint(char *buf, size_t cap, const char *suggestion);
 /* The op of a node (NULL for inputs and params). */
-const nb_op_def *nb_node_opdef(const nb_node *n);
+NB_API const nb_op_def *nb_node_opdef(const nb_node *n);
 
 #ifdef __cplusplus
 }

@@ -17,47 +17,47 @@ extern "C" {
 typedef struct nb_plan nb_plan;
 
 /* A plan for `outputs` of g. On failure *out is NULL and the message is on g. */
-nb_status nb_plan_new(nb_graph *g, nb_node *const *outputs, int n_outputs, nb_plan **out);
-void nb_plan_free(nb_plan *p);
+NB_API nb_status nb_plan_new(nb_graph *g, nb_node *const *outputs, int n_outputs, nb_plan **out);
+NB_API void nb_plan_free(nb_plan *p);
 /* Status and message of the plan's last call that can fail (bind, set,
  * input_buffer, run): NB_OK and "" after a success (core.h, "Errors"). */
-nb_status nb_plan_status(const nb_plan *p);
-const char *nb_plan_error(const nb_plan *p);
+NB_API nb_status nb_plan_status(const nb_plan *p);
+NB_API const char *nb_plan_error(const nb_plan *p);
 
 /* Binds every free dimension (graphs without symbols need none). */
-nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds);
+NB_API nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds);
 /* Copies an input's data (its bound shape's element count) into the plan. */
-nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data);
+NB_API nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data);
 /* Where an input's data lives in the plan, to be filled in place (NULL if not an input). */
-void *nb_plan_input_buffer(nb_plan *p, const nb_node *input);
+NB_API void *nb_plan_input_buffer(nb_plan *p, const nb_node *input);
 /* Training or eval mode (plans start in eval mode): dropout drops and
  * batchnorm normalises with batch statistics, updating its running statistics,
  * only while training. NB_ERR_ARG for a NULL plan. */
-nb_status nb_plan_set_training(nb_plan *p, bool training);
-bool nb_plan_training(const nb_plan *p);
+NB_API nb_status nb_plan_set_training(nb_plan *p, bool training);
+NB_API bool nb_plan_training(const nb_plan *p);
 /* Seeds the random choices of kernels (dropout masks) and resets the step
  * counter to 0. Masks are a pure function of (seed, step, node, element):
  * setting the same seed before two runs gives the same masks. The step counts
  * training-mode runs since the seed was set (the seed is 0 until set). */
-void nb_plan_set_seed(nb_plan *p, uint64_t seed);
-uint64_t nb_plan_step(const nb_plan *p);
+NB_API void nb_plan_set_seed(nb_plan *p, uint64_t seed);
+NB_API uint64_t nb_plan_step(const nb_plan *p);
 /* Runs the step: every requested output is computed. In training mode the
  * step counter then advances by one. */
-nb_status nb_plan_run(nb_plan *p);
+NB_API nb_status nb_plan_run(nb_plan *p);
 /* Runs the step like nb_plan_run, looking at every float value as it is made:
  * *first_bad is set to the first input, param or computed node (in execution
  * order) holding a NaN or an infinity, and the run stops there; NULL when
  * all are finite. Slower than nb_plan_run; meant for diagnosing a loss that
  * went non-finite. */
-nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad);
+NB_API nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad);
 /* A requested output's data after a run, valid until the next run or bind. */
-const void *nb_plan_get(const nb_plan *p, const nb_node *n);
+NB_API const void *nb_plan_get(const nb_plan *p, const nb_node *n);
 /* Bound shape of any node of the plan; returns its rank, -1 if not in the plan. */
-int nb_plan_shape(const nb_plan *p, const nb_node *n, int64_t *shape);
+NB_API int nb_plan_shape(const nb_plan *p, const nb_node *n, int64_t *shape);
 /* Bytes of the arena of the current binding. */
-size_t nb_plan_arena_bytes(const nb_plan *p);
+NB_API size_t nb_plan_arena_bytes(const nb_plan *p);
 /* Sum of the sizes of every intermediate buffer (what no reuse would need). */
-size_t nb_plan_intermediate_bytes(const nb_plan *p);
+NB_API size_t nb_plan_intermediate_bytes(const nb_plan *p);
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,7 @@ typedef struct nb_render_opts {
  * o may be NULL (forward nodes only, nothing highlighted). On failure the
  * message, including Graphviz's own, is on g (nb_graph_error). Not thread-safe:
  * Graphviz keeps global state. */
-nb_status nb_render(nb_graph *g, const char *path, const char *format, const nb_render_opts *o);
+NB_API nb_status nb_render(nb_graph *g, const char *path, const char *format, const nb_render_opts *o);
 
 #ifdef __cplusplus
 }
