@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -61,10 +62,18 @@ typedef struct instance {
     nb_dims *in_shape;
 } instance;
 
-typedef struct block {
-    size_t off, size;
-    int owner;  /* plan node, or -1 for a workspace */
-} block;
+/* A buffer of the arena and the steps during which it holds data. */
+typedef struct buf {
+    size_t size, off;
+    int first, last;  /* plan node indices, inclusive */
+    int node;         /* whose output or workspace */
+    bool work;
+} buf;
+
+typedef struct buf_key {
+    size_t size;
+    int first, idx;
+} buf_key;
 
 struct nb_plan {
     nb_graph *g;
@@ -78,8 +87,12 @@ struct nb_plan {
     size_t *in_base;         /* per plan node: first slot in the input arrays */
     nb_dtype *in_dtype;      /* per slot: the input's dtype */
     size_t n_slots;
-    int *last;               /* scratch of lay_out: last reader per plan node */
-    block *live;             /* ... and its live blocks */
+    /* scratch of lay_out */
+    int *last;               /* per plan node: its last reader, n for outputs */
+    int *buf_of;             /* per plan node: its buffer */
+    buf *bufs;               /* buffers (at most 2 per plan node: output, workspace) */
+    buf_key *keys;           /* buffers in placing order */
+    int *placed;             /* placed buffers by offset */
     size_t inst_bytes;       /* bytes of one layout (instance and its arrays) */
     instance *cache[PLAN_CACHE];
     int n_cache;
@@ -182,7 +195,10 @@ void nb_plan_free(nb_plan *p)
     nb_free(p->in_base);
     nb_free(p->in_dtype);
     nb_free(p->last);
-    nb_free(p->live);
+    nb_free(p->buf_of);
+    nb_free(p->bufs);
+    nb_free(p->keys);
+    nb_free(p->placed);
     nb_free(p->out);
     nb_free(p->nodes);
     nb_free(p->runs);
@@ -233,41 +249,14 @@ static nb_status bind_shapes(nb_plan *p, instance *in)
     return NB_OK;
 }
 
-/* ---- arena layout: first fit over the live blocks ----------------------- */
+/* ---- arena layout ------------------------------------------------------ */
 
-typedef struct layout {
-    block *live;
-    int n_live;
-    size_t peak;
-} layout;
+/* Every buffer is known with the steps during which it holds data, so the
+ * layout is offline: greedy by size (largest first, each at the lowest offset
+ * clear of the buffers already placed that are live at the same time), which
+ * mostly reaches the lower bound (the most bytes live at any one step). */
 
 static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
-
-static size_t place(layout *L, size_t size, int owner)
-{
-    size = round_up(size ? size : 1);
-    size_t off = 0;
-    int at = 0;
-    for (; at < L->n_live; at++) {  /* live blocks are sorted by offset */
-        if (L->live[at].off - off >= size) break;
-        off = L->live[at].off + L->live[at].size;
-    }
-    memmove(&L->live[at + 1], &L->live[at], (size_t)(L->n_live - at) * sizeof *L->live);
-    L->live[at] = (block){off, size, owner};
-    L->n_live++;
-    if (off + size > L->peak) L->peak = off + size;
-    return off;
-}
-
-static void release(layout *L, int owner)
-{
-    for (int i = 0; i < L->n_live; i++)
-        if (L->live[i].owner == owner) {
-            memmove(&L->live[i], &L->live[i + 1], (size_t)(L->n_live - i - 1) * sizeof *L->live);
-            L->n_live--;
-            return;
-        }
-}
 
 static size_t node_bytes(const nb_plan *p, const instance *in, size_t i)
 {
@@ -301,47 +290,97 @@ static void fill_kctx(nb_plan *p, instance *in, size_t i, nb_kctx *k)
     k->err_cap = sizeof p->err;
 }
 
-/* Plans buffers: inputs stay for the plan's life, outputs until the end, the
- * rest until their last reader has run. A workspace lives for its step. */
+static int new_buf(nb_plan *p, int *n_bufs, size_t size, int first, int last, int node, bool work)
+{
+    p->bufs[*n_bufs] = (buf){round_up(size ? size : 1), 0, first, last, node, work};
+    return (*n_bufs)++;
+}
+
+/* The buffers and their lifetimes: inputs for the plan's life, outputs until
+ * the end, other nodes until their last reader has run, a workspace for its
+ * step. Returns how many. */
+static int make_bufs(nb_plan *p, instance *in)
+{
+    int n = (int)p->n_nodes, n_bufs = 0;
+    for (int i = 0; i < n; i++) {
+        const nb_node *nd = p->nodes[i];
+        p->buf_of[i] = -1;
+        if (!p->runs[i]) continue;
+        int end = p->last[i] < 0 ? i : p->last[i];
+        if (nd->kind == NB_NODE_INPUT) {
+            p->buf_of[i] = new_buf(p, &n_bufs, node_bytes(p, in, (size_t)i), 0, n, i, false);
+            continue;
+        }
+        if (!nd->op) continue;
+        if (!is_view(nd))
+            p->buf_of[i] = new_buf(p, &n_bufs, node_bytes(p, in, (size_t)i), i, end, i, false);
+        if (in->work_size[i]) new_buf(p, &n_bufs, in->work_size[i], i, i, i, true);
+    }
+    return n_bufs;
+}
+
+static int key_order(const void *a, const void *b)
+{
+    const buf_key *x = a, *y = b;
+    if (x->size != y->size) return x->size > y->size ? -1 : 1;
+    if (x->first != y->first) return x->first < y->first ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Places the buffers, largest first (then earliest), each at the lowest
+ * offset where it overlaps no placed buffer live at the same time. Returns
+ * the arena size. */
+static size_t place_bufs(nb_plan *p, int n_bufs)
+{
+    for (int b = 0; b < n_bufs; b++) p->keys[b] = (buf_key){p->bufs[b].size, p->bufs[b].first, b};
+    qsort(p->keys, (size_t)n_bufs, sizeof *p->keys, key_order);
+    size_t peak = 0;
+    int n_placed = 0;
+    for (int q = 0; q < n_bufs; q++) {
+        buf *b = &p->bufs[p->keys[q].idx];
+        size_t off = 0;
+        for (int k = 0; k < n_placed; k++) {  /* placed buffers, by offset */
+            const buf *c = &p->bufs[p->placed[k]];
+            if (c->last < b->first || c->first > b->last) continue;  /* never live together */
+            if (c->off >= off + b->size) break;
+            if (c->off + c->size > off) off = c->off + c->size;
+        }
+        b->off = off;
+        int at = n_placed;
+        while (at > 0 && p->bufs[p->placed[at - 1]].off > off) at--;
+        memmove(&p->placed[at + 1], &p->placed[at], (size_t)(n_placed - at) * sizeof *p->placed);
+        p->placed[at] = p->keys[q].idx;
+        n_placed++;
+        if (off + b->size > peak) peak = off + b->size;
+    }
+    return peak;
+}
+
+/* Offsets of every node and workspace. */
 static nb_status lay_out(nb_plan *p, instance *in)
 {
     size_t n = p->n_nodes;
     int *last = p->last;
-    layout L = {p->live, 0, 0};
     for (size_t i = 0; i < n; i++) {
         const nb_node *nd = p->nodes[i];
         last[i] = -1;
-        in->offset[i] = NO_BUF;
         if (!p->runs[i] || !nd->op) continue;
         for (int j = 0; j < nd->n_in; j++)
             if (reads_data(nd, j)) last[root_of(p, local_of(p, nd->in[j]))] = (int)i;
-    }
-    for (int k = 0; k < p->n_out; k++) last[root_of(p, local_of(p, p->out[k]))] = (int)n;
-    for (size_t i = 0; i < n; i++)  /* inputs: persistent slots */
-        if (p->runs[i] && p->nodes[i]->kind == NB_NODE_INPUT)
-            in->offset[i] = place(&L, node_bytes(p, in, i), (int)i);
-    for (size_t i = 0; i < n; i++) {
-        const nb_node *nd = p->nodes[i];
-        if (!p->runs[i] || !nd->op) continue;
-        if (!is_view(nd)) {
-            in->intermediate_bytes += round_up(node_bytes(p, in, i));
-            in->offset[i] = place(&L, node_bytes(p, in, i), (int)i);
-        }
+        if (!is_view(nd)) in->intermediate_bytes += round_up(node_bytes(p, in, i));
         nb_kctx k;
         fill_kctx(p, in, i, &k);
-        if (nd->op->workspace && (in->work_size[i] = nd->op->workspace(&k))) {
-            in->work_off[i] = place(&L, in->work_size[i], -1);
-            release(&L, -1);  /* free again once this step has run */
-        }
-        for (int j = 0; j < nd->n_in; j++) {
-            int r = root_of(p, local_of(p, nd->in[j]));
-            if (last[r] == (int)i && p->nodes[r]->kind != NB_NODE_INPUT) release(&L, r);
-        }
-        if (!is_view(nd) && last[i] < 0) release(&L, (int)i);  /* nobody reads it */
+        if (nd->op->workspace) in->work_size[i] = nd->op->workspace(&k);
     }
-    for (size_t i = 0; i < n; i++)
-        if (p->runs[i] && is_view(p->nodes[i])) in->offset[i] = in->offset[root_of(p, (int)i)];
-    in->arena_bytes = L.peak;
+    for (int k = 0; k < p->n_out; k++) last[root_of(p, local_of(p, p->out[k]))] = (int)n;
+    int n_bufs = make_bufs(p, in);
+    in->arena_bytes = place_bufs(p, n_bufs);
+    for (int b = 0; b < n_bufs; b++)
+        if (p->bufs[b].work) in->work_off[p->bufs[b].node] = p->bufs[b].off;
+    for (size_t i = 0; i < n; i++) {
+        int r = p->runs[i] ? root_of(p, (int)i) : -1;
+        in->offset[i] = r >= 0 && p->buf_of[r] >= 0 ? p->bufs[p->buf_of[r]].off : NO_BUF;
+    }
     return NB_OK;
 }
 
@@ -424,12 +463,15 @@ static nb_status plan_ready(nb_plan *p)
     size_t n = p->n_nodes, slots = 0;
     for (size_t i = 0; i < n; i++)
         if (p->nodes[i]->op) slots += (size_t)p->nodes[i]->n_in;
-    int *last = nb_malloc(n * sizeof *last);
-    block *live = nb_malloc((n + 2) * sizeof *live);
     size_t *base = nb_malloc(n * sizeof *base);
     nb_dtype *dt = nb_malloc((slots + 1) * sizeof *dt);
-    if (!last || !live || !base || !dt) {
-        nb_free(last), nb_free(live), nb_free(base), nb_free(dt);
+    if (!p->last) p->last = nb_malloc(n * sizeof *p->last);
+    if (!p->buf_of) p->buf_of = nb_malloc(n * sizeof *p->buf_of);
+    if (!p->bufs) p->bufs = nb_malloc((2 * n + 1) * sizeof *p->bufs);
+    if (!p->keys) p->keys = nb_malloc((2 * n + 1) * sizeof *p->keys);
+    if (!p->placed) p->placed = nb_malloc((2 * n + 1) * sizeof *p->placed);
+    if (!base || !dt || !p->last || !p->buf_of || !p->bufs || !p->keys || !p->placed) {
+        nb_free(base), nb_free(dt);  /* the rest is freed with the plan */
         return plan_fail(p, NB_ERR_NOMEM, "out of memory");
     }
     slots = 0;
@@ -438,8 +480,6 @@ static nb_status plan_ready(nb_plan *p)
         for (int j = 0; p->nodes[i]->op && j < p->nodes[i]->n_in; j++)
             dt[slots++] = p->nodes[i]->in[j]->dtype;
     }
-    p->last = last;
-    p->live = live;
     p->in_base = base;
     p->in_dtype = dt;
     p->n_slots = slots;
@@ -686,7 +726,8 @@ size_t nb_plan_memory_bytes(const nb_plan *p)
     size_t n = p->n_nodes, bytes = sizeof *p + (size_t)p->n_out * sizeof *p->out +
                                    n * (sizeof *p->nodes + sizeof *p->runs) + p->n_graph * sizeof *p->local;
     if (p->in_base)
-        bytes += n * (sizeof *p->in_base + sizeof *p->last) + (n + 2) * sizeof *p->live +
+        bytes += n * (sizeof *p->in_base + sizeof *p->last + sizeof *p->buf_of) +
+                 (2 * n + 1) * (sizeof *p->bufs + sizeof *p->keys + sizeof *p->placed) +
                  (p->n_slots + 1) * sizeof *p->in_dtype;
     return bytes + (size_t)p->n_cache * p->inst_bytes + p->arena_cap;
 }
