@@ -1,6 +1,6 @@
 /* Plans: which nodes to run, bound shapes, one arena with buffers reused by
- * liveness, and a prebuilt kernel context per step so that running allocates
- * nothing.
+ * liveness (an elementwise op may write over an input that dies at its step),
+ * and a prebuilt kernel context per step so that running allocates nothing.
  *
  * Memory is bounded whatever sizes a caller binds: a plan holds one arena,
  * sized to the largest binding seen so far, and a few layouts (shapes, arena
@@ -53,6 +53,7 @@ typedef struct instance {
     size_t *offset;          /* arena offset per plan node, NO_BUF if none */
     size_t *work_off, *work_size; /* workspace per plan node */
     size_t arena_bytes, intermediate_bytes;
+    int n_inplace;           /* nodes written over a dying input's buffer */
     step *steps;
     int n_steps;
     param_ref *params;
@@ -66,7 +67,7 @@ typedef struct instance {
 typedef struct buf {
     size_t size, off;
     int first, last;  /* plan node indices, inclusive */
-    int node;         /* whose output or workspace */
+    int node;         /* whose output (the first, if others run in place) or workspace */
     bool work;
 } buf;
 
@@ -290,6 +291,33 @@ static void fill_kctx(nb_plan *p, instance *in, size_t i, nb_kctx *k)
     k->err_cap = sizeof p->err;
 }
 
+static bool same_dims(const nb_dims *a, const nb_dims *b)
+{
+    return a->rank == b->rank && !memcmp(a->d, b->d, (size_t)a->rank * sizeof *a->d);
+}
+
+/* The node whose buffer node i may write its output into, or -1: with
+ * NB_OP_INPLACE, the buffer of an input of the output's shape and dtype
+ * whose last reader is node i and that is an intermediate (its root is
+ * computed by an op: not a plan input or a param; outputs live to the end, so
+ * never die here). Another input of the same buffer is a view of it with as
+ * many elements, so it too is read at the index being written (a broadcast
+ * input would have fewer). */
+static int inplace_source(const nb_plan *p, const instance *in, size_t i)
+{
+    const nb_node *nd = p->nodes[i];
+    if (!(nd->op->flags & NB_OP_INPLACE)) return -1;
+    for (int j = 0; j < nd->n_in; j++) {
+        if (!reads_data(nd, j)) continue;
+        int l = local_of(p, nd->in[j]), r = root_of(p, l);
+        if (p->last[r] != (int)i || !p->nodes[r]->op || p->buf_of[r] < 0) continue;
+        if (nd->in[j]->dtype != nd->dtype || !same_dims(&in->shape[l], &in->shape[i])) continue;
+        if (node_bytes(p, in, (size_t)r) != node_bytes(p, in, i)) continue;
+        return r;
+    }
+    return -1;
+}
+
 static int new_buf(nb_plan *p, int *n_bufs, size_t size, int first, int last, int node, bool work)
 {
     p->bufs[*n_bufs] = (buf){round_up(size ? size : 1), 0, first, last, node, work};
@@ -298,8 +326,9 @@ static int new_buf(nb_plan *p, int *n_bufs, size_t size, int first, int last, in
 
 /* The buffers and their lifetimes: inputs for the plan's life, outputs until
  * the end, other nodes until their last reader has run, a workspace for its
- * step. Returns how many. */
-static int make_bufs(nb_plan *p, instance *in)
+ * step; with `inplace`, a node that may run in place shares a dying input's
+ * buffer, which then lives as long as that node. Returns how many. */
+static int make_bufs(nb_plan *p, instance *in, bool inplace)
 {
     int n = (int)p->n_nodes, n_bufs = 0;
     for (int i = 0; i < n; i++) {
@@ -312,8 +341,15 @@ static int make_bufs(nb_plan *p, instance *in)
             continue;
         }
         if (!nd->op) continue;
-        if (!is_view(nd))
-            p->buf_of[i] = new_buf(p, &n_bufs, node_bytes(p, in, (size_t)i), i, end, i, false);
+        if (!is_view(nd)) {
+            int r = inplace ? inplace_source(p, in, (size_t)i) : -1;
+            if (r >= 0) {
+                p->buf_of[i] = p->buf_of[r];
+                p->bufs[p->buf_of[i]].last = end;
+            } else {
+                p->buf_of[i] = new_buf(p, &n_bufs, node_bytes(p, in, (size_t)i), i, end, i, false);
+            }
+        }
         if (in->work_size[i]) new_buf(p, &n_bufs, in->work_size[i], i, i, i, true);
     }
     return n_bufs;
@@ -356,7 +392,10 @@ static size_t place_bufs(nb_plan *p, int n_bufs)
     return peak;
 }
 
-/* Offsets of every node and workspace. */
+/* Offsets of every node and workspace. In place shares buffers, which never
+ * raises the bytes live at a step, but the placement is a heuristic that now
+ * and then does better without: both are laid out and the smaller arena wins,
+ * in place on a tie. */
 static nb_status lay_out(nb_plan *p, instance *in)
 {
     size_t n = p->n_nodes;
@@ -373,13 +412,20 @@ static nb_status lay_out(nb_plan *p, instance *in)
         if (nd->op->workspace) in->work_size[i] = nd->op->workspace(&k);
     }
     for (int k = 0; k < p->n_out; k++) last[root_of(p, local_of(p, p->out[k]))] = (int)n;
-    int n_bufs = make_bufs(p, in);
+    size_t apart = place_bufs(p, make_bufs(p, in, false));
+    int n_bufs = make_bufs(p, in, true);
     in->arena_bytes = place_bufs(p, n_bufs);
+    in->n_inplace = 0;
+    if (in->arena_bytes > apart) {
+        n_bufs = make_bufs(p, in, false);
+        in->arena_bytes = place_bufs(p, n_bufs);
+    }
     for (int b = 0; b < n_bufs; b++)
         if (p->bufs[b].work) in->work_off[p->bufs[b].node] = p->bufs[b].off;
     for (size_t i = 0; i < n; i++) {
         int r = p->runs[i] ? root_of(p, (int)i) : -1;
         in->offset[i] = r >= 0 && p->buf_of[r] >= 0 ? p->bufs[p->buf_of[r]].off : NO_BUF;
+        if (r == (int)i && p->buf_of[r] >= 0 && p->bufs[p->buf_of[r]].node != r) in->n_inplace++;
     }
     return NB_OK;
 }
@@ -731,7 +777,12 @@ size_t nb_plan_memory_bytes(const nb_plan *p)
                  (p->n_slots + 1) * sizeof *p->in_dtype;
     return bytes + (size_t)p->n_cache * p->inst_bytes + p->arena_cap;
 }
+
 size_t nb_plan_intermediate_bytes(const nb_plan *p) { return p && p->cur ? p->cur->intermediate_bytes : 0; }
+
+/* For tests: how many nodes of the current layout run in place. */
+int nb__plan_inplace_count(const nb_plan *p);
+int nb__plan_inplace_count(const nb_plan *p) { return p && p->cur ? p->cur->n_inplace : 0; }
 
 /* ---- FLOPs of one node, for summaries ----------------------------------- */
 

@@ -2,8 +2,9 @@
  *
  * A plan computes a chosen set of nodes. Binding the free dimensions fixes every
  * shape, an execution order of only the nodes needed, and one arena in which
- * intermediates share buffers once their last reader has run. Running a bound
- * plan allocates nothing.
+ * intermediates share buffers once their last reader has run (an elementwise
+ * op may write its output over an input that dies there). Running a bound plan
+ * allocates nothing.
  *
  * Memory is bounded: a plan keeps one arena, sized to the largest binding seen,
  * and the layouts of a few recent bindings. Binding sizes whose layout is
