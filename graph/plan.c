@@ -1,8 +1,19 @@
 /* Plans: which nodes to run, bound shapes, one arena with buffers reused by
- * liveness, and a prebuilt kernel context per step so that running allocates
- * nothing. One compiled instance is cached per set of bound dimensions. */
+ * liveness (an elementwise op may write over an input that dies at its step),
+ * and a prebuilt kernel context per step so that running allocates nothing.
+ *
+ * Memory is bounded whatever sizes a caller binds: a plan holds one arena,
+ * sized to the largest binding seen so far, and a few layouts (shapes, arena
+ * offsets and steps of one set of bound dimensions) that all lay out into it.
+ * Binding a size whose layout is cached costs no allocation; binding another
+ * builds its layout in a free slot or in place of the least recently bound
+ * one. The arena grows (one allocation, at bind time) when a layout needs
+ * more than it has; a layout's data pointers are refilled from its offsets
+ * when it becomes current after the arena moved. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -10,8 +21,17 @@
 #define ALIGN 64
 #define NO_BUF SIZE_MAX
 
+/* Layouts a plan keeps. A plan is mostly bound to one or two sizes (the
+ * training batch, the smaller last batch of an epoch, an evaluation batch),
+ * which a few slots cover without rebuilding, while a caller binding many
+ * sizes in turn (a server with arbitrary request sizes) holds at most this
+ * many layouts: memory stays bounded, and a size bound again after its
+ * layout was evicted costs one layout build. */
+#define PLAN_CACHE 4
+
 typedef struct step {
     nb_node *node;
+    size_t idx;              /* its plan node */
     nb_kctx k;
 } step;
 
@@ -21,24 +41,40 @@ typedef struct param_ref {  /* a step input that reads a param's value */
     nb_node *param;
 } param_ref;
 
+/* The layout of one set of bound dimensions. It and its arrays are one block
+ * of p->inst_bytes, a size that depends only on the plan's nodes, so the slot
+ * of an evicted layout is rebuilt in place. */
 typedef struct instance {
+    bool valid;              /* false while being built or after a failed build */
     int64_t sym_value[NB_MAX_SYMS];
+    uint64_t used;           /* p->clock at its last bind (the least recent is evicted) */
+    uint64_t gen;            /* p->arena_gen its data pointers were filled for */
     nb_dims *shape;          /* per plan node */
     size_t *offset;          /* arena offset per plan node, NO_BUF if none */
     size_t *work_off, *work_size; /* workspace per plan node */
-    size_t *in_base;         /* per plan node: first slot in the input arrays */
-    char *arena;
     size_t arena_bytes, intermediate_bytes;
+    int n_inplace;           /* nodes written over a dying input's buffer */
     step *steps;
     int n_steps;
     param_ref *params;
     int n_params;
-    /* storage for the steps' input arrays */
+    /* storage for the steps' input arrays (p->in_base gives each step's first) */
     const void **in_ptr;
     nb_dims *in_shape;
-    nb_dtype *in_dtype;
-    struct instance *next;
 } instance;
+
+/* A buffer of the arena and the steps during which it holds data. */
+typedef struct buf {
+    size_t size, off;
+    int first, last;  /* plan node indices, inclusive */
+    int node;         /* whose output (the first, if others run in place) or workspace */
+    bool work;
+} buf;
+
+typedef struct buf_key {
+    size_t size;
+    int first, idx;
+} buf_key;
 
 struct nb_plan {
     nb_graph *g;
@@ -48,7 +84,24 @@ struct nb_plan {
     bool *runs;              /* ... and whose data is computed (per plan node) */
     int *local;              /* graph node id -> plan index, -1 if absent */
     size_t n_nodes, n_graph;
-    instance *cur, *cache;
+    /* made on the first bind: what does not depend on the bound sizes */
+    size_t *in_base;         /* per plan node: first slot in the input arrays */
+    nb_dtype *in_dtype;      /* per slot: the input's dtype */
+    size_t n_slots;
+    /* scratch of lay_out */
+    int *last;               /* per plan node: its last reader, n for outputs */
+    int *buf_of;             /* per plan node: its buffer */
+    buf *bufs;               /* buffers (at most 2 per plan node: output, workspace) */
+    buf_key *keys;           /* buffers in placing order */
+    int *placed;             /* placed buffers by offset */
+    size_t inst_bytes;       /* bytes of one layout (instance and its arrays) */
+    instance *cache[PLAN_CACHE];
+    int n_cache;
+    uint64_t clock;          /* counts binds, for the least recently bound */
+    char *arena;             /* shared by every layout, arena_cap bytes */
+    size_t arena_cap;
+    uint64_t arena_gen;      /* changes whenever the arena moves */
+    instance *cur;
     bool training;           /* mode, seed and step, stamped on every step's kctx */
     uint64_t seed, step;
     nb_status status;        /* of the last call that can fail (core.h, rule 3) */
@@ -156,30 +209,18 @@ nomem:
     return nb__fail(g, NB_ERR_NOMEM, "out of memory");
 }
 
-static void instance_free(instance *in)
-{
-    if (!in) return;
-    nb_free(in->shape);
-    nb_free(in->offset);
-    nb_free(in->work_off);
-    nb_free(in->work_size);
-    nb_free(in->in_base);
-    nb_free(in->arena);
-    nb_free(in->steps);
-    nb_free(in->params);
-    nb_free(in->in_ptr);
-    nb_free(in->in_shape);
-    nb_free(in->in_dtype);
-    nb_free(in);
-}
-
 void nb_plan_free(nb_plan *p)
 {
     if (!p) return;
-    for (instance *in = p->cache, *next; in; in = next) {
-        next = in->next;
-        instance_free(in);
-    }
+    for (int s = 0; s < p->n_cache; s++) nb_free(p->cache[s]);
+    nb_free(p->arena);
+    nb_free(p->in_base);
+    nb_free(p->in_dtype);
+    nb_free(p->last);
+    nb_free(p->buf_of);
+    nb_free(p->bufs);
+    nb_free(p->keys);
+    nb_free(p->placed);
     nb_free(p->out);
     nb_free(p->nodes);
     nb_free(p->runs);
@@ -230,46 +271,14 @@ static nb_status bind_shapes(nb_plan *p, instance *in)
     return NB_OK;
 }
 
-/* ---- arena layout: first fit over the live blocks ----------------------- */
+/* ---- arena layout ------------------------------------------------------ */
 
-typedef struct block {
-    size_t off, size;
-    int owner;  /* plan node, or -1 for a workspace */
-} block;
-
-typedef struct layout {
-    block *live;
-    int n_live;
-    size_t peak;
-} layout;
+/* Every buffer is known with the steps during which it holds data, so the
+ * layout is offline: greedy by size (largest first, each at the lowest offset
+ * clear of the buffers already placed that are live at the same time), which
+ * mostly reaches the lower bound (the most bytes live at any one step). */
 
 static size_t round_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
-
-static size_t place(layout *L, size_t size, int owner)
-{
-    size = round_up(size ? size : 1);
-    size_t off = 0;
-    int at = 0;
-    for (; at < L->n_live; at++) {  /* live blocks are sorted by offset */
-        if (L->live[at].off - off >= size) break;
-        off = L->live[at].off + L->live[at].size;
-    }
-    memmove(&L->live[at + 1], &L->live[at], (size_t)(L->n_live - at) * sizeof *L->live);
-    L->live[at] = (block){off, size, owner};
-    L->n_live++;
-    if (off + size > L->peak) L->peak = off + size;
-    return off;
-}
-
-static void release(layout *L, int owner)
-{
-    for (int i = 0; i < L->n_live; i++)
-        if (L->live[i].owner == owner) {
-            memmove(&L->live[i], &L->live[i + 1], (size_t)(L->n_live - i - 1) * sizeof *L->live);
-            L->n_live--;
-            return;
-        }
-}
 
 static size_t node_bytes(const nb_plan *p, const instance *in, size_t i)
 {
@@ -288,72 +297,157 @@ static int root_of(const nb_plan *p, int i)
 static void fill_kctx(nb_plan *p, instance *in, size_t i, nb_kctx *k)
 {
     const nb_node *nd = p->nodes[i];
-    size_t b = in->in_base[i];
+    size_t b = p->in_base[i];
     memset(k, 0, sizeof *k);
     k->node = nd;
     k->dtype = nd->dtype;
     k->n_in = nd->n_in;
     k->in = in->in_ptr + b;
     k->in_shape = in->in_shape + b;
-    k->in_dtype = in->in_dtype + b;
-    for (int j = 0; j < nd->n_in; j++) {
-        int l = local_of(p, nd->in[j]);
-        in->in_shape[b + (size_t)j] = in->shape[l];
-        in->in_dtype[b + (size_t)j] = nd->in[j]->dtype;
-    }
+    k->in_dtype = p->in_dtype + b;
+    for (int j = 0; j < nd->n_in; j++) in->in_shape[b + (size_t)j] = in->shape[local_of(p, nd->in[j])];
     k->out_shape = in->shape[i];
     k->attr = nd->attr;
     k->err = p->err;
     k->err_cap = sizeof p->err;
 }
 
-/* Plans buffers: inputs stay for the plan's life, outputs until the end, the
- * rest until their last reader has run. A workspace lives for its step. */
+static bool same_dims(const nb_dims *a, const nb_dims *b)
+{
+    return a->rank == b->rank && !memcmp(a->d, b->d, (size_t)a->rank * sizeof *a->d);
+}
+
+/* The node whose buffer node i may write its output into, or -1: with
+ * NB_OP_INPLACE, the buffer of an input of the output's shape and dtype
+ * whose last reader is node i and that is an intermediate (its root is
+ * computed by an op: not a plan input or a param; outputs live to the end, so
+ * never die here). Another input of the same buffer is a view of it with as
+ * many elements, so it too is read at the index being written (a broadcast
+ * input would have fewer). */
+static int inplace_source(const nb_plan *p, const instance *in, size_t i)
+{
+    const nb_node *nd = p->nodes[i];
+    if (!(nd->op->flags & NB_OP_INPLACE)) return -1;
+    for (int j = 0; j < nd->n_in; j++) {
+        if (!reads_data(nd, j)) continue;
+        int l = local_of(p, nd->in[j]), r = root_of(p, l);
+        if (p->last[r] != (int)i || !p->nodes[r]->op || p->buf_of[r] < 0) continue;
+        if (nd->in[j]->dtype != nd->dtype || !same_dims(&in->shape[l], &in->shape[i])) continue;
+        if (node_bytes(p, in, (size_t)r) != node_bytes(p, in, i)) continue;
+        return r;
+    }
+    return -1;
+}
+
+static int new_buf(nb_plan *p, int *n_bufs, size_t size, int first, int last, int node, bool work)
+{
+    p->bufs[*n_bufs] = (buf){round_up(size ? size : 1), 0, first, last, node, work};
+    return (*n_bufs)++;
+}
+
+/* The buffers and their lifetimes: inputs for the plan's life, outputs until
+ * the end, other nodes until their last reader has run, a workspace for its
+ * step; with `inplace`, a node that may run in place shares a dying input's
+ * buffer, which then lives as long as that node. Returns how many. */
+static int make_bufs(nb_plan *p, instance *in, bool inplace)
+{
+    int n = (int)p->n_nodes, n_bufs = 0;
+    for (int i = 0; i < n; i++) {
+        const nb_node *nd = p->nodes[i];
+        p->buf_of[i] = -1;
+        if (!p->runs[i]) continue;
+        int end = p->last[i] < 0 ? i : p->last[i];
+        if (nd->kind == NB_NODE_INPUT) {
+            p->buf_of[i] = new_buf(p, &n_bufs, node_bytes(p, in, (size_t)i), 0, n, i, false);
+            continue;
+        }
+        if (!nd->op) continue;
+        if (!is_view(nd)) {
+            int r = inplace ? inplace_source(p, in, (size_t)i) : -1;
+            if (r >= 0) {
+                p->buf_of[i] = p->buf_of[r];
+                p->bufs[p->buf_of[i]].last = end;
+            } else {
+                p->buf_of[i] = new_buf(p, &n_bufs, node_bytes(p, in, (size_t)i), i, end, i, false);
+            }
+        }
+        if (in->work_size[i]) new_buf(p, &n_bufs, in->work_size[i], i, i, i, true);
+    }
+    return n_bufs;
+}
+
+static int key_order(const void *a, const void *b)
+{
+    const buf_key *x = a, *y = b;
+    if (x->size != y->size) return x->size > y->size ? -1 : 1;
+    if (x->first != y->first) return x->first < y->first ? -1 : 1;
+    return (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Places the buffers, largest first (then earliest), each at the lowest
+ * offset where it overlaps no placed buffer live at the same time. Returns
+ * the arena size. */
+static size_t place_bufs(nb_plan *p, int n_bufs)
+{
+    for (int b = 0; b < n_bufs; b++) p->keys[b] = (buf_key){p->bufs[b].size, p->bufs[b].first, b};
+    qsort(p->keys, (size_t)n_bufs, sizeof *p->keys, key_order);
+    size_t peak = 0;
+    int n_placed = 0;
+    for (int q = 0; q < n_bufs; q++) {
+        buf *b = &p->bufs[p->keys[q].idx];
+        size_t off = 0;
+        for (int k = 0; k < n_placed; k++) {  /* placed buffers, by offset */
+            const buf *c = &p->bufs[p->placed[k]];
+            if (c->last < b->first || c->first > b->last) continue;  /* never live together */
+            if (c->off >= off + b->size) break;
+            if (c->off + c->size > off) off = c->off + c->size;
+        }
+        b->off = off;
+        int at = n_placed;
+        while (at > 0 && p->bufs[p->placed[at - 1]].off > off) at--;
+        memmove(&p->placed[at + 1], &p->placed[at], (size_t)(n_placed - at) * sizeof *p->placed);
+        p->placed[at] = p->keys[q].idx;
+        n_placed++;
+        if (off + b->size > peak) peak = off + b->size;
+    }
+    return peak;
+}
+
+/* Offsets of every node and workspace. In place shares buffers, which never
+ * raises the bytes live at a step, but the placement is a heuristic that now
+ * and then does better without: both are laid out and the smaller arena wins,
+ * in place on a tie. */
 static nb_status lay_out(nb_plan *p, instance *in)
 {
     size_t n = p->n_nodes;
-    int *last = nb_malloc(n * sizeof *last);
-    layout L = {nb_malloc((n + 2) * sizeof *L.live), 0, 0};
-    if (!last || !L.live) {
-        nb_free(last), nb_free(L.live);
-        return plan_fail(p, NB_ERR_NOMEM, "out of memory");
-    }
+    int *last = p->last;
     for (size_t i = 0; i < n; i++) {
         const nb_node *nd = p->nodes[i];
         last[i] = -1;
-        in->offset[i] = NO_BUF;
         if (!p->runs[i] || !nd->op) continue;
         for (int j = 0; j < nd->n_in; j++)
             if (reads_data(nd, j)) last[root_of(p, local_of(p, nd->in[j]))] = (int)i;
-    }
-    for (int k = 0; k < p->n_out; k++) last[root_of(p, local_of(p, p->out[k]))] = (int)n;
-    for (size_t i = 0; i < n; i++)  /* inputs: persistent slots */
-        if (p->runs[i] && p->nodes[i]->kind == NB_NODE_INPUT)
-            in->offset[i] = place(&L, node_bytes(p, in, i), (int)i);
-    for (size_t i = 0; i < n; i++) {
-        const nb_node *nd = p->nodes[i];
-        if (!p->runs[i] || !nd->op) continue;
-        if (!is_view(nd)) {
-            in->intermediate_bytes += round_up(node_bytes(p, in, i));
-            in->offset[i] = place(&L, node_bytes(p, in, i), (int)i);
-        }
+        if (!is_view(nd)) in->intermediate_bytes += round_up(node_bytes(p, in, i));
         nb_kctx k;
         fill_kctx(p, in, i, &k);
-        if (nd->op->workspace && (in->work_size[i] = nd->op->workspace(&k))) {
-            in->work_off[i] = place(&L, in->work_size[i], -1);
-            release(&L, -1);  /* free again once this step has run */
-        }
-        for (int j = 0; j < nd->n_in; j++) {
-            int r = root_of(p, local_of(p, nd->in[j]));
-            if (last[r] == (int)i && p->nodes[r]->kind != NB_NODE_INPUT) release(&L, r);
-        }
-        if (!is_view(nd) && last[i] < 0) release(&L, (int)i);  /* nobody reads it */
+        if (nd->op->workspace) in->work_size[i] = nd->op->workspace(&k);
     }
-    for (size_t i = 0; i < n; i++)
-        if (p->runs[i] && is_view(p->nodes[i])) in->offset[i] = in->offset[root_of(p, (int)i)];
-    in->arena_bytes = L.peak;
-    nb_free(L.live);
-    nb_free(last);
+    for (int k = 0; k < p->n_out; k++) last[root_of(p, local_of(p, p->out[k]))] = (int)n;
+    size_t apart = place_bufs(p, make_bufs(p, in, false));
+    int n_bufs = make_bufs(p, in, true);
+    in->arena_bytes = place_bufs(p, n_bufs);
+    in->n_inplace = 0;
+    if (in->arena_bytes > apart) {
+        n_bufs = make_bufs(p, in, false);
+        in->arena_bytes = place_bufs(p, n_bufs);
+    }
+    for (int b = 0; b < n_bufs; b++)
+        if (p->bufs[b].work) in->work_off[p->bufs[b].node] = p->bufs[b].off;
+    for (size_t i = 0; i < n; i++) {
+        int r = p->runs[i] ? root_of(p, (int)i) : -1;
+        in->offset[i] = r >= 0 && p->buf_of[r] >= 0 ? p->bufs[p->buf_of[r]].off : NO_BUF;
+        if (r == (int)i && p->buf_of[r] >= 0 && p->bufs[p->buf_of[r]].node != r) in->n_inplace++;
+    }
     return NB_OK;
 }
 
@@ -366,58 +460,146 @@ static const void *data_of(const nb_plan *p, const instance *in, int l)
 {
     const nb_node *nd = p->nodes[root_of(p, l)];  /* a view of a param reads the param */
     if (nd->kind == NB_NODE_PARAM) return nd->value.data;
-    return in->offset[l] == NO_BUF ? NULL : in->arena + in->offset[l];
+    return in->offset[l] == NO_BUF ? NULL : p->arena + in->offset[l];
 }
 
-/* Steps with their data pointers, once the arena is allocated. */
-static nb_status fill_steps(nb_plan *p, instance *in)
+/* The steps of a layout: kernel contexts with shapes, and which inputs read
+ * params. Data pointers come with point_steps. */
+static void make_steps(nb_plan *p, instance *in)
 {
     for (size_t i = 0; i < p->n_nodes; i++) {
         const nb_node *nd = p->nodes[i];
         if (!p->runs[i] || !nd->op) continue;
         step *s = &in->steps[in->n_steps++];
         s->node = p->nodes[i];
+        s->idx = i;
         fill_kctx(p, in, i, &s->k);
-        s->k.out = (void *)data_of(p, in, (int)i);
-        s->k.work = in->work_size[i] ? in->arena + in->work_off[i] : NULL;
         s->k.work_bytes = in->work_size[i];
         for (int j = 0; j < nd->n_in; j++) {
-            int l = local_of(p, nd->in[j]);
-            in->in_ptr[in->in_base[i] + (size_t)j] = reads_data(nd, j) ? data_of(p, in, l) : NULL;
-            nb_node *src = p->nodes[root_of(p, l)];
+            nb_node *src = p->nodes[root_of(p, local_of(p, nd->in[j]))];
             if (src->kind == NB_NODE_PARAM) in->params[in->n_params++] = (param_ref){&s->k, j, src};
         }
     }
+}
+
+/* Fills the steps' data pointers from the layout's offsets into the arena as
+ * it is now. */
+static void point_steps(nb_plan *p, instance *in)
+{
+    for (int s = 0; s < in->n_steps; s++) {
+        step *st = &in->steps[s];
+        const nb_node *nd = st->node;
+        size_t i = st->idx;
+        st->k.out = (void *)data_of(p, in, (int)i);
+        st->k.work = in->work_size[i] ? p->arena + in->work_off[i] : NULL;
+        for (int j = 0; j < nd->n_in; j++)
+            in->in_ptr[p->in_base[i] + (size_t)j] =
+                reads_data(nd, j) ? data_of(p, in, local_of(p, nd->in[j])) : NULL;
+    }
+    in->gen = p->arena_gen;
+}
+
+/* Lays out the arrays of a layout after its header in one block; returns the
+ * block's size (base NULL: only the size). */
+static size_t carve(const nb_plan *p, instance *in)
+{
+    size_t at = sizeof *in, a = _Alignof(max_align_t), n = p->n_nodes, m = p->n_slots + 1;
+#define CARVE(field, count)                                                   \
+    do {                                                                      \
+        at = (at + a - 1) / a * a;                                            \
+        if (in) in->field = (void *)((char *)in + at);                        \
+        at += (count) * sizeof *in->field;                                    \
+    } while (0)
+    CARVE(shape, n);
+    CARVE(offset, n);
+    CARVE(work_off, n);
+    CARVE(work_size, n);
+    CARVE(steps, n);
+    CARVE(params, m);
+    CARVE(in_ptr, m);
+    CARVE(in_shape, m);
+#undef CARVE
+    return at;
+}
+
+/* What the first bind makes: the parts of a layout that do not depend on
+ * the bound sizes, and lay_out's scratch. */
+static nb_status plan_ready(nb_plan *p)
+{
+    if (p->in_base) return NB_OK;
+    size_t n = p->n_nodes, slots = 0;
+    for (size_t i = 0; i < n; i++)
+        if (p->nodes[i]->op) slots += (size_t)p->nodes[i]->n_in;
+    size_t *base = nb_malloc(n * sizeof *base);
+    nb_dtype *dt = nb_malloc((slots + 1) * sizeof *dt);
+    if (!p->last) p->last = nb_malloc(n * sizeof *p->last);
+    if (!p->buf_of) p->buf_of = nb_malloc(n * sizeof *p->buf_of);
+    if (!p->bufs) p->bufs = nb_malloc((2 * n + 1) * sizeof *p->bufs);
+    if (!p->keys) p->keys = nb_malloc((2 * n + 1) * sizeof *p->keys);
+    if (!p->placed) p->placed = nb_malloc((2 * n + 1) * sizeof *p->placed);
+    if (!base || !dt || !p->last || !p->buf_of || !p->bufs || !p->keys || !p->placed) {
+        nb_free(base), nb_free(dt);  /* the rest is freed with the plan */
+        return plan_fail(p, NB_ERR_NOMEM, "out of memory");
+    }
+    slots = 0;
+    for (size_t i = 0; i < n; i++) {
+        base[i] = slots;
+        for (int j = 0; p->nodes[i]->op && j < p->nodes[i]->n_in; j++)
+            dt[slots++] = p->nodes[i]->in[j]->dtype;
+    }
+    p->in_base = base;
+    p->in_dtype = dt;
+    p->n_slots = slots;
+    p->inst_bytes = carve(p, NULL);
+    p->arena_gen = 1;  /* a new layout (gen 0) always gets its pointers */
     return NB_OK;
 }
 
-static nb_status build_instance(nb_plan *p, instance *in)
+/* Makes the arena at least `need` bytes: a fresh block, as its contents are
+ * dropped anyway (inputs are fed again after a bind). */
+static nb_status grow_arena(nb_plan *p, size_t need)
 {
-    size_t n = p->n_nodes, n_in = 0;
-    in->shape = nb_calloc(n, sizeof *in->shape);
-    in->offset = nb_calloc(n, sizeof *in->offset);
-    in->work_off = nb_calloc(n, sizeof *in->work_off);
-    in->work_size = nb_calloc(n, sizeof *in->work_size);
-    in->in_base = nb_calloc(n, sizeof *in->in_base);
-    in->steps = nb_calloc(n, sizeof *in->steps);
-    if (!in->shape || !in->offset || !in->work_off || !in->work_size || !in->in_base || !in->steps)
-        return plan_fail(p, NB_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        in->in_base[i] = n_in;
-        if (p->nodes[i]->op) n_in += (size_t)p->nodes[i]->n_in;
+    if (need <= p->arena_cap) return NB_OK;
+    char *a = nb_malloc(need);
+    if (!a) return plan_fail(p, NB_ERR_NOMEM, "out of memory for an arena of %zu bytes", need);
+    nb_free(p->arena);
+    p->arena = a;
+    p->arena_cap = need;
+    p->arena_gen++;
+    return NB_OK;
+}
+
+/* The slot for a new layout: a new one while fewer than PLAN_CACHE exist,
+ * else one without a layout, else the least recently bound. */
+static instance *free_slot(nb_plan *p)
+{
+    if (p->n_cache < PLAN_CACHE) {
+        instance *in = nb_malloc(p->inst_bytes);
+        if (in) p->cache[p->n_cache++] = in;
+        return in;
     }
-    in->in_ptr = nb_calloc(n_in + 1, sizeof *in->in_ptr);
-    in->in_shape = nb_calloc(n_in + 1, sizeof *in->in_shape);
-    in->in_dtype = nb_calloc(n_in + 1, sizeof *in->in_dtype);
-    in->params = nb_calloc(n_in + 1, sizeof *in->params);
-    if (!in->in_ptr || !in->in_shape || !in->in_dtype || !in->params)
-        return plan_fail(p, NB_ERR_NOMEM, "out of memory");
-    nb_status st = bind_shapes(p, in);
-    if (!st) st = lay_out(p, in);
+    instance *in = p->cache[0];
+    for (int s = 1; s < p->n_cache && in->valid; s++)
+        if (!p->cache[s]->valid || p->cache[s]->used < in->used) in = p->cache[s];
+    return in;
+}
+
+/* Builds the layout of bound sizes v in a free slot, growing the arena to fit. */
+static nb_status build_instance(nb_plan *p, const int64_t *v, instance **out)
+{
+    nb_status st = plan_ready(p);
     if (st) return st;
-    if (!(in->arena = nb_malloc(in->arena_bytes)))
-        return plan_fail(p, NB_ERR_NOMEM, "out of memory for an arena of %zu bytes", in->arena_bytes);
-    return fill_steps(p, in);
+    instance *in = free_slot(p);
+    if (!in) return plan_fail(p, NB_ERR_NOMEM, "out of memory");
+    memset(in, 0, p->inst_bytes);
+    carve(p, in);
+    memcpy(in->sym_value, v, sizeof in->sym_value);
+    if ((st = bind_shapes(p, in)) || (st = lay_out(p, in)) || (st = grow_arena(p, in->arena_bytes)))
+        return st;  /* the slot stays without a layout */
+    make_steps(p, in);
+    in->valid = true;
+    *out = in;
+    return NB_OK;
 }
 
 nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds)
@@ -437,22 +619,17 @@ nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds)
                              binds[b].sym, (long long)binds[b].value);
         v[k] = binds[b].value;
     }
-    for (instance *in = p->cache; in; in = in->next)
-        if (!memcmp(in->sym_value, v, sizeof v)) {
-            p->cur = in;
-            return NB_OK;
-        }
-    instance *in = nb_calloc(1, sizeof *in);
-    if (!in) return plan_fail(p, NB_ERR_NOMEM, "out of memory");
-    memcpy(in->sym_value, v, sizeof v);
-    nb_status st = build_instance(p, in);
-    if (st) {
-        instance_free(in);
+    instance *in = NULL;
+    for (int s = 0; s < p->n_cache && !in; s++)
+        if (p->cache[s]->valid && !memcmp(p->cache[s]->sym_value, v, sizeof v)) in = p->cache[s];
+    if (!in) {
         p->cur = NULL;
-        return plan_failed(p, st);
+        nb_status st = build_instance(p, v, &in);
+        if (st) return plan_failed(p, st);
     }
-    in->next = p->cache;
-    p->cache = p->cur = in;
+    in->used = ++p->clock;
+    if (in->gen != p->arena_gen) point_steps(p, in);
+    p->cur = in;
     return NB_OK;
 }
 
@@ -472,7 +649,7 @@ void *nb_plan_input_buffer(nb_plan *p, const nb_node *input)
         return NULL;
     }
     if (ensure_bound(p)) return NULL;
-    return p->cur->offset[l] == NO_BUF ? NULL : p->cur->arena + p->cur->offset[l];
+    return p->cur->offset[l] == NO_BUF ? NULL : p->arena + p->cur->offset[l];
 }
 
 nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data)
@@ -486,7 +663,7 @@ nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data)
     int l = local_of(p, input);
     if (l < 0 || p->cur->offset[l] == NO_BUF) return NB_OK;  /* the plan does not read it */
     if (!data) return plan_fail(p, NB_ERR_ARG, "no data given for input '%s'", input->name);
-    memcpy(p->cur->arena + p->cur->offset[l], data, node_bytes(p, p->cur, (size_t)l));
+    memcpy(p->arena + p->cur->offset[l], data, node_bytes(p, p->cur, (size_t)l));
     return NB_OK;
 }
 
@@ -621,7 +798,23 @@ int nb_plan_shape(const nb_plan *p, const nb_node *n, int64_t *shape)
 }
 
 size_t nb_plan_arena_bytes(const nb_plan *p) { return p && p->cur ? p->cur->arena_bytes : 0; }
+
+size_t nb_plan_memory_bytes(const nb_plan *p)
+{
+    if (!p) return 0;
+    size_t n = p->n_nodes, bytes = sizeof *p + (size_t)p->n_out * sizeof *p->out +
+                                   n * (sizeof *p->nodes + sizeof *p->runs) + p->n_graph * sizeof *p->local;
+    if (p->in_base)
+        bytes += n * (sizeof *p->in_base + sizeof *p->last + sizeof *p->buf_of) +
+                 (2 * n + 1) * (sizeof *p->bufs + sizeof *p->keys + sizeof *p->placed) +
+                 (p->n_slots + 1) * sizeof *p->in_dtype;
+    return bytes + (size_t)p->n_cache * p->inst_bytes + p->arena_cap;
+}
+
 size_t nb_plan_intermediate_bytes(const nb_plan *p) { return p && p->cur ? p->cur->intermediate_bytes : 0; }
+
+/* For tests: how many nodes of the current layout run in place. */
+int nb__plan_inplace_count(const nb_plan *p) { return p && p->cur ? p->cur->n_inplace : 0; }
 
 /* ---- FLOPs of one node, for summaries ----------------------------------- */
 

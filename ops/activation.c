@@ -100,11 +100,12 @@ static nb_status pass_shape(nb_shape_ctx *c)
     return NB_OK;
 }
 
-/* restrict and arithmetic on the comparison, not a branch: the signs of a are
- * random, so a branch mispredicts half the time, and GCC does not vectorise it. */
+/* Arithmetic on the comparison, not a branch: the signs of a are random, so a
+ * branch mispredicts half the time, and GCC does not vectorise it. No restrict:
+ * out may be gy's or a's buffer (the op runs in place); GCC still vectorises,
+ * checking for overlap at run time, and the same buffer runs as fast. */
 #define PASS_KERNEL(T)                                                                     \
-    static void pass_##T(const T *restrict gy, const T *restrict a, T *restrict out,       \
-                         size_t n, T alpha)                                                \
+    static void pass_##T(const T *gy, const T *a, T *out, size_t n, T alpha)               \
     {                                                                                      \
         for (size_t i = 0; i < n; i++) {                                                   \
             T on = (T)(a[i] > 0);                                                          \
@@ -156,9 +157,10 @@ static const nb_attr_def alpha_attrs[] = {{"alpha", NB_ATTR_FLOAT, false, {.f = 
 
 #define ACT_OP(NAME, CASES, ...)                                                      \
     const nb_op_def nb_op_##NAME = {                                                  \
-        .name = #NAME, .min_in = 1, .max_in = 1, .shape = nb_rule_same,               \
-        .forward = NAME##_fwd, .backward = NAME##_bwd, .flops = nb_flops_per_out,     \
-        .cases = CASES, .n_cases = NB_NELEMS(CASES), __VA_ARGS__}
+        .name = #NAME, .min_in = 1, .max_in = 1, .flags = NB_OP_INPLACE,             \
+        .shape = nb_rule_same, .forward = NAME##_fwd, .backward = NAME##_bwd,         \
+        .flops = nb_flops_per_out, .cases = CASES, .n_cases = NB_NELEMS(CASES),       \
+        __VA_ARGS__}
 
 ACT_OP(relu, relu_cases, .doc = "max(a, 0) (gradient 0 at 0)");
 ACT_OP(leaky_relu, leaky_cases, .attrs = alpha_attrs, .n_attrs = 1,
@@ -168,7 +170,8 @@ ACT_OP(tanh, smooth_cases, .doc = "hyperbolic tangent");
 
 #define PASS_OP(NAME, CASES, ...)                                                     \
     const nb_op_def nb_op_##NAME = {                                                  \
-        .name = #NAME, .min_in = 2, .max_in = 2, .flags = NB_OP_INTERNAL,             \
+        .name = #NAME, .min_in = 2, .max_in = 2,                                      \
+        .flags = NB_OP_INTERNAL | NB_OP_INPLACE,                                      \
         .no_grad = 2, .shape = pass_shape, .forward = NAME##_fwd,                     \
         .backward = NAME##_bwd, .flops = nb_flops_per_out, .cases = CASES,            \
         .n_cases = NB_NELEMS(CASES), __VA_ARGS__}

@@ -60,10 +60,13 @@ static const nb_op_case div_cases[] = {
     {.in = {"", "2,3"}, .lo = 0.5, .hi = 2},
 };
 
+/* In place (NB_OP_INPLACE): a row reads a[i] and b[i] before writing y[i]; the
+ * planner only gives y the buffer of an input of y's shape, never a broadcast one. */
 #define BINARY_OP(NAME, DOC, CASES)                                                       \
     const nb_op_def nb_op_##NAME = {                                                      \
         .name = #NAME, .min_in = 2, .max_in = 2, .shape = nb_rule_broadcast,              \
-        .forward = NAME##_fwd, .backward = NAME##_bwd, .flops = nb_flops_per_out,         \
+        .flags = NB_OP_INPLACE, .forward = NAME##_fwd, .backward = NAME##_bwd,            \
+        .flops = nb_flops_per_out,                                                        \
         .cases = CASES, .n_cases = NB_NELEMS(CASES), .doc = DOC}
 
 BINARY_OP(add, "a + b, broadcast", binary_cases);

@@ -60,7 +60,7 @@ static nb_status drop(const nb_kctx *k, const void *x, uint64_t stream)
     size_t n = nb_dims_numel(&k->out_shape);
     double rate = k->attr[A_RATE].f;
     if (!k->training) {
-        memcpy(k->out, x, n * nb_dtype_size(k->dtype));
+        if (k->out != x) memcpy(k->out, x, n * nb_dtype_size(k->dtype));  /* else in place */
         return NB_OK;
     }
     uint64_t key = nb_random_key(k->seed, k->step, stream);
@@ -119,13 +119,13 @@ static const nb_op_case backward_cases[] = {
 
 const nb_op_def nb_op_dropout = {
     .name = "dropout", .min_in = 1, .max_in = 1, .attrs = dropout_attrs, .n_attrs = 1,
-    .shape = dropout_shape, .forward = dropout_fwd, .backward = dropout_bwd,
+    .flags = NB_OP_INPLACE, .shape = dropout_shape, .forward = dropout_fwd, .backward = dropout_bwd,
     .flops = nb_flops_per_out, .cases = dropout_cases, .n_cases = NB_NELEMS(dropout_cases),
     .doc = "training: x with elements zeroed at rate, the rest scaled by 1/(1-rate); eval: x"};
 const nb_op_def nb_op_dropout_backward = {
     .name = "dropout_backward", .min_in = 2, .max_in = 2, .attrs = backward_attrs, .n_attrs = 2,
-    .flags = NB_OP_INTERNAL, .shape_only = 2, .no_grad = 2, .shape = backward_shape,
-    .forward = dropout_backward_fwd, .backward = dropout_backward_bwd, .flops = nb_flops_per_out,
+    .flags = NB_OP_INTERNAL | NB_OP_INPLACE, .shape_only = 2, .no_grad = 2,
+    .shape = backward_shape, .forward = dropout_backward_fwd, .backward = dropout_backward_bwd, .flops = nb_flops_per_out,
     .cases = backward_cases, .n_cases = NB_NELEMS(backward_cases),
     .doc = "gradient of dropout: gy through the mask of dropout node `node`, scaled by 1/(1-rate)"};
 

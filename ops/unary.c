@@ -115,15 +115,18 @@ static const nb_op_case scale_cases[] = {
         .forward = NAME##_fwd, .backward = NAME##_bwd, .flops = nb_flops_per_out,         \
         .cases = CASES, .n_cases = NB_NELEMS(CASES), __VA_ARGS__}
 
-UNARY_OP(neg, any_cases, .doc = "-a");
-UNARY_OP(exp, any_cases, .doc = "e^a");
-UNARY_OP(log, positive_cases, .doc = "natural log");
-UNARY_OP(sqrt, positive_cases, .doc = "square root");
-UNARY_OP(abs, abs_cases, .doc = "|a| (gradient 0 at 0)");
-UNARY_OP(pow, pow_cases, .doc = "a^exponent", .attrs = pow_attrs, .n_attrs = 1);
+/* All elementwise, so all may run in place (NB_OP_INPLACE). */
+UNARY_OP(neg, any_cases, .doc = "-a", .flags = NB_OP_INPLACE);
+UNARY_OP(exp, any_cases, .doc = "e^a", .flags = NB_OP_INPLACE);
+UNARY_OP(log, positive_cases, .doc = "natural log", .flags = NB_OP_INPLACE);
+UNARY_OP(sqrt, positive_cases, .doc = "square root", .flags = NB_OP_INPLACE);
+UNARY_OP(abs, abs_cases, .doc = "|a| (gradient 0 at 0)", .flags = NB_OP_INPLACE);
+UNARY_OP(pow, pow_cases, .doc = "a^exponent", .attrs = pow_attrs, .n_attrs = 1,
+         .flags = NB_OP_INPLACE);
 UNARY_OP(scale, scale_cases, .doc = "alpha * a + beta", .attrs = scale_attrs, .n_attrs = 2,
-         .flags = NB_OP_INTERNAL);
-UNARY_OP(sign, any_cases, .doc = "-1, 0 or 1 (no gradient)", .flags = NB_OP_INTERNAL);
+         .flags = NB_OP_INTERNAL | NB_OP_INPLACE);
+UNARY_OP(sign, any_cases, .doc = "-1, 0 or 1 (no gradient)",
+         .flags = NB_OP_INTERNAL | NB_OP_INPLACE);
 
 static nb_node *unary(nb_graph *g, const nb_op_def *op, nb_node *a)
 {

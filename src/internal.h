@@ -80,6 +80,8 @@ nb_status nb__bind_shape(const nb_graph *g, const nb_shape *s, const int64_t *sy
 nb_status nb__infer(const nb_graph *g, const nb_node *n, const nb_shape *in, const nb_dtype *in_dt,
                     const int64_t *sym_value, nb_shape *out, nb_dtype *out_dt, char *err,
                     size_t cap);
+/* How many steps of the plan's current layout write over a dying input (tests). */
+int nb__plan_inplace_count(const nb_plan *p);
 /* The thread's message for calls without a handle: nb__thread_err clears it
  * and returns its buffer (NB_ERR_CAP bytes), nb__thread_fail sets it. */
 char *nb__thread_err(void);

@@ -178,7 +178,13 @@ typedef struct nb_state_def {
 
 enum {
     NB_OP_VIEW = 1u << 0,     /* output shares input 0's buffer (reshape) */
-    NB_OP_INTERNAL = 1u << 1  /* built by gradient rules; not in the model-file op table */
+    NB_OP_INTERNAL = 1u << 1, /* built by gradient rules; not in the model-file op table */
+    /* The output may be written into the buffer of an input of exactly the
+     * output's shape and dtype (the planner does so when that input dies at
+     * this node): the kernel reads that input's element i only to compute
+     * output element i, and before writing it (elementwise ops, other inputs
+     * possibly broadcast). */
+    NB_OP_INPLACE = 1u << 2
 };
 
 /* Limits of an op and its nodes. nb_op_register refuses a def with more than

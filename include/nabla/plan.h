@@ -2,9 +2,17 @@
  *
  * A plan computes a chosen set of nodes. Binding the free dimensions fixes every
  * shape, an execution order of only the nodes needed, and one arena in which
- * intermediates share buffers once their last reader has run. Bindings are
- * cached: binding the same sizes again reuses the compiled step, and running a
- * bound plan allocates nothing. */
+ * intermediates share buffers once their last reader has run (an elementwise
+ * op may write its output over an input that dies there). Running a bound plan
+ * allocates nothing.
+ *
+ * Memory is bounded: a plan keeps one arena, sized to the largest binding seen,
+ * and the layouts of a few recent bindings. Binding sizes whose layout is
+ * cached allocates nothing; other sizes build a layout (replacing the least
+ * recently bound one) and grow the arena if it is too small. Binding other
+ * sizes invalidates the data of inputs and outputs (every binding lays out into
+ * the same arena): after nb_plan_bind, feed the inputs again (nb_plan_set or
+ * nb_plan_input_buffer, whose pointers are valid until the next bind). */
 #ifndef NABLA_PLAN_H
 #define NABLA_PLAN_H
 
@@ -24,11 +32,14 @@ NB_API void nb_plan_free(nb_plan *p);
 NB_API nb_status nb_plan_status(const nb_plan *p);
 NB_API const char *nb_plan_error(const nb_plan *p);
 
-/* Binds every free dimension (graphs without symbols need none). */
+/* Binds every free dimension (graphs without symbols need none). Binding sizes
+ * other than the current ones drops the inputs' data: feed them again. */
 NB_API nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds);
-/* Copies an input's data (its bound shape's element count) into the plan. */
+/* Copies an input's data (its bound shape's element count) into the plan, where
+ * it stays for the runs of this binding. */
 NB_API nb_status nb_plan_set(nb_plan *p, const nb_node *input, const void *data);
-/* Where an input's data lives in the plan, to be filled in place (NULL if not an input). */
+/* Where an input's data lives in the plan, to be filled in place (NULL if not an
+ * input), until the next bind. */
 NB_API void *nb_plan_input_buffer(nb_plan *p, const nb_node *input);
 /* Training or eval mode (plans start in eval mode): dropout drops and
  * batchnorm normalises with batch statistics, updating its running statistics,
@@ -54,8 +65,11 @@ NB_API nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad);
 NB_API const void *nb_plan_get(const nb_plan *p, const nb_node *n);
 /* Bound shape of any node of the plan; returns its rank, -1 if not in the plan. */
 NB_API int nb_plan_shape(const nb_plan *p, const nb_node *n, int64_t *shape);
-/* Bytes of the arena of the current binding. */
+/* Bytes of the arena the current binding needs. */
 NB_API size_t nb_plan_arena_bytes(const nb_plan *p);
+/* Every byte the plan holds: its arena (the largest binding's size), its
+ * cached layouts and its own bookkeeping. */
+NB_API size_t nb_plan_memory_bytes(const nb_plan *p);
 /* Sum of the sizes of every intermediate buffer (what no reuse would need). */
 NB_API size_t nb_plan_intermediate_bytes(const nb_plan *p);
 

@@ -1,0 +1,197 @@
+/* The planner's memory is bounded: one arena sized to the largest binding,
+ * shared by a few cached layouts, whatever sizes a caller binds in turn; and
+ * results stay right as layouts are evicted and the arena grows. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+/* The training graph of examples/models/mnist_mlp.yaml: the loss and the
+ * gradient of every trainable param. */
+typedef struct mlp {
+    nb_model *m;
+    nb_node *x, *t;
+    nb_node *outs[16];
+    int n_out;
+} mlp;
+
+static void mlp_load(mlp *s)
+{
+    char path[1024];
+    const char *dir = getenv("NABLA_TEST_DIR");
+    cr_assert_not_null(dir, "NABLA_TEST_DIR is not set");
+    snprintf(path, sizeof path, "%s/../examples/models/mnist_mlp.yaml", dir);
+    nb_diags d;
+    cr_assert_eq(nb_model_load_file(path, NULL, &s->m, &d), NB_OK, "%s", d.n ? d.lines[0] : "-");
+    nb_diags_free(&d);
+    nb_graph *g = nb_model_graph(s->m);
+    size_t np = nb_model_num_trainable(s->m);
+    cr_assert_lt(np, 15);
+    nb_node *params[16];
+    for (size_t i = 0; i < np; i++) params[i] = nb_model_param(s->m, i);
+    s->outs[0] = nb_model_loss(s->m);
+    cr_assert_eq(nb_grad(g, s->outs[0], params, (int)np, s->outs + 1), NB_OK, "%s", nb_graph_error(g));
+    s->n_out = (int)np + 1;
+    s->x = nb_model_input(s->m, 0);
+    s->t = nb_model_input(s->m, 1);
+}
+
+static nb_plan *mlp_plan(const mlp *s)
+{
+    nb_plan *p;
+    cr_assert_eq(nb_plan_new(nb_model_graph(s->m), s->outs, s->n_out, &p), NB_OK);
+    return p;
+}
+
+static void bind(nb_plan *p, int64_t n)
+{
+    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", n}}, 1), NB_OK, "%s", nb_plan_error(p));
+}
+
+/* Inputs that depend on the batch size, so that stale data would show. */
+static void feed(nb_plan *p, const mlp *s, int64_t n)
+{
+    float *x = malloc((size_t)n * 784 * sizeof *x);
+    int32_t *t = malloc((size_t)n * sizeof *t);
+    for (int64_t i = 0; i < n * 784; i++) x[i] = (float)((i * 7 + n) % 23) / 23.0f;
+    for (int64_t i = 0; i < n; i++) t[i] = (int32_t)((i + n) % 10);
+    cr_assert_eq(nb_plan_set(p, s->x, x), NB_OK);
+    cr_assert_eq(nb_plan_set(p, s->t, t), NB_OK);
+    free(x);
+    free(t);
+}
+
+/* Every output's bytes, one after the other. */
+typedef struct snap {
+    char *data;
+    size_t bytes;
+} snap;
+
+static snap take(nb_plan *p, const mlp *s)
+{
+    snap r = {NULL, 0};
+    for (int k = 0; k < s->n_out; k++) {
+        int64_t shape[NB_MAX_DIMS];
+        size_t numel;
+        int rank = nb_plan_shape(p, s->outs[k], shape);
+        cr_assert_geq(rank, 0);
+        cr_assert_eq(nb_shape_numel(rank, shape, &numel), NB_OK);
+        size_t b = numel * nb_dtype_size(nb_node_dtype(s->outs[k]));
+        r.data = realloc(r.data, r.bytes + b);
+        const void *out = nb_plan_get(p, s->outs[k]);
+        cr_assert_not_null(out);
+        memcpy(r.data + r.bytes, out, b);
+        r.bytes += b;
+    }
+    return r;
+}
+
+static snap run_at(nb_plan *p, const mlp *s, int64_t n)
+{
+    bind(p, n);
+    feed(p, s, n);
+    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    return take(p, s);
+}
+
+/* Same outputs, bit for bit, as a fresh plan bound to n once. */
+static void expect_fresh(const mlp *s, int64_t n, snap got, const char *when)
+{
+    nb_plan *q = mlp_plan(s);
+    snap want = run_at(q, s, n);
+    cr_assert_eq(got.bytes, want.bytes);
+    cr_expect(!memcmp(got.data, want.data, got.bytes), "N = %lld %s: outputs differ from a fresh plan's",
+              (long long)n, when);
+    free(want.data);
+    nb_plan_free(q);
+}
+
+Test(plan_memory, binding_every_batch_size_in_turn_stays_bounded)
+{
+    mlp s;
+    mlp_load(&s);
+    nb_plan *one = mlp_plan(&s);  /* what the largest binding needs on its own */
+    bind(one, 256);
+    size_t need = nb_plan_memory_bytes(one);
+    cr_expect_geq(need, nb_plan_arena_bytes(one));
+    nb_plan_free(one);
+
+    nb_plan *p = mlp_plan(&s);
+    size_t most = 0;
+    for (int64_t n = 1; n <= 256; n++) {
+        bind(p, n);
+        if (nb_plan_memory_bytes(p) > most) most = nb_plan_memory_bytes(p);
+    }
+    cr_expect_lt(most, 3 * need, "binding N = 1..256 held %zu bytes; N = 256 alone needs %zu", most,
+                 need);
+    nb_plan_free(p);
+    nb_model_free(s.m);
+}
+
+Test(plan_memory, a_size_bound_again_after_eviction_gives_the_same_bits)
+{
+    mlp s;
+    mlp_load(&s);
+    nb_plan *p = mlp_plan(&s);
+    snap first = run_at(p, &s, 8);
+    for (int64_t n = 9; n <= 24; n++) bind(p, n);  /* far more sizes than the plan caches */
+    snap again = run_at(p, &s, 8);
+    cr_assert_eq(first.bytes, again.bytes);
+    cr_expect(!memcmp(first.data, again.data, first.bytes), "N = 8 gave other bits after eviction");
+    free(first.data);
+    free(again.data);
+    nb_plan_free(p);
+    nb_model_free(s.m);
+}
+
+Test(plan_memory, a_smaller_binding_reuses_the_arena)
+{
+    mlp s;
+    mlp_load(&s);
+    nb_plan *p = mlp_plan(&s);
+    bind(p, 100);
+    size_t held = nb_plan_memory_bytes(p);
+    bind(p, 10);
+    size_t small = nb_plan_arena_bytes(p);
+    cr_expect_lt(nb_plan_memory_bytes(p) - held, small,
+                 "binding N = 10 after N = 100 added %zu bytes, more than an arena of %zu",
+                 nb_plan_memory_bytes(p) - held, small);
+    feed(p, &s, 10);
+    cr_assert_eq(nb_plan_run(p), NB_OK);
+    /* both layouts are cached now: switching between them allocates nothing */
+    uint64_t before = nb_alloc_count();
+    for (int i = 0; i < 3; i++) {
+        bind(p, 100);
+        feed(p, &s, 100);  /* feed() allocates its data with malloc, not nb_malloc */
+        cr_assert_eq(nb_plan_run(p), NB_OK);
+        bind(p, 10);
+        feed(p, &s, 10);
+        cr_assert_eq(nb_plan_run(p), NB_OK);
+    }
+    cr_expect_eq(nb_alloc_count(), before, "rebinding cached sizes allocated %llu times",
+                 (unsigned long long)(nb_alloc_count() - before));
+    nb_plan_free(p);
+    nb_model_free(s.m);
+}
+
+Test(plan_memory, outputs_are_right_after_the_arena_grows)
+{
+    mlp s;
+    mlp_load(&s);
+    nb_plan *p = mlp_plan(&s);
+    snap a = run_at(p, &s, 10);
+    expect_fresh(&s, 10, a, "first");
+    size_t arena10 = nb_plan_memory_bytes(p);
+    snap b = run_at(p, &s, 100);
+    cr_expect_gt(nb_plan_memory_bytes(p), arena10, "N = 100 needs a larger arena than N = 10");
+    expect_fresh(&s, 100, b, "after growing the arena");
+    snap c = run_at(p, &s, 10);  /* a cached layout whose arena has moved */
+    expect_fresh(&s, 10, c, "again, in the grown arena");
+    free(a.data);
+    free(b.data);
+    free(c.data);
+    nb_plan_free(p);
+    nb_model_free(s.m);
+}
