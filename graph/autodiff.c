@@ -17,9 +17,9 @@
  * or the op's state, which nb_op appends after the inputs given) */
 static bool carries_grad(const nb_node *n, int i)
 {
-    uint32_t stop = n->op->no_grad | n->op->shape_only;
+    uint64_t stop = n->op->no_grad | n->op->shape_only;
     if (n->op->n_state > 0 && i >= n->n_in - n->op->n_state) return false;
-    return i >= 32 || !(stop & (1u << i));
+    return !nb_needs_grad(stop, i);
 }
 
 /* on_path[i]: node i depends on a wrt and the loss depends on it */

@@ -239,8 +239,8 @@ nb_status nb_gradcheck_op(const nb_op_def *op, const nb_op_case *c, const nb_gc_
         in[n_in] = nb_input(g, name, is_i32 ? NB_I32 : NB_F64, rank, dims);
         if (!in[n_in] || !(data[n_in] = random_data(&rng, is_i32, n, c))) goto graph_err;
         feeds[n_in] = (nb_feed){in[n_in], data[n_in]};
-        uint32_t stop = op->no_grad | op->shape_only;
-        if (!is_i32 && !(stop & (1u << n_in))) wrt[n_wrt++] = in[n_in];
+        uint64_t stop = op->no_grad | op->shape_only;
+        if (!is_i32 && !nb_needs_grad(stop, n_in)) wrt[n_wrt++] = in[n_in];
     }
     nb_node *y = nb_apply(g, op, "y", in, n_in, c->attrs, c->n_attrs);
     if (!y) goto graph_err;

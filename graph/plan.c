@@ -145,7 +145,7 @@ static int local_of(const nb_plan *p, const nb_node *n)
 
 static bool is_view(const nb_node *n) { return n->op && (n->op->flags & NB_OP_VIEW); }
 
-static bool reads_data(const nb_node *n, int i) { return i >= 32 || !(n->op->shape_only & (1u << i)); }
+static bool reads_data(const nb_node *n, int i) { return !nb_needs_grad(n->op->shape_only, i); }
 
 /* ---- which nodes ------------------------------------------------------ */
 

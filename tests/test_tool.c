@@ -710,6 +710,9 @@ Test(tool, ops_lists_the_registry)
     r = TOOL("ops", "pow");
     cr_expect(strstr(r.out, "exponent") && strstr(r.out, "required"), "%s", r.out);
     tool_result_free(&r);
+    r = TOOL("ops", "concat");  /* the limit nb_op enforces, not "any number" */
+    cr_expect(strstr(r.out, "1 to 64 inputs"), "%s", r.out);
+    tool_result_free(&r);
     r = TOOL("ops", "mul2");
     cr_expect_eq(r.status, 2);
     cr_expect(strstr(r.err, "(did you mean 'mul'?)"), "%s", r.err);

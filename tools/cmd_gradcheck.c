@@ -69,9 +69,9 @@ static int case_shape(const nb_op_case *c, int which, int64_t *shape)
  * in order; find which case input result k is. */
 static int input_of_result(const nb_op_def *op, const nb_op_case *c, int k)
 {
-    uint32_t stop = op->no_grad | op->shape_only;
+    uint64_t stop = op->no_grad | op->shape_only;
     for (int i = 0; i < 6 && c->in[i]; i++)
-        if (strncmp(c->in[i], "i32:", 4) && !(stop & (1u << i)) && k-- == 0) return i;
+        if (strncmp(c->in[i], "i32:", 4) && !nb_needs_grad(stop, i) && k-- == 0) return i;
     return 0;
 }
 

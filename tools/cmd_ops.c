@@ -48,7 +48,7 @@ static void print_default(const nb_attr_def *a)
 
 static void print_arity(const nb_op_def *op)
 {
-    if (op->max_in < 0) printf("%d or more inputs", op->min_in);
+    if (op->max_in < 0) printf("%d to %d inputs", op->min_in, NB_MAX_INPUTS);
     else if (op->min_in == op->max_in) printf("%d input%s", op->min_in, op->min_in == 1 ? "" : "s");
     else printf("%d to %d inputs", op->min_in, op->max_in);
 }

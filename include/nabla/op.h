@@ -202,8 +202,8 @@ typedef struct nb_op_def {
     const nb_attr_def *attrs;
     int n_attrs;
     uint32_t flags;
-    uint32_t shape_only;           /* bit i: only input i's shape is used, not its data */
-    uint32_t no_grad;              /* bit i: input i gets no gradient (labels) */
+    uint64_t shape_only;           /* bit i: only input i's shape is used, not its data */
+    uint64_t no_grad;              /* bit i: input i gets no gradient (labels) */
     const nb_state_def *state;     /* op-owned state, appended to the inputs (above) */
     int n_state;
     nb_status (*shape)(nb_shape_ctx *c);
