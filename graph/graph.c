@@ -16,6 +16,7 @@ static void node_free(nb_node *n)
     nb_free(n->attr);
     nb_free(n->group);
     nb_free(n->init_values);
+    nb_free(n->ext);
     nb_tensor_free(&n->value);
     nb_free(n);
 }
@@ -359,21 +360,29 @@ static nb_status infer_node(nb_graph *g, nb_node *n)
 /* ---- op-owned state ------------------------------------------------ */
 
 /* The size of a state entry: axis `axis` of input `in`, which must be fixed. */
-static nb_status state_size(nb_graph *g, const nb_node *n, const nb_state_def *sd, int64_t *size)
+/* The shape of a state entry: axis `axis` of input `in`, or with
+ * NB_STATE_WHOLE that input's whole shape; every size must be fixed. */
+static nb_status state_shape(nb_graph *g, const nb_node *n, const nb_state_def *sd, nb_dims *out)
 {
     const nb_node *src = sd->in >= 0 && sd->in < n->n_in ? n->in[sd->in] : NULL;
-    int rank = src ? src->shape.rank : 0, axis = sd->axis < 0 ? sd->axis + rank : sd->axis;
-    if (!src || axis < 0 || axis >= rank)
+    bool whole = sd->axis == NB_STATE_WHOLE;
+    int rank = src ? src->shape.rank : 0, axis = sd->axis < 0 && !whole ? sd->axis + rank : sd->axis;
+    if (!src || (!whole && (axis < 0 || axis >= rank)))
         return nb__fail(g, NB_ERR_SHAPE, "node '%s': %s keeps '%s' sized by axis %d of input %d, "
                         "which it does not have", n->name, n->op->name, sd->suffix, sd->axis, sd->in);
-    if (!nb_sdim_is_const(src->shape.d[axis])) {
-        char s[128];
-        nb_shape_format(g, &src->shape, s, sizeof s);
-        return nb__fail(g, NB_ERR_SHAPE, "node '%s': %s keeps '%s' of the size of axis %d of %s, "
-                        "which must be fixed; %s is %s", n->name, n->op->name, sd->suffix, axis,
-                        src->name, src->name, s);
+    int lo = whole ? 0 : axis, hi = whole ? rank : axis + 1;
+    out->rank = hi - lo;
+    for (int a = lo; a < hi; a++) {
+        if (!nb_sdim_is_const(src->shape.d[a])) {
+            char s[128], what[48] = "shape";
+            nb_shape_format(g, &src->shape, s, sizeof s);
+            if (!whole) snprintf(what, sizeof what, "size of axis %d", axis);
+            return nb__fail(g, NB_ERR_SHAPE, "node '%s': %s keeps '%s' of the %s of %s, which "
+                            "must be fixed; %s is %s", n->name, n->op->name, sd->suffix, what,
+                            src->name, src->name, s);
+        }
+        out->d[a - lo] = src->shape.d[a].c;
     }
-    *size = src->shape.d[axis].c;
     return NB_OK;
 }
 
@@ -387,10 +396,10 @@ static nb_status add_state(nb_graph *g, nb_node *n)
     if (k <= 0) return NB_OK;
     if (k > NB_MAX_STATE)
         return nb__fail(g, NB_ERR_ARG, "node '%s': %s has too much state", n->name, op->name);
-    int64_t size[NB_MAX_STATE];
+    nb_dims shape[NB_MAX_STATE];
     char name[NB_MAX_STATE][320];
     for (int s = 0; s < k; s++) {
-        nb_status st = state_size(g, n, &op->state[s], &size[s]);
+        nb_status st = state_shape(g, n, &op->state[s], &shape[s]);
         if (st) return st;
         if (snprintf(name[s], sizeof name[s], "%s.%s", n->name, op->state[s].suffix) >=
                 (int)sizeof name[s] || !valid_name(name[s]))
@@ -404,7 +413,8 @@ static nb_status add_state(nb_graph *g, nb_node *n)
     if (!in) return nb__fail(g, NB_ERR_NOMEM, "out of memory");
     n->in = in;
     for (int s = 0; s < k; s++) {
-        nb_node *p = nb_param(g, name[s], n->dtype, 1, &size[s], NB_INIT(op->state[s].init));
+        nb_node *p = nb_param(g, name[s], n->dtype, shape[s].rank, shape[s].d,
+                              NB_INIT(op->state[s].init));
         if (!p) return g->status;
         p->state = true;
         n->in[n->n_in++] = p;

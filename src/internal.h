@@ -25,6 +25,8 @@ struct nb_node {
     char *group;
     bool is_grad;
     bool state;                 /* params: op-owned state made by nb_op (not trainable) */
+    bool transient;             /* params: scratch that weights files leave out (opt.grads) */
+    void *ext;                  /* host data of a built-in op (the optimizer's), nb_free'd */
 };
 
 struct nb_graph {
@@ -80,6 +82,12 @@ nb_status nb__bind_shape(const nb_graph *g, const nb_shape *s, const int64_t *sy
 nb_status nb__infer(const nb_graph *g, const nb_node *n, const nb_shape *in, const nb_dtype *in_dt,
                     const int64_t *sym_value, nb_shape *out, nb_dtype *out_dt, char *err,
                     size_t cap);
+/* Where grad_hook (ops/optim.c) finds the hook nb_optimize_hook set. */
+typedef struct nb_grad_hook_slot {
+    nb_grad_hook fn;
+    void *user;
+} nb_grad_hook_slot;
+
 /* How many steps of the plan's current layout write over a dying input (tests). */
 int nb__plan_inplace_count(const nb_plan *p);
 /* The thread's message for calls without a handle: nb__thread_err clears it

@@ -5,6 +5,9 @@
 
 #include "internal.h"
 
+/* Params are saved, but not scratch such as the flat gradient buffer. */
+static bool saved(const nb_node *n) { return n->kind == NB_NODE_PARAM && !n->transient; }
+
 static nb_status save(const nb_graph *g, const char *path, const char *const *meta, size_t n_meta,
                       char *err, size_t cap)
 {
@@ -13,7 +16,7 @@ static nb_status save(const nb_graph *g, const char *path, const char *const *me
     for (size_t i = 0; i < n_meta && !st; i++) st = nb_tensor_set_meta(&set, meta[2 * i], meta[2 * i + 1]);
     for (size_t i = 0; i < g->n_nodes && !st; i++) {
         nb_node *n = g->nodes[i];
-        if (n->kind == NB_NODE_PARAM) st = nb_tensor_set_add(&set, n->name, &n->value);
+        if (saved(n)) st = nb_tensor_set_add(&set, n->name, &n->value);
     }
     if (!st) st = nb_safetensors_write(path, &set);
     if (st) snprintf(err, cap, "%s", nb_last_error());
@@ -78,13 +81,13 @@ static nb_status load(nb_graph *g, const char *path, nb_diags *ignored, char *er
     if (st) snprintf(err, cap, "%s", nb_last_error());
     /* every param is checked before any is written: a bad file changes nothing */
     for (size_t i = 0; i < g->n_nodes && !st; i++)
-        if (g->nodes[i]->kind == NB_NODE_PARAM) st = match(&set, g->nodes[i], path, err, cap, &t);
+        if (saved(g->nodes[i])) st = match(&set, g->nodes[i], path, err, cap, &t);
     for (size_t i = 0; i < g->n_nodes && !st; i++)
-        if (g->nodes[i]->kind == NB_NODE_PARAM && (st = copy_into(g->nodes[i], nb_tensor_set_find(&set, g->nodes[i]->name))))
+        if (saved(g->nodes[i]) && (st = copy_into(g->nodes[i], nb_tensor_set_find(&set, g->nodes[i]->name))))
             snprintf(err, cap, "%s: param '%s': %s", path, g->nodes[i]->name, nb_status_str(st));
     for (size_t i = 0; i < set.n && !st; i++) {
         const nb_node *n = nb_graph_find(g, set.items[i].name);
-        if ((!n || n->kind != NB_NODE_PARAM) && (st = note_ignored(ignored, set.items[i].name)))
+        if ((!n || !saved(n)) && (st = note_ignored(ignored, set.items[i].name)))
             snprintf(err, cap, "out of memory");
     }
     if (st && ignored) nb_diags_free(ignored);

@@ -10,4 +10,5 @@
 #include "data.h"
 #include "model.h"
 #include "render.h"
+#include "train.h"
 #endif

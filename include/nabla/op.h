@@ -163,17 +163,20 @@ typedef struct nb_op_case {
  * entry, nb_op makes a non-trainable param named NODE.suffix once the node's
  * own inputs have passed its shape rule, and appends it to the node's inputs
  * (in entry order, after the inputs given). Its dtype is the node's, its shape
- * [size of axis `axis` of input `in`] (negative axes count from the end; the
- * size must be fixed), its value the constant rule `init` (NB_INIT_ZEROS,
- * NB_INIT_ONES). State inputs get no gradient; a kernel may write to them
- * while training (k->training), e.g. to update running statistics: they are
- * params, whose buffers live outside the plan's arena. Shape rules see them
- * at plan time (n_in counts them), not when the node is added. */
+ * [size of axis `axis` of input `in`] (negative axes count from the end), or
+ * with axis NB_STATE_WHOLE input `in`'s whole shape (an optimizer's moments
+ * of a param) — fixed sizes either way; its value the constant rule `init`
+ * (NB_INIT_ZEROS, NB_INIT_ONES). State inputs get no gradient; a kernel may
+ * write to them (batchnorm's running statistics while training, an
+ * optimizer's moments): they are params, whose buffers live outside the
+ * plan's arena. Shape rules see them at plan time (n_in counts them), not
+ * when the node is added. */
 typedef struct nb_state_def {
     const char *suffix;
     nb_init_kind init;
     int in, axis;
 } nb_state_def;
+#define NB_STATE_WHOLE INT32_MIN
 #define NB_MAX_STATE 8
 
 enum {
