@@ -224,7 +224,8 @@ nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const in
     }
     n->init = init;
     char err[256];
-    if ((st = nb__init_param(n, err, sizeof err)) || (st = append(g, n))) {
+    if ((st = nb__init_tensor(&n->value, &n->init, n->name, err, sizeof err)) ||
+        (st = append(g, n))) {
         nb__fail(g, st, "param '%s': %s", name, err);
         node_free(n);
         return NULL;
@@ -243,7 +244,7 @@ nb_status nb_param_reinit(nb_graph *g, nb_node *p)
     nb__begin(g);
     if (p->kind != NB_NODE_PARAM) return nb__fail(g, NB_ERR_ARG, "'%s' is not a param", p->name);
     char err[256];
-    nb_status st = nb__init_param(p, err, sizeof err);
+    nb_status st = nb__init_tensor(&p->value, &p->init, p->name, err, sizeof err);
     return st ? nb__fail(g, st, "param '%s': %s", p->name, err) : NB_OK;
 }
 

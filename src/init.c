@@ -33,13 +33,11 @@ static void store(nb_tensor *t, size_t i, double v)
         ((float *)t->data)[i] = (float)v;
 }
 
-nb_status nb__init_param(nb_node *p, char *err, size_t cap)
+nb_status nb__init_tensor(nb_tensor *t, const nb_init *in, const char *name, char *err, size_t cap)
 {
-    nb_tensor *t = &p->value;
-    const nb_init *in = &p->init;
     size_t n = nb_tensor_numel(t);
     nb_rng rng;
-    nb_rng_seed(&rng, in->seed ^ name_hash(p->name));
+    nb_rng_seed(&rng, in->seed ^ name_hash(name));
     double std = 0;
     switch (in->kind) {
     case NB_INIT_VALUES:

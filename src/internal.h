@@ -75,10 +75,10 @@ nb_status nb__names_add(nb_graph *g, nb_node *n);
 void nb__names_remove(nb_graph *g, const nb_node *n);
 /* Index of a symbol in g, adding it if new; -1 when the table is full. */
 int nb__sym_index(nb_graph *g, const char *name);
-/* Shape of a node with every symbol replaced by its bound value. */
+/* Shape of a node with every symbol replaced by its bound value (ops/shape_rules.c). */
 nb_status nb__bind_shape(const nb_graph *g, const nb_shape *s, const int64_t *sym_value,
                          nb_dims *out, char *err, size_t cap);
-/* Runs an op's shape rule (symbolic or bound). */
+/* Runs an op's shape rule, symbolic or bound (ops/shape_rules.c). */
 nb_status nb__infer(const nb_graph *g, const nb_node *n, const nb_shape *in, const nb_dtype *in_dt,
                     const int64_t *sym_value, nb_shape *out, nb_dtype *out_dt, char *err,
                     size_t cap);
@@ -94,7 +94,8 @@ int nb__plan_inplace_count(const nb_plan *p);
  * and returns its buffer (NB_ERR_CAP bytes), nb__thread_fail sets it. */
 char *nb__thread_err(void);
 nb_status nb__thread_fail(nb_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Fills the param's value from its init rule. */
-nb_status nb__init_param(nb_node *p, char *err, size_t cap);
+/* Fills t from an init rule; `name` seeds its own random stream, so that
+ * every param of a model draws different numbers from one seed. */
+nb_status nb__init_tensor(nb_tensor *t, const nb_init *in, const char *name, char *err, size_t cap);
 
 #endif

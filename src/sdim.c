@@ -1,10 +1,9 @@
 /* Symbolic dimensions: c * prod(sym_k ^ e_k). Enough algebra for shape rules
  * to multiply (flatten), divide (reshape with -1) and compare dimensions that
  * involve free sizes such as the batch N. */
-#include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "nabla/op.h"
 
 nb_sdim nb_sdim_const(int64_t c)
 {
@@ -81,64 +80,4 @@ size_t nb_dims_numel(const nb_dims *s)
     size_t n = 1;
     for (int i = 0; i < s->rank; i++) n *= (size_t)s->d[i];
     return n;
-}
-
-/* "N", "2N", "N*T" */
-static int format_sdim(const nb_graph *g, nb_sdim d, char *buf, size_t cap)
-{
-    if (nb_sdim_is_const(d)) return snprintf(buf, cap, "%lld", (long long)d.c);
-    size_t len = 0;
-    int w = 0;
-    if (d.c != 1) w = snprintf(buf, cap, "%lld", (long long)d.c);
-    len += (size_t)(w > 0 ? w : 0);
-    bool first = true;
-    for (int k = 0; k < NB_MAX_SYMS; k++)
-        for (int e = 0; e < d.e[k]; e++) {
-            const char *name = g && k < g->n_syms ? g->sym[k] : "?";
-            w = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, "%s%s",
-                         first ? "" : "*", name);
-            len += (size_t)(w > 0 ? w : 0);
-            first = false;
-        }
-    return (int)len;
-}
-
-int nb_shape_format(const nb_graph *g, const nb_shape *s, char *buf, size_t cap)
-{
-    size_t len = 0;
-    int w;
-#define PUT(...)                                                                     \
-    (w = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, __VA_ARGS__), \
-     len += (size_t)(w > 0 ? w : 0))
-    PUT("[");
-    for (int i = 0; i < s->rank; i++) {
-        if (i) PUT(", ");
-        w = format_sdim(g, s->d[i], len < cap ? buf + len : NULL, len < cap ? cap - len : 0);
-        len += (size_t)(w > 0 ? w : 0);
-    }
-    PUT("]");
-#undef PUT
-    return (int)len;
-}
-
-nb_status nb__bind_shape(const nb_graph *g, const nb_shape *s, const int64_t *sym_value,
-                         nb_dims *out, char *err, size_t cap)
-{
-    out->rank = s->rank;
-    for (int i = 0; i < s->rank; i++) {
-        int64_t v = s->d[i].c;
-        for (int k = 0; k < NB_MAX_SYMS; k++)
-            for (int e = 0; e < s->d[i].e[k]; e++) {
-                if (sym_value[k] < 1) {
-                    snprintf(err, cap, "free dimension '%s' is not bound", g->sym[k]);
-                    return NB_ERR_UNBOUND;
-                }
-                if (__builtin_mul_overflow(v, sym_value[k], &v)) {
-                    snprintf(err, cap, "dimension %d overflows with the bound sizes", i);
-                    return NB_ERR_OVERFLOW;
-                }
-            }
-        out->d[i] = v;
-    }
-    return NB_OK;
 }
