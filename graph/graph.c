@@ -72,14 +72,6 @@ nb_status nb__missing(nb_graph *g, const char *what)
     return nb__fail(g, NB_ERR_ARG, "%s is missing", what);
 }
 
-char *nb__strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = nb_malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
-}
-
 int nb__sym_index(nb_graph *g, const char *name)
 {
     for (int k = 0; k < g->n_syms; k++)

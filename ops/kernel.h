@@ -5,7 +5,7 @@
 
 #include <math.h>
 
-#include "internal.h"
+#include "../graph/internal.h"
 
 #define NB_NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "../graph/internal.h"
 
 static const nb_op_def *const builtin[] = {
 #define OP(x) &nb_op_##x,

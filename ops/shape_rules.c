@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "../graph/internal.h"
 
 nb_status nb_shape_fail(nb_shape_ctx *c, nb_status st, const char *fmt, ...)
 {

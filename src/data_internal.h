@@ -5,7 +5,7 @@
 
 #include <stdatomic.h>
 
-#include "internal.h"
+#include "base.h"
 #include "nabla/data.h"
 
 /* The samples of one field as read from its file. A dataset and the parts

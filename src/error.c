@@ -1,6 +1,8 @@
 /* The calling thread's message for failures of calls that have no handle
  * (file formats, tensor sets, op registration): rule 2 of core.h. */
-#include "internal.h"
+#include <stdio.h>
+
+#include "base.h"
 
 static _Thread_local char last_error[NB_ERR_CAP];
 

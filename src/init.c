@@ -2,7 +2,7 @@
 #include <math.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "base.h"
 
 /* fan_in: all dims but the last for a matmul weight [in, out]; C*KH*KW for a
  * conv filter [O, C, KH, KW]. */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h" /* nb__plan_inplace_count: tests link the static library */
+#include "../graph/internal.h" /* nb__plan_inplace_count: tests link the static library */
 #include "testutil.h"
 
 /* y = exp(-(x*w)^2) chain of 6 elementwise nodes over [N, 64] */

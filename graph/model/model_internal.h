@@ -11,7 +11,7 @@
 
 #include <yaml.h>
 
-#include "internal.h"
+#include "../internal.h"
 
 /* ---- the YAML layer (model_yaml.c) ------------------------------------ */
 

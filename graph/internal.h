@@ -1,13 +1,13 @@
-/* Internal structures shared by graph/, ops/ and src/. Not installed. */
+/* Internal structures shared by graph/ and ops/ (the graph's and the nodes'
+ * insides). Not installed. src/ never includes this: it knows no graph and
+ * has its own internal header, base.h (tests/test_layers.c checks it). */
 #ifndef NABLA_INTERNAL_H
 #define NABLA_INTERNAL_H
 
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "nabla/nabla.h"
-
-#define NB_ERR_CAP 1024
+#include "base.h"
 
 struct nb_node {
     size_t id;                  /* index in the graph, = creation order */
@@ -69,7 +69,6 @@ nb_status nb__missing(nb_graph *g, const char *what);
 nb_status nb__fail(nb_graph *g, nb_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 nb_status nb__vfail(nb_graph *g, nb_status st, const char *fmt, va_list ap);
-char *nb__strdup(const char *s);
 /* The name index (graph/names.c). */
 nb_status nb__names_add(nb_graph *g, nb_node *n);
 void nb__names_remove(nb_graph *g, const nb_node *n);
@@ -90,12 +89,5 @@ typedef struct nb_grad_hook_slot {
 
 /* How many steps of the plan's current layout write over a dying input (tests). */
 int nb__plan_inplace_count(const nb_plan *p);
-/* The thread's message for calls without a handle: nb__thread_err clears it
- * and returns its buffer (NB_ERR_CAP bytes), nb__thread_fail sets it. */
-char *nb__thread_err(void);
-nb_status nb__thread_fail(nb_status st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Fills t from an init rule; `name` seeds its own random stream, so that
- * every param of a model draws different numbers from one seed. */
-nb_status nb__init_tensor(nb_tensor *t, const nb_init *in, const char *name, char *err, size_t cap);
 
 #endif
