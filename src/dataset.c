@@ -45,8 +45,8 @@ nb_status nb__dataset_set_field(nb_dataset *d, int i, const char *name, const ch
     f->type = type;
     f->rank = rank - 1;
     memcpy(f->shape, shape + 1, (size_t)f->rank * sizeof *shape);
-    f->name = nb_io_strdup(name);
-    f->path = nb_io_strdup(path);
+    f->name = nb__strdup(name);
+    f->path = nb__strdup(path);
     f->blob = nb_malloc(sizeof *f->blob);
     if (!f->name || !f->path || !f->blob) {
         nb_free(f->blob);
@@ -164,8 +164,8 @@ static nb_dataset *view(const nb_dataset *d, size_t from, size_t n)
     for (int i = 0; v && i < d->n_fields; i++) {
         nb__field *f = &v->fields[i];
         *f = d->fields[i];
-        f->name = nb_io_strdup(f->name);
-        f->path = nb_io_strdup(f->path);
+        f->name = nb__strdup(f->name);
+        f->path = nb__strdup(f->path);
         f->first += from;
         atomic_fetch_add_explicit(&f->blob->refs, 1, memory_order_relaxed);
         if (!f->name || !f->path) {

@@ -43,7 +43,7 @@ nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tenso
         return nb__thread_fail(NB_ERR_NAME, "tensor set: the name '%s' is %s", name,
                                strcmp(name, META_KEY) ? "taken" : "reserved");
     nb_tensor copy;
-    char *dup = nb_io_strdup(name);
+    char *dup = nb__strdup(name);
     st = dup ? nb_tensor_alloc(&copy, t->dtype, t->rank, t->shape) : NB_ERR_NOMEM;
     if (!st) {
         memcpy(copy.data, t->data, bytes);
@@ -56,7 +56,7 @@ nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tenso
 
 static nb_status meta_replace(char **slot, const char *value)
 {
-    char *v = nb_io_strdup(value);
+    char *v = nb__strdup(value);
     if (!v) return NB_ERR_NOMEM;
     nb_free(*slot);
     *slot = v;
@@ -74,8 +74,8 @@ static nb_status set_meta(nb_tensor_set *set, const char *key, const char *value
     char **vals = nb_realloc(set->meta_vals, n * sizeof *vals);
     if (!vals) return NB_ERR_NOMEM;
     set->meta_vals = vals;
-    keys[n - 1] = nb_io_strdup(key);
-    vals[n - 1] = nb_io_strdup(value);
+    keys[n - 1] = nb__strdup(key);
+    vals[n - 1] = nb__strdup(value);
     if (!keys[n - 1] || !vals[n - 1]) {
         nb_free(keys[n - 1]);
         nb_free(vals[n - 1]);
@@ -281,7 +281,7 @@ static nb_status load_entry(const st_ctx *c, const st_entry *e, const unsigned c
         return fail(c, NB_ERR_FORMAT, "tensor '%s': I64 element %zu (%lld) is out of the i32 range", e->name,
                     bad, (long long)nb_io_le64(data + e->begin + 8 * bad));
     }
-    char *name = nb_io_strdup(e->name);
+    char *name = nb__strdup(e->name);
     if (!name || set_push(out, name, &t)) {
         nb_free(name);
         nb_tensor_free(&t);

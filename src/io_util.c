@@ -1,6 +1,8 @@
 /* Error messages, whole-file reads and atomic writes for the file formats. */
 #include "io_util.h"
 
+#include "base.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -58,14 +60,6 @@ nb_status nb_io_check_tensor(const char *path, const char *what, const nb_tensor
         return nb_io_fail(err, cap, NB_ERR_OVERFLOW, path, "%s is too large", what);
     if (*bytes > 0 && !t->data) return nb_io_fail(err, cap, NB_ERR_ARG, path, "%s has no data", what);
     return NB_OK;
-}
-
-char *nb_io_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = nb_malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
 }
 
 bool nb_io_i64_to_i32(const unsigned char *src, size_t n, int32_t *dst, size_t *bad)
@@ -152,7 +146,7 @@ static int set_mode(int fd, const char *path)
 static void sync_dir(const char *path)
 {
     const char *slash = strrchr(path, '/');
-    char *dir = nb_io_strdup(slash ? path : ".");
+    char *dir = nb__strdup(slash ? path : ".");
     if (!dir) return;
     if (slash) dir[slash == path ? 1 : slash - path] = '\0';
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -39,9 +39,6 @@ nb_status nb_io_write_atomic(const char *path, const nb_io_chunk *chunks, size_t
 nb_status nb_io_check_tensor(const char *path, const char *what, const nb_tensor *t, size_t *bytes, char *err,
                              size_t cap);
 
-/* Copy of a string through nb_malloc, or NULL. */
-char *nb_io_strdup(const char *s);
-
 static inline uint16_t nb_io_le16(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
 static inline uint32_t nb_io_le32(const unsigned char *p)
