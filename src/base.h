@@ -22,4 +22,31 @@ char *nb__strdup(const char *s);
  * every param of a model draws different numbers from one seed. */
 nb_status nb__init_tensor(nb_tensor *t, const nb_init *in, const char *name, char *err, size_t cap);
 
+/* A string -> pointer hash table (src/strmap.c): O(1) finds, grows as
+ * needed. Keys are not copied: each must stay valid and unchanged while it is
+ * in the table (the graph's keys are node names, the loader's its entries'
+ * names). Start from nb_strmap m = {0}; nb__strmap_free frees the table
+ * itself, not keys or values. */
+typedef struct nb_strmap_slot nb_strmap_slot;
+typedef struct nb_strmap {
+    nb_strmap_slot *slot;
+    size_t cap, n;  /* cap: 0 or a power of two; n entries */
+} nb_strmap;
+
+/* Adds key -> value, or replaces the key and value of an equal key.
+ * NB_ERR_ARG for a NULL key; NB_ERR_NOMEM when the table cannot grow. */
+nb_status nb__strmap_put(nb_strmap *m, const char *key, void *value);
+/* The value of key ("" is a key like any other), or NULL when it is absent
+ * or NULL. A NULL value reads the same as an absent key. */
+void *nb__strmap_get(const nb_strmap *m, const char *key);
+/* The same for the key made of key's first len bytes. */
+void *nb__strmap_getn(const nb_strmap *m, const char *key, size_t len);
+/* Removes key; false when it was not there. */
+bool nb__strmap_remove(nb_strmap *m, const char *key);
+/* Visits the entries in table order (key and value may be NULL):
+ *   for (size_t i = 0; nb__strmap_next(m, &i, &key, &value);) ...
+ * The table must not change during the visit. */
+bool nb__strmap_next(const nb_strmap *m, size_t *i, const char **key, void **value);
+void nb__strmap_free(nb_strmap *m);
+
 #endif
