@@ -27,7 +27,7 @@ void nb_graph_free(nb_graph *g)
     for (size_t i = 0; i < g->n_nodes; i++) node_free(g->nodes[i]);
     for (int k = 0; k < g->n_syms; k++) nb_free(g->sym[k]);
     nb_free(g->nodes);
-    nb_free(g->names);
+    nb__strmap_free(&g->names);
     nb_free(g);
 }
 

@@ -38,8 +38,7 @@ struct nb_graph {
     char err[NB_ERR_CAP];
     uint64_t auto_name;         /* counter for automatic names */
     bool building_grad;         /* nodes made now are gradient nodes */
-    nb_node **names;            /* name index (graph/names.c) */
-    size_t name_cap, name_used;
+    nb_strmap names;            /* node name -> node (graph/names.c) */
 };
 
 /* The built-in op definitions, one per OP(x) of ops/oplist.h: built-in code

@@ -118,17 +118,12 @@ typedef struct nm_name {
     const struct nm_name *first;  /* prefix entries: the first name "PREFIX.x" */
 } nm_name;
 
-typedef struct nm_table {     /* open addressing on the names; cap a power of two */
-    nm_name **slot;
-    size_t n, cap;
-} nm_table;
-
 typedef struct nm_ctx {
     ny_ctx y;
     nb_model *m;
     nb_dtype dt;            /* the dtype the graph is built in */
-    nm_table names;
-    nm_table prefixes;      /* "a" and "a.b" for a name "a.b.c", for layers' reserved names */
+    nb_strmap names;        /* name -> nm_name */
+    nb_strmap prefixes;     /* "a" and "a.b" for a name "a.b.c", for layers' reserved names */
     nm_name **order;        /* the names in definition order (owns them) */
     size_t n_order, cap_order;
 } nm_ctx;

@@ -6,49 +6,9 @@
 
 #include "model_internal.h"
 
-static uint64_t hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
-static nm_name *table_get(const nm_table *t, const char *name, size_t len)
-{
-    if (!t->cap) return NULL;
-    for (size_t i = hash(name, len) & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
-        nm_name *e = t->slot[i];
-        if (!e) return NULL;
-        if (!strncmp(e->name, name, len) && e->name[len] == 0) return e;
-    }
-}
-
-static bool table_put(nm_table *t, nm_name *e)
-{
-    if (2 * (t->n + 1) > t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 64;
-        nm_name **slot = nb_calloc(cap, sizeof *slot);
-        if (!slot) return false;
-        for (size_t k = 0; k < t->cap; k++) {
-            if (!t->slot[k]) continue;
-            size_t i = hash(t->slot[k]->name, strlen(t->slot[k]->name)) & (cap - 1);
-            while (slot[i]) i = (i + 1) & (cap - 1);
-            slot[i] = t->slot[k];
-        }
-        nb_free(t->slot);
-        t->slot = slot;
-        t->cap = cap;
-    }
-    size_t i = hash(e->name, strlen(e->name)) & (t->cap - 1);
-    while (t->slot[i]) i = (i + 1) & (t->cap - 1);
-    t->slot[i] = e;
-    t->n++;
-    return true;
-}
-
 nm_name *nm_lookup(nm_ctx *c, const char *name, size_t len)
 {
-    return table_get(&c->names, name, len);
+    return nb__strmap_getn(&c->names, name, len);
 }
 
 static nm_name *new_entry(const char *name, size_t len)
@@ -82,7 +42,7 @@ nm_name *nm_define(nm_ctx *c, const char *name, nb_node *node, size_t line, bool
         c->cap_order = cap;
     }
     nm_name *e = new_entry(name, strlen(name));
-    if (!e || !table_put(&c->names, e)) {
+    if (!e || nb__strmap_put(&c->names, e->name, e)) {
         free_entry(e);
         goto oom;
     }
@@ -93,9 +53,9 @@ nm_name *nm_define(nm_ctx *c, const char *name, nb_node *node, size_t line, bool
     /* remember every prefix before a '.', for the layers' reserved names */
     for (const char *p = strchr(name, '.'); p; p = strchr(p + 1, '.')) {
         size_t len = (size_t)(p - name);
-        if (table_get(&c->prefixes, name, len)) continue;
+        if (nb__strmap_getn(&c->prefixes, name, len)) continue;
         nm_name *pre = new_entry(name, len);
-        if (!pre || !table_put(&c->prefixes, pre)) {
+        if (!pre || nb__strmap_put(&c->prefixes, pre->name, pre)) {
             free_entry(pre);
             goto oom;
         }
@@ -109,7 +69,7 @@ oom:
 
 const nm_name *nm_first_with_prefix(nm_ctx *c, const char *prefix)
 {
-    const nm_name *e = table_get(&c->prefixes, prefix, strlen(prefix));
+    const nm_name *e = nb__strmap_get(&c->prefixes, prefix);
     return e ? e->first : NULL;
 }
 
@@ -124,11 +84,12 @@ nm_name *nm_reserved_by(nm_ctx *c, const char *name)
 
 void nm_free_names(nm_ctx *c)
 {
+    void *pre;
     for (size_t i = 0; i < c->n_order; i++) free_entry(c->order[i]);
-    for (size_t i = 0; i < c->prefixes.cap; i++) free_entry(c->prefixes.slot[i]);
+    for (size_t i = 0; nb__strmap_next(&c->prefixes, &i, NULL, &pre);) free_entry(pre);
     nb_free(c->order);
-    nb_free(c->names.slot);
-    nb_free(c->prefixes.slot);
+    nb__strmap_free(&c->names);
+    nb__strmap_free(&c->prefixes);
 }
 
 bool nm_valid_name(nm_ctx *c, const yaml_node_t *n, const char *what, const char **out)
