@@ -72,10 +72,18 @@ nb_status nb__missing(nb_graph *g, const char *what)
     return nb__fail(g, NB_ERR_ARG, "%s is missing", what);
 }
 
+/* A linear search: a graph has at most NB_MAX_SYMS symbols. */
+int nb__sym_find(const nb_graph *g, const char *name)
+{
+    for (int k = 0; name && k < g->n_syms; k++)
+        if (!strcmp(g->sym[k], name)) return k;
+    return -1;
+}
+
 int nb__sym_index(nb_graph *g, const char *name)
 {
-    for (int k = 0; k < g->n_syms; k++)
-        if (!strcmp(g->sym[k], name)) return k;
+    int k = nb__sym_find(g, name);
+    if (k >= 0) return k;
     if (g->n_syms == NB_MAX_SYMS) return -1;
     if (!(g->sym[g->n_syms] = nb__strdup(name))) return -1;
     return g->n_syms++;
@@ -274,9 +282,10 @@ static nb_status set_attr(nb_graph *g, const char *node, const nb_attr_def *def,
                         def->name);
     /* symbols in DIMS point at the graph's copy of the name, not the caller's string,
      * since shape rules read them again at plan time */
-    for (int i = 0; v.type == NB_ATTR_DIMS && i < v.n; i++)
-        for (int k = 0; v.d[i].sym && k < g->n_syms; k++)
-            if (!strcmp(g->sym[k], v.d[i].sym)) v.d[i].sym = g->sym[k];
+    for (int i = 0; v.type == NB_ATTR_DIMS && i < v.n; i++) {
+        int k = nb__sym_find(g, v.d[i].sym);
+        if (k >= 0) v.d[i].sym = g->sym[k];
+    }
     *dst = v;
     return NB_OK;
 }

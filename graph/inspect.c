@@ -1,7 +1,5 @@
 /* Questions about a graph's free dimensions and about shapes under partial
  * bindings, for tools that print or draw a model before any plan exists. */
-#include <string.h>
-
 #include "internal.h"
 
 int nb_graph_num_syms(const nb_graph *g) { return g ? g->n_syms : 0; }
@@ -29,7 +27,7 @@ const char *nb_node_dim_sym(const nb_graph *g, const nb_node *n, int axis)
 static int64_t bound_value(const nb_graph *g, int k, const nb_bind *binds, int n_binds)
 {
     for (int b = 0; b < n_binds; b++)
-        if (binds[b].sym && k < g->n_syms && !strcmp(binds[b].sym, g->sym[k])) return binds[b].value;
+        if (nb__sym_find(g, binds[b].sym) == k) return binds[b].value;
     return 0;
 }
 

@@ -71,6 +71,9 @@ nb_status nb__vfail(nb_graph *g, nb_status st, const char *fmt, va_list ap);
 /* The name index (graph/names.c). */
 nb_status nb__names_add(nb_graph *g, nb_node *n);
 void nb__names_remove(nb_graph *g, const nb_node *n);
+/* Index of the free dimension (symbol) called name in g, or -1 when g has
+ * none of that name or name is NULL. */
+int nb__sym_find(const nb_graph *g, const char *name);
 /* Index of a symbol in g, adding it if new; -1 when the table is full. */
 int nb__sym_index(nb_graph *g, const char *name);
 /* Shape of a node with every symbol replaced by its bound value (ops/shape_rules.c). */

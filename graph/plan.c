@@ -609,10 +609,9 @@ nb_status nb_plan_bind(nb_plan *p, const nb_bind *binds, int n_binds)
     if (n_binds > 0 && !binds) return plan_fail(p, NB_ERR_ARG, "no bindings given");
     int64_t v[NB_MAX_SYMS] = {0};
     for (int b = 0; b < n_binds; b++) {
-        int k = 0;
-        while (binds[b].sym && k < p->g->n_syms && strcmp(p->g->sym[k], binds[b].sym)) k++;
+        int k = nb__sym_find(p->g, binds[b].sym);
         if (!binds[b].sym) return plan_fail(p, NB_ERR_ARG, "binding %d names no dimension", b);
-        if (k == p->g->n_syms)
+        if (k < 0)
             return plan_fail(p, NB_ERR_ARG, "the graph has no free dimension '%s'", binds[b].sym);
         if (binds[b].value < 1)
             return plan_fail(p, NB_ERR_ARG, "dimension '%s' bound to %lld; sizes must be >= 1",
@@ -823,9 +822,10 @@ double nb_node_flops(const nb_graph *g, const nb_node *n, const nb_bind *binds, 
     if (!g || !n) return -1;
     if (!n->op || !n->op->flops) return 0;
     int64_t v[NB_MAX_SYMS] = {0};
-    for (int b = 0; b < n_binds; b++)
-        for (int k = 0; k < g->n_syms; k++)
-            if (!strcmp(g->sym[k], binds[b].sym)) v[k] = binds[b].value;
+    for (int b = 0; b < n_binds; b++) {
+        int k = nb__sym_find(g, binds[b].sym);
+        if (k >= 0) v[k] = binds[b].value;
+    }
     nb_dims shapes[NB_MAX_INPUTS];
     nb_dtype dts[NB_MAX_INPUTS];
     char err[256];

@@ -90,18 +90,16 @@ nb_status nb_shape_dim(nb_shape_ctx *c, nb_dim d, nb_sdim *out)
         *out = nb_sdim_const(d.size);
         return NB_OK;
     }
-    const nb_graph *g = c->graph;
-    for (int k = 0; k < g->n_syms; k++)
-        if (!strcmp(g->sym[k], d.sym)) {
-            if (c->sym_value) {
-                *out = nb_sdim_const(c->sym_value[k]);
-            } else {
-                *out = nb_sdim_const(1);
-                out->e[k] = 1;
-            }
-            return NB_OK;
-        }
-    return nb_shape_fail(c, NB_ERR_SHAPE, "uses dimension '%s', which no input declares", d.sym);
+    int k = nb__sym_find(c->graph, d.sym);
+    if (k < 0)
+        return nb_shape_fail(c, NB_ERR_SHAPE, "uses dimension '%s', which no input declares", d.sym);
+    if (c->sym_value) {
+        *out = nb_sdim_const(c->sym_value[k]);
+    } else {
+        *out = nb_sdim_const(1);
+        out->e[k] = 1;
+    }
+    return NB_OK;
 }
 
 nb_status nb_kernel_fail(const nb_kctx *k, const char *fmt, ...)

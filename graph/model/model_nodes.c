@@ -59,9 +59,8 @@ static bool parse_attr(nm_ctx *c, const nb_attr_def *def, const yaml_node_t *v, 
             a->i[i] = x.i;
         } else if (x.kind == NY_STR && nm_is_symbol(x.s)) {
             const nb_graph *g = c->m->g;
-            int k = 0;
-            while (k < g->n_syms && strcmp(g->sym[k], x.s)) k++;
-            if (k == g->n_syms) {
+            int k = nb__sym_find(g, x.s);
+            if (k < 0) {
                 ny_err(&c->y, item, "dimension '%s' is not declared by any input", x.s);
                 ok = false;
             } else {
