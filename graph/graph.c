@@ -1,6 +1,5 @@
 /* Graph building: leaves, op nodes with attributes and shape inference,
  * names, and the error kept on the graph. */
-#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -91,19 +90,11 @@ int nb__sym_index(nb_graph *g, const char *name)
 
 /* ---- names ---------------------------------------------------------- */
 
-static bool valid_name(const char *s)
-{
-    if (!s || !*s) return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.' && *s != '-') return false;
-    return true;
-}
-
 /* Checks a user name, or makes "op_K" when name is NULL. */
 static char *take_name(nb_graph *g, const char *name, const char *op)
 {
     if (name) {
-        if (!valid_name(name)) {
+        if (!nb__name_valid(name)) {
             nb__fail(g, NB_ERR_NAME,
                      "invalid node name '%s': use letters, digits, '_', '.', '-'", name);
             return NULL;
@@ -172,7 +163,7 @@ nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dt, int rank, const nb
     for (int i = 0; i < rank; i++) {
         nb_sdim d = nb_sdim_const(1);
         if (dims[i].sym) {
-            int k = valid_name(dims[i].sym) ? nb__sym_index(g, dims[i].sym) : -1;
+            int k = nb__name_valid(dims[i].sym) ? nb__sym_index(g, dims[i].sym) : -1;
             if (k < 0) {
                 nb__fail(g, NB_ERR_SHAPE, "input '%s': bad or too many free dimensions ('%s')",
                          name, dims[i].sym);
@@ -404,7 +395,7 @@ static nb_status add_state(nb_graph *g, nb_node *n)
         nb_status st = state_shape(g, n, &op->state[s], &shape[s]);
         if (st) return st;
         if (snprintf(name[s], sizeof name[s], "%s.%s", n->name, op->state[s].suffix) >=
-                (int)sizeof name[s] || !valid_name(name[s]))
+                (int)sizeof name[s] || !nb__name_valid(name[s]))
             return nb__fail(g, NB_ERR_NAME, "node '%s': cannot name its state '%s'", n->name,
                             op->state[s].suffix);
         if (nb_graph_find(g, name[s]))

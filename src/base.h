@@ -17,6 +17,11 @@ nb_status nb__thread_fail(nb_status st, const char *fmt, ...) __attribute__((for
 
 /* Copy of a string through nb_malloc, or NULL. */
 char *nb__strdup(const char *s);
+/* The one rule for the names of nodes, params and inputs, in the C API and in
+ * model files alike (and of free dimensions in the C API; model files ask
+ * identifiers there): not NULL, not empty, only ASCII letters, digits, '_',
+ * '.' and '-', whatever the locale. */
+bool nb__name_valid(const char *s);
 
 /* Fills t from an init rule; `name` seeds its own random stream, so that
  * every param of a model draws different numbers from one seed. */

@@ -1,4 +1,5 @@
-/* Strings: nabla's own copies, through nb_malloc like everything it frees. */
+/* Strings: nabla's own copies, through nb_malloc like everything it frees,
+ * and the rule for names. */
 #include <string.h>
 
 #include "base.h"
@@ -9,4 +10,20 @@ char *nb__strdup(const char *s)
     char *d = nb_malloc(n);
     if (d) memcpy(d, s, n);
     return d;
+}
+
+/* Not isalnum(), which follows the locale: a model file must mean the same
+ * on every machine. */
+static bool name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.' || c == '-';
+}
+
+bool nb__name_valid(const char *s)
+{
+    if (!s || !*s) return false;
+    for (; *s; s++)
+        if (!name_char(*s)) return false;
+    return true;
 }

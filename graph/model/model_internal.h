@@ -140,7 +140,7 @@ const nm_name *nm_first_with_prefix(nm_ctx *c, const char *prefix);
  * node, or NULL both on that error and, silently, for failed definitions. */
 nb_node *nm_resolve(nm_ctx *c, const yaml_node_t *ref, const char *where);
 /* Checks that a name is a string of at most NM_MAX_NAME letters, digits, '_',
- * '.', '-'. (Layers add suffixes to it in fixed buffers.) */
+ * '.', '-' (nb__name_valid). (Layers add suffixes to it in fixed buffers.) */
 #define NM_MAX_NAME 255
 bool nm_valid_name(nm_ctx *c, const yaml_node_t *n, const char *what, const char **out);
 /* Checks that a valid name is not taken (nor reserved by a layer); reports at `at`. */

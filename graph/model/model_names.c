@@ -100,12 +100,7 @@ bool nm_valid_name(nm_ctx *c, const yaml_node_t *n, const char *what, const char
         ny_err(&c->y, n, "name '%.20s...' is too long (at most %d characters)", s, NM_MAX_NAME);
         return false;
     }
-    bool ok = *s != 0;
-    for (const char *p = s; *p; p++)
-        if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') && !(*p >= '0' && *p <= '9') &&
-            *p != '_' && *p != '.' && *p != '-')
-            ok = false;
-    if (!ok) {
+    if (!nb__name_valid(s)) {
         ny_err(&c->y, n, "invalid name '%s': use letters, digits, '_', '.', '-'", s);
         return false;
     }

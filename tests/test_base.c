@@ -1,4 +1,5 @@
-/* The string -> pointer hash table of src/ (nb_strmap, src/base.h). */
+/* The ground floor's internal helpers (src/base.h): the string -> pointer
+ * hash table nb_strmap, the name rule, string copies. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -164,4 +165,44 @@ Test(strmap, allocates_through_nb_malloc)
     cr_expect_eq(nb__strmap_get(&m, "x"), &x);  /* finding allocates nothing */
     cr_expect_eq(nb_alloc_count(), before);
     nb__strmap_free(&m);
+}
+
+Test(names, the_one_rule)
+{
+    const char *good[] = {"x", "W1", "layer.0.weight", "a-b_c", "_", ".", "-", "0"};
+    const char *bad[] = {"", "a b", "a/b", "a:b", "x\n", "caf\xc3\xa9", "a\tb", "[x]"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        cr_expect(nb__name_valid(good[i]), "'%s' should be a valid name", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_expect_not(nb__name_valid(bad[i]), "'%s' should not be a valid name", bad[i]);
+    cr_expect_not(nb__name_valid(NULL));
+}
+
+Test(names, the_graph_and_the_loader_apply_it)
+{
+    nb_graph *g = nb_graph_new();
+    cr_expect_null(nb_input(g, "caf\xc3\xa9", NB_F32, 0, NULL));
+    cr_expect_eq(nb_graph_status(g), NB_ERR_NAME);
+    nb_graph_clear_error(g);
+    cr_expect_not_null(nb_input(g, "a.b-c_1", NB_F32, 0, NULL), "%s", nb_graph_error(g));
+    nb_graph_free(g);
+    const char *yaml = "nabla: 1\nname: m\ninputs:\n  \"a b\": [2]\n"
+                       "nodes:\n  - {name: y, op: relu, in: [\"a b\"]}\noutputs: [y]\n";
+    nb_model *m = NULL;
+    nb_diags d = {0};
+    cr_expect_eq(nb_model_load_string(yaml, strlen(yaml), "m.yaml", NULL, &m, &d), NB_ERR_FORMAT);
+    cr_expect_eq(d.n, 1);
+    cr_expect(d.n && strstr(d.lines[0], "invalid name 'a b'"), "%s", d.n ? d.lines[0] : "");
+    nb_diags_free(&d);
+    nb_model_free(m);
+}
+
+Test(strings, copies_through_nb_malloc)
+{
+    uint64_t before = nb_alloc_count();
+    char *s = nb__strdup("layer.0");
+    cr_assert_not_null(s);
+    cr_expect_str_eq(s, "layer.0");
+    cr_expect_gt(nb_alloc_count(), before);
+    nb_free(s);
 }
