@@ -17,6 +17,10 @@ nb_status nb__thread_fail(nb_status st, const char *fmt, ...) __attribute__((for
 
 /* Copy of a string through nb_malloc, or NULL. */
 char *nb__strdup(const char *s);
+/* FNV-1a of len bytes: nb_strmap's hash, and the seed of each param's init
+ * stream, so it must not change: a model's seed gives the same params in
+ * every version. */
+uint64_t nb__hash(const char *s, size_t len);
 /* The one rule for the names of nodes, params and inputs, in the C API and in
  * model files alike (and of free dimensions in the C API; model files ask
  * identifiers there): not NULL, not empty, only ASCII letters, digits, '_',

@@ -1,6 +1,7 @@
 /* Parameter initialisation rules (model-format.md, "Param specs"). */
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "base.h"
 
@@ -17,14 +18,6 @@ static double fan_in(const nb_tensor *t)
     return f > 0 ? f : 1;
 }
 
-/* FNV-1a of the name, so each param has its own stream for a given seed. */
-static uint64_t name_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 static void store(nb_tensor *t, size_t i, double v)
 {
     if (t->dtype == NB_F64)
@@ -37,7 +30,7 @@ nb_status nb__init_tensor(nb_tensor *t, const nb_init *in, const char *name, cha
 {
     size_t n = nb_tensor_numel(t);
     nb_rng rng;
-    nb_rng_seed(&rng, in->seed ^ name_hash(name));
+    nb_rng_seed(&rng, in->seed ^ nb__hash(name, strlen(name)));  /* a stream per name */
     double std = 0;
     switch (in->kind) {
     case NB_INIT_VALUES:

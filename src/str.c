@@ -12,6 +12,13 @@ char *nb__strdup(const char *s)
     return d;
 }
 
+uint64_t nb__hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
 /* Not isalnum(), which follows the locale: a model file must mean the same
  * on every machine. */
 static bool name_char(char c)

@@ -16,13 +16,6 @@ struct nb_strmap_slot {
     void *value;
 };
 
-static uint64_t hash(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603ull;  /* FNV-1a */
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
 /* The slot holding the key, or the empty slot where it would go; cap > 0. */
 static size_t probe(const nb_strmap *m, const char *key, size_t len, uint64_t h)
 {
@@ -52,7 +45,7 @@ nb_status nb__strmap_put(nb_strmap *m, const char *key, void *value)
 {
     if (!m || !key) return NB_ERR_ARG;
     size_t len = strlen(key);
-    uint64_t h = hash(key, len);
+    uint64_t h = nb__hash(key, len);
     size_t i = m->cap ? probe(m, key, len, h) : 0;
     if (m->cap && m->slot[i].key) {
         m->slot[i].key = key;  /* the caller's key lives with its value */
@@ -71,7 +64,7 @@ nb_status nb__strmap_put(nb_strmap *m, const char *key, void *value)
 void *nb__strmap_getn(const nb_strmap *m, const char *key, size_t len)
 {
     if (!m || !m->cap || !key) return NULL;
-    const nb_strmap_slot *s = &m->slot[probe(m, key, len, hash(key, len))];
+    const nb_strmap_slot *s = &m->slot[probe(m, key, len, nb__hash(key, len))];
     return s->key ? s->value : NULL;
 }
 
@@ -91,7 +84,7 @@ bool nb__strmap_remove(nb_strmap *m, const char *key)
 {
     if (!m || !m->cap || !key) return false;
     size_t len = strlen(key), mask = m->cap - 1;
-    size_t hole = probe(m, key, len, hash(key, len));
+    size_t hole = probe(m, key, len, nb__hash(key, len));
     if (!m->slot[hole].key) return false;
     m->slot[hole].key = NULL;
     m->n--;
