@@ -313,7 +313,7 @@ Test(tool, run_dimension_mismatch)
     tool_result_free(&r);
     r = TOOL("run", tmp_path("m.yaml"), "--in", a, "-o", tmp_path("out"));
     cr_expect_eq(r.status, 2);
-    cr_expect(strstr(r.err, "'b' is not given"), "%s", r.err);
+    cr_expect(strstr(r.err, "'b' is not given") && strstr(r.err, "output 's' needs it"), "%s", r.err);
     tool_result_free(&r);
 }
 
@@ -345,6 +345,135 @@ Test(tool, run_labels_and_zero_gradients)
     r = TOOL("run", tmp_path("c.yaml"), "--in", x, "--in", bad, "--in", u, "-o", tmp_path("out2"));
     cr_expect_eq(r.status, 2);
     cr_expect(strstr(r.err, "'t'") && strstr(r.err, "row 1"), "%s", r.err);
+    tool_result_free(&r);
+}
+
+/* ---- nabla run: only the inputs the requested nodes depend on ------------------ */
+
+static bool file_exists(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+static const double MLP2_X[20] = {0.1, -0.2, 0.3, 0.4, 1, 2, -1, 0, 0.5, 0.5, 0.5, 0.5,
+                                  -3, 1, 2, 0, 0, 0, 0, 1};
+
+/* Runs examples/models/mlp2.yaml on x [5, 4] (and the labels t when with_t),
+ * plus extra arguments, into tmp/DIR. */
+static tool_result run_mlp2(const char *dir, bool with_t, const char *extra)
+{
+    static char model[1024], x[600], t[600];
+    snprintf(model, sizeof model, "%s/../examples/models/mlp2.yaml", test_dir());
+    write_npy_f64(tmp_path("x.npy"), 2, (int64_t[]){5, 4}, MLP2_X);
+    write_npy_i32(tmp_path("t.npy"), 1, (int64_t[]){5}, (int32_t[]){0, 1, 2, 1, 0});
+    snprintf(x, sizeof x, "x=%s", tmp_path("x.npy"));
+    snprintf(t, sizeof t, "t=%s", tmp_path("t.npy"));
+    const char *args[12] = {"run", model, "--in", x, "-o", tmp_path(dir)};
+    int n = 6;
+    if (with_t) {
+        args[n++] = "--in";
+        args[n++] = t;
+    }
+    if (extra) args[n++] = extra;
+    args[n] = NULL;
+    return tool_run(args);
+}
+
+/* Predicting needs no labels: y is written, the loss (which needs t) is not,
+ * and nothing is said. With the labels the loss comes too, and y is the same. */
+Test(tool, run_predicts_without_labels)
+{
+    tool_result r = run_mlp2("pred", false, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect_str_empty(r.err);
+    tool_result_free(&r);
+    nb_tensor y = read_npy_f64(tmp_path("pred/y.npy"));
+    cr_assert(y.rank == 2 && y.shape[0] == 5 && y.shape[1] == 3, "y has rank %d", y.rank);
+    cr_expect_not(file_exists(tmp_path("pred/loss.npy")), "loss.npy written without the labels");
+
+    r = run_mlp2("score", true, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect_str_empty(r.err);
+    tool_result_free(&r);
+    nb_tensor loss = read_npy_f64(tmp_path("score/loss.npy")), y2 = read_npy_f64(tmp_path("score/y.npy"));
+    cr_expect_eq(loss.rank, 0);
+    cr_expect(isfinite(*(double *)loss.data) && *(double *)loss.data > 0);
+    cr_assert_eq(nb_tensor_numel(&y2), 15);
+    for (size_t i = 0; i < 15; i++) cr_expect_eq(((double *)y2.data)[i], ((double *)y.data)[i], "y[%zu]", i);
+    nb_tensor_free(&loss);
+    nb_tensor_free(&y2);
+    nb_tensor_free(&y);
+}
+
+/* --grad needs the loss, so the loss's inputs become required: the message
+ * names the missing input and why. */
+Test(tool, run_grad_needs_the_loss_inputs)
+{
+    tool_result r = run_mlp2("g", false, "--grad");
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "nabla run: --grad needs the loss 'loss', which needs input 't' "
+                            "(give --in t=FILE.npy)"), "%s", r.err);
+    tool_result_free(&r);
+    cr_expect_not(file_exists(tmp_path("g/y.npy")));
+    r = run_mlp2("g", true, "--grad");
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect(file_exists(tmp_path("g/grad.h.W.npy")) && file_exists(tmp_path("g/loss.npy")));
+    tool_result_free(&r);
+}
+
+/* u: no node reads it; b: only the loss reads it, and b has its own free
+ * dimension M; t: needed by the loss alone. */
+static const char *const PARTIAL =
+    "nabla: 1\ndtype: f64\ninputs:\n  a: [N, 2]\n  b: [M]\n  u: [N]\n  t: [N]\n"
+    "nodes:\n  - {name: y, op: neg, in: [a]}\n  - {name: sb, op: sum, in: [b]}\n"
+    "  - {name: st, op: sum, in: [t]}\n  - {name: loss, op: add, in: [sb, st]}\n"
+    "outputs: [y]\nloss: loss\n";
+
+/* An input nothing computed depends on is accepted with a warning naming it;
+ * an input neither given nor needed (b, with M unbound) is fine; an input an
+ * output needs is an error naming both. */
+Test(tool, run_unused_and_unneeded_inputs)
+{
+    write_text(tmp_path("p.yaml"), PARTIAL);
+    write_npy_f64(tmp_path("a.npy"), 2, (int64_t[]){3, 2}, (double[]){1, 2, 3, 4, 5, 6});
+    write_npy_f64(tmp_path("v.npy"), 1, (int64_t[]){3}, (double[]){1, 2, 3});
+    char a[600], u[600], t[600], b[600];
+    snprintf(a, sizeof a, "a=%s", tmp_path("a.npy"));
+    snprintf(u, sizeof u, "u=%s", tmp_path("v.npy"));
+    snprintf(t, sizeof t, "t=%s", tmp_path("v.npy"));
+    snprintf(b, sizeof b, "b=%s", tmp_path("v.npy"));
+
+    tool_result r = TOOL("run", tmp_path("p.yaml"), "--in", a, "-o", tmp_path("o1"));
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect_str_empty(r.err);
+    expect_values(tmp_path("o1/y.npy"), 2, (int64_t[]){3, 2}, (double[]){-1, -2, -3, -4, -5, -6}, 0);
+    cr_expect_not(file_exists(tmp_path("o1/loss.npy")));
+    tool_result_free(&r);
+
+    r = TOOL("run", tmp_path("p.yaml"), "--in", a, "--in", u, "--in", t, "-o", tmp_path("o2"));
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect(strstr(r.err, "nabla run: warning: input 'u' is given but no output (nor the loss) "
+                            "depends on it"), "%s", r.err);
+    cr_expect(strstr(r.err, "warning: input 't' is given but only the loss 'loss' depends on it, "
+                            "which is not computed without input 'b'"), "%s", r.err);
+    cr_expect(file_exists(tmp_path("o2/y.npy")) && !file_exists(tmp_path("o2/loss.npy")));
+    tool_result_free(&r);
+
+    r = TOOL("run", tmp_path("p.yaml"), "--in", a, "--in", b, "--in", t, "--grad", "-o", tmp_path("o3"));
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect_str_empty(r.err);
+    expect_values(tmp_path("o3/loss.npy"), 0, NULL, (double[]){12}, 0);
+    expect_values(tmp_path("o3/grad.a.npy"), 2, (int64_t[]){3, 2}, (double[6]){0}, 0);
+    expect_values(tmp_path("o3/grad.b.npy"), 1, (int64_t[]){3}, (double[]){1, 1, 1}, 0);
+    cr_expect_not(file_exists(tmp_path("o3/grad.u.npy")), "a gradient for an input not given");
+    tool_result_free(&r);
+
+    r = TOOL("run", tmp_path("p.yaml"), "--in", u, "--in", t, "--in", b, "-o", tmp_path("o4"));
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "nabla run: input 'a' is not given (--in a=FILE.npy): output 'y' needs it"),
+              "%s", r.err);
     tool_result_free(&r);
 }
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -278,6 +279,63 @@ const nb_tensor *nbt_input_of(const nbt_inputs *in, const nb_node *node)
     for (int i = 0; i < in->n; i++)
         if (in->node[i] == node) return &in->t[i];
     return NULL;
+}
+
+/* ---- dependencies -------------------------------------------------------- */
+
+typedef struct node_ix {
+    const nb_node *n;
+    size_t i;
+} node_ix;
+
+static int cmp_node_ix(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const node_ix *)a)->n, y = (uintptr_t)((const node_ix *)b)->n;
+    return (x > y) - (x < y);
+}
+
+/* Position of n in the graph's creation order, or -1 when it is not a node of it. */
+static long index_of(const node_ix *ix, size_t n, const nb_node *x)
+{
+    node_ix key = {x, 0};
+    const node_ix *f = x ? bsearch(&key, ix, n, sizeof *ix, cmp_node_ix) : NULL;
+    return f ? (long)f->i : -1;
+}
+
+int nbt_depends_on(const char *cmd, const nb_graph *g, nb_node *const *from, int n_from,
+                   nb_node *const *of, int n_of, bool *dep)
+{
+    size_t n = nb_graph_num_nodes(g);
+    node_ix *ix = malloc((n ? n : 1) * sizeof *ix);
+    bool *mark = calloc(n ? n : 1, sizeof *mark);
+    if (!ix || !mark) {
+        free(ix);
+        free(mark);
+        return nbt_fail(cmd, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) ix[i] = (node_ix){nb_graph_node(g, i), i};
+    qsort(ix, n, sizeof *ix, cmp_node_ix);
+    for (int k = 0; k < n_from; k++) {
+        long i = index_of(ix, n, from[k]);
+        if (i >= 0) mark[i] = true;
+    }
+    /* creation order is topological: a node's inputs come before it, so one
+     * backward sweep marks everything the marked nodes read */
+    for (size_t i = n; i-- > 0;) {
+        if (!mark[i]) continue;
+        const nb_node *x = nb_graph_node(g, i);
+        for (int j = 0; j < nb_node_num_inputs(x); j++) {
+            long k = index_of(ix, n, nb_node_input(x, j));
+            if (k >= 0) mark[k] = true;
+        }
+    }
+    for (int k = 0; k < n_of; k++) {
+        long i = index_of(ix, n, of[k]);
+        dep[k] = i >= 0 && mark[i];
+    }
+    free(ix);
+    free(mark);
+    return NBT_OK;
 }
 
 /* ---- formatting ----------------------------------------------------------- */

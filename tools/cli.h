@@ -86,6 +86,15 @@ const nb_tensor *nbt_input_of(const nbt_inputs *in, const nb_node *node);
 /* Converts t in place to dtype to (f32 <-> f64). */
 int nbt_convert(const char *cmd, nb_tensor *t, nb_dtype to);
 
+/* ---- dependencies ------------------------------------------------------ */
+
+/* Which of the nodes of[0..n_of) the nodes from[0..n_from) depend on, walking
+ * nb_node_input back from them (a node depends on itself): dep[k] for of[k].
+ * E.g. of = the model's inputs: the inputs needed to compute `from`. Prints
+ * and returns NBT_ERROR only when out of memory. */
+int nbt_depends_on(const char *cmd, const nb_graph *g, nb_node *const *from, int n_from,
+                   nb_node *const *of, int n_of, bool *dep);
+
 /* ---- small formatting helpers ------------------------------------------- */
 
 /* "(1, 3)" for flat index i of a tensor of that shape; "()" for rank 0. */

@@ -1,8 +1,10 @@
 /* nabla run MODEL --in NAME=FILE.npy ... [--weights W] [--save-weights W]
  * [--grad] [--dim S=V] [--mode train|eval] [--seed S] -o DIR: one forward
  * pass (and the backward pass with --grad) on inputs from .npy files; every
- * output and the loss are written as DIR/NAME.npy, gradients as
- * DIR/grad.NAME.npy. Eval mode unless --mode train. */
+ * output, and the loss when the inputs it depends on are given, are written as
+ * DIR/NAME.npy, gradients as DIR/grad.NAME.npy. Only the inputs those depend
+ * on are needed (--grad needs the loss); a given input nothing computed
+ * depends on is a warning. Eval mode unless --mode train. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -17,15 +19,18 @@ void nbt_usage_run(FILE *f)
 {
     fprintf(f,
             "usage: nabla run MODEL --in NAME=FILE.npy... -o DIR [options]\n"
-            "Runs MODEL forward on the given inputs and writes every output and the loss as\n"
-            "DIR/NAME.npy in the model's dtype.\n\n"
+            "Runs MODEL forward on the given inputs and writes every output, and the loss\n"
+            "when the inputs it depends on are given, as DIR/NAME.npy in the model's dtype.\n"
+            "Only the inputs the outputs depend on are needed (predicting needs no labels);\n"
+            "a given input that no output nor the loss depends on is a warning.\n\n"
             "  --in NAME=FILE       value of an input (f4/f8 for float inputs, i4/i8 for labels);\n"
             "                       free dimensions are bound from the arrays' shapes\n"
             "  -o, --output DIR     where results go (created if missing)\n"
             "  --weights W          param values from a safetensors file, by param name\n"
             "  --save-weights W     write the params used to a safetensors file\n"
-            "  --grad               also write DIR/grad.NAME.npy for every trainable param and\n"
-            "                       float input (not for batchnorm's running statistics)\n"
+            "  --grad               also write DIR/grad.NAME.npy for every trainable param\n"
+            "                       and float input given (not for batchnorm's running\n"
+            "                       statistics); needs the loss, so its inputs are required\n"
             "  --dim SYM=SIZE       bind a free dimension no input fixes\n"
             "  --mode train|eval    eval (default): dropout is the identity and batchnorm uses\n"
             "                       its running statistics; train: dropout drops, batchnorm\n"
@@ -55,6 +60,8 @@ typedef struct run_state {
     nb_node **nodes;     /* computed: outputs and loss, then gradients */
     nb_node **wrt;       /* with --grad: the tensors gradients are written for */
     int n_nodes, n_res, n_wrt;  /* n_res: results before the gradients */
+    nb_node **inputs;    /* the model's inputs, in order */
+    bool *dep;           /* scratch: which of them a node depends on */
 } run_state;
 
 /* ---- weights ------------------------------------------------------------------ */
@@ -75,24 +82,13 @@ static int save_weights(const run_state *s, const char *path)
     return nb_weights_save(s->g, path, meta, 1) ? nbt_fail(CMD, "%s", nb_graph_error(s->g)) : NBT_OK;
 }
 
-/* ---- inputs and dimensions ------------------------------------------------------- */
-
-static int check_inputs(const run_state *s, const nbt_dims *d)
-{
-    for (size_t i = 0; i < nb_model_num_inputs(s->m); i++) {
-        const nb_node *x = nb_model_input(s->m, i);
-        if (!nbt_input_of(&s->in, x))
-            return nbt_fail(CMD, "input '%s' is not given (--in %s=FILE.npy)", nb_node_name(x),
-                            nb_node_name(x));
-    }
-    for (int k = 0; k < nb_graph_num_syms(s->g); k++)
-        if (!nbt_dim_value(d, nb_graph_sym(s->g, k)))
-            return nbt_fail(CMD, "free dimension '%s' is not bound: give --dim %s=SIZE",
-                            nb_graph_sym(s->g, k), nb_graph_sym(s->g, k));
-    return NBT_OK;
-}
-
 /* ---- what to compute ---------------------------------------------------------- */
+
+/* Only the inputs that what is computed depends on are needed: every output,
+ * the loss when its inputs are given (or --grad needs it), and with --grad the
+ * gradients. A free dimension of a computed node comes from an input it depends
+ * on (params have fixed sizes and ops keep symbolic sizes exact), so once those
+ * inputs are given every dimension the plan needs is bound. */
 
 static void add_result(run_state *s, nb_node *n)
 {
@@ -101,21 +97,79 @@ static void add_result(run_state *s, nb_node *n)
     s->nodes[s->n_nodes++] = n;
 }
 
-static int choose_nodes(run_state *s, bool grad)
+/* The first model input that n depends on and that is not given, or NULL. */
+static int missing_input(run_state *s, nb_node *n, nb_node **missing)
 {
-    size_t cap = nb_model_num_outputs(s->m) + 2 * (nb_model_num_params(s->m) + nb_model_num_inputs(s->m)) + 2;
-    nb_node *loss = nb_model_loss(s->m);
-    if (!(s->nodes = calloc(cap, sizeof *s->nodes)) || !(s->wrt = calloc(cap, sizeof *s->wrt)))
+    int n_in = (int)nb_model_num_inputs(s->m);
+    *missing = NULL;
+    if (nbt_depends_on(CMD, s->g, &n, 1, s->inputs, n_in, s->dep)) return NBT_ERROR;
+    for (int i = 0; i < n_in && !*missing; i++)
+        if (s->dep[i] && !nbt_input_of(&s->in, s->inputs[i])) *missing = s->inputs[i];
+    return NBT_OK;
+}
+
+/* A given input that no computed node depends on is a warning, not an error:
+ * the same input files can serve predicting (no labels needed) and scoring. */
+static int warn_unused(run_state *s, nb_node *skipped_loss, const nb_node *loss_needs)
+{
+    bool used[NBT_MAX_FEEDS], by_loss[NBT_MAX_FEEDS] = {0};
+    if (nbt_depends_on(CMD, s->g, s->nodes, s->n_res, s->in.node, s->in.n, used) ||
+        (skipped_loss && nbt_depends_on(CMD, s->g, &skipped_loss, 1, s->in.node, s->in.n, by_loss)))
+        return NBT_ERROR;
+    for (int i = 0; i < s->in.n; i++) {
+        const char *name = nb_node_name(s->in.node[i]);
+        if (used[i]) continue;
+        if (by_loss[i])
+            nbt_warn(CMD, "input '%s' is given but only the loss '%s' depends on it, which is not "
+                          "computed without input '%s'", name, nb_node_name(skipped_loss),
+                     nb_node_name(loss_needs));
+        else
+            nbt_warn(CMD, "input '%s' is given but no output%s depends on it", name,
+                     nb_model_loss(s->m) ? " (nor the loss)" : "");
+    }
+    return NBT_OK;
+}
+
+/* Outputs, then the loss: each input an output needs must be given; the loss
+ * is computed only when its inputs are given, unless --grad needs it. */
+static int choose_results(run_state *s, bool grad)
+{
+    size_t n_in = nb_model_num_inputs(s->m);
+    size_t cap = nb_model_num_outputs(s->m) + 2 * (nb_model_num_params(s->m) + n_in) + 2;
+    nb_node *loss = nb_model_loss(s->m), *x = NULL;
+    if (!(s->nodes = calloc(cap, sizeof *s->nodes)) || !(s->wrt = calloc(cap, sizeof *s->wrt)) ||
+        !(s->inputs = calloc(n_in + 1, sizeof *s->inputs)) || !(s->dep = calloc(n_in + 1, sizeof *s->dep)))
         return nbt_fail(CMD, "out of memory");
-    for (size_t i = 0; i < nb_model_num_outputs(s->m); i++) add_result(s, nb_model_output(s->m, i));
-    if (loss) add_result(s, loss);
+    for (size_t i = 0; i < n_in; i++) s->inputs[i] = nb_model_input(s->m, i);
+    for (size_t i = 0; i < nb_model_num_outputs(s->m); i++) {
+        nb_node *y = nb_model_output(s->m, i);
+        if (missing_input(s, y, &x)) return NBT_ERROR;
+        if (x)
+            return nbt_fail(CMD, "input '%s' is not given (--in %s=FILE.npy): output '%s' needs it",
+                            nb_node_name(x), nb_node_name(x), nb_node_name(y));
+        add_result(s, y);
+    }
+    if (grad && !loss) return nbt_fail(CMD, "--grad needs a model with a 'loss:'");
+    if (loss && missing_input(s, loss, &x)) return NBT_ERROR;
+    if (loss && x && grad)
+        return nbt_fail(CMD, "--grad needs the loss '%s', which needs input '%s' (give --in %s=FILE.npy)",
+                        nb_node_name(loss), nb_node_name(x), nb_node_name(x));
+    if (loss && !x) add_result(s, loss);
     s->n_res = s->n_nodes;
-    if (!grad) return NBT_OK;
-    if (!loss) return nbt_fail(CMD, "--grad needs a model with a 'loss:'");
+    return warn_unused(s, loss && x ? loss : NULL, x);
+}
+
+/* With --grad: gradients of the loss for every trainable param and every float
+ * input given (op state has none). */
+static int add_gradients(run_state *s)
+{
+    nb_node *loss = nb_model_loss(s->m);
     for (size_t i = 0; i < nb_model_num_params(s->m); i++)  /* not op state: it has no gradient */
         if (nb_param_trainable(nb_model_param(s->m, i))) s->wrt[s->n_wrt++] = nb_model_param(s->m, i);
-    for (size_t i = 0; i < nb_model_num_inputs(s->m); i++)
-        if (nb_node_dtype(nb_model_input(s->m, i)) != NB_I32) s->wrt[s->n_wrt++] = nb_model_input(s->m, i);
+    for (size_t i = 0; i < nb_model_num_inputs(s->m); i++) {
+        nb_node *x = nb_model_input(s->m, i);
+        if (nb_node_dtype(x) != NB_I32 && nbt_input_of(&s->in, x)) s->wrt[s->n_wrt++] = x;
+    }
     if (nb_grad(s->g, loss, s->wrt, s->n_wrt, s->nodes + s->n_nodes))
         return nbt_fail(CMD, "%s", nb_graph_error(s->g));
     s->n_nodes += s->n_wrt;  /* gradient nodes may repeat: each is written under its own name */
@@ -219,14 +273,16 @@ int nbt_cmd_run(int argc, char **argv)
     s.g = nb_model_graph(s.m);
     rc = nbt_check_dim_names(CMD, s.g, &a.dims);
     if (!rc) rc = nbt_read_inputs(CMD, s.m, &a.feeds, &a.dims, &s.in);
-    if (!rc) rc = check_inputs(&s, &a.dims);
+    if (!rc) rc = choose_results(&s, a.grad);
     if (!rc && a.weights) rc = load_weights(&s, a.weights);
-    if (!rc) rc = choose_nodes(&s, a.grad);
+    if (!rc && a.grad) rc = add_gradients(&s);
     if (!rc) rc = run_plan(&s, &a);
     if (!rc && a.save) rc = save_weights(&s, a.save);
     nbt_inputs_free(&s.in);
     free(s.nodes);
     free(s.wrt);
+    free(s.inputs);
+    free(s.dep);
     nb_model_free(s.m);
     return rc;
 }
