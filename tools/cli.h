@@ -109,11 +109,13 @@ int nbt_cmd_render(int argc, char **argv);
 int nbt_cmd_gradcheck(int argc, char **argv);
 int nbt_cmd_run(int argc, char **argv);
 int nbt_cmd_ops(int argc, char **argv);
+int nbt_cmd_plot(int argc, char **argv);
 void nbt_usage_check(FILE *f);
 void nbt_usage_render(FILE *f);
 void nbt_usage_gradcheck(FILE *f);
 void nbt_usage_run(FILE *f);
 void nbt_usage_ops(FILE *f);
+void nbt_usage_plot(FILE *f);
 
 /* ---- gradcheck of a model, shared with the tests ----------------------- */
 

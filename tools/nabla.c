@@ -26,6 +26,8 @@ static const command commands[] = {
     {"run", "one forward (and backward) pass on .npy inputs", nbt_cmd_run, nbt_usage_run},
     {"ops", "list the ops a model may use, with their inputs and attributes", nbt_cmd_ops,
      nbt_usage_ops},
+    {"plot", "draw training logs (loss, accuracy) or histograms of .npy values", nbt_cmd_plot,
+     nbt_usage_plot},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
