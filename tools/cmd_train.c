@@ -262,6 +262,10 @@ int nbt_cmd_train(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     interrupted = 0;
     sigaction(SIGINT, &sa, &old);
+    sigset_t intr;  /* a parent may have blocked it, and exec keeps that */
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &intr, NULL);
     rc = setup(&r);
     if (!rc) rc = epochs(&r);
     sigaction(SIGINT, &old, NULL);

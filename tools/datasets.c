@@ -17,6 +17,7 @@ int nbt_data_path(const char *cmd, const nb_model *m, const char *data_dir, cons
                   char *out, size_t cap)
 {
     const char *dirs[4] = {nb_model_dir(m), data_dir, getenv("NABLA_DATA"), DEBIAN_DATA};
+    if (!out || cap == 0) return NBT_ERROR;
     if (file[0] == '/') {
         snprintf(out, cap, "%s", file);
         if (access(out, R_OK) == 0) return NBT_OK;
