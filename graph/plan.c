@@ -751,7 +751,7 @@ static const nb_node *bad_leaf(const nb_plan *p, const instance *in)
 {
     for (size_t i = 0; i < p->n_nodes; i++) {
         const nb_node *nd = p->nodes[i];
-        if (!p->runs[i] || nd->op) continue;
+        if (!p->runs[i] || nd->op || nd->transient) continue;  /* scratch is written before read */
         if (!all_finite(nd->dtype, data_of(p, in, (int)i), nb_dims_numel(&in->shape[i]))) return nd;
     }
     return NULL;

@@ -110,12 +110,29 @@ int nbt_cmd_gradcheck(int argc, char **argv);
 int nbt_cmd_run(int argc, char **argv);
 int nbt_cmd_ops(int argc, char **argv);
 int nbt_cmd_plot(int argc, char **argv);
+int nbt_cmd_train(int argc, char **argv);
+int nbt_cmd_eval(int argc, char **argv);
+void nbt_usage_train(FILE *f);
+void nbt_usage_eval(FILE *f);
 void nbt_usage_check(FILE *f);
 void nbt_usage_render(FILE *f);
 void nbt_usage_gradcheck(FILE *f);
 void nbt_usage_run(FILE *f);
 void nbt_usage_ops(FILE *f);
 void nbt_usage_plot(FILE *f);
+
+/* ---- data of the train section (datasets.c), for train and eval --------- */
+
+/* Finds a data file: absolute, or in the model's folder, --data, $NABLA_DATA,
+ * Debian's /usr/share/datasets/fashion-mnist, in that order. */
+int nbt_data_path(const char *cmd, const nb_model *m, const char *data_dir, const char *file,
+                  char *out, size_t cap);
+/* Loads an IDX images/labels pair found so. */
+int nbt_load_idx(const char *cmd, const nb_model *m, const char *data_dir, const char *images,
+                 const char *labels, nb_dataset **out);
+/* A trainer for m (base gives batch, seed, optimizer...; loss, params, scores
+ * and labels come from the model) fed as its train section says. */
+int nbt_make_trainer(const char *cmd, nb_model *m, const nb_trainer_cfg *base, nb_trainer **out);
 
 /* ---- gradcheck of a model, shared with the tests ----------------------- */
 

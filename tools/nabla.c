@@ -26,6 +26,9 @@ static const command commands[] = {
     {"run", "one forward (and backward) pass on .npy inputs", nbt_cmd_run, nbt_usage_run},
     {"ops", "list the ops a model may use, with their inputs and attributes", nbt_cmd_ops,
      nbt_usage_ops},
+    {"train", "train a model as its train section says (flags override it)", nbt_cmd_train,
+     nbt_usage_train},
+    {"eval", "loss, accuracy and confusion matrix on the test set", nbt_cmd_eval, nbt_usage_eval},
     {"plot", "draw training logs (loss, accuracy) or histograms of .npy values", nbt_cmd_plot,
      nbt_usage_plot},
 };

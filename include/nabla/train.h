@@ -24,6 +24,7 @@
 #ifndef NABLA_TRAIN_H
 #define NABLA_TRAIN_H
 
+#include "data.h"
 #include "graph.h"
 
 #ifdef __cplusplus
@@ -70,6 +71,107 @@ typedef nb_status (*nb_grad_hook)(void *user, void *grads, size_t n, nb_dtype dt
 NB_API nb_status nb_optimize_hook(nb_graph *g, nb_node *step, nb_grad_hook fn, void *user);
 /* Sets the learning rate of every update of the step from the next run on. */
 NB_API nb_status nb_optimize_set_lr(nb_graph *g, nb_node *step, double lr);
+
+/* ---- the training loop ----------------------------------------------------
+ *
+ * A trainer runs epochs of a graph's training step over a dataset (data.h):
+ * shuffled batches (nb_shuffle(seed, epoch)), the last one smaller when the
+ * batch does not divide the samples, fed from dataset fields into inputs,
+ * dropout masks drawn from (seed, step); it reports the mean loss and, given
+ * class scores and labels, the accuracy; it saves and resumes checkpoints so
+ * that a run stopped and resumed gives the same bits as one run straight
+ * through (same thread count). Everything `nabla train` and `nabla eval` do
+ * goes through it.
+ *
+ *   nb_trainer *t;
+ *   nb_trainer_new(g, &cfg, &t);                         message on g
+ *   nb_trainer_feed(t, x, "images", 1.0 / 255);          input <- dataset field
+ *   nb_trainer_feed(t, labels, "labels", 1);
+ *   for (e = 0; e < epochs; e++) nb_trainer_epoch(t, train, NULL, NULL, &m);
+ *   nb_trainer_evaluate(t, test, &m, NULL);
+ *
+ * Calls on a trainer leave their message on it (nb_trainer_error). */
+typedef struct nb_trainer nb_trainer;
+
+typedef struct nb_trainer_cfg {
+    nb_node *loss;              /* the scalar to minimise */
+    nb_node *const *params;     /* the params to train; NULL: every trainable param */
+    int n_params;
+    nb_optim_cfg optim;
+    int64_t batch;              /* samples per step */
+    bool shuffle;               /* a new permutation every epoch; false: file order */
+    uint64_t seed;              /* shuffling and dropout */
+    nb_node *scores;            /* class scores [N, K] for the accuracy, or NULL */
+    nb_node *labels;            /* the input of the class ids (i32 [N]), or NULL */
+    bool evaluate_only;         /* no optimizer: nb_trainer_evaluate only (nabla eval) */
+} nb_trainer_cfg;
+
+/* Builds the training step (nb_optimize) on g and two plans: training
+ * (loss, step, scores) and evaluation (loss, scores, eval mode). Make the
+ * trainer once the graph is complete. The free dimension of the batch is axis
+ * 0 of the fed inputs. */
+NB_API nb_status nb_trainer_new(nb_graph *g, const nb_trainer_cfg *cfg, nb_trainer **out);
+NB_API void nb_trainer_free(nb_trainer *t);
+NB_API nb_status nb_trainer_status(const nb_trainer *t);
+NB_API const char *nb_trainer_error(const nb_trainer *t);
+/* The step node (for nb_optimize_set_lr). */
+NB_API nb_node *nb_trainer_step(const nb_trainer *t);
+/* The gradient hook of the trainer's step (see nb_grad_hook): the trainer
+ * checks the gradients are finite first, then calls fn. */
+NB_API nb_status nb_trainer_hook(nb_trainer *t, nb_grad_hook fn, void *user);
+
+/* Input `input` takes the samples of dataset field `field` (by name),
+ * converted to its dtype and multiplied by scale when float; one sample of
+ * the field must hold as many values as one sample of the input ([1, 28, 28]
+ * images feed [N, 784] or [N, 1, 28, 28]). */
+NB_API nb_status nb_trainer_feed(nb_trainer *t, nb_node *input, const char *field, double scale);
+
+typedef struct nb_metrics {
+    double loss;          /* mean over the samples (NAN when the loss was not computed) */
+    double accuracy;      /* fraction of samples whose highest score is their label (NAN: none) */
+    size_t samples, correct;
+    double seconds;       /* wall time */
+} nb_metrics;
+
+/* Where an epoch is, for progress reports. Returning false from the callback
+ * stops the epoch after this step (SIGINT): the epoch can be resumed later
+ * from the next batch (nb_trainer_save, then nb_trainer_resume). */
+typedef struct nb_progress {
+    int64_t epoch;        /* counted from 0 */
+    size_t batch, batches;/* batches done in this epoch, of how many */
+    nb_metrics so_far;    /* this epoch's samples so far */
+} nb_progress;
+typedef bool (*nb_progress_fn)(void *user, const nb_progress *p);
+
+/* Runs the rest of the current epoch over `data` (all of it, unless a
+ * previous epoch was stopped or resumed mid-way), calling progress (may be
+ * NULL) after every step. *out (may be NULL) gets the epoch's metrics;
+ * nb_trainer_epochs() counts the epochs completed. A loss or gradient that
+ * is not finite stops training with NB_ERR_RUNTIME and a message naming the
+ * step and the first node whose value went non-finite; the params are left
+ * as they were before that step. */
+NB_API nb_status nb_trainer_epoch(nb_trainer *t, nb_dataset *data, nb_progress_fn progress,
+                                  void *user, nb_metrics *out);
+NB_API int64_t nb_trainer_epochs(const nb_trainer *t);
+/* Is an epoch under way (stopped after some batch)? */
+NB_API bool nb_trainer_mid_epoch(const nb_trainer *t);
+
+/* Loss and accuracy over every sample of data, in eval mode, params
+ * unchanged. confusion, when not NULL, receives a classes x classes matrix
+ * of counts (row: label, column: prediction); classes is the scores' K. */
+NB_API nb_status nb_trainer_evaluate(nb_trainer *t, nb_dataset *data, nb_metrics *out,
+                                     int64_t *confusion);
+/* Number of classes (the scores' last dimension), or 0 without scores. */
+NB_API int64_t nb_trainer_classes(const nb_trainer *t);
+
+/* Writes every param with the optimizer state and where training stands
+ * (epoch, batch, step, seed, and meta's n_meta key/value pairs) as a
+ * safetensors file, atomically. */
+NB_API nb_status nb_trainer_save(nb_trainer *t, const char *path, const char *const *meta,
+                                 size_t n_meta);
+/* Loads such a checkpoint: params, optimizer state and position, so that
+ * the next nb_trainer_epoch continues where the saved run stopped. */
+NB_API nb_status nb_trainer_resume(nb_trainer *t, const char *path);
 
 #ifdef __cplusplus
 }

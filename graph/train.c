@@ -1,0 +1,458 @@
+/* The training loop (train.h): epochs of shuffled batches through one plan
+ * that runs forward, backward and update, an evaluation plan, metrics, and
+ * checkpoints that resume to the same bits. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define MAX_FEEDS 16
+
+typedef struct feed {
+    nb_node *input;
+    char field[64];
+    double scale;
+    size_t per_sample;   /* values of one sample of the input */
+} feed;
+
+struct nb_trainer {
+    nb_graph *g;
+    nb_node *loss, *scores, *labels, *step, *count;
+    nb_plan *train, *eval;
+    int64_t batch, classes;
+    bool shuffle;
+    uint64_t seed;
+    const char *sym;     /* the batch's free dimension (the graph's string) */
+    feed feeds[MAX_FEEDS];
+    int n_feeds;
+    /* where training stands */
+    int64_t epochs;      /* completed */
+    size_t done;         /* batches done of the current epoch (0: none) */
+    double loss_sum;     /* of the current epoch so far: loss x samples */
+    size_t samples, correct;
+    double seconds;
+    /* a non-finite value met by the hook */
+    bool nonfinite;
+    nb_grad_hook user_hook;
+    void *user;
+    nb_status status;
+    char err[NB_ERR_CAP];
+};
+
+static nb_status fail(nb_trainer *t, nb_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static nb_status fail(nb_trainer *t, nb_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->err, sizeof t->err, fmt, ap);
+    va_end(ap);
+    return t->status = st;
+}
+
+static void begin(nb_trainer *t)
+{
+    t->status = NB_OK;
+    t->err[0] = 0;
+}
+
+nb_status nb_trainer_status(const nb_trainer *t) { return t ? t->status : NB_ERR_ARG; }
+const char *nb_trainer_error(const nb_trainer *t) { return t ? t->err : "no trainer"; }
+nb_node *nb_trainer_step(const nb_trainer *t) { return t ? t->step : NULL; }
+int64_t nb_trainer_epochs(const nb_trainer *t) { return t ? t->epochs : 0; }
+bool nb_trainer_mid_epoch(const nb_trainer *t) { return t && t->done > 0; }
+int64_t nb_trainer_classes(const nb_trainer *t) { return t ? t->classes : 0; }
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static nb_status guard(void *user, void *grads, size_t n, nb_dtype dt);
+
+/* ---- making one ---------------------------------------------------------- */
+
+/* The params to train: those given, or every trainable param of g. */
+static nb_node **params_of(nb_graph *g, const nb_trainer_cfg *c, int *n)
+{
+    *n = 0;
+    nb_node **p = nb_malloc((g->n_nodes + 1) * sizeof *p);
+    if (!p) return NULL;
+    if (c->params) {
+        memcpy(p, c->params, (size_t)c->n_params * sizeof *p);
+        *n = c->n_params;
+    } else {
+        for (size_t i = 0; i < g->n_nodes; i++)
+            if (nb_param_trainable(g->nodes[i])) p[(*n)++] = g->nodes[i];
+    }
+    return p;
+}
+
+/* Training plan: loss, step[, scores] in training mode; evaluation: loss[, scores]. */
+static nb_status make_plans(nb_trainer *t)
+{
+    nb_node *out[3] = {t->loss, t->step, t->scores};
+    nb_node *ev[2] = {t->loss, t->scores};
+    nb_status st = nb_plan_new(t->g, ev, t->scores ? 2 : 1, &t->eval);
+    if (!st && t->step) st = nb_plan_new(t->g, out, t->scores ? 3 : 2, &t->train);
+    if (!st && t->step) st = nb_plan_set_training(t->train, true);
+    return st;
+}
+
+static nb_status check_cfg(nb_graph *g, const nb_trainer_cfg *c)
+{
+    if (!c->loss) return nb__missing(g, "the loss to train");
+    if (c->batch < 1) return nb__fail(g, NB_ERR_ARG, "trainer: the batch must be >= 1; got %lld", (long long)c->batch);
+    if (c->scores && (c->scores->shape.rank != 2 || !nb_sdim_is_const(c->scores->shape.d[1])))
+        return nb__fail(g, NB_ERR_SHAPE, "trainer: the scores '%s' must be [N, K] with a fixed K",
+                        c->scores->name);
+    if (c->labels && (c->labels->kind != NB_NODE_INPUT || c->labels->dtype != NB_I32))
+        return nb__fail(g, NB_ERR_ARG, "trainer: the labels '%s' must be an i32 input", c->labels->name);
+    return NB_OK;
+}
+
+nb_status nb_trainer_new(nb_graph *g, const nb_trainer_cfg *c, nb_trainer **out)
+{
+    if (!out) return NB_ERR_ARG;
+    *out = NULL;
+    if (!g || !c) return g ? nb__fail(g, NB_ERR_ARG, "trainer: no configuration") : NB_ERR_ARG;
+    nb__begin(g);
+    nb_status st = check_cfg(g, c);
+    if (st) return st;
+    nb_trainer *t = nb_calloc(1, sizeof *t);
+    int n;
+    nb_node **params = params_of(g, c, &n);
+    if (!t || !params) {
+        nb_free(t), nb_free(params);
+        return nb__fail(g, NB_ERR_NOMEM, "out of memory");
+    }
+    *t = (nb_trainer){.g = g, .loss = c->loss, .scores = c->scores, .labels = c->labels,
+                      .batch = c->batch, .shuffle = c->shuffle, .seed = c->seed};
+    t->classes = c->scores ? c->scores->shape.d[1].c : 0;
+    if (!c->evaluate_only) {
+        t->step = nb_optimize(g, c->loss, params, n, &c->optim, NULL);
+        st = t->step ? nb_optimize_hook(g, t->step, guard, t) : g->status;
+        t->count = nb_graph_find(g, "opt.step");
+    }
+    nb_free(params);
+    if (!st) st = make_plans(t);
+    if (st) {
+        nb_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return NB_OK;
+}
+
+void nb_trainer_free(nb_trainer *t)
+{
+    if (!t) return;
+    nb_plan_free(t->train);
+    nb_plan_free(t->eval);
+    nb_free(t);
+}
+
+/* ---- feeding --------------------------------------------------------------- */
+
+nb_status nb_trainer_feed(nb_trainer *t, nb_node *input, const char *field, double scale)
+{
+    if (!t) return NB_ERR_ARG;
+    begin(t);
+    if (!input || input->kind != NB_NODE_INPUT)
+        return fail(t, NB_ERR_ARG, "trainer: '%s' is not an input", nb_node_name(input));
+    if (!field || strlen(field) >= sizeof t->feeds[0].field)
+        return fail(t, NB_ERR_ARG, "trainer: input '%s' needs a field name", input->name);
+    if (t->n_feeds == MAX_FEEDS) return fail(t, NB_ERR_ARG, "trainer: more than %d feeds", MAX_FEEDS);
+    const char *sym = nb_node_dim_sym(t->g, input, 0);
+    if (!sym || (t->sym && strcmp(sym, t->sym)))
+        return fail(t, NB_ERR_SHAPE, "trainer: input '%s' must have the batch as its first "
+                    "dimension (a free one, %s)", input->name, t->sym ? t->sym : "such as N");
+    int64_t shape[NB_MAX_DIMS];
+    int rank = nb_node_shape_bound(t->g, input, (nb_bind[]){{sym, 1}}, 1, shape);
+    size_t per = 1;
+    for (int a = 1; a < rank; a++) per *= (size_t)shape[a];
+    if (rank < 1) return fail(t, NB_ERR_SHAPE, "trainer: input '%s' has other free dimensions "
+                              "than the batch", input->name);
+    t->sym = sym;
+    feed *f = &t->feeds[t->n_feeds++];
+    *f = (feed){input, "", scale, per};
+    snprintf(f->field, sizeof f->field, "%s", field);
+    return NB_OK;
+}
+
+/* Checks that data has every field fed, with samples of the inputs' size,
+ * and labels within the classes. */
+static nb_status check_data(nb_trainer *t, nb_dataset *d)
+{
+    if (!d) return fail(t, NB_ERR_ARG, "trainer: no dataset given");
+    if (t->n_feeds == 0) return fail(t, NB_ERR_ARG, "trainer: no input is fed (nb_trainer_feed)");
+    if (nb_dataset_size(d) == 0) return fail(t, NB_ERR_ARG, "trainer: the dataset is empty");
+    for (int i = 0; i < t->n_feeds; i++) {
+        const feed *f = &t->feeds[i];
+        int k = nb_dataset_field(d, f->field);
+        if (k < 0) return fail(t, NB_ERR_ARG, "trainer: the dataset has no field '%s' for input '%s'",
+                               f->field, f->input->name);
+        if (nb_dataset_field_numel(d, k) != f->per_sample)
+            return fail(t, NB_ERR_SHAPE, "trainer: a sample of '%s' (%s) holds %zu values; input "
+                        "'%s' takes %zu per sample", f->field, nb_dataset_field_path(d, k),
+                        nb_dataset_field_numel(d, k), f->input->name, f->per_sample);
+        if (f->input == t->labels && t->classes > 0 && nb_dataset_check_labels(d, k, t->classes))
+            return fail(t, NB_ERR_RUNTIME, "%s", nb_dataset_error(d));
+    }
+    return NB_OK;
+}
+
+/* Binds the batch size and copies samples idx[0..n) of every field fed. */
+static nb_status load_batch(nb_trainer *t, nb_plan *p, nb_dataset *d, const size_t *idx, size_t n)
+{
+    if (nb_plan_bind(p, (nb_bind[]){{t->sym, (int64_t)n}}, 1))
+        return fail(t, nb_plan_status(p), "%s", nb_plan_error(p));
+    for (int i = 0; i < t->n_feeds; i++) {
+        const feed *f = &t->feeds[i];
+        void *buf = nb_plan_input_buffer(p, f->input);
+        if (!buf) continue;  /* the plan does not read it */
+        size_t bytes = n * f->per_sample * nb_dtype_size(f->input->dtype);
+        if (nb_dataset_batch(d, nb_dataset_field(d, f->field), idx, n, f->input->dtype, f->scale, buf, bytes))
+            return fail(t, NB_ERR_RUNTIME, "%s", nb_dataset_error(d));
+    }
+    return NB_OK;
+}
+
+/* ---- metrics ---------------------------------------------------------------- */
+
+static size_t argmax_row(const nb_plan *p, const nb_node *scores, size_t row, int64_t k)
+{
+    size_t best = 0;
+    if (scores->dtype == NB_F32) {
+        const float *s = (const float *)nb_plan_get(p, scores) + row * (size_t)k;
+        for (size_t j = 1; j < (size_t)k; j++) best = s[j] > s[best] ? j : best;
+    } else {
+        const double *s = (const double *)nb_plan_get(p, scores) + row * (size_t)k;
+        for (size_t j = 1; j < (size_t)k; j++) best = s[j] > s[best] ? j : best;
+    }
+    return best;
+}
+
+/* Adds a run's loss and correct predictions to the sums (and the confusion matrix). */
+static void tally(nb_trainer *t, nb_plan *p, size_t n, double *loss_sum, size_t *correct,
+                  int64_t *confusion)
+{
+    const void *l = nb_plan_get(p, t->loss);
+    *loss_sum += (t->loss->dtype == NB_F32 ? *(const float *)l : *(const double *)l) * (double)n;
+    if (!t->scores || !t->labels) return;
+    const int32_t *y = nb_plan_input_buffer(p, t->labels);
+    for (size_t i = 0; y && i < n; i++) {
+        size_t guess = argmax_row(p, t->scores, i, t->classes);
+        *correct += guess == (size_t)y[i];
+        if (confusion) confusion[(size_t)y[i] * (size_t)t->classes + guess]++;
+    }
+}
+
+static nb_metrics metrics(const nb_trainer *t, double loss_sum, size_t samples, size_t correct,
+                          double seconds)
+{
+    nb_metrics m = {NAN, NAN, samples, correct, seconds};
+    if (samples) m.loss = loss_sum / (double)samples;
+    if (samples && t->scores && t->labels) m.accuracy = (double)correct / (double)samples;
+    return m;
+}
+
+/* ---- a training step, with the check for values that are not finite ---------- */
+
+static bool finite_values(const void *x, size_t n, nb_dtype dt)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(dt == NB_F32 ? ((const float *)x)[i] : ((const double *)x)[i])) return false;
+    return true;
+}
+
+/* Runs between the gradients and the updates: a loss or gradient that is not
+ * finite stops the step before any param changes. */
+static nb_status guard(void *user, void *grads, size_t n, nb_dtype dt)
+{
+    nb_trainer *t = user;
+    if (!finite_values(nb_plan_get(t->train, t->loss), 1, t->loss->dtype) ||
+        !finite_values(grads, n, dt)) {
+        t->nonfinite = true;
+        return NB_ERR_RUNTIME;
+    }
+    return t->user_hook ? t->user_hook(t->user, grads, n, dt) : NB_OK;
+}
+
+static double step_count(const nb_trainer *t) { return *(const double *)t->count->value.data; }
+
+/* Names the first node whose value is not finite, by running the step again
+ * while looking (the params are still as before the step). */
+static nb_status explain_nonfinite(nb_trainer *t)
+{
+    const nb_node *bad = NULL;
+    nb_plan_set_seed(t->train, nb_mix64(t->seed ^ nb_mix64((uint64_t)step_count(t))));
+    nb_plan_run_checked(t->train, &bad);
+    return fail(t, NB_ERR_RUNTIME, "step %.0f (epoch %lld, batch %zu): the %s is not finite; the "
+                "first value that is not: node '%s' (%s)", step_count(t) + 1,
+                (long long)t->epochs + 1, t->done + 1, bad == t->loss || !bad ? "loss" : "loss or a gradient",
+                bad ? bad->name : t->loss->name, bad ? nb_node_op(bad) : "?");
+}
+
+static nb_status train_step(nb_trainer *t)
+{
+    /* masks are a function of (seed, step): a resumed run draws the same */
+    nb_plan_set_seed(t->train, nb_mix64(t->seed ^ nb_mix64((uint64_t)step_count(t))));
+    t->nonfinite = false;
+    nb_status st = nb_plan_run(t->train);
+    if (st && t->nonfinite) return explain_nonfinite(t);
+    return st ? fail(t, st, "%s", nb_plan_error(t->train)) : NB_OK;
+}
+
+/* ---- epochs ------------------------------------------------------------------ */
+
+nb_status nb_trainer_epoch(nb_trainer *t, nb_dataset *d, nb_progress_fn progress, void *user,
+                           nb_metrics *out)
+{
+    if (!t) return NB_ERR_ARG;
+    begin(t);
+    if (!t->step) return fail(t, NB_ERR_ARG, "trainer: made to evaluate only");
+    nb_status st = check_data(t, d);
+    if (st) return st;
+    size_t n = nb_dataset_size(d), batches = (n + (size_t)t->batch - 1) / (size_t)t->batch;
+    size_t *perm = nb_malloc(n * sizeof *perm);
+    if (!perm) return fail(t, NB_ERR_NOMEM, "out of memory");
+    if (t->shuffle) nb_shuffle(t->seed, (uint64_t)t->epochs, perm, n);
+    else for (size_t i = 0; i < n; i++) perm[i] = i;
+    double start = now() - t->seconds;
+    bool go = true;
+    while (t->done < batches && go) {
+        size_t first = t->done * (size_t)t->batch, m = n - first < (size_t)t->batch ? n - first : (size_t)t->batch;
+        if ((st = load_batch(t, t->train, d, perm + first, m)) || (st = train_step(t))) break;
+        tally(t, t->train, m, &t->loss_sum, &t->correct, NULL);
+        t->samples += m;
+        t->done++;
+        t->seconds = now() - start;
+        nb_progress pr = {t->epochs, t->done, batches,
+                          metrics(t, t->loss_sum, t->samples, t->correct, t->seconds)};
+        if (progress) go = progress(user, &pr);
+    }
+    nb_free(perm);
+    if (out) *out = metrics(t, t->loss_sum, t->samples, t->correct, t->seconds);
+    if (!st && t->done == batches) {  /* a whole epoch: start the next afresh */
+        t->epochs++;
+        t->done = t->samples = t->correct = 0;
+        t->loss_sum = t->seconds = 0;
+    }
+    return st;
+}
+
+nb_status nb_trainer_evaluate(nb_trainer *t, nb_dataset *d, nb_metrics *out, int64_t *confusion)
+{
+    if (!t) return NB_ERR_ARG;
+    begin(t);
+    nb_status st = check_data(t, d);
+    if (st) return st;
+    size_t n = nb_dataset_size(d), b = (size_t)t->batch, correct = 0;
+    size_t *idx = nb_malloc(b * sizeof *idx);
+    if (!idx) return fail(t, NB_ERR_NOMEM, "out of memory");
+    if (confusion) memset(confusion, 0, (size_t)(t->classes * t->classes) * sizeof *confusion);
+    double start = now(), loss_sum = 0;
+    for (size_t first = 0; first < n && !st; first += b) {
+        size_t m = n - first < b ? n - first : b;
+        for (size_t i = 0; i < m; i++) idx[i] = first + i;
+        if (!(st = load_batch(t, t->eval, d, idx, m)) && (st = nb_plan_run(t->eval)))
+            fail(t, st, "%s", nb_plan_error(t->eval));
+        if (!st) tally(t, t->eval, m, &loss_sum, &correct, confusion);
+    }
+    nb_free(idx);
+    if (!st && out) *out = metrics(t, loss_sum, n, correct, now() - start);
+    return st;
+}
+
+nb_status nb_trainer_hook(nb_trainer *t, nb_grad_hook fn, void *user)
+{
+    if (!t) return NB_ERR_ARG;
+    begin(t);
+    t->user_hook = fn;
+    t->user = user;
+    return NB_OK;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------
+ * The params (optimizer state among them) and, in the metadata, where training
+ * stands: the epochs completed, the batches done of the next one and its sums
+ * so far, so that resuming a checkpoint saved mid-epoch continues with the next
+ * batch of the same permutation. */
+
+#define CKPT_FORMAT "nabla-checkpoint-1"
+
+nb_status nb_trainer_save(nb_trainer *t, const char *path, const char *const *meta, size_t n_meta)
+{
+    if (!t) return NB_ERR_ARG;
+    begin(t);
+    if (!t->step) return fail(t, NB_ERR_ARG, "trainer: made to evaluate only");
+    if (n_meta > 32) return fail(t, NB_ERR_ARG, "trainer: more than 32 metadata pairs");
+    char v[7][40];
+    snprintf(v[0], sizeof v[0], "%lld", (long long)t->epochs);
+    snprintf(v[1], sizeof v[1], "%zu", t->done);
+    snprintf(v[2], sizeof v[2], "%.17g", t->loss_sum);
+    snprintf(v[3], sizeof v[3], "%zu", t->samples);
+    snprintf(v[4], sizeof v[4], "%zu", t->correct);
+    snprintf(v[5], sizeof v[5], "%llu", (unsigned long long)t->seed);
+    snprintf(v[6], sizeof v[6], "%.17g", t->seconds);
+    const char *all[2 * (7 + 1 + 32)] = {"format", CKPT_FORMAT, "epoch", v[0], "batch", v[1],
+                                         "loss_sum", v[2], "samples", v[3], "correct", v[4],
+                                         "seed", v[5], "seconds", v[6]};
+    if (n_meta) memcpy(all + 16, meta, 2 * n_meta * sizeof *meta);
+    if (nb_weights_save(t->g, path, all, 8 + n_meta))
+        return fail(t, nb_graph_status(t->g), "%s", nb_graph_error(t->g));
+    return NB_OK;
+}
+
+static const char *meta_of(const nb_tensor_set *s, const char *key)
+{
+    for (size_t i = 0; i < s->n_meta; i++)
+        if (!strcmp(s->meta_keys[i], key)) return s->meta_vals[i];
+    return NULL;
+}
+
+/* A number of the metadata into *out; false when missing or malformed. */
+static bool meta_num(const nb_tensor_set *s, const char *key, double *out)
+{
+    const char *v = meta_of(s, key);
+    char *end;
+    if (!v || !*v) return false;
+    *out = strtod(v, &end);
+    return !*end && isfinite(*out) && *out >= 0;
+}
+
+nb_status nb_trainer_resume(nb_trainer *t, const char *path)
+{
+    if (!t) return NB_ERR_ARG;
+    begin(t);
+    if (!t->step) return fail(t, NB_ERR_ARG, "trainer: made to evaluate only");
+    nb_tensor_set s;
+    if (nb_safetensors_read(path, &s)) return fail(t, NB_ERR_FORMAT, "%s", nb_last_error());
+    const char *fmt = meta_of(&s, "format");
+    double v[6];
+    static const char *const keys[] = {"epoch", "batch", "loss_sum", "samples", "correct", "seconds"};
+    nb_status st = NB_OK;
+    if (!fmt || strcmp(fmt, CKPT_FORMAT))
+        st = fail(t, NB_ERR_FORMAT, "%s: not a nabla checkpoint (no format '%s' in its metadata)",
+                  path, CKPT_FORMAT);
+    for (int i = 0; i < 6 && !st; i++)
+        if (!meta_num(&s, keys[i], &v[i]))
+            st = fail(t, NB_ERR_FORMAT, "%s: the checkpoint's '%s' is missing or malformed", path, keys[i]);
+    nb_tensor_set_free(&s);
+    if (st) return st;
+    /* the file is whole and ours: now the params, all or nothing */
+    if (nb_weights_load(t->g, path, NULL)) return fail(t, nb_graph_status(t->g), "%s", nb_graph_error(t->g));
+    t->epochs = (int64_t)v[0];
+    t->done = (size_t)v[1];
+    t->loss_sum = v[2];
+    t->samples = (size_t)v[3];
+    t->correct = (size_t)v[4];
+    t->seconds = v[5];
+    return NB_OK;
+}

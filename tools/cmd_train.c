@@ -1,0 +1,278 @@
+/* nabla train MODEL: the training loop of the library (train.h) with a
+ * progress bar, a line per epoch, a CSV log, checkpoints after every epoch,
+ * and SIGINT finishing the step, saving and exiting 130. */
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+void openblas_set_num_threads(int n);
+
+static const char *const CMD = "train";
+
+void nbt_usage_train(FILE *f)
+{
+    fprintf(f,
+            "usage: nabla train MODEL [--epochs E] [--batch B] [--lr LR] [--optimizer NAME]\n"
+            "                         [--seed S] [--data DIR] [--save W.safetensors]\n"
+            "                         [--resume W.safetensors] [--threads T] [--log LOG.csv]\n"
+            "Trains MODEL as its `train:` section says; each flag overrides that key. One line\n"
+            "per epoch: train loss and accuracy, test (or validation) loss and accuracy,\n"
+            "samples/s and time; a progress bar while an epoch runs, on a terminal.\n\n"
+            "  --epochs E         epochs in all (a resumed run trains the ones left)\n"
+            "  --batch B          samples per step\n"
+            "  --lr LR            learning rate\n"
+            "  --optimizer NAME   sgd, momentum, adagrad or adam\n"
+            "  --seed S           shuffling and dropout (the model's `seed` initialises params)\n"
+            "  --data DIR         where data files are, after the model's own folder\n"
+            "                     (then $NABLA_DATA, then /usr/share/datasets/fashion-mnist)\n"
+            "  --save W           checkpoint after every epoch (params, optimizer state, where\n"
+            "                     training stands), written atomically\n"
+            "  --resume W         continue from a checkpoint\n"
+            "  --threads T        OpenBLAS threads\n"
+            "  --log LOG.csv      the epoch lines as CSV\n"
+            "  -h, --help         this text\n\n"
+            "Ctrl-C finishes the step, saves the checkpoint (with --save) and exits with 130.\n\n"
+            "example:\n"
+            "  nabla train examples/models/mnist_mlp.yaml --epochs 1 --save mlp.safetensors\n");
+}
+
+typedef struct opts {
+    const char *model, *data, *save, *resume, *log, *optimizer;
+    int64_t epochs, batch, threads, seed;
+    double lr;
+} opts;
+
+static int parse(int argc, char **argv, opts *o)
+{
+    static const struct option longs[] = {
+        {"epochs", required_argument, NULL, 'e'}, {"batch", required_argument, NULL, 'b'},
+        {"lr", required_argument, NULL, 'l'},     {"optimizer", required_argument, NULL, 'O'},
+        {"seed", required_argument, NULL, 's'},   {"data", required_argument, NULL, 'd'},
+        {"save", required_argument, NULL, 'S'},   {"resume", required_argument, NULL, 'r'},
+        {"threads", required_argument, NULL, 't'}, {"log", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
+    *o = (opts){.epochs = -1, .batch = -1, .threads = -1, .seed = -1, .lr = -1};
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
+        int rc = NBT_OK;
+        if (c == 'h') return nbt_usage_train(stdout), -1;
+        if (c == '?' || c == ':') return nbt_bad_usage(CMD, c, argv[optind - 1]);
+        if (c == 'e') rc = nbt_parse_i64(CMD, "--epochs", optarg, 1, &o->epochs);
+        if (c == 'b') rc = nbt_parse_i64(CMD, "--batch", optarg, 1, &o->batch);
+        if (c == 't') rc = nbt_parse_i64(CMD, "--threads", optarg, 1, &o->threads);
+        if (c == 's') rc = nbt_parse_i64(CMD, "--seed", optarg, 0, &o->seed);
+        if (c == 'l') rc = nbt_parse_double(CMD, "--lr", optarg, &o->lr);
+        if (c == 'l' && !rc && !(o->lr > 0)) rc = nbt_fail(CMD, "--lr must be > 0; got %s", optarg);
+        if (c == 'O') o->optimizer = optarg;
+        if (c == 'd') o->data = optarg;
+        if (c == 'S') o->save = optarg;
+        if (c == 'r') o->resume = optarg;
+        if (c == 'L') o->log = optarg;
+        if (rc) return rc;
+    }
+    if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla train --help')");
+    if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
+    o->model = argv[optind];
+    return NBT_OK;
+}
+
+/* The optimizer of the file, with --optimizer and --lr over it. */
+static int optimizer(const nb_train_cfg *tc, const opts *o, nb_optim_cfg *out)
+{
+    const char *name = o->optimizer ? o->optimizer : tc->optimizer;
+    nb_optimizer type;
+    if (nb_optimizer_parse(name, &type))
+        return nbt_fail(CMD, "unknown optimizer '%s': use sgd, momentum, adagrad or adam", name);
+    *out = (nb_optim_cfg){type, tc->lr, tc->momentum, tc->beta1, tc->beta2, tc->eps, tc->weight_decay};
+    if (o->optimizer && strcmp(o->optimizer, tc->optimizer)) {  /* the file's eps may be another's */
+        out->eps = nb_optim_defaults(type).eps;
+        if (!tc->present) out->lr = nb_optim_defaults(type).lr;
+    }
+    if (o->lr > 0) out->lr = o->lr;
+    return NBT_OK;
+}
+
+/* ---- SIGINT -------------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* ---- progress ------------------------------------------------------------- */
+
+typedef struct run {
+    opts o;
+    nb_model *m;
+    nb_trainer *t;
+    nb_dataset *train, *test;
+    const char *test_name;   /* "test" or "validation" */
+    FILE *log;
+    bool tty;
+} run;
+
+static bool progress(void *user, const nb_progress *p)
+{
+    run *r = user;
+    if (r->tty && (p->batch % 10 == 0 || p->batch == p->batches)) {
+        const nb_metrics *s = &p->so_far;
+        double rate = s->seconds > 0 ? (double)s->samples / s->seconds : 0;
+        double left = rate > 0 ? (double)(p->batches - p->batch) * (double)s->samples / (double)p->batch / rate : 0;
+        int width = 24, done = (int)((double)width * (double)p->batch / (double)p->batches);
+        char bar[32], rs[32];
+        for (int i = 0; i < width; i++) bar[i] = i < done ? '=' : i == done ? '>' : ' ';
+        bar[width] = 0;
+        nbt_commas(rate, rs, sizeof rs);
+        fprintf(stderr, "\r  epoch %lld [%s] %zu/%zu  loss %.4f", (long long)p->epoch + 1, bar,
+                p->batch, p->batches, s->loss);
+        if (!isnan(s->accuracy)) fprintf(stderr, "  acc %.2f%%", 100 * s->accuracy);
+        fprintf(stderr, "  %s samples/s  %.0f s left ", rs, left);
+        fflush(stderr);
+    }
+    return !interrupted;
+}
+
+static void clear_bar(const run *r)
+{
+    if (r->tty) fprintf(stderr, "\r%*s\r", 110, "");
+}
+
+/* "0.4851" or "" for a value not measured */
+static const char *num(double v, int digits, char *buf, size_t cap)
+{
+    if (isnan(v)) return "";
+    snprintf(buf, cap, "%.*f", digits, v);
+    return buf;
+}
+
+static void report(run *r, const nb_metrics *tr, const nb_metrics *te)
+{
+    char rs[32], a[4][32];
+    double rate = tr->seconds > 0 ? (double)tr->samples / tr->seconds : 0;
+    nbt_commas(rate, rs, sizeof rs);
+    printf("epoch %lld/%lld: train loss %.4f", (long long)nb_trainer_epochs(r->t),
+           (long long)r->o.epochs, tr->loss);
+    if (!isnan(tr->accuracy)) printf(" acc %.2f%%", 100 * tr->accuracy);
+    if (te) {
+        printf(" | %s loss %.4f", r->test_name, te->loss);
+        if (!isnan(te->accuracy)) printf(" acc %.2f%%", 100 * te->accuracy);
+    }
+    printf(" | %s samples/s | %.1f s\n", rs, tr->seconds + (te ? te->seconds : 0));
+    fflush(stdout);
+    if (r->log) {
+        fprintf(r->log, "%lld,%s,%s,%s,%s,%.1f,%.3f\n", (long long)nb_trainer_epochs(r->t),
+                num(tr->loss, 6, a[0], 32), num(tr->accuracy, 6, a[1], 32),
+                te ? num(te->loss, 6, a[2], 32) : "", te ? num(te->accuracy, 6, a[3], 32) : "", rate,
+                tr->seconds + (te ? te->seconds : 0));
+        fflush(r->log);
+    }
+}
+
+static int save(run *r)
+{
+    if (!r->o.save) return NBT_OK;
+    const char *meta[4] = {"model", nb_model_name(r->m), "nabla", NB_VERSION_STRING};
+    if (nb_trainer_save(r->t, r->o.save, meta, 2)) return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
+    return NBT_OK;
+}
+
+/* ---- the run ---------------------------------------------------------------- */
+
+static int load_data(run *r)
+{
+    const nb_train_cfg *tc = nb_model_train(r->m);
+    if (strcmp(tc->format, "idx")) return nbt_fail(CMD, "data format '%s' is not supported", tc->format);
+    if (nbt_load_idx(CMD, r->m, r->o.data, tc->train_images, tc->train_labels, &r->train)) return NBT_ERROR;
+    r->test_name = "test";
+    if (tc->validation > 0) {
+        r->test_name = "validation";
+        if (nb_dataset_split(r->train, tc->validation, &r->test))
+            return nbt_fail(CMD, "%s", nb_dataset_error(r->train));
+        return NBT_OK;
+    }
+    if (tc->test_images && nbt_load_idx(CMD, r->m, r->o.data, tc->test_images, tc->test_labels, &r->test))
+        return NBT_ERROR;
+    return NBT_OK;
+}
+
+static int setup(run *r)
+{
+    const nb_train_cfg *tc = nb_model_train(r->m);
+    nb_trainer_cfg c = {.batch = r->o.batch > 0 ? r->o.batch : tc->batch, .shuffle = tc->shuffle,
+                        .seed = r->o.seed >= 0 ? (uint64_t)r->o.seed : tc->seed};
+    if (r->o.epochs < 0) r->o.epochs = tc->epochs;
+    if (r->o.threads > 0) openblas_set_num_threads((int)r->o.threads);
+    if (optimizer(tc, &r->o, &c.optim) || load_data(r) || nbt_make_trainer(CMD, r->m, &c, &r->t))
+        return NBT_ERROR;
+    if (r->o.resume && nb_trainer_resume(r->t, r->o.resume))
+        return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
+    if (r->o.log) {
+        bool fresh = !r->o.resume || access(r->o.log, F_OK) != 0;
+        if (!(r->log = fopen(r->o.log, fresh ? "w" : "a")))
+            return nbt_fail(CMD, "%s: cannot write the log", r->o.log);
+        if (fresh) fprintf(r->log, "epoch,train_loss,train_acc,test_loss,test_acc,samples_per_s,elapsed_s\n");
+    }
+    return NBT_OK;
+}
+
+static int epochs(run *r)
+{
+    while (nb_trainer_epochs(r->t) < r->o.epochs) {
+        nb_metrics tr, te;
+        nb_status st = nb_trainer_epoch(r->t, r->train, progress, r, &tr);
+        clear_bar(r);
+        if (st) return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
+        if (nb_trainer_mid_epoch(r->t)) {  /* interrupted */
+            int rc = save(r);
+            fprintf(stderr, "nabla train: interrupted in epoch %lld after %zu samples; %s\n",
+                    (long long)nb_trainer_epochs(r->t) + 1, tr.samples,
+                    r->o.save ? "saved the checkpoint" : "nothing saved (no --save)");
+            return rc ? rc : 130;
+        }
+        if (r->test && nb_trainer_evaluate(r->t, r->test, &te, NULL))
+            return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
+        report(r, &tr, r->test ? &te : NULL);
+        if (save(r)) return NBT_ERROR;
+        if (interrupted) {
+            fprintf(stderr, "nabla train: interrupted after epoch %lld; %s\n",
+                    (long long)nb_trainer_epochs(r->t),
+                    r->o.save ? "saved the checkpoint" : "nothing saved (no --save)");
+            return 130;
+        }
+    }
+    return NBT_OK;
+}
+
+int nbt_cmd_train(int argc, char **argv)
+{
+    run r = {.tty = isatty(2)};
+    int rc = parse(argc, argv, &r.o);
+    if (rc) return rc < 0 ? NBT_OK : rc;
+    if (nbt_load(CMD, r.o.model, false, &r.m)) return NBT_ERROR;
+    struct sigaction sa = {.sa_handler = on_sigint}, old;
+    sigemptyset(&sa.sa_mask);
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old);
+    sigset_t intr;  /* a parent may have blocked it, and exec keeps that */
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &intr, NULL);
+    rc = setup(&r);
+    if (!rc) rc = epochs(&r);
+    sigaction(SIGINT, &old, NULL);
+    if (r.log) fclose(r.log);
+    nb_trainer_free(r.t);
+    nb_dataset_free(r.train);
+    nb_dataset_free(r.test);
+    nb_model_free(r.m);
+    return rc;
+}
