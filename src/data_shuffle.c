@@ -7,17 +7,6 @@
  * permutation on every machine. */
 #include "nabla/data.h"
 
-/* splitmix64's finaliser, as nb_mix64 in op.h; repeated here because src/
- * knows nothing of the op layer. It spreads consecutive epochs apart before
- * they are combined with the seed. */
-static uint64_t mix(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 /* A uniform integer in [0, bound), bound >= 1. */
 static uint64_t below(nb_rng *r, uint64_t bound)
 {
@@ -32,7 +21,7 @@ void nb_shuffle(uint64_t seed, uint64_t epoch, size_t *perm, size_t n)
 {
     if (!perm) return;
     nb_rng r;
-    nb_rng_seed(&r, seed ^ mix(epoch));
+    nb_rng_seed(&r, seed ^ nb_mix64(epoch));
     for (size_t i = 0; i < n; i++) perm[i] = i;
     for (size_t i = n; i > 1; i--) {
         size_t j = (size_t)below(&r, i);

@@ -166,6 +166,15 @@ typedef struct nb_rng {
 } nb_rng;
 NB_API void nb_rng_seed(nb_rng *r, uint64_t seed);
 NB_API uint64_t nb_rng_next(nb_rng *r);
+/* splitmix64's finaliser: spreads nearby integers (steps, epochs) far apart,
+ * to derive seeds from a seed and a counter. */
+static inline uint64_t nb_mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
 NB_API double nb_rng_uniform(nb_rng *r);  /* [0, 1) */
 NB_API double nb_rng_normal(nb_rng *r);   /* mean 0, std 1 */
 

@@ -114,15 +114,8 @@ typedef struct nb_kctx {
     uint64_t step;             /* training-mode runs since the seed was set */
 } nb_kctx;
 
-/* Counter-based random numbers (splitmix64): a key for one (seed, step,
- * stream), then the i-th uniform number of that key in [0, 1). */
-static inline uint64_t nb_mix64(uint64_t z)
-{
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+/* Counter-based random numbers (splitmix64, nb_mix64 in core.h): a key for
+ * one (seed, step, stream), then the i-th uniform number of that key in [0, 1). */
 static inline uint64_t nb_random_key(uint64_t seed, uint64_t step, uint64_t stream)
 {
     return nb_mix64(nb_mix64(nb_mix64(seed) ^ step) ^ stream);
