@@ -23,7 +23,7 @@ static void expect_ok(tool_result r, const char *what)
 }
 
 static const char *const names[] = {"apple", "mlp2", "mnist_mlp", "simple_convnet",
-                                     "lstm_step", "attention", "bn_dropout"};
+                                     "lstm_step", "attention", "bn_dropout", "deep_convnet"};
 
 /* Indices, not pointers: Criterion may run each test in a fresh process image. */
 ParameterizedTestParameters(examples, model)

@@ -51,3 +51,16 @@ Test(programs, mlp_grad_and_custom_op)
     cr_expect(strstr(out, "softplus([-20, 0, 20]) = [2.06115e-09, 0.693147, 20]"), "%s", out);
     free(out);
 }
+
+/* The C API trains without a hand-written loop: one epoch on Fashion-MNIST. */
+Test(programs, train_mnist_learns, .timeout = 240)
+{
+    char *out;
+    cr_assert_eq(run_example("train_mnist", &out), 0, "%s", out);
+    const char *e = strstr(out, "test loss ");
+    cr_assert_not_null(e, "%s", out);
+    double loss, acc;
+    cr_assert_eq(sscanf(e, "test loss %lf accuracy %lf%%", &loss, &acc), 2, "%s", out);
+    cr_expect(acc >= 80, "test accuracy after one epoch: %.2f%%", acc);
+    free(out);
+}

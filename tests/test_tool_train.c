@@ -83,7 +83,8 @@ TestSuite(train_tool, .init = setup, .fini = tmp_remove, .timeout = 120);
 
 Test(train_tool, trains_logs_saves_and_evaluates)
 {
-    tool_result r = TOOL("train", tmp_path("m.yaml"), "--save", tmp_path("w.st"), "--log", tmp_path("log.csv"));
+    tool_result r = TOOL("train", tmp_path("m.yaml"), "--save", tmp_path("w.st"), "--log", tmp_path("log.csv"),
+                         "--plot", tmp_path("curves.png"));
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_expect(strstr(r.out, "epoch 1/2: train loss ") && strstr(r.out, "epoch 2/2: ") &&
               strstr(r.out, "| test loss ") && strstr(r.out, "samples/s"), "%s", r.out);
@@ -94,6 +95,9 @@ Test(train_tool, trains_logs_saves_and_evaluates)
               "%s", log);
     cr_expect(strstr(log, "\n2,"), "%s", log);
     free(log);
+    char *png = read_text(tmp_path("curves.png"), &len);  /* PLplot's picture of the log */
+    cr_expect(len > 1000 && !memcmp(png, "\x89PNG\r\n\x1a\n", 8), "--plot wrote no PNG (%zu bytes)", len);
+    free(png);
     r = TOOL("eval", tmp_path("m.yaml"), "--weights", tmp_path("w.st"));
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_expect(strstr(r.out, "test: 300 samples, loss ") && strstr(r.out, "accuracy") &&
@@ -176,5 +180,9 @@ Test(train_tool, says_what_is_wrong)
     tool_result_free(&r);
     r = TOOL("train", tmp_path("m.yaml"), "extra");
     cr_expect_eq(r.status, 2);
+    tool_result_free(&r);
+    r = TOOL("train", tmp_path("m.yaml"), "--plot", tmp_path("curves.gif"));
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "curves.gif"), "%s", r.err);
     tool_result_free(&r);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "plot.h"
 
 void openblas_set_num_threads(int n);
 
@@ -20,6 +21,7 @@ void nbt_usage_train(FILE *f)
             "usage: nabla train MODEL [--epochs E] [--batch B] [--lr LR] [--optimizer NAME]\n"
             "                         [--seed S] [--data DIR] [--save W.safetensors]\n"
             "                         [--resume W.safetensors] [--threads T] [--log LOG.csv]\n"
+            "                         [--plot LOSS.{png,svg,pdf}]\n"
             "Trains MODEL as its `train:` section says; each flag overrides that key. One line\n"
             "per epoch: train loss and accuracy, test (or validation) loss and accuracy,\n"
             "samples/s and time; a progress bar while an epoch runs, on a terminal.\n\n"
@@ -34,7 +36,9 @@ void nbt_usage_train(FILE *f)
             "                     training stands), written atomically\n"
             "  --resume W         continue from a checkpoint\n"
             "  --threads T        OpenBLAS threads\n"
-            "  --log LOG.csv      the epoch lines as CSV\n"
+            "  --log LOG.csv      the epoch lines as CSV (appended to when resuming)\n"
+            "  --plot FILE        loss and accuracy per epoch, drawn after every epoch (the\n"
+            "                     whole --log when given, else this run's epochs)\n"
             "  -h, --help         this text\n\n"
             "Ctrl-C finishes the step, saves the checkpoint (with --save) and exits with 130.\n\n"
             "example:\n"
@@ -42,7 +46,7 @@ void nbt_usage_train(FILE *f)
 }
 
 typedef struct opts {
-    const char *model, *data, *save, *resume, *log, *optimizer;
+    const char *model, *data, *save, *resume, *log, *plot, *optimizer;
     int64_t epochs, batch, threads, seed;
     double lr;
 } opts;
@@ -55,6 +59,7 @@ static int parse(int argc, char **argv, opts *o)
         {"seed", required_argument, NULL, 's'},   {"data", required_argument, NULL, 'd'},
         {"save", required_argument, NULL, 'S'},   {"resume", required_argument, NULL, 'r'},
         {"threads", required_argument, NULL, 't'}, {"log", required_argument, NULL, 'L'},
+        {"plot", required_argument, NULL, 'P'},
         {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
     *o = (opts){.epochs = -1, .batch = -1, .threads = -1, .seed = -1, .lr = -1};
     int c;
@@ -75,12 +80,13 @@ static int parse(int argc, char **argv, opts *o)
         if (c == 'S') o->save = optarg;
         if (c == 'r') o->resume = optarg;
         if (c == 'L') o->log = optarg;
+        if (c == 'P') o->plot = optarg;
         if (rc) return rc;
     }
     if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla train --help')");
     if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     o->model = argv[optind];
-    return NBT_OK;
+    return o->plot ? nbt_plot_check_output(CMD, o->plot) : NBT_OK;
 }
 
 /* The optimizer of the file, with --optimizer and --lr over it. */
@@ -117,6 +123,7 @@ typedef struct run {
     nb_dataset *train, *test;
     const char *test_name;   /* "test" or "validation" */
     FILE *log;
+    nbt_log rows;            /* this run's epochs, for --plot without --log */
     bool tty;
 } run;
 
@@ -175,6 +182,35 @@ static void report(run *r, const nb_metrics *tr, const nb_metrics *te)
                 tr->seconds + (te ? te->seconds : 0));
         fflush(r->log);
     }
+}
+
+/* Keeps the epoch's numbers for --plot. */
+static int remember(run *r, const nb_metrics *tr, const nb_metrics *te)
+{
+    double v[NBT_LOG_COLS] = {(double)nb_trainer_epochs(r->t), tr->loss, tr->accuracy,
+                              te ? te->loss : NAN, te ? te->accuracy : NAN,
+                              tr->seconds > 0 ? (double)tr->samples / tr->seconds : NAN,
+                              tr->seconds + (te ? te->seconds : 0)};
+    for (int c = 0; c < NBT_LOG_COLS; c++) {
+        double *col = realloc(r->rows.col[c], (r->rows.n + 1) * sizeof *col);
+        if (!col) return nbt_fail(CMD, "out of memory");
+        col[r->rows.n] = v[c];
+        r->rows.col[c] = col;
+    }
+    r->rows.n++;
+    return NBT_OK;
+}
+
+/* The picture of --plot: the whole log when there is one (a resumed run's too). */
+static int draw(run *r)
+{
+    if (!r->o.plot) return NBT_OK;
+    if (!r->log) return nbt_plot_training(CMD, r->o.plot, nb_model_name(r->m), &r->rows);
+    nbt_log whole;
+    if (nbt_log_read(CMD, r->o.log, &whole)) return NBT_ERROR;
+    int rc = nbt_plot_training(CMD, r->o.plot, nb_model_name(r->m), &whole);
+    nbt_log_free(&whole);
+    return rc;
 }
 
 static int save(run *r)
@@ -241,7 +277,7 @@ static int epochs(run *r)
         if (r->test && nb_trainer_evaluate(r->t, r->test, &te, NULL))
             return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
         report(r, &tr, r->test ? &te : NULL);
-        if (save(r)) return NBT_ERROR;
+        if (save(r) || remember(r, &tr, r->test ? &te : NULL) || draw(r)) return NBT_ERROR;
         if (interrupted) {
             fprintf(stderr, "nabla train: interrupted after epoch %lld; %s\n",
                     (long long)nb_trainer_epochs(r->t),
@@ -270,6 +306,7 @@ int nbt_cmd_train(int argc, char **argv)
     if (!rc) rc = epochs(&r);
     sigaction(SIGINT, &old, NULL);
     if (r.log) fclose(r.log);
+    nbt_log_free(&r.rows);
     nb_trainer_free(r.t);
     nb_dataset_free(r.train);
     nb_dataset_free(r.test);
