@@ -130,8 +130,19 @@ int nbt_data_path(const char *cmd, const nb_model *m, const char *data_dir, cons
 /* Loads an IDX images/labels pair found so. */
 int nbt_load_idx(const char *cmd, const nb_model *m, const char *data_dir, const char *images,
                  const char *labels, nb_dataset **out);
+/* The training (test false) or test data of the model's train section, in
+ * its format: an IDX pair, or (format npy) one .npy file per input, loaded as
+ * a field named after the input and checked against it (dtype, shape of a
+ * sample). With none given, *out is NULL and the result NBT_OK, or, when
+ * required, an error. */
+int nbt_load_data(const char *cmd, const nb_model *m, const char *data_dir, bool test,
+                  bool required, nb_dataset **out);
 /* A trainer for m (base gives batch, seed, optimizer...; loss, params, scores
- * and labels come from the model) fed as its train section says. */
+ * and labels come from the model) fed as its train section says: idx feeds
+ * images and labels as `feed` says; npy feeds every input it names from its
+ * own file (scale for float inputs) and needs a file for every input the loss
+ * depends on. Labels (for the accuracy) are, with npy, the i32 input that a
+ * softmax_cross_entropy or nll_loss of the loss reads as labels. */
 int nbt_make_trainer(const char *cmd, nb_model *m, const nb_trainer_cfg *base, nb_trainer **out);
 
 /* ---- gradcheck of a model, shared with the tests ----------------------- */

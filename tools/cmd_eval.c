@@ -62,8 +62,7 @@ static int evaluate(nb_model *m, const char *data, int64_t batch)
     nb_dataset *test = NULL;
     nb_trainer *t = NULL;
     nb_trainer_cfg c = {.batch = batch > 0 ? batch : tc->batch, .evaluate_only = true};
-    if (!tc->test_images) return nbt_fail(CMD, "the model's train section names no test data");
-    if (nbt_load_idx(CMD, m, data, tc->test_images, tc->test_labels, &test)) return NBT_ERROR;
+    if (nbt_load_data(CMD, m, data, true, true, &test)) return NBT_ERROR;
     int rc = nbt_make_trainer(CMD, m, &c, &t);
     int64_t k = t ? nb_trainer_classes(t) : 0;
     int64_t *cm = k ? calloc((size_t)(k * k), sizeof *cm) : NULL;

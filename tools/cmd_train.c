@@ -226,8 +226,7 @@ static int save(run *r)
 static int load_data(run *r)
 {
     const nb_train_cfg *tc = nb_model_train(r->m);
-    if (strcmp(tc->format, "idx")) return nbt_fail(CMD, "data format '%s' is not supported", tc->format);
-    if (nbt_load_idx(CMD, r->m, r->o.data, tc->train_images, tc->train_labels, &r->train)) return NBT_ERROR;
+    if (nbt_load_data(CMD, r->m, r->o.data, false, true, &r->train)) return NBT_ERROR;
     r->test_name = "test";
     if (tc->validation > 0) {
         r->test_name = "validation";
@@ -235,9 +234,7 @@ static int load_data(run *r)
             return nbt_fail(CMD, "%s", nb_dataset_error(r->train));
         return NBT_OK;
     }
-    if (tc->test_images && nbt_load_idx(CMD, r->m, r->o.data, tc->test_images, tc->test_labels, &r->test))
-        return NBT_ERROR;
-    return NBT_OK;
+    return nbt_load_data(CMD, r->m, r->o.data, true, false, &r->test);
 }
 
 static int setup(run *r)

@@ -16,6 +16,11 @@
  *   - `params:` or `train:` with nothing after them (no params; all defaults);
  *   - `{values: 2.5}` for a param of one element.
  * Choices where the page leaves room:
+ *   - `format: npy`: `train` and `test` map input names to files (both, when
+ *     given, the same inputs); every key must be an input of the model, and
+ *     `feed` or `images`/`labels` keys are errors. The loader checks names
+ *     only: the inputs the loss needs, and the files' shapes and dtypes, are
+ *     checked where the data is read (nabla train / eval). See nb_train_cfg;
  *   - the conv2d layer adds its bias through a view NAME.bias = NAME.b as
  *     [O, 1, 1], so its nodes are NAME.conv, NAME.bias, NAME.add, activation;
  *   - batchnorm's running statistics NODE.running_mean / NODE.running_var
@@ -70,10 +75,13 @@ NB_API size_t nb_model_num_outputs(const nb_model *m);
 NB_API nb_node *nb_model_output(const nb_model *m, size_t i);
 NB_API nb_node *nb_model_loss(const nb_model *m);       /* NULL when the file names none */
 
-/* The `train` section (defaults of model-format.md where absent). */
+/* The `train` section (defaults of model-format.md where absent). File names
+ * are as written in the file (resolve them as model-format.md says, against
+ * nb_model_dir first). */
 typedef struct nb_train_cfg {
     bool present;                /* the file has a train section */
-    char *format;                /* "idx" */
+    char *format;                /* "idx" (default) or "npy" */
+    /* format idx: the IDX pairs and the `feed` (all NULL for npy) */
     char *train_images, *train_labels, *test_images, *test_labels;  /* as written */
     char *images_input, *labels_input;   /* input names fed images / labels (NULL: no feed) */
     double scale;                /* 1 */
@@ -86,6 +94,17 @@ typedef struct nb_train_cfg {
     bool eps_given;              /* eps defaults differ: adam 1e-8, adagrad 1e-10 (set
                                     accordingly when not given) */
     double validation;           /* 0 */
+    /* format npy (added after the fields above, which keep their offsets):
+     * `train` and `test` map input names to .npy files. npy_inputs[0..n_npy)
+     * are the inputs either mapping names (train's in file order, then any
+     * only test names), each an input of the model; npy_train[i] and
+     * npy_test[i] are the files of input npy_inputs[i], NULL when that
+     * mapping is absent. When both are given they name the same inputs (the
+     * loader checks). Which inputs the loss needs, and the files' shapes and
+     * dtypes, are checked when the data is loaded (nabla train / eval), not
+     * here. n_npy is 0 and the arrays NULL for format idx. */
+    size_t n_npy;
+    char **npy_inputs, **npy_train, **npy_test;
 } nb_train_cfg;
 NB_API const nb_train_cfg *nb_model_train(const nb_model *m);
 /* Folder of the model file ("." for strings without a path), for data paths. */
