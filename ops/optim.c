@@ -119,29 +119,24 @@ static nb_status sgd_fwd(const nb_kctx *k)
     return done(k);
 }
 
-static nb_status momentum_fwd(const nb_kctx *k)
+/* An update with one state tensor (input 3): momentum's velocity, adagrad's squares. */
+typedef void (*one_state_f32)(float *, const float *, float *, size_t, const hyper *);
+typedef void (*one_state_f64)(double *, const double *, double *, size_t, const hyper *);
+
+static nb_status one_state(const nb_kctx *k, one_state_f32 f32, one_state_f64 f64)
 {
     hyper h = hyper_of(k, 4);
     size_t n = numel0(k);
     int64_t o = k->attr[A_OFFSET].i[0];
     if (k->in_dtype[0] == NB_F64)
-        momentum_f64((double *)k->in[0], (const double *)k->in[1] + o, (double *)k->in[3], n, &h);
+        f64((double *)k->in[0], (const double *)k->in[1] + o, (double *)k->in[3], n, &h);
     else
-        momentum_f32((float *)k->in[0], (const float *)k->in[1] + o, (float *)k->in[3], n, &h);
+        f32((float *)k->in[0], (const float *)k->in[1] + o, (float *)k->in[3], n, &h);
     return done(k);
 }
 
-static nb_status adagrad_fwd(const nb_kctx *k)
-{
-    hyper h = hyper_of(k, 4);
-    size_t n = numel0(k);
-    int64_t o = k->attr[A_OFFSET].i[0];
-    if (k->in_dtype[0] == NB_F64)
-        adagrad_f64((double *)k->in[0], (const double *)k->in[1] + o, (double *)k->in[3], n, &h);
-    else
-        adagrad_f32((float *)k->in[0], (const float *)k->in[1] + o, (float *)k->in[3], n, &h);
-    return done(k);
-}
+static nb_status momentum_fwd(const nb_kctx *k) { return one_state(k, momentum_f32, momentum_f64); }
+static nb_status adagrad_fwd(const nb_kctx *k) { return one_state(k, adagrad_f32, adagrad_f64); }
 
 /* t counts steps from 1: the step count before this step's opt_step, plus one */
 static nb_status adam_fwd(const nb_kctx *k)
