@@ -7,9 +7,6 @@
 
 #include "toolutil.h"
 
-static void setup(void) { tmp_make(); }
-static void teardown(void) { tmp_remove(); }
-
 static const char *model_path(const char *name)
 {
     static char path[1024];
@@ -33,7 +30,7 @@ ParameterizedTestParameters(examples, model)
     return cr_make_param_array(int, idx, sizeof names / sizeof names[0]);
 }
 
-ParameterizedTest(int *i, examples, model, .init = setup, .fini = teardown, .timeout = 120)
+ParameterizedTest(int *i, examples, model, .init = tmp_make, .fini = tmp_remove, .timeout = 120)
 {
     const char *path = model_path(names[*i]);
     tool_result r = TOOL("check", path);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "modelutil.h"
+#include "testutil.h"
 
 /* ---- the examples of model-format.md -------------------------------- */
 
@@ -321,7 +321,7 @@ Test(model_conformance, broadcast_prefix)
     cr_assert_not_null(cut);
     strcpy(cut, "outputs: [d]\n");
     nb_diags d;
-    nb_model *m = load(yaml, &d);
+    nb_model *m = load_yaml(yaml, &d);
     if (!m) print_diags(&d);
     cr_assert_not_null(m);
     nb_graph *g = nb_model_graph(m);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "modelutil.h"
+#include "testutil.h"
 
 /* ---- errors, one class at a time ------------------------------------- */
 

@@ -291,7 +291,7 @@ static void expect_error(const char *const *args, const char *want)
     cr_expect_eq(r.out[0], 0, "%s", r.out);
     tool_result_free(&r);
 }
-#define EXPECT_ERROR(want, ...) expect_error((const char *const[]){"plot", __VA_ARGS__, NULL}, want)
+#define EXPECT_PLOT_ERROR(want, ...) expect_error((const char *const[]){"plot", __VA_ARGS__, NULL}, want)
 
 Test(plot, errors)
 {
@@ -299,26 +299,26 @@ Test(plot, errors)
     write_text(tmp_path("run.csv"), LOG3);
     char run[512];  /* tmp_path's results are overwritten after a few calls */
     snprintf(run, sizeof run, "%s", tmp_path("run.csv"));
-    EXPECT_ERROR(".png, .svg or .pdf", run, "-o", tmp_path("run.bmp"));
-    EXPECT_ERROR(".png, .svg or .pdf", run, "-o", tmp_path("run"));
-    EXPECT_ERROR("needs -o", run);
-    EXPECT_ERROR("needs a LOG.csv", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR(".png, .svg or .pdf", run, "-o", tmp_path("run.bmp"));
+    EXPECT_PLOT_ERROR(".png, .svg or .pdf", run, "-o", tmp_path("run"));
+    EXPECT_PLOT_ERROR("needs -o", run);
+    EXPECT_PLOT_ERROR("needs a LOG.csv", "-o", tmp_path("x.png"));
     snprintf(want, sizeof want, "cannot read %s", tmp_path("nosuch.csv"));
-    EXPECT_ERROR(want, tmp_path("nosuch.csv"), "-o", tmp_path("x.png"));
-    EXPECT_ERROR("cannot write", run, "-o", tmp_path("no/such/dir/x.png"));
-    EXPECT_ERROR("no column 'test_ac' for --y (did you mean 'test_acc'?)", run, "--y", "test_ac", "-o",
-                 tmp_path("x.png"));
-    EXPECT_ERROR("the epoch is the x axis", run, "--y", "epoch", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--y COLUMN", run, run, "-o", tmp_path("x.png"));
-    EXPECT_ERROR("2 --label for 1 file", run, "--label", "a", "--label", "b", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("unknown option '--bogus'", run, "--bogus", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--bins goes with --hist", run, "--bins", "3", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--y is for training logs", "--hist", run, "--y", "train_loss", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--range needs LO,HI", "--hist", run, "--range", "1,0", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--range needs LO,HI", "--hist", run, "--range", "0;1", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--bins needs an integer", "--hist", run, "--bins", "0", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("nosuch.npy", "--hist", tmp_path("nosuch.npy"), "-o", tmp_path("x.png"));
-    EXPECT_ERROR("not a .npy file", "--hist", run, "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR(want, tmp_path("nosuch.csv"), "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("cannot write", run, "-o", tmp_path("no/such/dir/x.png"));
+    EXPECT_PLOT_ERROR("no column 'test_ac' for --y (did you mean 'test_acc'?)", run, "--y", "test_ac", "-o",
+                      tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("the epoch is the x axis", run, "--y", "epoch", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--y COLUMN", run, run, "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("2 --label for 1 file", run, "--label", "a", "--label", "b", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("unknown option '--bogus'", run, "--bogus", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--bins goes with --hist", run, "--bins", "3", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--y is for training logs", "--hist", run, "--y", "train_loss", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--range needs LO,HI", "--hist", run, "--range", "1,0", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--range needs LO,HI", "--hist", run, "--range", "0;1", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--bins needs an integer", "--hist", run, "--bins", "0", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("nosuch.npy", "--hist", tmp_path("nosuch.npy"), "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("not a .npy file", "--hist", run, "-o", tmp_path("x.png"));
     /* nothing written, no temporary left */
     expect_files((const char *[]){"run.csv"}, 1);
 }

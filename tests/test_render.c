@@ -9,10 +9,7 @@
 
 #include "toolutil.h"
 
-static void setup(void) { tmp_make(); }
-static void teardown(void) { tmp_remove(); }
-
-TestSuite(render, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(render, .init = tmp_make, .fini = tmp_remove, .timeout = 120);
 
 static const char *const LAYERED =
     "nabla: 1\n"

@@ -11,10 +11,7 @@
 #include "cli.h"
 #include "toolutil.h"
 
-static void setup(void) { tmp_make(); }
-static void teardown(void) { tmp_remove(); }
-
-TestSuite(tool, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(tool, .init = tmp_make, .fini = tmp_remove, .timeout = 120);
 
 /* ---- conformance: every case, every reference --------------------------- */
 

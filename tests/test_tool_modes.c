@@ -11,10 +11,7 @@
 
 #include "toolutil.h"
 
-static void setup(void) { tmp_make(); }
-static void teardown(void) { tmp_remove(); }
-
-TestSuite(modes, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(modes, .init = tmp_make, .fini = tmp_remove, .timeout = 120);
 
 static const char *const BN_MODEL =
     "nabla: 1\n"
