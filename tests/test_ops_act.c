@@ -3,6 +3,7 @@
  * dtype/shape errors. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -16,16 +17,7 @@ static void eval_unary(nb_dtype dt, unary_fn f, const double *xs, int n, double 
     nb_node *x = nb_input(g, "x", dt, 1, (nb_dim[]){NB_DIM(n)});
     nb_node *y = f(g, x);
     cr_assert_not_null(y, "%s", nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &y, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    float xf[16];
-    for (int i = 0; i < n; i++) xf[i] = (float)xs[i];
-    nb_plan_set(p, x, dt == NB_F64 ? (const void *)xs : (const void *)xf);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
-    const void *out = nb_plan_get(p, y);
-    for (int i = 0; i < n; i++)
-        ys[i] = dt == NB_F64 ? ((const double *)out)[i] : ((const float *)out)[i];
-    nb_plan_free(p);
+    eval_node(g, y, ys, 1, &x, &xs);
     nb_graph_free(g);
 }
 
@@ -35,12 +27,10 @@ static void expect_values(unary_fn f, const char *what, const double *xs, const 
     nb_dtype dts[2] = {NB_F32, NB_F64};
     for (int d = 0; d < 2; d++) {
         double ys[16];
+        char name[64];
         eval_unary(dts[d], f, xs, n, ys);
-        double tol = dts[d] == NB_F64 ? 1e-15 : 1e-6;
-        for (int i = 0; i < n; i++)
-            cr_expect(fabs(ys[i] - want[i]) <= tol * fmax(1, fabs(want[i])),
-                      "%s(%g) in %s: %.17g, want %.17g", what, xs[i], nb_dtype_name(dts[d]), ys[i],
-                      want[i]);
+        snprintf(name, sizeof name, "%s in %s", what, nb_dtype_name(dts[d]));
+        expect_near(ys, want, (size_t)n, dts[d] == NB_F64 ? 1e-15 : 1e-6, name);
     }
 }
 
@@ -103,12 +93,7 @@ static void eval_grad(unary_fn f, const double *xs, int n, double *dx_out)
     nb_node *dx;
     cr_assert_eq(nb_grad(g, nb_sum(g, f(g, x), NULL, 0, false), &x, 1, &dx), NB_OK, "%s",
                  nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &dx, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    nb_plan_set(p, x, xs);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
-    memcpy(dx_out, nb_plan_get(p, dx), (size_t)n * sizeof *dx_out);
-    nb_plan_free(p);
+    eval_node(g, dx, dx_out, 1, &x, &xs);
     nb_graph_free(g);
 }
 
@@ -147,12 +132,7 @@ static void eval_second(unary_fn f, const double *xs, int n, double *out)
     cr_assert_eq(nb_grad(g, nb_sum(g, f(g, x), NULL, 0, false), &x, 1, &dx), NB_OK);
     cr_assert_eq(nb_grad(g, nb_sum(g, dx, NULL, 0, false), &x, 1, &ddx), NB_OK, "%s",
                  nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &ddx, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    nb_plan_set(p, x, xs);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
-    memcpy(out, nb_plan_get(p, ddx), (size_t)n * sizeof *out);
-    nb_plan_free(p);
+    eval_node(g, ddx, out, 1, &x, &xs);
     nb_graph_free(g);
 }
 
@@ -200,12 +180,9 @@ Test(act, second_order_through_relu_backward)
 {
     double xs[4] = {-1, -0.2, 0.3, 2}, d[4];
     eval_second(relu_squared, xs, 4, d);
-    double want[4] = {0, 0, 2, 2};
-    for (int i = 0; i < 4; i++) cr_expect_float_eq(d[i], want[i], 1e-15, "relu at %g: %g", xs[i], d[i]);
+    expect_close(d, (double[]){0, 0, 2, 2}, 4, 1e-15, 0, "relu");
     eval_second(leaky_squared, xs, 4, d);  /* 2 alpha^2 below 0 */
-    double want_l[4] = {0.5, 0.5, 2, 2};
-    for (int i = 0; i < 4; i++)
-        cr_expect_float_eq(d[i], want_l[i], 1e-15, "leaky at %g: %g", xs[i], d[i]);
+    expect_close(d, (double[]){0.5, 0.5, 2, 2}, 4, 1e-15, 0, "leaky");
 }
 
 Test(act, integer_input_is_an_error)

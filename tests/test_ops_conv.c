@@ -2,7 +2,6 @@
  * data (f32 and f64, strides, padding, 1x1 kernels, non-square shapes, a
  * symbolic batch), a hand-computed case, FLOPs and shape errors. */
 #include <criterion/criterion.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -2,54 +2,25 @@
  * against a naive triple loop in f32 and f64, shape errors naming the
  * inputs, FLOPs, and the folded gradient of a 2-D weight. */
 #include <criterion/criterion.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "testutil.h"
-
-static void store(nb_dtype dt, void *buf, const double *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (dt == NB_F64) ((double *)buf)[i] = v[i];
-        else ((float *)buf)[i] = (float)v[i];
-}
-
-static double load(nb_dtype dt, const void *buf, size_t i)
-{
-    return dt == NB_F64 ? ((const double *)buf)[i] : ((const float *)buf)[i];
-}
-
-static nb_node *input(nb_graph *g, const char *name, nb_dtype dt, int rank, const int64_t *shape)
-{
-    nb_dim d[NB_MAX_DIMS];
-    for (int i = 0; i < rank; i++) d[i] = NB_DIM(shape[i]);
-    return nb_input(g, name, dt, rank, d);
-}
-
-static size_t numel(int rank, const int64_t *s)
-{
-    size_t n = 1;
-    for (int i = 0; i < rank; i++) n *= (size_t)s[i];
-    return n;
-}
 
 /* Runs y = matmul_t(a, b) on the given values; fills out (as doubles) and returns y's rank. */
 static int run_mm(nb_dtype dt, int ra, const int64_t *as, const double *av, int rb, const int64_t *bs,
                   const double *bv, bool ta, bool tb, double *out, int64_t *ys)
 {
     nb_graph *g = nb_graph_new();
-    nb_node *a = input(g, "a", dt, ra, as), *b = input(g, "b", dt, rb, bs);
+    nb_node *a = input_shaped(g, "a", dt, ra, as), *b = input_shaped(g, "b", dt, rb, bs);
     nb_node *y = nb_matmul_t(g, a, b, ta, tb);
     cr_assert_not_null(y, "%s", nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &y, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    store(dt, nb_plan_input_buffer(p, a), av, numel(ra, as));
-    store(dt, nb_plan_input_buffer(p, b), bv, numel(rb, bs));
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    nb_plan *p = plan_new_ok(g, &y, 1);
+    plan_feed(p, a, av);
+    plan_feed(p, b, bv);
+    plan_run_ok(p);
     int r = nb_plan_shape(p, y, ys);
-    const void *yv = nb_plan_get(p, y);
-    for (size_t i = 0; i < numel(r, ys); i++) out[i] = load(dt, yv, i);
+    plan_read(p, y, out);
     nb_plan_free(p);
     nb_graph_free(g);
     return r;
@@ -65,7 +36,7 @@ static void two_by_three(nb_dtype dt)
     cr_assert_eq(r, 2);
     cr_expect(ys[0] == 2 && ys[1] == 2);
     double want[4] = {58, 64, 139, 154};
-    for (int i = 0; i < 4; i++) cr_expect_float_eq(y[i], want[i], 1e-5, "y[%d] = %g", i, y[i]);
+    expect_close(y, want, 4, 1e-5, 0, "y");
 }
 
 Test(matmul, two_by_three_f32) { two_by_three(NB_F32); }
@@ -78,7 +49,7 @@ Test(matmul, transpose_a_by_hand)
     int64_t ys[NB_MAX_DIMS];
     run_mm(NB_F64, 2, (int64_t[]){3, 2}, a, 2, (int64_t[]){3, 2}, b, true, false, y, ys);
     double want[4] = {58, 64, 139, 154};
-    for (int i = 0; i < 4; i++) cr_expect_float_eq(y[i], want[i], 1e-12);
+    expect_close(y, want, 4, 1e-12, 0, "y");
 }
 
 /* two batches: identity and 2 * identity */
@@ -88,7 +59,7 @@ static void batched(nb_dtype dt)
     int64_t ys[NB_MAX_DIMS], s[3] = {2, 2, 2};
     cr_assert_eq(run_mm(dt, 3, s, a, 3, s, b, false, false, y, ys), 3);
     double want[8] = {1, 2, 3, 4, 10, 12, 14, 16};
-    for (int i = 0; i < 8; i++) cr_expect_float_eq(y[i], want[i], 1e-6, "y[%d] = %g", i, y[i]);
+    expect_close(y, want, 8, 1e-6, 0, "y");
 }
 
 Test(matmul, batched_f32) { batched(NB_F32); }
@@ -101,7 +72,7 @@ static void naive(int ra, const int64_t *as, const double *a, int rb, const int6
                   const double *b, bool ta, bool tb, int ry, const int64_t *ys, double *y)
 {
     int64_t m = ys[ry - 2], n = ys[ry - 1], k = as[ra - (ta ? 2 : 1)];
-    size_t batches = numel(ry - 2, ys);
+    size_t batches = shape_numel(ry - 2, ys);
     for (size_t t = 0; t < batches; t++) {
         /* t as a multi-index over y's batch dims, mapped into a's and b's */
         size_t ao = 0, bo = 0, rest = t, am = 1, bm = 1;
@@ -148,12 +119,12 @@ static void check_layout(const layout *L, nb_dtype dt, bool ta, bool tb)
     memcpy(bs, L->b, sizeof bs);
     if (ta) as[L->ra - 2] = L->a[L->ra - 1], as[L->ra - 1] = L->a[L->ra - 2];
     if (tb) bs[L->rb - 2] = L->b[L->rb - 1], bs[L->rb - 1] = L->b[L->rb - 2];
-    size_t na = numel(L->ra, as), nb = numel(L->rb, bs);
+    size_t na = shape_numel(L->ra, as), nb = shape_numel(L->rb, bs);
     static double a[4096], b[4096], y[4096], want[4096];
     nb_rng rng;
     nb_rng_seed(&rng, 42);
-    for (size_t i = 0; i < na; i++) a[i] = 2 * nb_rng_uniform(&rng) - 1;
-    for (size_t i = 0; i < nb; i++) b[i] = 2 * nb_rng_uniform(&rng) - 1;
+    fill_uniform(&rng, a, na, -1, 1);
+    fill_uniform(&rng, b, nb, -1, 1);
     if (dt == NB_F32)  /* the naive loop sees the values f32 holds */
         for (size_t i = 0; i < 4096; i++) a[i] = (float)a[i], b[i] = (float)b[i];
     int ry = run_mm(dt, L->ra, as, a, L->rb, bs, b, ta, tb, y, ys);
@@ -170,10 +141,9 @@ static void check_layout(const layout *L, nb_dtype dt, bool ta, bool tb)
     for (int i = 0; i < rw; i++) cr_assert_eq(ys[i], ws[i], "layout %td dim %d", L - layouts, i);
     naive(L->ra, as, a, L->rb, bs, b, ta, tb, ry, ys, want);
     double tol = dt == NB_F64 ? 1e-12 : 1e-5;
-    for (size_t i = 0; i < numel(ry, ys); i++)
-        cr_expect(fabs(y[i] - want[i]) <= tol * (1 + fabs(want[i])),
-                  "layout %td %s ta=%d tb=%d: y[%zu] = %.9g, want %.9g", L - layouts,
-                  nb_dtype_name(dt), ta, tb, i, y[i], want[i]);
+    char what[64];
+    snprintf(what, sizeof what, "layout %td %s ta=%d tb=%d: y", L - layouts, nb_dtype_name(dt), ta, tb);
+    expect_close(y, want, shape_numel(ry, ys), tol, tol, what);
 }
 
 Test(matmul, matches_naive_all_layouts_and_flags)

@@ -365,11 +365,17 @@ void eval_graph(nb_graph *g, int n_out, nb_node *const *outs, double *const *out
 {
     nb_plan *p = plan_new_ok(g, outs, n_out);
     plan_bind_ok(p, b, n_b);
-    for (int k = 0; k < n_in; k++) plan_feed(p, in[k], v[k]);
+    for (int k = 0; k < n_in; k++)
+        if (nb_plan_input_buffer(p, in[k])) plan_feed(p, in[k], v[k]);  /* the inputs it reads */
     plan_run_ok(p);
     for (int j = 0; j < n_out; j++)
         if (out[j]) plan_read(p, outs[j], out[j]);
     nb_plan_free(p);
+}
+
+void eval_node(nb_graph *g, nb_node *y, double *out, int n_in, nb_node *const *in, const double *const *v)
+{
+    eval_graph(g, 1, &y, &out, n_in, in, v, NULL, 0);
 }
 
 const char *node_shape(nb_graph *g, const nb_node *n)

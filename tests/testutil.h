@@ -116,10 +116,11 @@ void plan_run_ok(nb_plan *p);
 void plan_feed(nb_plan *p, const nb_node *x, const double *v);
 /* Copies node y's values (bound shape) as doubles to out and returns how many; fails if p has none. */
 size_t plan_read(const nb_plan *p, const nb_node *y, double *out);
-/* Plans outs[0..n_out) of g, binds b[0..n_b) (b may be NULL), feeds in[k] from v[k] (plan_feed), runs,
- * reads output j into out[j] (plan_read; out[j] NULL skips it) and frees the plan; fails as those. */
+/* Plans outs[0..n_out) of g, binds b[0..n_b), feeds each in[k] the plan reads from v[k], runs, reads outs[j] into out[j] (NULL: skip), frees the plan; fails as the above. */
 void eval_graph(nb_graph *g, int n_out, nb_node *const *outs, double *const *out, int n_in,
                 nb_node *const *in, const double *const *v, const nb_bind *b, int n_b);
+/* eval_graph of the one output y into out, inputs in[0..n_in) from v, nothing to bind. */
+void eval_node(nb_graph *g, nb_node *y, double *out, int n_in, nb_node *const *in, const double *const *v);
 /* The shape of n as nb_node_shape_str prints it (static, a ring of 16). */
 const char *node_shape(nb_graph *g, const nb_node *n);
 
