@@ -204,45 +204,17 @@ Test(model_layers, conv_layer_matches_conv2d_with_bias)
 
 /* ---- conformance models (tests/conformance) ------------------------- */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return buf;
-}
-
 static nb_model *load_conformance(const char *name)
 {
-    const char *dir = getenv("NABLA_TEST_DIR");
-    cr_assert_not_null(dir, "NABLA_TEST_DIR is not set");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/%s.yaml", dir, name);
-    nb_model *m = NULL;
-    nb_diags d;
-    nb_status st = nb_model_load_file(path, NULL, &m, &d);
-    if (st) print_diags(&d);
-    cr_assert_eq(st, NB_OK, "%s: %s", path, d.n ? d.lines[0] : "");
-    nb_diags_free(&d);
-    return m;
+    return load_model_file(test_file("conformance/%s.yaml", name));
 }
 
 /* Every param of the model is in the case's weights.safetensors with the same
  * shape, and every tensor there is a param. */
 static void check_weights(nb_model *m, const char *name)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/%s/weights.safetensors", getenv("NABLA_TEST_DIR"),
-             name);
     size_t len;
-    char *buf = slurp(path, &len);
+    char *buf = read_text(test_file("conformance/%s/weights.safetensors", name), &len);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | (unsigned char)buf[i];
     cr_assert_leq(8 + hlen, len);
@@ -314,9 +286,7 @@ Test(model_conformance, broadcast)
 /* The broadcast case's ops of today, as far as they go. */
 Test(model_conformance, broadcast_prefix)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/broadcast.yaml", getenv("NABLA_TEST_DIR"));
-    char *yaml = slurp(path, NULL);
+    char *yaml = read_text(test_file("conformance/broadcast.yaml"), NULL);
     char *cut = strstr(yaml, "  - {name: sm");
     cr_assert_not_null(cut);
     strcpy(cut, "outputs: [d]\n");

@@ -19,13 +19,7 @@ typedef struct mlp {
 
 static void mlp_load(mlp *s)
 {
-    char path[1024];
-    const char *dir = getenv("NABLA_TEST_DIR");
-    cr_assert_not_null(dir, "NABLA_TEST_DIR is not set");
-    snprintf(path, sizeof path, "%s/../examples/models/mnist_mlp.yaml", dir);
-    nb_diags d;
-    cr_assert_eq(nb_model_load_file(path, NULL, &s->m, &d), NB_OK, "%s", d.n ? d.lines[0] : "-");
-    nb_diags_free(&d);
+    s->m = load_example("mnist_mlp.yaml");
     nb_graph *g = nb_model_graph(s->m);
     size_t np = nb_model_num_trainable(s->m);
     cr_assert_lt(np, 15);

@@ -24,15 +24,6 @@ static const char *const LAYERED =
     "outputs: [y]\n"
     "loss: loss\n";
 
-static nb_model *load(const char *path)
-{
-    nb_model *m = NULL;
-    nb_diags d = {0};
-    nb_status st = nb_model_load_file(path, NULL, &m, &d);
-    cr_assert_eq(st, NB_OK, "%s", d.n ? d.lines[0] : nb_status_str(st));
-    return m;
-}
-
 /* What the tool does for --backward: gradients for params, then float inputs. */
 static void add_grads(nb_model *m)
 {
@@ -120,7 +111,7 @@ static char *render_svg(bool backward)
 Test(render, svg_forward)
 {
     char *svg = render_svg(false);
-    nb_model *m = load(tmp_path("m.yaml"));
+    nb_model *m = load_model_file(tmp_path("m.yaml"));
     expect_names(svg, nb_model_graph(m), false);
     cr_expect(!strstr(svg, ">grad."), "gradient nodes drawn without --backward");
     nb_model_free(m);
@@ -130,7 +121,7 @@ Test(render, svg_forward)
 Test(render, svg_backward)
 {
     char *svg = render_svg(true);
-    nb_model *m = load(tmp_path("m.yaml"));
+    nb_model *m = load_model_file(tmp_path("m.yaml"));
     add_grads(m);
     expect_names(svg, nb_model_graph(m), true);
     cr_expect(strstr(svg, ">grad.h1.W<") && strstr(svg, ">grad.x<"), "final gradients not drawn");

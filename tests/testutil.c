@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* The next of 16 static buffers for returned strings. */
@@ -26,7 +27,7 @@ static char *ring(void)
 const char *test_env(const char *name)
 {
     const char *v = getenv(name);
-    cr_assert_not_null(v, "%s is not set (run the tests through meson test)", name);
+    cr_assert(v && *v, "%s is not set (run the tests through meson test)", name);
     return v;
 }
 
@@ -42,6 +43,26 @@ const char *test_file(const char *fmt, ...)
     va_end(ap);
     cr_assert_eq(access(p, F_OK), 0, "missing test file %s", p);
     return p;
+}
+
+char *run_shell(const char *cmd, int *status)
+{
+    size_t len = strlen(cmd) + 8, cap = 4096, n = 0;
+    char *full = malloc(len), *out = malloc(cap);
+    cr_assert(full && out);
+    snprintf(full, len, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    free(full);
+    cr_assert_not_null(p, "cannot run %s", cmd);
+    for (size_t got; (got = fread(out + n, 1, cap - n - 1, p)) > 0;) {
+        n += got;
+        if (cap - n < 2) out = realloc(out, cap *= 2);
+        cr_assert_not_null(out);
+    }
+    out[n] = 0;
+    int st = pclose(p);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    return out;
 }
 
 /* ---- the temporary folder ---- */

@@ -19,12 +19,15 @@
 
 /* ---- the environment and the source tree ---- */
 
-/* getenv(name); fails if it is not set (run the tests through meson test). */
+/* getenv(name); fails if it is unset or empty (run the tests through meson test). */
 const char *test_env(const char *name);
 /* NABLA_TEST_DIR, the tests/ folder; fails if it is not set. */
 const char *test_dir(void);
 /* NABLA_TEST_DIR/ followed by the printf-formatted rest; fails if no such file or folder. */
 const char *test_file(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Runs cmd through sh, stderr joined to stdout; the output malloc'd, *status the exit status or 128 + signal; fails if it cannot start. */
+char *run_shell(const char *cmd, int *status);
 
 /* ---- a fresh temporary folder per test (each test runs in its own process) ---- */
 
