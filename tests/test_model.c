@@ -190,12 +190,11 @@ Test(model_layers, conv_layer_matches_conv2d_with_bias)
     for (int i = 0; i < 3; i++) bv[i] = 0.5 * (i - 1);  /* a bias that matters per channel */
     nb_node *x = nb_model_input(m, 0);
     nb_node *ref = nb_relu(g, nb_conv2d(g, x, nb_graph_find(g, "c.W"), b, 1, 1));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){c, ref}, 2, &p), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 2}}, 1), NB_OK);
+    nb_plan *p = plan_new_ok(g, (nb_node *[]){c, ref}, 2);
+    plan_bind_ok(p, (nb_bind[]){{"N", 2}}, 1);
     double *xs = nb_plan_input_buffer(p, x);
     for (int i = 0; i < 2 * 2 * 25; i++) xs[i] = ((i * 37) % 19) / 9.0 - 1;
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     const double *got = nb_plan_get(p, c), *want = nb_plan_get(p, ref);
     for (int i = 0; i < 2 * 3 * 25; i++) cr_assert_float_eq(got[i], want[i], 1e-12, "element %d", i);
     nb_plan_free(p);

@@ -236,13 +236,12 @@ Test(batchnorm, readers_of_state_see_the_update)
 {
     bn_net n = make(NB_F32, 2, (int64_t[]){4, 2}, (double[]){1, 1}, (double[]){0, 0}, 0, 0.5);
     nb_node *s = nb_sum(n.g, n.rm, NULL, 0, false);
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(n.g, (nb_node *[]){n.y, s, n.rm}, 3, &p), NB_OK);
+    nb_plan *p = plan_new_ok(n.g, (nb_node *[]){n.y, s, n.rm}, 3);
     nb_plan_set_training(p, true);
     float x[8];
     for (int i = 0; i < 8; i++) x[i] = (float)X1[i];
     nb_plan_set(p, n.x, x);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     cr_expect_float_eq(*(const float *)nb_plan_get(p, s), 2.0f, 1e-6, "0.5 * 2 + 0.5 * 2");
     cr_expect_eq(nb_plan_get(p, n.rm), nb_param_value(n.rm)->data, "a param's own buffer");
     nb_plan_free(p);
@@ -351,9 +350,8 @@ Test(state, generic_mechanism)
     nb_node *loss = nb_sum(g, y, NULL, 0, false), *gr[2];
     cr_assert_eq(nb_grad(g, loss, (nb_node *[]){x, s}, 2, gr), NB_OK, "%s", nb_graph_error(g));
     cr_expect_str_eq(nb_node_op(gr[1]), "fill_like", "state carries no gradient");
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){y, gr[0]}, 2, &p), NB_OK);
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 2}}, 1), NB_OK);
+    nb_plan *p = plan_new_ok(g, (nb_node *[]){y, gr[0]}, 2);
+    plan_bind_ok(p, (nb_bind[]){{"N", 2}}, 1);
     double xs[4] = {0, 10, 20, 30};
     nb_plan_set(p, x, xs);
     nb_plan_run(p);  /* eval: state untouched */

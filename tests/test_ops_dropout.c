@@ -45,7 +45,7 @@ static double at(const net *n, const void *data, int i)
 /* Runs once; kept[i] says whether element i survived. */
 static void run_mask(net *n, bool *kept)
 {
-    cr_assert_eq(nb_plan_run(n->p), NB_OK, "%s", nb_plan_error(n->p));
+    plan_run_ok(n->p);
     const void *y = nb_plan_get(n->p, n->y);
     for (int i = 0; i < N; i++) kept[i] = at(n, y, i) != 0;
 }
@@ -63,7 +63,7 @@ Test(dropout, eval_is_identity)
     for (int d = 0; d < 2; d++) {
         net n = make(dts[d], 0.5);
         cr_expect_not(nb_plan_training(n.p), "plans start in eval mode");
-        cr_assert_eq(nb_plan_run(n.p), NB_OK);
+        plan_run_ok(n.p);
         const void *y = nb_plan_get(n.p, n.y);
         const void *x = nb_plan_input_buffer(n.p, n.x);
         for (int i = 0; i < N; i++) cr_assert_eq(at(&n, y, i), at(&n, x, i), "element %d", i);
@@ -86,7 +86,7 @@ static void expect_rate(nb_dtype dt, double rate)
     net n = make(dt, rate);
     nb_plan_set_training(n.p, true);
     nb_plan_set_seed(n.p, 42);
-    cr_assert_eq(nb_plan_run(n.p), NB_OK, "%s", nb_plan_error(n.p));
+    plan_run_ok(n.p);
     const void *y = nb_plan_get(n.p, n.y), *x = nb_plan_input_buffer(n.p, n.x);
     int dropped = 0;
     for (int i = 0; i < N; i++) {
@@ -151,7 +151,7 @@ Test(dropout, nodes_have_their_own_masks)
     double *xs = nb_plan_input_buffer(p, x);
     for (int i = 0; i < N; i++) xs[i] = 1;
     nb_plan_set_training(p, true);
-    cr_assert_eq(nb_plan_run(p), NB_OK);
+    plan_run_ok(p);
     const double *a = nb_plan_get(p, y[0]), *b = nb_plan_get(p, y[1]);
     int diff = 0;
     for (int i = 0; i < N; i++) diff += (a[i] == 0) != (b[i] == 0);
@@ -175,7 +175,7 @@ Test(dropout, gradient_uses_the_forward_mask)
     for (int i = 0; i < 600; i++) xs[i] = 1 + i % 5, rs[i] = 0.5 + i % 3;
     nb_plan_set_training(p, true);
     for (int run = 0; run < 3; run++) {  /* a new mask every step, always matched */
-        cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+        plan_run_ok(p);
         const double *ys = nb_plan_get(p, y), *gs = nb_plan_get(p, gx);
         int kept = 0;
         for (int i = 0; i < 600; i++) {
@@ -273,11 +273,11 @@ Test(dropout, errors)
 Test(dropout, training_runs_allocate_nothing)
 {
     net n = make(NB_F32, 0.5);
-    cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    plan_run_ok(n.p);
     uint64_t before = nb_alloc_count();
     nb_plan_set_training(n.p, true);
     nb_plan_set_seed(n.p, 3);
-    for (int i = 0; i < 5; i++) cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    for (int i = 0; i < 5; i++) plan_run_ok(n.p);
     nb_plan_set_training(n.p, false);
     nb_plan_run(n.p);
     cr_expect_eq(nb_alloc_count(), before);

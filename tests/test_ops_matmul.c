@@ -15,13 +15,7 @@ static int run_mm(nb_dtype dt, int ra, const int64_t *as, const double *av, int 
     nb_node *a = input_shaped(g, "a", dt, ra, as), *b = input_shaped(g, "b", dt, rb, bs);
     nb_node *y = nb_matmul_t(g, a, b, ta, tb);
     cr_assert_not_null(y, "%s", nb_graph_error(g));
-    nb_plan *p = plan_new_ok(g, &y, 1);
-    plan_feed(p, a, av);
-    plan_feed(p, b, bv);
-    plan_run_ok(p);
-    int r = nb_plan_shape(p, y, ys);
-    plan_read(p, y, out);
-    nb_plan_free(p);
+    int r = eval_node_bound(g, y, out, ys, 2, (nb_node *[]){a, b}, (const double *[]){av, bv}, NULL, 0);
     nb_graph_free(g);
     return r;
 }
@@ -264,13 +258,12 @@ static void folded_weight_grad(bool tb)
     cr_expect_str_eq(nb_node_op(dw), "matmul");
     cr_expect_str_eq(nb_node_op(nb_node_input(dw, 0)), "flatten");
     cr_expect_str_eq(nb_node_op(nb_node_input(dw, 1)), "flatten");
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &dw, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 3}}, 1), NB_OK, "%s", nb_plan_error(p));
+    nb_plan *p = plan_new_ok(g, &dw, 1);
+    plan_bind_ok(p, (nb_bind[]){{"N", 3}}, 1);
     double xv[18], col[3] = {0};
     for (int i = 0; i < 18; i++) col[i % 3] += xv[i] = i * 0.5 - 2;
     nb_plan_set(p, x, xv);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     const double *d = nb_plan_get(p, dw);
     for (int k = 0; k < 3; k++)
         for (int n = 0; n < 4; n++)

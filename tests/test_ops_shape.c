@@ -15,14 +15,7 @@ static int run1(nb_graph *g, nb_node *x, const double *v, nb_node *y, const nb_b
                 double *out, int64_t *ys)
 {
     cr_assert_not_null(y, "%s", nb_graph_error(g));
-    nb_plan *p = plan_new_ok(g, &y, 1);
-    plan_bind_ok(p, b, nb);
-    plan_feed(p, x, v);
-    plan_run_ok(p);
-    int r = nb_plan_shape(p, y, ys);
-    plan_read(p, y, out);
-    nb_plan_free(p);
-    return r;
+    return eval_node_bound(g, y, out, ys, 1, &x, &v, b, nb);
 }
 
 static void expect_shape(int r, const int64_t *s, int want_r, const int64_t *want)
@@ -155,16 +148,15 @@ Test(view, flatten_matmul_under_two_bindings)
     nb_node *w = nb_param(g, "W", NB_F64, 2, (int64_t[]){6, 2}, init);
     nb_node *f = nb_flatten(g, x, 1), *y = nb_matmul(g, f, w);
     nb_node *outs[2] = {y, f};
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, outs, 2, &p), NB_OK, "%s", nb_graph_error(g));
+    nb_plan *p = plan_new_ok(g, outs, 2);
     int64_t ns[3] = {2, 5, 2};
     for (int t = 0; t < 3; t++) {
         int64_t n = ns[t];
-        cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", n}}, 1), NB_OK, "%s", nb_plan_error(p));
+        plan_bind_ok(p, (nb_bind[]){{"N", n}}, 1);
         double xv[30];
         for (int i = 0; i < 6 * n; i++) xv[i] = 0.25 * i - 1 + t;
         nb_plan_set(p, x, xv);
-        cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+        plan_run_ok(p);
         cr_expect_eq(nb_plan_get(p, f), nb_plan_input_buffer(p, x), "flatten is a view of x");
         int64_t s[NB_MAX_DIMS];
         expect_shape(nb_plan_shape(p, y, s), s, 2, (int64_t[]){n, 2});
@@ -209,14 +201,13 @@ Test(view, view_of_param)
     nb_node *wf = nb_reshape(g, w, 2, DIMS(NB_DIM(4), NB_DIM(1)));
     nb_node *y = nb_matmul(g, x, wf);
     nb_node *outs[2] = {y, wf};
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, outs, 2, &p), NB_OK, "%s", nb_graph_error(g));
+    nb_plan *p = plan_new_ok(g, outs, 2);
     nb_plan_set(p, x, (double[]){1, 2, 3, 4});
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     cr_expect_float_eq(*(const double *)nb_plan_get(p, y), 10, 1e-12);
     cr_expect_eq(nb_plan_get(p, wf), nb_param_value(w)->data);
     ((double *)nb_param_value(w)->data)[3] = 2;
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     cr_expect_float_eq(*(const double *)nb_plan_get(p, y), 14, 1e-12);
     nb_plan_free(p);
     nb_graph_free(g);
@@ -233,13 +224,12 @@ Test(view, reshape_gradient)
     cr_assert_eq(nb_grad(g, loss, &x, 1, &dx), NB_OK, "%s", nb_graph_error(g));
     cr_expect_str_eq(nb_node_op(dx), "reshape_like");
     cr_expect_str_eq(node_shape(g, dx), "[N, 4]");
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &dx, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 2}}, 1), NB_OK, "%s", nb_plan_error(p));
+    nb_plan *p = plan_new_ok(g, &dx, 1);
+    plan_bind_ok(p, (nb_bind[]){{"N", 2}}, 1);
     double cv[8] = {1, 2, 3, 4, 5, 6, 7, 8}, xv[8] = {0};
     nb_plan_set(p, x, xv);
     nb_plan_set(p, c, cv);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     expect_close(nb_plan_get(p, dx), cv, 8, 1e-6, 0, "values");
     nb_plan_free(p);
     nb_graph_free(g);
@@ -357,13 +347,12 @@ Test(concat, gradient)
     nb_node *y = nb_concat(g, (nb_node *[]){a, b}, 2, 1);
     nb_node *loss = nb_sum(g, nb_mul(g, y, c), NULL, 0, false), *d[2];
     cr_assert_eq(nb_grad(g, loss, (nb_node *[]){a, b}, 2, d), NB_OK, "%s", nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, d, 2, &p), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 2}}, 1), NB_OK);
+    nb_plan *p = plan_new_ok(g, d, 2);
+    plan_bind_ok(p, (nb_bind[]){{"N", 2}}, 1);
     nb_plan_set(p, a, (double[]){0, 0});
     nb_plan_set(p, b, (double[]){0, 0, 0, 0});
     nb_plan_set(p, c, (double[]){1, 2, 3, 4, 5, 6});
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     expect_close(nb_plan_get(p, d[0]), (double[]){1, 4}, 2, 1e-6, 0, "values");
     expect_close(nb_plan_get(p, d[1]), (double[]){2, 3, 5, 6}, 4, 1e-6, 0, "values");
     nb_plan_free(p);
@@ -451,11 +440,10 @@ Test(slice, gradient)
     nb_node *loss = nb_sum(g, nb_mul(g, nb_slice(g, x, 1, -3, -1), c), NULL, 0, false), *dx;
     cr_assert_eq(nb_grad(g, loss, &x, 1, &dx), NB_OK, "%s", nb_graph_error(g));
     cr_expect_str_eq(nb_node_op(dx), "slice_backward");
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &dx, 1, &p), NB_OK, "%s", nb_graph_error(g));
+    nb_plan *p = plan_new_ok(g, &dx, 1);
     nb_plan_set(p, x, (float[]){9, 9, 9, 9, 9, 9, 9, 9});
     nb_plan_set(p, c, (float[]){1, 2, 3, 4});
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     const float *d = nb_plan_get(p, dx);
     float want[8] = {0, 1, 2, 0, 0, 3, 4, 0};
     for (int i = 0; i < 8; i++) cr_expect_float_eq(d[i], want[i], 1e-6, "dx[%d] = %g", i, d[i]);

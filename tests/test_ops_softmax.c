@@ -178,11 +178,10 @@ Test(softmax, symbolic_batch)
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F32, 2, (nb_dim[]){NB_SYM("N"), NB_DIM(3)});
     nb_node *y = nb_softmax(g, x, 1);
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &y, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 2}}, 1), NB_OK, "%s", nb_plan_error(p));
+    nb_plan *p = plan_new_ok(g, &y, 1);
+    plan_bind_ok(p, (nb_bind[]){{"N", 2}}, 1);
     nb_plan_set(p, x, (float[]){1, 2, 3, 1001, 1002, 1003});
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     const float *o = nb_plan_get(p, y);
     for (int i = 0; i < 6; i++) cr_expect_float_eq(o[i], sm123[i % 3], 1e-6, "[%d] = %g", i, o[i]);
     nb_plan_free(p);

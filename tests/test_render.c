@@ -27,13 +27,8 @@ static const char *const LAYERED =
 /* What the tool does for --backward: gradients for params, then float inputs. */
 static void add_grads(nb_model *m)
 {
-    nb_node *wrt[64], *grads[64];
-    int n = 0;
-    for (size_t i = 0; i < nb_model_num_params(m); i++) wrt[n++] = nb_model_param(m, i);
-    for (size_t i = 0; i < nb_model_num_inputs(m); i++)
-        if (nb_node_dtype(nb_model_input(m, i)) != NB_I32) wrt[n++] = nb_model_input(m, i);
-    cr_assert_eq(nb_grad(nb_model_graph(m), nb_model_loss(m), wrt, n, grads), NB_OK, "%s",
-                 nb_graph_error(nb_model_graph(m)));
+    nb_node *grads[64];
+    model_grads(m, false, true, grads, 64);
 }
 
 /* The text of every <text> element of an SVG, one per line, by parsing it as

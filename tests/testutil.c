@@ -381,8 +381,26 @@ size_t plan_read(const nb_plan *p, const nb_node *y, double *out)
     return n;
 }
 
-void eval_graph(nb_graph *g, int n_out, nb_node *const *outs, double *const *out, int n_in,
-                nb_node *const *in, const double *const *v, const nb_bind *b, int n_b)
+size_t plan_bytes(const nb_plan *p, const nb_node *n)
+{
+    int64_t shape[NB_MAX_DIMS];
+    int rank = nb_plan_shape(p, n, shape);
+    cr_assert_geq(rank, 0, "the plan has no node '%s'", nb_node_name(n));
+    return shape_numel(rank, shape) * nb_dtype_size(nb_node_dtype(n));
+}
+
+void sgd_step_f32(const nb_plan *p, nb_node *const *params, nb_node *const *grads, int n, float lr)
+{
+    for (int k = 0; k < n; k++) {
+        nb_tensor *w = nb_param_value(params[k]);
+        const float *dw = nb_plan_get(p, grads[k]);
+        for (size_t j = 0; j < nb_tensor_numel(w); j++) ((float *)w->data)[j] -= lr * dw[j];
+    }
+}
+
+/* eval_graph, also giving outs[0]'s rank and bound shape (shape0 may be NULL). */
+static int eval_plan(nb_graph *g, int n_out, nb_node *const *outs, double *const *out, int n_in,
+                     nb_node *const *in, const double *const *v, const nb_bind *b, int n_b, int64_t *shape0)
 {
     nb_plan *p = plan_new_ok(g, outs, n_out);
     plan_bind_ok(p, b, n_b);
@@ -391,12 +409,27 @@ void eval_graph(nb_graph *g, int n_out, nb_node *const *outs, double *const *out
     plan_run_ok(p);
     for (int j = 0; j < n_out; j++)
         if (out[j]) plan_read(p, outs[j], out[j]);
+    int64_t shape[NB_MAX_DIMS];
+    int rank = nb_plan_shape(p, outs[0], shape0 ? shape0 : shape);
     nb_plan_free(p);
+    return rank;
+}
+
+void eval_graph(nb_graph *g, int n_out, nb_node *const *outs, double *const *out, int n_in,
+                nb_node *const *in, const double *const *v, const nb_bind *b, int n_b)
+{
+    eval_plan(g, n_out, outs, out, n_in, in, v, b, n_b, NULL);
 }
 
 void eval_node(nb_graph *g, nb_node *y, double *out, int n_in, nb_node *const *in, const double *const *v)
 {
-    eval_graph(g, 1, &y, &out, n_in, in, v, NULL, 0);
+    eval_plan(g, 1, &y, &out, n_in, in, v, NULL, 0, NULL);
+}
+
+int eval_node_bound(nb_graph *g, nb_node *y, double *out, int64_t *shape, int n_in, nb_node *const *in,
+                    const double *const *v, const nb_bind *b, int n_b)
+{
+    return eval_plan(g, 1, &y, &out, n_in, in, v, b, n_b, shape);
 }
 
 const char *node_shape(nb_graph *g, const nb_node *n)
@@ -460,6 +493,19 @@ nb_model *load_model_file(const char *path)
 }
 
 nb_model *load_example(const char *file) { return load_model_file(test_file("../examples/models/%s", file)); }
+
+int model_grads(nb_model *m, bool trainable_only, bool inputs_too, nb_node **grads, int cap)
+{
+    nb_node *wrt[256];
+    int n = 0;
+    for (size_t i = 0; i < nb_model_num_params(m) && n < cap && n < 256; i++)
+        if (!trainable_only || nb_param_trainable(nb_model_param(m, i))) wrt[n++] = nb_model_param(m, i);
+    for (size_t i = 0; inputs_too && i < nb_model_num_inputs(m) && n < cap && n < 256; i++)
+        if (nb_node_dtype(nb_model_input(m, i)) != NB_I32) wrt[n++] = nb_model_input(m, i);
+    nb_graph *g = nb_model_graph(m);
+    cr_assert_eq(nb_grad(g, nb_model_loss(m), wrt, n, grads), NB_OK, "%s", nb_graph_error(g));
+    return n;
+}
 
 void check_node(nb_graph *g, const char *name, const char *op, const char *shape)
 {

@@ -119,11 +119,18 @@ void plan_run_ok(nb_plan *p);
 void plan_feed(nb_plan *p, const nb_node *x, const double *v);
 /* Copies node y's values (bound shape) as doubles to out and returns how many; fails if p has none. */
 size_t plan_read(const nb_plan *p, const nb_node *y, double *out);
+/* Bytes of node n's value under p's current binding; fails if p does not hold n. */
+size_t plan_bytes(const nb_plan *p, const nb_node *n);
+/* One SGD step on f32 params: w -= lr * (grads[i]'s value in p); never fails (safe on any thread). */
+void sgd_step_f32(const nb_plan *p, nb_node *const *params, nb_node *const *grads, int n, float lr);
 /* Plans outs[0..n_out) of g, binds b[0..n_b), feeds each in[k] the plan reads from v[k], runs, reads outs[j] into out[j] (NULL: skip), frees the plan; fails as the above. */
 void eval_graph(nb_graph *g, int n_out, nb_node *const *outs, double *const *out, int n_in,
                 nb_node *const *in, const double *const *v, const nb_bind *b, int n_b);
 /* eval_graph of the one output y into out, inputs in[0..n_in) from v, nothing to bind. */
 void eval_node(nb_graph *g, nb_node *y, double *out, int n_in, nb_node *const *in, const double *const *v);
+/* eval_node with bindings b[0..n_b); returns y's rank under the plan's binding and its shape into shape. */
+int eval_node_bound(nb_graph *g, nb_node *y, double *out, int64_t *shape, int n_in, nb_node *const *in,
+                    const double *const *v, const nb_bind *b, int n_b);
 /* The shape of n as nb_node_shape_str prints it (static, a ring of 16). */
 const char *node_shape(nb_graph *g, const nb_node *n);
 
@@ -147,6 +154,8 @@ void expect_errors(const char *yaml, const char *const *want, size_t n);
 nb_model *load_model_file(const char *path);
 /* Loads examples/models/FILE (load_model_file). */
 nb_model *load_example(const char *file);
+/* Gradients of m's loss into grads[0..cap) for its params (only trainable ones if asked), then its float inputs if asked; returns how many; fails with the graph's message. */
+int model_grads(nb_model *m, bool trainable_only, bool inputs_too, nb_node **grads, int cap);
 /* Node `name` exists (fails if not); expects its op `op` and printed shape `shape`. */
 void check_node(nb_graph *g, const char *name, const char *op, const char *shape);
 
