@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "toolutil.h"
+#include "testutil.h"
 
 static nb_node *vec(nb_graph *g, const char *name, int64_t n)
 {
