@@ -34,9 +34,7 @@ Test(errors, symbol_broadcasts_only_against_one_or_itself)
     nb_graph_clear_error(g);
     nb_node *ok = nb_add(g, x, vec(g, "v", 3));
     cr_assert_not_null(ok);
-    char buf[64];
-    nb_node_shape_str(g, ok, buf, sizeof buf);
-    cr_expect_str_eq(buf, "[N, 3]");
+    cr_expect_str_eq(node_shape(g, ok), "[N, 3]");
     nb_graph_free(g);
 }
 
