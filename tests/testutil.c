@@ -41,7 +41,7 @@ const char *test_file(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p + n, 1024 - (size_t)n, fmt, ap);
     va_end(ap);
-    cr_assert_eq(access(p, F_OK), 0, "missing test file %s", p);
+    cr_assert_eq(access(p, R_OK), 0, "missing or unreadable test file %s", p);
     return p;
 }
 

@@ -24,7 +24,7 @@
 const char *test_env(const char *name);
 /* NABLA_TEST_DIR, the tests/ folder; fails as test_env. */
 const char *test_dir(void);
-/* NABLA_TEST_DIR/ and the printf-formatted rest (a ring buffer); fails if no such file or folder. */
+/* NABLA_TEST_DIR/ and the printf-formatted rest (a ring buffer); fails if missing or unreadable. */
 const char *test_file(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Output (malloc'd, stderr joined) and *status (exit or 128 + signal) of sh -c cmd; fails if no start. */
