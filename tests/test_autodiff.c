@@ -25,7 +25,7 @@ Test(autodiff, apple)
     nb_plan_set(p, apple, &(double){100});
     nb_plan_set(p, count, &(double){2});
     nb_plan_set(p, tax, &(double){1.1});
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     cr_expect_float_eq(*(const double *)nb_plan_get(p, price), 220.0, 1e-12);
     cr_expect_float_eq(*(const double *)nb_plan_get(p, d[0]), 2.2, 1e-12);
     cr_expect_float_eq(*(const double *)nb_plan_get(p, d[1]), 110.0, 1e-12);
@@ -45,11 +45,10 @@ Test(autodiff, apple_and_orange)
     nb_node *wrt[5] = {apple, na, orange, no, tax}, *d[5];
     cr_assert_eq(nb_grad(g, price, wrt, 5, d), NB_OK, "%s", nb_graph_error(g));
     nb_node *outs[6] = {price, d[0], d[1], d[2], d[3], d[4]};
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, outs, 6, &p), NB_OK);
+    nb_plan *p = plan_new_ok(g, outs, 6);
     double v[5] = {100, 2, 150, 3, 1.1};
     for (int i = 0; i < 5; i++) nb_plan_set(p, wrt[i], &v[i]);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     double want[5] = {2.2, 110, 3.3, 165, 650};
     cr_expect_float_eq(*(const double *)nb_plan_get(p, price), 715.0, 1e-9);
     for (int i = 0; i < 5; i++)
@@ -66,10 +65,9 @@ Test(autodiff, paths_are_summed)
     nb_node *y = nb_sum(g, nb_add(g, nb_mul(g, x, x), x), NULL, 0, false);
     nb_node *dx;
     cr_assert_eq(nb_grad(g, y, &x, 1, &dx), NB_OK);
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &dx, 1, &p), NB_OK);
+    nb_plan *p = plan_new_ok(g, &dx, 1);
     nb_plan_set(p, x, (double[]){1, -2, 0.5});
-    cr_assert_eq(nb_plan_run(p), NB_OK);
+    plan_run_ok(p);
     const double *g0 = nb_plan_get(p, dx);
     cr_expect_float_eq(g0[0], 3, 1e-12);
     cr_expect_float_eq(g0[1], -3, 1e-12);
@@ -88,11 +86,10 @@ Test(autodiff, broadcast_is_summed_back)
     nb_node *db;
     cr_assert_eq(nb_grad(g, loss, &b, 1, &db), NB_OK, "%s", nb_graph_error(g));
     cr_assert_eq(nb_node_rank(db), 1);
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &db, 1, &p), NB_OK);
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 2}}, 1), NB_OK, "%s", nb_plan_error(p));
+    nb_plan *p = plan_new_ok(g, &db, 1);
+    plan_bind_ok(p, (nb_bind[]){{"N", 2}}, 1);
     nb_plan_set(p, x, (double[]){1, 2, 3, 4, 5, 6});
-    cr_assert_eq(nb_plan_run(p), NB_OK);
+    plan_run_ok(p);
     const double *d = nb_plan_get(p, db);  /* d/db sum((x+b)*x) = sum over N of x */
     cr_expect_float_eq(d[0], 5, 1e-12);
     cr_expect_float_eq(d[1], 7, 1e-12);
@@ -112,9 +109,8 @@ Test(autodiff, unrelated_wrt_gets_zeros)
     cr_assert_eq(nb_grad(g, loss, &z, 1, &dz), NB_OK);
     /* nothing on a path from z: only the seed and the zeros node are added */
     cr_expect_leq(nb_graph_num_nodes(g) - before, 2);
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &dz, 1, &p), NB_OK);
-    cr_assert_eq(nb_plan_run(p), NB_OK);
+    nb_plan *p = plan_new_ok(g, &dz, 1);
+    plan_run_ok(p);
     const double *d = nb_plan_get(p, dz);
     cr_expect(d[0] == 0 && d[1] == 0);
     nb_plan_free(p);
@@ -133,11 +129,10 @@ Test(autodiff, second_order_of_cube)
     cr_assert_eq(nb_grad(g, y2, &x, 1, &dx2), NB_OK);
     cr_assert_eq(nb_grad(g, nb_sum(g, dx, NULL, 0, false), &x, 1, &ddx), NB_OK, "%s", nb_graph_error(g));
     cr_assert_eq(nb_grad(g, nb_sum(g, dx2, NULL, 0, false), &x, 1, &ddx2), NB_OK);
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){ddx, ddx2}, 2, &p), NB_OK);
+    nb_plan *p = plan_new_ok(g, (nb_node *[]){ddx, ddx2}, 2);
     double xs[4] = {-1.5, 0, 0.5, 2};
     nb_plan_set(p, x, xs);
-    cr_assert_eq(nb_plan_run(p), NB_OK);
+    plan_run_ok(p);
     const double *a = nb_plan_get(p, ddx), *b = nb_plan_get(p, ddx2);
     for (int i = 0; i < 4; i++) {
         cr_expect_float_eq(a[i], 6 * xs[i], 1e-12, "mul form at %g", xs[i]);
@@ -170,8 +165,7 @@ static const nb_op_def twice_wrong = {
 
 Test(autodiff, gradcheck_catches_a_wrong_gradient)
 {
-    nb_status st = nb_op_register(&twice_wrong);
-    cr_assert(st == NB_OK || st == NB_ERR_NAME);
+    register_test_op(&twice_wrong);
     nb_gc_result r[6];
     int n;
     cr_assert_eq(nb_gradcheck_op(&twice_wrong, &twice_case, NULL, r, &n), NB_OK, "%s", nb_last_error());
@@ -219,8 +213,7 @@ static const nb_op_def relu_like_wrong = {
 
 Test(autodiff, a_wrong_gradient_at_a_kink_is_a_failure)
 {
-    nb_status st = nb_op_register(&relu_like_wrong);
-    cr_assert(st == NB_OK || st == NB_ERR_NAME);
+    register_test_op(&relu_like_wrong);
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F64, 1, (nb_dim[]){NB_DIM(2)});
     nb_node *loss = nb_sum(g, nb_op(g, "test_relu_like_wrong", "r", &x, 1, NULL, 0), NULL, 0, false);
@@ -235,35 +228,6 @@ Test(autodiff, a_wrong_gradient_at_a_kink_is_a_failure)
 }
 
 /* ---- no dead gradient nodes: rules build only what is needed ---- */
-
-static nb_model *load_example(const char *file)
-{
-    const char *dir = getenv("NABLA_TEST_DIR");
-    cr_assert_not_null(dir, "NABLA_TEST_DIR is not set");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/../examples/models/%s", dir, file);
-    nb_model *m = NULL;
-    nb_diags d = {0};
-    nb_status st = nb_model_load_file(path, NULL, &m, &d);
-    cr_assert_eq(st, NB_OK, "%s: %s", path, d.n ? d.lines[0] : nb_status_str(st));
-    nb_diags_free(&d);
-    return m;
-}
-
-/* The gradients training computes (trainable params), or with the float
- * inputs too (what `nabla run --grad` and `render --backward` compute). */
-static int grad_of(nb_model *m, bool inputs_too, nb_node **grads, int cap)
-{
-    nb_node *wrt[256];
-    int n = 0;
-    for (size_t i = 0; i < nb_model_num_params(m) && n < cap; i++)
-        if (nb_param_trainable(nb_model_param(m, i))) wrt[n++] = nb_model_param(m, i);
-    for (size_t i = 0; inputs_too && i < nb_model_num_inputs(m) && n < cap; i++)
-        if (nb_node_dtype(nb_model_input(m, i)) != NB_I32) wrt[n++] = nb_model_input(m, i);
-    nb_graph *g = nb_model_graph(m);
-    cr_assert_eq(nb_grad(g, nb_model_loss(m), wrt, n, grads), NB_OK, "%s", nb_graph_error(g));
-    return n;
-}
 
 /* Gradient nodes that no node reads and that are not among grads[0..n), as
  * "name (op)" in buf; returns how many. */
@@ -300,7 +264,7 @@ static void expect_no_dead_grad_nodes(const char *file, bool inputs_too)
 {
     nb_model *m = load_example(file);
     nb_node *grads[256];
-    int n = grad_of(m, inputs_too, grads, 256);
+    int n = model_grads(m, true, inputs_too, grads, 256);
     char dead[2048];
     int k = dead_grad_nodes(nb_model_graph(m), grads, n, dead, sizeof dead);
     cr_expect_eq(k, 0, "%s (%s): %d dead gradient nodes:%s", file,
@@ -314,7 +278,7 @@ Test(autodiff, convnet_builds_no_gradient_for_its_input)
 {
     nb_model *m = load_example("simple_convnet.yaml");
     nb_node *grads[64];
-    int n = grad_of(m, false, grads, 64);
+    int n = model_grads(m, true, false, grads, 64);
     nb_graph *g = nb_model_graph(m);
     int n_grad = 0, n_input_grad = 0;
     for (size_t i = 0; i < nb_graph_num_nodes(g); i++) {
@@ -333,8 +297,7 @@ Test(autodiff, convnet_builds_no_gradient_for_its_input)
 /* Every example model, for the params alone and with the float inputs. */
 Test(autodiff, examples_have_no_dead_gradient_nodes)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/../examples/models", getenv("NABLA_TEST_DIR"));
+    const char *path = test_file("../examples/models");
     DIR *d = opendir(path);
     cr_assert_not_null(d, "%s", path);
     int models = 0;

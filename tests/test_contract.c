@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "toolutil.h"
+#include "testutil.h"
 
 static nb_node *vec(nb_graph *g, const char *name, int64_t n)
 {
@@ -126,7 +126,7 @@ static void *fail_elsewhere(void *arg)
     return NULL;
 }
 
-Test(contract, file_messages_belong_to_the_thread, .init = (void (*)(void))tmp_make, .fini = tmp_remove)
+Test(contract, file_messages_belong_to_the_thread, .init = tmp_make, .fini = tmp_remove)
 {
     nb_tensor t;
     cr_expect_eq(nb_npy_read(tmp_path("none.npy"), &t), NB_ERR_IO);
@@ -152,7 +152,7 @@ Test(contract, file_messages_belong_to_the_thread, .init = (void (*)(void))tmp_m
 }
 
 /* Rule 2: render, weights and gradcheck report on the graph they were given. */
-Test(contract, graph_calls_report_on_the_graph, .init = (void (*)(void))tmp_make, .fini = tmp_remove)
+Test(contract, graph_calls_report_on_the_graph, .init = tmp_make, .fini = tmp_remove)
 {
     nb_graph *g = nb_graph_new();
     nb_node *a = vec(g, "a", 3);

@@ -2,7 +2,6 @@
  * error messages, the held-out part, shuffles, batches, label checks, and the
  * real Fashion-MNIST files of the Debian package dataset-fashion-mnist. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,40 +15,9 @@
 #include "data_internal.h" /* to see that a split shares its data */
 #include "testutil.h"
 
-/* ---- files in a fresh folder per test (each test runs in its own process) ---- */
+/* ---- files in a fresh folder per test (the harness's temporary folder) ---- */
 
-static char tmp[64];
-
-static void make_tmp(void)
-{
-    strcpy(tmp, "/tmp/nabla-data-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
-}
-
-static void remove_tmp(void)
-{
-    DIR *d = opendir(tmp);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.' && (!e->d_name[1] || !strcmp(e->d_name, ".."))) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(tmp);
-}
-
-TestSuite(data, .init = make_tmp, .fini = remove_tmp);
-
-static const char *tmp_path(const char *name)
-{
-    static char p[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmp, name);
-    return p[k];
-}
+TestSuite(data, .init = tmp_make, .fini = tmp_remove);
 
 /* An IDX header: 0, 0, type, rank, then the sizes big-endian. */
 static size_t idx_header(unsigned char *h, int type, int rank, const uint32_t *dims)
@@ -102,8 +70,6 @@ static const char *labels_file(const char *name, bool gz, uint32_t n)
     return write_idx(name, gz, 0x08, 1, (uint32_t[]){n}, lb, n);
 }
 
-#define assert_has(msg, sub) cr_assert(strstr((msg), (sub)), "message '%s' lacks '%s'", (msg), (sub))
-
 /* Loading must fail with st and a message naming the file and saying `what`. */
 static void expect_load_error(const char *images, const char *labels, nb_status st, const char *file,
                               const char *what)
@@ -117,7 +83,7 @@ static void expect_load_error(const char *images, const char *labels, nb_status 
 
 static size_t iota[64] = {0};
 
-static void fill_iota(void)
+static void set_iota(void)
 {
     for (size_t i = 0; i < 64; i++) iota[i] = i;
 }
@@ -140,7 +106,7 @@ static void check_small(nb_dataset *d, const char *images, const char *labels)
     cr_assert_eq(nb_dataset_field_shape(d, 1, shape), 0);
     cr_assert_eq(nb_dataset_field_numel(d, 0), 6);
     cr_assert_eq(nb_dataset_field_numel(d, 1), 1);
-    fill_iota();
+    set_iota();
     int32_t px[5 * 6], lb[5];
     cr_assert_eq(nb_dataset_batch(d, 0, iota, 5, NB_I32, 1, px, sizeof px), NB_OK, "%s", nb_dataset_error(d));
     for (int i = 0; i < 30; i++) cr_assert_eq(px[i], 10 * (i / 6) + i % 6);
@@ -196,13 +162,9 @@ Test(data, idx_wrong_magic)
 {
     const char *lb = labels_file("lb", false, 5);
     const char *im = tmp_path("im");
-    FILE *f = fopen(im, "wb");
-    fputs("P5 28 28 255\n", f);
-    fclose(f);
+    write_text(im, "P5 28 28 255\n");
     expect_load_error(im, lb, NB_ERR_FORMAT, im, "not an IDX file");
-    f = fopen(im, "wb");
-    fputs("\0\0", f);
-    fclose(f);
+    write_text(im, "\0\0");
     expect_load_error(im, lb, NB_ERR_FORMAT, im, "not an IDX file");
 }
 
@@ -232,9 +194,7 @@ Test(data, idx_truncated_header)
     const char *lb = labels_file("lb", false, 5);
     unsigned char h[6] = {0, 0, 8, 3, 0, 0};
     const char *im = tmp_path("im");
-    FILE *f = fopen(im, "wb");
-    fwrite(h, 1, sizeof h, f);
-    fclose(f);
+    write_file(im, h, sizeof h);
     expect_load_error(im, lb, NB_ERR_FORMAT, im, "truncated in the header");
 }
 
@@ -304,16 +264,13 @@ Test(data, load_success_clears_message)
 /* Writes a tensor of the given dtype and shape whose element k is k * step. */
 static const char *npy_file(const char *name, nb_dtype dt, int rank, const int64_t *shape, double step)
 {
-    nb_tensor t;
-    cr_assert_eq(nb_tensor_alloc(&t, dt, rank, shape), NB_OK);
-    for (size_t k = 0; k < nb_tensor_numel(&t); k++) {
-        if (dt == NB_F32) ((float *)t.data)[k] = (float)(k * step);
-        else if (dt == NB_F64) ((double *)t.data)[k] = k * step;
-        else ((int32_t *)t.data)[k] = (int32_t)(k * step);
-    }
+    size_t n = shape_numel(rank, shape);
+    double *v = malloc(n * sizeof *v);
+    cr_assert_not_null(v);
+    for (size_t k = 0; k < n; k++) v[k] = k * step;
     const char *path = tmp_path(name);
-    cr_assert_eq(nb_npy_write(path, &t), NB_OK, "%s", nb_last_error());
-    nb_tensor_free(&t);
+    write_npy(path, dt, rank, shape, v);
+    free(v);
     return path;
 }
 
@@ -365,20 +322,13 @@ Test(data, npy_fields)
 /* An int64 ("<i8") .npy written by hand, as numpy writes labels by default. */
 static const char *npy_i8_file(const char *name, const int64_t *v, size_t n)
 {
-    char h[128];
-    int len = snprintf(h + 10, sizeof h - 10, "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu,), }", n);
-    size_t total = 128;
-    memset(h + 10 + len, ' ', total - 11 - (size_t)len);
-    h[total - 1] = '\n';
-    memcpy(h, "\x93NUMPY\x01\x00", 8);
-    h[8] = (char)(total - 10);
-    h[9] = 0;
+    char dict[128];
+    snprintf(dict, sizeof dict, "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu,), }", n);
+    size_t len;
+    unsigned char *b = npy_buf(1, dict, v, n * sizeof *v, &len);
     const char *path = tmp_path(name);
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    fwrite(h, 1, total, f);
-    fwrite(v, sizeof *v, n, f);
-    fclose(f);
+    write_file(path, b, len);
+    free(b);
     return path;
 }
 
@@ -460,7 +410,7 @@ static nb_dataset *small(uint32_t n)
 /* Labels of all samples of d (as i32) into lb. */
 static void all_labels(nb_dataset *d, int32_t *lb)
 {
-    fill_iota();
+    set_iota();
     size_t n = nb_dataset_size(d);
     cr_assert_eq(nb_dataset_batch(d, 1, iota, n, NB_I32, 1, lb, n * sizeof *lb), NB_OK, "%s", nb_dataset_error(d));
 }

@@ -7,16 +7,6 @@
 
 #include "toolutil.h"
 
-static void setup(void) { tmp_make(); }
-static void teardown(void) { tmp_remove(); }
-
-static const char *model_path(const char *name)
-{
-    static char path[1024];
-    snprintf(path, sizeof path, "%s/../examples/models/%s.yaml", test_dir(), name);
-    return path;
-}
-
 static void expect_ok(tool_result r, const char *what)
 {
     cr_expect_eq(r.status, 0, "%s exited %d:\n%s%s", what, r.status, r.out, r.err);
@@ -33,9 +23,10 @@ ParameterizedTestParameters(examples, model)
     return cr_make_param_array(int, idx, sizeof names / sizeof names[0]);
 }
 
-ParameterizedTest(int *i, examples, model, .init = setup, .fini = teardown, .timeout = 120)
+ParameterizedTest(int *i, examples, model, .init = tmp_make, .fini = tmp_remove, .timeout = 120)
 {
-    const char *path = model_path(names[*i]);
+    char path[1024];
+    snprintf(path, sizeof path, "%s", test_file("../examples/models/%s.yaml", names[*i]));
     tool_result r = TOOL("check", path);
     expect_ok(r, "check");
     cr_expect(strstr(r.out, "total"), "check prints totals");

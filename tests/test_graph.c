@@ -48,11 +48,10 @@ Test(graph, concat_of_the_most_inputs_runs)
     nb_node *outs[N + 1];
     outs[0] = y;
     for (int i = 0; i < N; i++) outs[i + 1] = grads[i];
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, outs, N + 1, &p), NB_OK, "%s", nb_graph_error(g));
+    nb_plan *p = plan_new_ok(g, outs, N + 1);
     for (int i = 0; i < N; i++) nb_plan_set(p, in[i], &v[i]);
     nb_plan_set(p, wn, w);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     const double *yv = nb_plan_get(p, y);
     for (int i = 0; i < N; i++) {
         cr_expect_float_eq(yv[i], i, 0, "y[%d]", i);

@@ -10,7 +10,7 @@ static void stats(const nb_tensor *t, double *mean, double *std)
     size_t n = nb_tensor_numel(t);
     double s = 0, s2 = 0;
     for (size_t i = 0; i < n; i++) {
-        double v = t->dtype == NB_F64 ? ((double *)t->data)[i] : ((float *)t->data)[i];
+        double v = get_elem(t->dtype, t->data, i);
         s += v, s2 += v * v;
     }
     *mean = s / (double)n;

@@ -1,6 +1,5 @@
 /* Tests of .npy and safetensors reading and writing. */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,78 +11,6 @@
 #include "testutil.h"
 
 /* ---- helpers ---- */
-
-static char tmp[64]; /* a fresh folder per test (each test runs in its own process) */
-
-static void make_tmp(void)
-{
-    strcpy(tmp, "/tmp/nabla-io-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmp));
-}
-
-static void remove_tmp(void)
-{
-    DIR *d = opendir(tmp);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (e->d_name[0] == '.' && (!e->d_name[1] || !strcmp(e->d_name, ".."))) continue;
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", tmp, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(tmp);
-}
-
-static const char *tmp_path(const char *name)
-{
-    static char p[4][256];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmp, name);
-    return p[k];
-}
-
-static int count_files(void)
-{
-    int n = 0;
-    DIR *d = opendir(tmp);
-    cr_assert_not_null(d);
-    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    rewind(f);
-    unsigned char *b = malloc(*len + 1);
-    cr_assert_eq(fread(b, 1, *len, f), *len);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    cr_assert_not_null(f);
-    cr_assert_eq(fwrite(b, 1, len, f), len);
-    fclose(f);
-}
-
-static const char *conformance(const char *rel)
-{
-    static char p[1024];
-    const char *dir = getenv("NABLA_TEST_DIR");
-    cr_assert_not_null(dir, "NABLA_TEST_DIR is not set");
-    snprintf(p, sizeof p, "%s/conformance/%s", dir, rel);
-    cr_assert_eq(access(p, R_OK), 0, "missing conformance file %s", p);
-    return p;
-}
 
 /* A tensor of the given dtype and shape filled with distinct values. */
 static nb_tensor make_tensor(nb_dtype dt, int rank, const int64_t *shape)
@@ -113,26 +40,6 @@ static const int64_t shape1[] = {5};
 
 static const int64_t *shape_of_rank(int r) { return r == 1 ? shape1 : shape3; }
 
-/* A .npy buffer with the given version, header dict and data; the dict is
- * padded to 64 bytes as numpy does. Free with free(). */
-static unsigned char *npy_buf(int major, const char *dict, const void *data, size_t dlen, size_t *len)
-{
-    size_t pre = major == 1 ? 10 : 12, hl = strlen(dict) + 1;
-    size_t total = (pre + hl + 63) / 64 * 64;
-    unsigned char *b = malloc(total + dlen + 1);
-    memcpy(b, "\x93NUMPY", 6);
-    b[6] = (unsigned char)major;
-    b[7] = 0;
-    size_t h = total - pre;
-    for (size_t i = 0; i < pre - 8; i++) b[8 + i] = (unsigned char)(h >> (8 * i));
-    memset(b + pre, ' ', h);
-    memcpy(b + pre, dict, strlen(dict));
-    b[total - 1] = '\n';
-    if (dlen) memcpy(b + total, data, dlen);
-    *len = total + dlen;
-    return b;
-}
-
 /* Parses a version-1.0 buffer; returns the status (message: nb_last_error). */
 static nb_status parse_dict(const char *dict, const void *data, size_t dlen, nb_tensor *out)
 {
@@ -143,14 +50,6 @@ static nb_status parse_dict(const char *dict, const void *data, size_t dlen, nb_
     return st;
 }
 
-/* A failed call on files leaves its message for the thread (nb_last_error). */
-static void assert_error(nb_status got, nb_status want, const char *needle)
-{
-    const char *err = nb_last_error();
-    cr_assert_eq(got, want, "status %d (%s), expected %d; message: %s", got, nb_status_str(got), want, err);
-    cr_assert_not_null(strstr(err, needle), "message '%s' does not contain '%s'", err, needle);
-}
-
 static nb_status parse_fails(const char *dict, const void *data, size_t dlen)
 {
     nb_tensor t;
@@ -159,8 +58,8 @@ static nb_status parse_fails(const char *dict, const void *data, size_t dlen)
     return st;
 }
 
-TestSuite(npy, .init = make_tmp, .fini = remove_tmp);
-TestSuite(safetensors, .init = make_tmp, .fini = remove_tmp);
+TestSuite(npy, .init = tmp_make, .fini = tmp_remove);
+TestSuite(safetensors, .init = tmp_make, .fini = tmp_remove);
 
 /* ---- .npy writing ---- */
 
@@ -176,7 +75,7 @@ Test(npy, round_trip_all_dtypes_and_ranks)
             nb_tensor_free(&t);
             nb_tensor_free(&back);
         }
-    cr_assert_eq(count_files(), 1, "the temporary file was left behind");
+    cr_assert_eq(tmp_count_files(), 1, "the temporary file was left behind");
 }
 
 /* Checks the written preamble: magic, version 1.0, 64-byte alignment, the
@@ -186,7 +85,7 @@ static void check_header(const nb_tensor *t, const char *dict)
     const char *p = tmp_path("h.npy");
     cr_assert_eq(nb_npy_write(p, t), NB_OK, "%s", nb_last_error());
     size_t len;
-    unsigned char *b = slurp(p, &len);
+    unsigned char *b = (unsigned char *)read_text(p, &len);
     cr_assert_eq(memcmp(b, "\x93NUMPY\x01\x00", 8), 0);
     size_t total = 10 + (size_t)(b[8] | b[9] << 8);
     cr_assert_eq(total % 64, 0, "preamble of %zu bytes", total);
@@ -234,7 +133,7 @@ Test(npy, write_overwrites_and_reports_io_errors)
      * temporary file must go. */
     cr_assert_eq(mkdir(tmp_path("adir"), 0755), 0);
     assert_error(nb_npy_write(tmp_path("adir"), &a), NB_ERR_IO, "cannot rename");
-    cr_assert_eq(count_files(), 2);
+    cr_assert_eq(tmp_count_files(), 2);
     rmdir(tmp_path("adir"));
     nb_tensor_free(&a);
     nb_tensor_free(&b);
@@ -246,7 +145,7 @@ Test(npy, write_rejects_bad_tensors)
     assert_error(nb_npy_write(tmp_path("x.npy"), &t), NB_ERR_ARG, "no data");
     t.rank = 9;
     assert_error(nb_npy_write(tmp_path("x.npy"), &t), NB_ERR_ARG, "rank 9");
-    cr_assert_eq(count_files(), 0);
+    cr_assert_eq(tmp_count_files(), 0);
 }
 
 /* ---- .npy parsing ---- */
@@ -389,14 +288,14 @@ Test(npy, rejects_malformed_dicts)
 Test(npy, reads_conformance_inputs)
 {
     nb_tensor x, t;
-    cr_assert_eq(nb_npy_read(conformance("mlp/in/x.npy"), &x), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(nb_npy_read(test_file("conformance/mlp/in/x.npy"), &x), NB_OK, "%s", nb_last_error());
     cr_assert_eq(x.dtype, NB_F64);
     cr_assert_eq(x.rank, 2);
     cr_assert_eq(x.shape[0], 5);
     cr_assert_eq(x.shape[1], 6);
     cr_assert_eq(((double *)x.data)[0], -1.4238250364546312);
     cr_assert_eq(((double *)x.data)[29], 2.61815942636784);
-    cr_assert_eq(nb_npy_read(conformance("mlp/in/t.npy"), &t), NB_OK, "%s", nb_last_error());
+    cr_assert_eq(nb_npy_read(test_file("conformance/mlp/in/t.npy"), &t), NB_OK, "%s", nb_last_error());
     cr_assert_eq(t.dtype, NB_I32);
     cr_assert_eq(t.rank, 1);
     cr_assert_eq(t.shape[0], 5);
@@ -417,7 +316,7 @@ static const char *st_file(const char *json, const void *data, size_t dlen)
     memcpy(b + 8, json, hl);
     if (dlen) memcpy(b + 8 + hl, data, dlen);
     const char *p = tmp_path("t.safetensors");
-    spit(p, b, 8 + hl + dlen);
+    write_file(p, b, 8 + hl + dlen);
     free(b);
     return p;
 }
@@ -453,7 +352,7 @@ Test(safetensors, round_trip_all_dtypes_and_ranks_with_metadata)
     cr_assert_eq(back.n_meta, 2);
     cr_assert_str_eq(back.meta_keys[1], "note");
     cr_assert_str_eq(back.meta_vals[1], "h\xc3\xa9llo \"quoted\"");
-    cr_assert_eq(count_files(), 1);
+    cr_assert_eq(tmp_count_files(), 1);
     nb_tensor_set_free(&set);
     nb_tensor_set_free(&back);
 }
@@ -467,7 +366,7 @@ Test(safetensors, written_layout)
     const char *p = tmp_path("l.safetensors");
     cr_assert_eq(nb_safetensors_write(p, &set), NB_OK, "%s", nb_last_error());
     size_t len;
-    unsigned char *f = slurp(p, &len);
+    unsigned char *f = (unsigned char *)read_text(p, &len);
     const char *json = "{\"b\":{\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[0,4]},"
                        "\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[4,16]}}";
     uint64_t n = 0;
@@ -488,7 +387,7 @@ Test(safetensors, written_layout)
 Test(safetensors, reads_conformance_weights)
 {
     nb_tensor_set set;
-    cr_assert_eq(nb_safetensors_read(conformance("mlp/weights.safetensors"), &set), NB_OK,
+    cr_assert_eq(nb_safetensors_read(test_file("conformance/mlp/weights.safetensors"), &set), NB_OK,
                  "%s", nb_last_error());
     cr_assert_eq(set.n, 6);
     const nb_tensor *w = nb_tensor_set_find(&set, "h1.W"), *b = nb_tensor_set_find(&set, "h1.b");
@@ -549,10 +448,10 @@ Test(safetensors, rejects_duplicate_keys_and_bad_json)
     assert_error(nb_safetensors_read(st_file("", NULL, 0), &s), NB_ERR_FORMAT,
                  "not valid JSON");
     unsigned char b[12] = {200, 0, 0, 0, 0, 0, 0, 0, '{', '}', ' ', ' '};
-    spit(tmp_path("short.safetensors"), b, sizeof b);
+    write_file(tmp_path("short.safetensors"), b, sizeof b);
     assert_error(nb_safetensors_read(tmp_path("short.safetensors"), &s), NB_ERR_FORMAT,
                  "header length 200 overruns the file of 12 bytes");
-    spit(tmp_path("tiny.safetensors"), b, 5);
+    write_file(tmp_path("tiny.safetensors"), b, 5);
     assert_error(nb_safetensors_read(tmp_path("tiny.safetensors"), &s), NB_ERR_FORMAT,
                  "too short");
     assert_error(nb_safetensors_read(tmp_path("none.safetensors"), &s), NB_ERR_IO,
@@ -636,7 +535,7 @@ Test(safetensors, write_rejects_duplicate_names)
     items[0].name = "__metadata__";
     assert_error(nb_safetensors_write(tmp_path("d.safetensors"), &set), NB_ERR_NAME,
                  "cannot be named __metadata__");
-    cr_assert_eq(count_files(), 0);
+    cr_assert_eq(tmp_count_files(), 0);
     nb_tensor_free(&t);
 }
 
@@ -654,10 +553,10 @@ static nb_graph *two_params(nb_dtype dt, uint64_t seed)
 static double value(nb_graph *g, const char *name, size_t i)
 {
     const nb_tensor *t = nb_param_value(nb_graph_find(g, name));
-    return t->dtype == NB_F64 ? ((double *)t->data)[i] : ((float *)t->data)[i];
+    return get_elem(t->dtype, t->data, i);
 }
 
-Test(weights, save_then_load_by_name_with_conversion, .init = make_tmp, .fini = remove_tmp)
+Test(weights, save_then_load_by_name_with_conversion, .init = tmp_make, .fini = tmp_remove)
 {
     nb_graph *a = two_params(NB_F64, 1), *b = two_params(NB_F32, 2);
     const char *meta[2] = {"epoch", "3"};
@@ -676,7 +575,7 @@ Test(weights, save_then_load_by_name_with_conversion, .init = make_tmp, .fini = 
     nb_graph_free(b);
 }
 
-Test(weights, a_bad_file_changes_nothing_and_names_the_param, .init = make_tmp, .fini = remove_tmp)
+Test(weights, a_bad_file_changes_nothing_and_names_the_param, .init = tmp_make, .fini = tmp_remove)
 {
     nb_tensor_set set = {0};
     nb_tensor W = make_tensor(NB_F32, 2, (int64_t[]){3, 2}), b = make_tensor(NB_F32, 1, (int64_t[]){5});

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
+
 /* One rule: a file breaks it when a line includes one of `includes` (a
  * quoted path containing it) or, unless NULL, mentions one of `words`. */
 typedef struct rule {
@@ -55,9 +57,7 @@ static bool is_source(const char *name)
 static int check_dir(const rule *r, const char *folder)
 {
     char dir[4096], path[8192], line[4096];
-    const char *top = getenv("NABLA_TEST_DIR");
-    cr_assert_not_null(top, "NABLA_TEST_DIR is not set");
-    snprintf(dir, sizeof dir, "%s/../%s", top, folder);
+    snprintf(dir, sizeof dir, "%s/../%s", test_dir(), folder);
     DIR *d = opendir(dir);
     cr_assert_not_null(d, "cannot open %s", dir);
     int files = 0;

@@ -7,15 +7,11 @@
 
 #include "testutil.h"
 
+/* A dense layer whose params all tests here draw from seed 3. */
 static nb_node *dense(nb_graph *g, nb_node *x, const char *name, int64_t in, int64_t out,
                       nb_dtype dt, nb_node **W, nb_node **b)
 {
-    char wn[32], bn[32];
-    snprintf(wn, sizeof wn, "%s.W", name);
-    snprintf(bn, sizeof bn, "%s.b", name);
-    *W = nb_param(g, wn, dt, 2, (int64_t[]){in, out}, (nb_init){.kind = NB_INIT_XAVIER, .seed = 3});
-    *b = nb_param(g, bn, dt, 1, (int64_t[]){out}, (nb_init){.kind = NB_INIT_UNIFORM, .a = -0.1, .b = 0.1, .seed = 3});
-    return nb_add(g, nb_matmul(g, x, *W), *b);
+    return dense_layer(g, x, name, in, out, dt, 3, W, b);
 }
 
 Test(mlp, xor_is_learned)
@@ -27,21 +23,16 @@ Test(mlp, xor_is_learned)
     nb_node *h = nb_tanh(g, dense(g, x, "l1", 2, 8, NB_F32, &p[0], &p[1]));
     nb_node *loss = nb_softmax_cross_entropy(g, dense(g, h, "l2", 8, 2, NB_F32, &p[2], &p[3]), t);
     cr_assert_eq(nb_grad(g, loss, p, 4, d), NB_OK, "%s", nb_graph_error(g));
-    nb_plan *plan;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){loss, d[0], d[1], d[2], d[3]}, 5, &plan), NB_OK);
-    cr_assert_eq(nb_plan_bind(plan, (nb_bind[]){{"N", 4}}, 1), NB_OK);
+    nb_plan *plan = plan_new_ok(g, (nb_node *[]){loss, d[0], d[1], d[2], d[3]}, 5);
+    plan_bind_ok(plan, (nb_bind[]){{"N", 4}}, 1);
     nb_plan_set(plan, x, (float[]){0, 0, 0, 1, 1, 0, 1, 1});
     nb_plan_set(plan, t, (int32_t[]){0, 1, 1, 0});
     float l = 1;
     int it = 0;
     for (; it < 3000 && l >= 0.01f; it++) {
-        cr_assert_eq(nb_plan_run(plan), NB_OK, "%s", nb_plan_error(plan));
+        plan_run_ok(plan);
         l = *(const float *)nb_plan_get(plan, loss);
-        for (int k = 0; k < 4; k++) {
-            nb_tensor *w = nb_param_value(p[k]);
-            const float *dw = nb_plan_get(plan, d[k]);
-            for (size_t j = 0; j < nb_tensor_numel(w); j++) ((float *)w->data)[j] -= 0.5f * dw[j];
-        }
+        sgd_step_f32(plan, p, d, 4, 0.5f);
     }
     cr_expect_lt(l, 0.01f, "loss %g after %d steps", l, it);
     nb_plan_free(plan);
@@ -64,18 +55,17 @@ Test(mlp, hessian_vector_product)
     nb_node *v = nb_input(g, "v", NB_F64, 2, (nb_dim[]){NB_DIM(3), NB_DIM(4)});
     nb_node *gv = nb_sum(g, nb_mul(g, gW1, v), NULL, 0, false), *hv;
     cr_assert_eq(nb_grad(g, gv, &W1, 1, &hv), NB_OK, "%s", nb_graph_error(g));
-    nb_plan *plan;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){gW1, hv}, 2, &plan), NB_OK);
+    nb_plan *plan = plan_new_ok(g, (nb_node *[]){gW1, hv}, 2);
     nb_rng rng;
     nb_rng_seed(&rng, 9);
     double xs[15], ys[10], vs[12];
-    for (int i = 0; i < 15; i++) xs[i] = 2 * nb_rng_uniform(&rng) - 1;
-    for (int i = 0; i < 10; i++) ys[i] = nb_rng_uniform(&rng);
-    for (int i = 0; i < 12; i++) vs[i] = 2 * nb_rng_uniform(&rng) - 1;
+    fill_uniform(&rng, xs, 15, -1, 1);
+    fill_uniform(&rng, ys, 10, 0, 1);
+    fill_uniform(&rng, vs, 12, -1, 1);
     nb_plan_set(plan, x, xs);
     nb_plan_set(plan, y, ys);
     nb_plan_set(plan, v, vs);
-    cr_assert_eq(nb_plan_run(plan), NB_OK, "%s", nb_plan_error(plan));
+    plan_run_ok(plan);
     double analytic[12], gp[12], eps = 1e-5;
     double *w = nb_param_value(W1)->data, w0[12];
     for (int i = 0; i < 12; i++) analytic[i] = ((const double *)nb_plan_get(plan, hv))[i], w0[i] = w[i];
@@ -111,18 +101,17 @@ Test(mlp, arena_of_five_layers_reuses_buffers)
     cr_assert_eq(nb_grad(g, loss, p, 10, d), NB_OK, "%s", nb_graph_error(g));
     nb_node *outs[11] = {loss};
     for (int i = 0; i < 10; i++) outs[i + 1] = d[i];
-    nb_plan *plan;
-    cr_assert_eq(nb_plan_new(g, outs, 11, &plan), NB_OK);
-    cr_assert_eq(nb_plan_bind(plan, (nb_bind[]){{"N", 64}}, 1), NB_OK);
+    nb_plan *plan = plan_new_ok(g, outs, 11);
+    plan_bind_ok(plan, (nb_bind[]){{"N", 64}}, 1);
     size_t arena = nb_plan_arena_bytes(plan), all = nb_plan_intermediate_bytes(plan);
     cr_expect_lt(arena, all, "arena %zu >= sum of intermediates %zu", arena, all);
     float *xs = nb_plan_input_buffer(plan, nb_graph_find(g, "x"));
     int32_t *ts = nb_plan_input_buffer(plan, t);
     for (int i = 0; i < 64 * 256; i++) xs[i] = (float)((i * 7919) % 101) / 101.0f;
     for (int i = 0; i < 64; i++) ts[i] = i % 10;
-    cr_assert_eq(nb_plan_run(plan), NB_OK, "%s", nb_plan_error(plan));
+    plan_run_ok(plan);
     uint64_t before = nb_alloc_count();
-    cr_assert_eq(nb_plan_run(plan), NB_OK);
+    plan_run_ok(plan);
     cr_expect_eq(nb_alloc_count(), before, "a training step allocated");
     nb_plan_free(plan);
     nb_graph_free(g);

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "modelutil.h"
+#include "testutil.h"
 
 /* ---- the examples of model-format.md -------------------------------- */
 
@@ -190,12 +190,11 @@ Test(model_layers, conv_layer_matches_conv2d_with_bias)
     for (int i = 0; i < 3; i++) bv[i] = 0.5 * (i - 1);  /* a bias that matters per channel */
     nb_node *x = nb_model_input(m, 0);
     nb_node *ref = nb_relu(g, nb_conv2d(g, x, nb_graph_find(g, "c.W"), b, 1, 1));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){c, ref}, 2, &p), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 2}}, 1), NB_OK);
+    nb_plan *p = plan_new_ok(g, (nb_node *[]){c, ref}, 2);
+    plan_bind_ok(p, (nb_bind[]){{"N", 2}}, 1);
     double *xs = nb_plan_input_buffer(p, x);
     for (int i = 0; i < 2 * 2 * 25; i++) xs[i] = ((i * 37) % 19) / 9.0 - 1;
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     const double *got = nb_plan_get(p, c), *want = nb_plan_get(p, ref);
     for (int i = 0; i < 2 * 3 * 25; i++) cr_assert_float_eq(got[i], want[i], 1e-12, "element %d", i);
     nb_plan_free(p);
@@ -204,45 +203,17 @@ Test(model_layers, conv_layer_matches_conv2d_with_bias)
 
 /* ---- conformance models (tests/conformance) ------------------------- */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return buf;
-}
-
 static nb_model *load_conformance(const char *name)
 {
-    const char *dir = getenv("NABLA_TEST_DIR");
-    cr_assert_not_null(dir, "NABLA_TEST_DIR is not set");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/%s.yaml", dir, name);
-    nb_model *m = NULL;
-    nb_diags d;
-    nb_status st = nb_model_load_file(path, NULL, &m, &d);
-    if (st) print_diags(&d);
-    cr_assert_eq(st, NB_OK, "%s: %s", path, d.n ? d.lines[0] : "");
-    nb_diags_free(&d);
-    return m;
+    return load_model_file(test_file("conformance/%s.yaml", name));
 }
 
 /* Every param of the model is in the case's weights.safetensors with the same
  * shape, and every tensor there is a param. */
 static void check_weights(nb_model *m, const char *name)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/%s/weights.safetensors", getenv("NABLA_TEST_DIR"),
-             name);
     size_t len;
-    char *buf = slurp(path, &len);
+    char *buf = read_text(test_file("conformance/%s/weights.safetensors", name), &len);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | (unsigned char)buf[i];
     cr_assert_leq(8 + hlen, len);
@@ -314,14 +285,12 @@ Test(model_conformance, broadcast)
 /* The broadcast case's ops of today, as far as they go. */
 Test(model_conformance, broadcast_prefix)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/broadcast.yaml", getenv("NABLA_TEST_DIR"));
-    char *yaml = slurp(path, NULL);
+    char *yaml = read_text(test_file("conformance/broadcast.yaml"), NULL);
     char *cut = strstr(yaml, "  - {name: sm");
     cr_assert_not_null(cut);
     strcpy(cut, "outputs: [d]\n");
     nb_diags d;
-    nb_model *m = load(yaml, &d);
+    nb_model *m = load_yaml(yaml, &d);
     if (!m) print_diags(&d);
     cr_assert_not_null(m);
     nb_graph *g = nb_model_graph(m);

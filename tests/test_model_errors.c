@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "modelutil.h"
+#include "testutil.h"
 
 /* ---- errors, one class at a time ------------------------------------- */
 
@@ -328,7 +328,7 @@ Test(model_errors, files)
     nb_diags_free(&d);
     /* a model loaded from a file knows its folder */
     char path[1024];
-    snprintf(path, sizeof path, "%s/conformance/broadcast.yaml", getenv("NABLA_TEST_DIR"));
+    snprintf(path, sizeof path, "%s", test_file("conformance/broadcast.yaml"));
     nb_status st = nb_model_load_file(path, NULL, &m, &d);
     if (st == NB_OK) {
         const char *dir = nb_model_dir(m);

@@ -25,12 +25,9 @@ static net make(nb_dtype dt, double rate)
     n.x = nb_input(n.g, "x", dt, 1, (nb_dim[]){NB_DIM(N)});
     n.y = nb_dropout(n.g, n.x, rate);
     cr_assert_not_null(n.y, "%s", nb_graph_error(n.g));
-    cr_assert_eq(nb_plan_new(n.g, &n.y, 1, &n.p), NB_OK, "%s", nb_graph_error(n.g));
+    n.p = plan_new_ok(n.g, &n.y, 1);
     void *xs = nb_plan_input_buffer(n.p, n.x);
-    for (int i = 0; i < N; i++) {
-        if (dt == NB_F64) ((double *)xs)[i] = 1 + i % 7;
-        else ((float *)xs)[i] = (float)(1 + i % 7);
-    }
+    for (int i = 0; i < N; i++) set_elem(dt, xs, (size_t)i, 1 + i % 7);
     return n;
 }
 
@@ -42,13 +39,13 @@ static void drop(net *n)
 
 static double at(const net *n, const void *data, int i)
 {
-    return nb_node_dtype(n->x) == NB_F64 ? ((const double *)data)[i] : ((const float *)data)[i];
+    return get_elem(nb_node_dtype(n->x), data, (size_t)i);
 }
 
 /* Runs once; kept[i] says whether element i survived. */
 static void run_mask(net *n, bool *kept)
 {
-    cr_assert_eq(nb_plan_run(n->p), NB_OK, "%s", nb_plan_error(n->p));
+    plan_run_ok(n->p);
     const void *y = nb_plan_get(n->p, n->y);
     for (int i = 0; i < N; i++) kept[i] = at(n, y, i) != 0;
 }
@@ -66,7 +63,7 @@ Test(dropout, eval_is_identity)
     for (int d = 0; d < 2; d++) {
         net n = make(dts[d], 0.5);
         cr_expect_not(nb_plan_training(n.p), "plans start in eval mode");
-        cr_assert_eq(nb_plan_run(n.p), NB_OK);
+        plan_run_ok(n.p);
         const void *y = nb_plan_get(n.p, n.y);
         const void *x = nb_plan_input_buffer(n.p, n.x);
         for (int i = 0; i < N; i++) cr_assert_eq(at(&n, y, i), at(&n, x, i), "element %d", i);
@@ -89,7 +86,7 @@ static void expect_rate(nb_dtype dt, double rate)
     net n = make(dt, rate);
     nb_plan_set_training(n.p, true);
     nb_plan_set_seed(n.p, 42);
-    cr_assert_eq(nb_plan_run(n.p), NB_OK, "%s", nb_plan_error(n.p));
+    plan_run_ok(n.p);
     const void *y = nb_plan_get(n.p, n.y), *x = nb_plan_input_buffer(n.p, n.x);
     int dropped = 0;
     for (int i = 0; i < N; i++) {
@@ -150,12 +147,11 @@ Test(dropout, nodes_have_their_own_masks)
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F64, 1, (nb_dim[]){NB_DIM(N)});
     nb_node *y[2] = {nb_dropout(g, x, 0.5), nb_dropout(g, x, 0.5)};
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, y, 2, &p), NB_OK, "%s", nb_graph_error(g));
+    nb_plan *p = plan_new_ok(g, y, 2);
     double *xs = nb_plan_input_buffer(p, x);
     for (int i = 0; i < N; i++) xs[i] = 1;
     nb_plan_set_training(p, true);
-    cr_assert_eq(nb_plan_run(p), NB_OK);
+    plan_run_ok(p);
     const double *a = nb_plan_get(p, y[0]), *b = nb_plan_get(p, y[1]);
     int diff = 0;
     for (int i = 0; i < N; i++) diff += (a[i] == 0) != (b[i] == 0);
@@ -174,13 +170,12 @@ Test(dropout, gradient_uses_the_forward_mask)
     nb_node *y = nb_dropout(g, x, 0.4);
     nb_node *loss = nb_sum(g, nb_mul(g, y, r), NULL, 0, false), *gx;
     cr_assert_eq(nb_grad(g, loss, &x, 1, &gx), NB_OK, "%s", nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){y, gx}, 2, &p), NB_OK);
+    nb_plan *p = plan_new_ok(g, (nb_node *[]){y, gx}, 2);
     double *xs = nb_plan_input_buffer(p, x), *rs = nb_plan_input_buffer(p, r);
     for (int i = 0; i < 600; i++) xs[i] = 1 + i % 5, rs[i] = 0.5 + i % 3;
     nb_plan_set_training(p, true);
     for (int run = 0; run < 3; run++) {  /* a new mask every step, always matched */
-        cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+        plan_run_ok(p);
         const double *ys = nb_plan_get(p, y), *gs = nb_plan_get(p, gx);
         int kept = 0;
         for (int i = 0; i < 600; i++) {
@@ -239,8 +234,7 @@ Test(dropout, gradcheck_needs_fixed_masks)
     nb_node *x = nb_input(g, "x", NB_F64, 1, (nb_dim[]){NB_DIM(40)});
     nb_node *loss = nb_sum(g, nb_dropout(g, nb_mul(g, x, x), 0.5), NULL, 0, false), *gx;
     cr_assert_eq(nb_grad(g, loss, &x, 1, &gx), NB_OK);
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){loss, gx}, 2, &p), NB_OK);
+    nb_plan *p = plan_new_ok(g, (nb_node *[]){loss, gx}, 2);
     double *xs = nb_plan_input_buffer(p, x);
     for (int i = 0; i < 40; i++) xs[i] = 1;
     nb_plan_set_training(p, true);
@@ -262,17 +256,14 @@ Test(dropout, errors)
     for (int i = 0; i < 4; i++) {
         nb_graph_clear_error(g);
         cr_expect_null(nb_op(g, "dropout", "d", &x, 1, (nb_attr[]){NB_AFLOAT("rate", bad[i])}, 1));
-        cr_expect_eq(nb_graph_status(g), NB_ERR_ARG);
-        cr_expect(strstr(nb_graph_error(g), "node 'd': dropout needs 0 <= rate < 1"), "%s",
-                  nb_graph_error(g));
+        expect_graph_error(g, NB_ERR_ARG, (const char *[]){"node 'd': dropout needs 0 <= rate < 1"}, 1);
     }
     nb_graph_clear_error(g);
     cr_expect_null(nb_op(g, "dropout", "d", &x, 1, NULL, 0));
     cr_expect(strstr(nb_graph_error(g), "needs attribute 'rate'"), "%s", nb_graph_error(g));
     nb_graph_clear_error(g);
     cr_expect_null(nb_dropout(g, t, 0.5));
-    cr_expect_eq(nb_graph_status(g), NB_ERR_DTYPE);
-    cr_expect(strstr(nb_graph_error(g), "t is i32"), "%s", nb_graph_error(g));
+    expect_graph_error(g, NB_ERR_DTYPE, (const char *[]){"t is i32"}, 1);
     cr_expect_eq(nb_plan_set_training(NULL, true), NB_ERR_ARG);
     nb_graph_free(g);
 }
@@ -281,11 +272,11 @@ Test(dropout, errors)
 Test(dropout, training_runs_allocate_nothing)
 {
     net n = make(NB_F32, 0.5);
-    cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    plan_run_ok(n.p);
     uint64_t before = nb_alloc_count();
     nb_plan_set_training(n.p, true);
     nb_plan_set_seed(n.p, 3);
-    for (int i = 0; i < 5; i++) cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    for (int i = 0; i < 5; i++) plan_run_ok(n.p);
     nb_plan_set_training(n.p, false);
     nb_plan_run(n.p);
     cr_expect_eq(nb_alloc_count(), before);

@@ -20,18 +20,6 @@ static const double loss23 = 0.9076059644443805;
 static const double dlogits23[6] = {0.04501528658519022, 0.12236423552739879, -0.16737952211258916,
                                     0.33262047788741095, -0.37763576447260117, 0.04501528658519022};
 
-static const void *as_dtype(nb_dtype dt, const double *v, int n, float *buf)
-{
-    if (dt == NB_F64) return v;
-    for (int i = 0; i < n; i++) buf[i] = (float)v[i];
-    return buf;
-}
-
-static double get(nb_dtype dt, const void *p, int i)
-{
-    return dt == NB_F64 ? ((const double *)p)[i] : ((const float *)p)[i];
-}
-
 /* loss and d loss / d logits for the 2x3 example with class ids or one-hot labels */
 static void xent23(nb_dtype dt, bool onehot, double *loss, double *dx)
 {
@@ -43,16 +31,9 @@ static void xent23(nb_dtype dt, bool onehot, double *loss, double *dx)
     cr_assert_not_null(l, "%s", nb_graph_error(g));
     cr_assert_eq(nb_node_rank(l), 0);
     cr_assert_eq(nb_grad(g, l, &x, 1, &gx), NB_OK, "%s", nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){l, gx}, 2, &p), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 2}}, 1), NB_OK, "%s", nb_plan_error(p));
-    float bx[6], bt[6];
-    nb_plan_set(p, x, as_dtype(dt, logits23, 6, bx));
-    nb_plan_set(p, t, onehot ? as_dtype(dt, onehot23, 6, bt) : (const void *)ids23);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
-    *loss = get(dt, nb_plan_get(p, l), 0);
-    for (int i = 0; i < 6; i++) dx[i] = get(dt, nb_plan_get(p, gx), i);
-    nb_plan_free(p);
+    const double ids[2] = {ids23[0], ids23[1]};
+    eval_graph(g, 2, (nb_node *[]){l, gx}, (double *[]){loss, dx}, 2, (nb_node *[]){x, t},
+               (const double *[]){logits23, onehot ? onehot23 : ids}, (nb_bind[]){{"N", 2}}, 1);
     nb_graph_free(g);
 }
 
@@ -64,12 +45,11 @@ Test(loss, cross_entropy_by_hand)
         xent23(dts[d], true, &l_hot, d_hot);
         cr_expect_float_eq(l_ids, loss23, tol, "%s class ids: %.17g", nb_dtype_name(dts[d]), l_ids);
         cr_expect_float_eq(l_hot, loss23, tol, "%s one-hot: %.17g", nb_dtype_name(dts[d]), l_hot);
-        for (int i = 0; i < 6; i++) {
-            cr_expect_float_eq(d_ids[i], dlogits23[i], tol, "%s ids grad[%d] = %.17g",
-                               nb_dtype_name(dts[d]), i, d_ids[i]);
-            cr_expect_float_eq(d_hot[i], dlogits23[i], tol, "%s one-hot grad[%d] = %.17g",
-                               nb_dtype_name(dts[d]), i, d_hot[i]);
-        }
+        char what[2][32];
+        snprintf(what[0], sizeof what[0], "%s ids grad", nb_dtype_name(dts[d]));
+        snprintf(what[1], sizeof what[1], "%s one-hot grad", nb_dtype_name(dts[d]));
+        expect_close(d_ids, dlogits23, 6, tol, 0, what[0]);
+        expect_close(d_hot, dlogits23, 6, tol, 0, what[1]);
     }
 }
 
@@ -84,22 +64,14 @@ Test(loss, cross_entropy_stable_with_large_logits)
         nb_node *t = nb_input(g, "t", NB_I32, 1, (nb_dim[]){NB_DIM(2)});
         nb_node *l = nb_softmax_cross_entropy(g, x, t), *gx;
         cr_assert_eq(nb_grad(g, l, &x, 1, &gx), NB_OK, "%s", nb_graph_error(g));
-        nb_plan *p;
-        cr_assert_eq(nb_plan_new(g, (nb_node *[]){l, gx}, 2, &p), NB_OK);
-        float bx[6];
-        double xs[6] = {1000, 1001, 1002, -998, -997, -996};
-        nb_plan_set(p, x, as_dtype(dts[d], xs, 6, bx));
-        nb_plan_set(p, t, (int32_t[]){2, 2});
-        cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
-        double l0 = get(dts[d], nb_plan_get(p, l), 0);
+        double xs[6] = {1000, 1001, 1002, -998, -997, -996}, l0, dx[6];
+        eval_graph(g, 2, (nb_node *[]){l, gx}, (double *[]){&l0, dx}, 2, (nb_node *[]){x, t},
+                   (const double *[]){xs, (double[]){2, 2}}, NULL, 0);
         cr_expect(isfinite(l0));
         cr_expect_float_eq(l0, 0.4076059644443806, 1e-6, "%s: %.17g", nb_dtype_name(dts[d]), l0);
-        for (int i = 0; i < 6; i++) {
-            double v = get(dts[d], nb_plan_get(p, gx), i);
-            cr_expect(isfinite(v) && fabs(v - dlogits23[i % 3]) < 1e-6, "%s grad[%d] = %g",
-                      nb_dtype_name(dts[d]), i, v);
-        }
-        nb_plan_free(p);
+        for (int i = 0; i < 6; i++)
+            cr_expect(isfinite(dx[i]) && fabs(dx[i] - dlogits23[i % 3]) < 1e-6, "%s grad[%d] = %g",
+                      nb_dtype_name(dts[d]), i, dx[i]);
         nb_graph_free(g);
     }
 }
@@ -112,17 +84,13 @@ Test(loss, soft_labels_and_their_gradient)
     nb_node *t = nb_input(g, "t", NB_F64, 2, (nb_dim[]){NB_DIM(1), NB_DIM(3)});
     nb_node *l = nb_softmax_cross_entropy(g, x, t), *gt;
     cr_assert_eq(nb_grad(g, l, &t, 1, &gt), NB_OK, "%s", nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){l, gt}, 2, &p), NB_OK);
-    nb_plan_set(p, x, (double[]){1, 2, 3});
-    nb_plan_set(p, t, (double[]){0.25, 0.25, 0.5});
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    double lv, d[3];
+    eval_graph(g, 2, (nb_node *[]){l, gt}, (double *[]){&lv, d}, 2, (nb_node *[]){x, t},
+               (const double *[]){(double[]){1, 2, 3}, (double[]){0.25, 0.25, 0.5}}, NULL, 0);
     double want = -(0.25 * -2.4076059644443806 + 0.25 * -1.4076059644443806 + 0.5 * -0.4076059644443806);
-    cr_expect_float_eq(*(const double *)nb_plan_get(p, l), want, 1e-15);
-    const double *d = nb_plan_get(p, gt);
+    cr_expect_float_eq(lv, want, 1e-15);
     cr_expect_float_eq(d[0], 2.4076059644443806, 1e-15);
     cr_expect_float_eq(d[2], 0.4076059644443806, 1e-15);
-    nb_plan_free(p);
     nb_graph_free(g);
 }
 
@@ -134,9 +102,8 @@ static nb_status run_labels(const int32_t *labels, bool grad_only, char *err, si
     nb_node *t = nb_input(g, "t", NB_I32, 1, (nb_dim[]){NB_SYM("N")});
     nb_node *l = nb_op(g, "softmax_cross_entropy", "loss", (nb_node *[]){x, t}, 2, NULL, 0), *gx;
     cr_assert_eq(nb_grad(g, l, &x, 1, &gx), NB_OK, "%s", nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, grad_only ? &gx : &l, 1, &p), NB_OK);
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 4}}, 1), NB_OK);
+    nb_plan *p = plan_new_ok(g, grad_only ? &gx : &l, 1);
+    plan_bind_ok(p, (nb_bind[]){{"N", 4}}, 1);
     float xs[40] = {0};
     nb_plan_set(p, x, xs);
     nb_plan_set(p, t, labels);
@@ -246,19 +213,15 @@ Test(loss, mse_by_hand)
         nb_node *l = nb_mse(g, a, b), *gr[2];
         cr_assert_eq(nb_node_rank(l), 0);
         cr_assert_eq(nb_grad(g, l, (nb_node *[]){a, b}, 2, gr), NB_OK, "%s", nb_graph_error(g));
-        nb_plan *p;
-        cr_assert_eq(nb_plan_new(g, (nb_node *[]){l, gr[0], gr[1]}, 3, &p), NB_OK);
-        float ba[4], bb[4];
-        nb_plan_set(p, a, as_dtype(dts[d], (double[]){1, 2, 3, 4}, 4, ba));
-        nb_plan_set(p, b, as_dtype(dts[d], (double[]){0, 2, 5, 1}, 4, bb));
-        cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
-        cr_expect_eq(get(dts[d], nb_plan_get(p, l), 0), 3.5, "%s", nb_dtype_name(dts[d]));  /* (1+0+4+9)/4 */
+        double lv, da[4], db[4];
+        eval_graph(g, 3, (nb_node *[]){l, gr[0], gr[1]}, (double *[]){&lv, da, db}, 2, (nb_node *[]){a, b},
+                   (const double *[]){(double[]){1, 2, 3, 4}, (double[]){0, 2, 5, 1}}, NULL, 0);
+        cr_expect_eq(lv, 3.5, "%s", nb_dtype_name(dts[d]));  /* (1+0+4+9)/4 */
         double want[4] = {0.5, 0, -1, 1.5};  /* 2 (a - b) / 4 */
         for (int i = 0; i < 4; i++) {
-            cr_expect_eq(get(dts[d], nb_plan_get(p, gr[0]), i), want[i], "%s da[%d]", nb_dtype_name(dts[d]), i);
-            cr_expect_eq(get(dts[d], nb_plan_get(p, gr[1]), i), -want[i] + 0.0, "%s db[%d]", nb_dtype_name(dts[d]), i);
+            cr_expect_eq(da[i], want[i], "%s da[%d]", nb_dtype_name(dts[d]), i);
+            cr_expect_eq(db[i], -want[i] + 0.0, "%s db[%d]", nb_dtype_name(dts[d]), i);
         }
-        nb_plan_free(p);
         nb_graph_free(g);
     }
 }
@@ -270,10 +233,8 @@ Test(loss, mse_needs_equal_shapes)
     nb_node *b = nb_input(g, "target", NB_F32, 2, (nb_dim[]){NB_SYM("N"), NB_DIM(1)});
     nb_node *c = nb_input(g, "flat", NB_F32, 1, (nb_dim[]){NB_DIM(3)});
     cr_expect_null(nb_op(g, "mse", "err", (nb_node *[]){a, b}, 2, NULL, 0), "no broadcasting");
-    cr_expect_eq(nb_graph_status(g), NB_ERR_SHAPE);
-    const char *e = nb_graph_error(g);
-    cr_expect(strstr(e, "node 'err': mse") && strstr(e, "pred is [N, 3]") && strstr(e, "target is [N, 1]"),
-              "%s", e);
+    expect_graph_error(g, NB_ERR_SHAPE,
+                       (const char *[]){"node 'err': mse", "pred is [N, 3]", "target is [N, 1]"}, 3);
     nb_graph_clear_error(g);
     cr_expect_null(nb_mse(g, a, c));
     cr_expect(strstr(nb_graph_error(g), "flat is [3]"), "%s", nb_graph_error(g));
@@ -287,13 +248,9 @@ Test(loss, mse_second_order)
     nb_node *b = nb_input(g, "b", NB_F64, 1, (nb_dim[]){NB_DIM(3)}), *da, *dda;
     cr_assert_eq(nb_grad(g, nb_mse(g, a, b), &a, 1, &da), NB_OK);
     cr_assert_eq(nb_grad(g, nb_sum(g, da, NULL, 0, false), &a, 1, &dda), NB_OK, "%s", nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &dda, 1, &p), NB_OK);
-    nb_plan_set(p, a, (double[]){1, 2, 3});
-    nb_plan_set(p, b, (double[]){0, 0, 0});
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
-    for (int i = 0; i < 3; i++)  /* d^2/da_i^2 mean((a-b)^2) = 2/3 */
-        cr_expect_float_eq(((const double *)nb_plan_get(p, dda))[i], 2.0 / 3, 1e-15);
-    nb_plan_free(p);
+    double d2[3];
+    eval_node(g, dda, d2, 2, (nb_node *[]){a, b}, (const double *[]){(double[]){1, 2, 3}, (double[]){0, 0, 0}});
+    /* d^2/da_i^2 mean((a-b)^2) = 2/3 */
+    expect_close(d2, (double[]){2.0 / 3, 2.0 / 3, 2.0 / 3}, 3, 1e-15, 0, "d2 mse / da2");
     nb_graph_free(g);
 }

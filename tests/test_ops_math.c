@@ -5,37 +5,6 @@
 
 #include "testutil.h"
 
-/* Runs y from the inputs (data given as doubles, converted to dt) and
- * returns y's values as doubles in out. */
-static void eval(nb_graph *g, nb_node *y, nb_node *const *in, const double *const *data, int n_in,
-                 double *out, size_t n_out)
-{
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &y, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(p, NULL, 0), NB_OK, "%s", nb_plan_error(p));
-    for (int i = 0; i < n_in; i++) {
-        int64_t shape[NB_MAX_DIMS];
-        size_t n;
-        nb_shape_numel(nb_plan_shape(p, in[i], shape), shape, &n);
-        void *buf = nb_plan_input_buffer(p, in[i]);
-        for (size_t j = 0; j < n; j++)
-            if (nb_node_dtype(in[i]) == NB_F64) ((double *)buf)[j] = data[i][j];
-            else ((float *)buf)[j] = (float)data[i][j];
-    }
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
-    const void *v = nb_plan_get(p, y);
-    for (size_t j = 0; j < n_out; j++)
-        out[j] = nb_node_dtype(y) == NB_F64 ? ((const double *)v)[j] : ((const float *)v)[j];
-    nb_plan_free(p);
-}
-
-static void expect_values(const double *got, const double *want, size_t n, double tol, const char *what)
-{
-    for (size_t i = 0; i < n; i++)
-        cr_expect(fabs(got[i] - want[i]) <= tol * (1 + fabs(want[i])), "%s[%zu] = %g, want %g", what,
-                  i, got[i], want[i]);
-}
-
 static const nb_dtype both[2] = {NB_F32, NB_F64};
 
 /* a [2, 3] op b [3]: b broadcast over rows */
@@ -56,8 +25,8 @@ Test(math, binary_ops_broadcast)
             nb_node *y = nb_input(g, "b", both[d], 1, (nb_dim[]){NB_DIM(3)});
             nb_node *z = nb_op(g, ops[k], "z", (nb_node *[]){x, y}, 2, NULL, 0);
             double got[6];
-            eval(g, z, (nb_node *[]){x, y}, (const double *[]){a, b}, 2, got, 6);
-            expect_values(got, want[k], 6, 1e-6, ops[k]);
+            eval_node(g, z, got, 2, (nb_node *[]){x, y}, (const double *[]){a, b});
+            expect_close(got, want[k], 6, 1e-6, 1e-6, ops[k]);
             nb_graph_free(g);
         }
 }
@@ -71,8 +40,9 @@ Test(math, broadcast_both_sides_and_scalars)
     nb_node *s = nb_input(g, "s", NB_F64, 0, NULL);
     nb_node *y = nb_mul(g, nb_add(g, a, b), s);
     double got[6];
-    eval(g, y, (nb_node *[]){a, b, s}, (const double *[]){(double[]){1, 2, 3}, (double[]){10, 20}, (double[]){-1}}, 3, got, 6);
-    expect_values(got, (double[]){-11, -21, -12, -22, -13, -23}, 6, 1e-12, "(a+b)*s");
+    eval_node(g, y, got, 3, (nb_node *[]){a, b, s},
+              (const double *[]){(double[]){1, 2, 3}, (double[]){10, 20}, (double[]){-1}});
+    expect_close(got, (double[]){-11, -21, -12, -22, -13, -23}, 6, 1e-12, 1e-12, "(a+b)*s");
     nb_graph_free(g);
 }
 
@@ -92,8 +62,8 @@ Test(math, unary_ops)
             nb_node *a = nb_input(g, "x", both[d], 1, (nb_dim[]){NB_DIM(4)});
             nb_node *y = nb_op(g, cases[k].name, "y", &a, 1, NULL, 0);
             double got[4];
-            eval(g, y, &a, (const double *[]){x}, 1, got, 4);
-            expect_values(got, cases[k].want, 4, 1e-6, cases[k].name);
+            eval_node(g, y, got, 1, &a, (const double *[]){x});
+            expect_close(got, cases[k].want, 4, 1e-6, 1e-6, cases[k].name);
             nb_graph_free(g);
         }
 }
@@ -103,14 +73,14 @@ Test(math, pow_abs_and_scale)
     nb_graph *g = nb_graph_new();
     nb_node *a = nb_input(g, "x", NB_F64, 1, (nb_dim[]){NB_DIM(3)});
     double got[3];
-    eval(g, nb_pow(g, a, 3), &a, (const double *[]){(double[]){-2, 0.5, 3}}, 1, got, 3);
-    expect_values(got, (double[]){-8, 0.125, 27}, 3, 1e-12, "pow 3");
-    eval(g, nb_pow(g, a, -0.5), &a, (const double *[]){(double[]){4, 0.25, 1}}, 1, got, 3);
-    expect_values(got, (double[]){0.5, 2, 1}, 3, 1e-12, "pow -0.5");
-    eval(g, nb_abs(g, a), &a, (const double *[]){(double[]){-2, 0, 3}}, 1, got, 3);
-    expect_values(got, (double[]){2, 0, 3}, 3, 0, "abs");
-    eval(g, nb_scale(g, a, -2, 1), &a, (const double *[]){(double[]){-2, 0, 3}}, 1, got, 3);
-    expect_values(got, (double[]){5, 1, -5}, 3, 0, "scale");
+    eval_node(g, nb_pow(g, a, 3), got, 1, &a, (const double *[]){(double[]){-2, 0.5, 3}});
+    expect_close(got, (double[]){-8, 0.125, 27}, 3, 1e-12, 1e-12, "pow 3");
+    eval_node(g, nb_pow(g, a, -0.5), got, 1, &a, (const double *[]){(double[]){4, 0.25, 1}});
+    expect_close(got, (double[]){0.5, 2, 1}, 3, 1e-12, 1e-12, "pow -0.5");
+    eval_node(g, nb_abs(g, a), got, 1, &a, (const double *[]){(double[]){-2, 0, 3}});
+    expect_close(got, (double[]){2, 0, 3}, 3, 0, 0, "abs");
+    eval_node(g, nb_scale(g, a, -2, 1), got, 1, &a, (const double *[]){(double[]){-2, 0, 3}});
+    expect_close(got, (double[]){5, 1, -5}, 3, 0, 0, "scale");
     nb_graph_free(g);
 }
 
@@ -139,8 +109,8 @@ Test(math, reductions_with_axes_and_keepdims)
             cr_assert_not_null(y, "%s", nb_graph_error(g));
             cr_expect_eq(nb_node_rank(y), cases[k].rank, "%s case %zu rank", cases[k].op, k);
             double got[3];
-            eval(g, y, &a, (const double *[]){x}, 1, got, (size_t)cases[k].n);
-            expect_values(got, cases[k].want, (size_t)cases[k].n, 1e-6, cases[k].op);
+            eval_node(g, y, got, 1, &a, (const double *[]){x});
+            expect_close(got, cases[k].want, (size_t)cases[k].n, 1e-6, 1e-6, cases[k].op);
             nb_graph_free(g);
         }
 }
@@ -156,8 +126,8 @@ Test(math, max_ties_split_the_gradient)
     cr_assert_eq(nb_grad(g, loss, &x, 1, &dx), NB_OK, "%s", nb_graph_error(g));
     double got[6];
     nb_node *in[2] = {x, nb_graph_find(g, "w")};
-    eval(g, dx, in, (const double *[]){(double[]){7, 7, 1, 2, 9, 9}, (double[]){3, 10}}, 2, got, 6);
-    expect_values(got, (double[]){1.5, 1.5, 0, 0, 5, 5}, 6, 1e-12, "d max");
+    eval_node(g, dx, got, 2, in, (const double *[]){(double[]){7, 7, 1, 2, 9, 9}, (double[]){3, 10}});
+    expect_close(got, (double[]){1.5, 1.5, 0, 0, 5, 5}, 6, 1e-12, 1e-12, "d max");
     nb_graph_free(g);
 }
 
@@ -168,8 +138,8 @@ Test(math, abs_has_gradient_zero_at_zero)
     nb_node *dx;
     cr_assert_eq(nb_grad(g, nb_sum(g, nb_abs(g, x), NULL, 0, false), &x, 1, &dx), NB_OK);
     double got[3];
-    eval(g, dx, &x, (const double *[]){(double[]){-2, 0, 3}}, 1, got, 3);
-    expect_values(got, (double[]){-1, 0, 1}, 3, 0, "d abs");
+    eval_node(g, dx, got, 1, &x, (const double *[]){(double[]){-2, 0, 3}});
+    expect_close(got, (double[]){-1, 0, 1}, 3, 0, 0, "d abs");
     nb_graph_free(g);
 }
 

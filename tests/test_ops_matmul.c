@@ -2,55 +2,20 @@
  * against a naive triple loop in f32 and f64, shape errors naming the
  * inputs, FLOPs, and the folded gradient of a 2-D weight. */
 #include <criterion/criterion.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "testutil.h"
-
-static void store(nb_dtype dt, void *buf, const double *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (dt == NB_F64) ((double *)buf)[i] = v[i];
-        else ((float *)buf)[i] = (float)v[i];
-}
-
-static double load(nb_dtype dt, const void *buf, size_t i)
-{
-    return dt == NB_F64 ? ((const double *)buf)[i] : ((const float *)buf)[i];
-}
-
-static nb_node *input(nb_graph *g, const char *name, nb_dtype dt, int rank, const int64_t *shape)
-{
-    nb_dim d[NB_MAX_DIMS];
-    for (int i = 0; i < rank; i++) d[i] = NB_DIM(shape[i]);
-    return nb_input(g, name, dt, rank, d);
-}
-
-static size_t numel(int rank, const int64_t *s)
-{
-    size_t n = 1;
-    for (int i = 0; i < rank; i++) n *= (size_t)s[i];
-    return n;
-}
 
 /* Runs y = matmul_t(a, b) on the given values; fills out (as doubles) and returns y's rank. */
 static int run_mm(nb_dtype dt, int ra, const int64_t *as, const double *av, int rb, const int64_t *bs,
                   const double *bv, bool ta, bool tb, double *out, int64_t *ys)
 {
     nb_graph *g = nb_graph_new();
-    nb_node *a = input(g, "a", dt, ra, as), *b = input(g, "b", dt, rb, bs);
+    nb_node *a = input_shaped(g, "a", dt, ra, as), *b = input_shaped(g, "b", dt, rb, bs);
     nb_node *y = nb_matmul_t(g, a, b, ta, tb);
     cr_assert_not_null(y, "%s", nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &y, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    store(dt, nb_plan_input_buffer(p, a), av, numel(ra, as));
-    store(dt, nb_plan_input_buffer(p, b), bv, numel(rb, bs));
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
-    int r = nb_plan_shape(p, y, ys);
-    const void *yv = nb_plan_get(p, y);
-    for (size_t i = 0; i < numel(r, ys); i++) out[i] = load(dt, yv, i);
-    nb_plan_free(p);
+    int r = eval_node_bound(g, y, out, ys, 2, (nb_node *[]){a, b}, (const double *[]){av, bv}, NULL, 0);
     nb_graph_free(g);
     return r;
 }
@@ -65,7 +30,7 @@ static void two_by_three(nb_dtype dt)
     cr_assert_eq(r, 2);
     cr_expect(ys[0] == 2 && ys[1] == 2);
     double want[4] = {58, 64, 139, 154};
-    for (int i = 0; i < 4; i++) cr_expect_float_eq(y[i], want[i], 1e-5, "y[%d] = %g", i, y[i]);
+    expect_close(y, want, 4, 1e-5, 0, "y");
 }
 
 Test(matmul, two_by_three_f32) { two_by_three(NB_F32); }
@@ -78,7 +43,7 @@ Test(matmul, transpose_a_by_hand)
     int64_t ys[NB_MAX_DIMS];
     run_mm(NB_F64, 2, (int64_t[]){3, 2}, a, 2, (int64_t[]){3, 2}, b, true, false, y, ys);
     double want[4] = {58, 64, 139, 154};
-    for (int i = 0; i < 4; i++) cr_expect_float_eq(y[i], want[i], 1e-12);
+    expect_close(y, want, 4, 1e-12, 0, "y");
 }
 
 /* two batches: identity and 2 * identity */
@@ -88,7 +53,7 @@ static void batched(nb_dtype dt)
     int64_t ys[NB_MAX_DIMS], s[3] = {2, 2, 2};
     cr_assert_eq(run_mm(dt, 3, s, a, 3, s, b, false, false, y, ys), 3);
     double want[8] = {1, 2, 3, 4, 10, 12, 14, 16};
-    for (int i = 0; i < 8; i++) cr_expect_float_eq(y[i], want[i], 1e-6, "y[%d] = %g", i, y[i]);
+    expect_close(y, want, 8, 1e-6, 0, "y");
 }
 
 Test(matmul, batched_f32) { batched(NB_F32); }
@@ -101,7 +66,7 @@ static void naive(int ra, const int64_t *as, const double *a, int rb, const int6
                   const double *b, bool ta, bool tb, int ry, const int64_t *ys, double *y)
 {
     int64_t m = ys[ry - 2], n = ys[ry - 1], k = as[ra - (ta ? 2 : 1)];
-    size_t batches = numel(ry - 2, ys);
+    size_t batches = shape_numel(ry - 2, ys);
     for (size_t t = 0; t < batches; t++) {
         /* t as a multi-index over y's batch dims, mapped into a's and b's */
         size_t ao = 0, bo = 0, rest = t, am = 1, bm = 1;
@@ -148,12 +113,12 @@ static void check_layout(const layout *L, nb_dtype dt, bool ta, bool tb)
     memcpy(bs, L->b, sizeof bs);
     if (ta) as[L->ra - 2] = L->a[L->ra - 1], as[L->ra - 1] = L->a[L->ra - 2];
     if (tb) bs[L->rb - 2] = L->b[L->rb - 1], bs[L->rb - 1] = L->b[L->rb - 2];
-    size_t na = numel(L->ra, as), nb = numel(L->rb, bs);
+    size_t na = shape_numel(L->ra, as), nb = shape_numel(L->rb, bs);
     static double a[4096], b[4096], y[4096], want[4096];
     nb_rng rng;
     nb_rng_seed(&rng, 42);
-    for (size_t i = 0; i < na; i++) a[i] = 2 * nb_rng_uniform(&rng) - 1;
-    for (size_t i = 0; i < nb; i++) b[i] = 2 * nb_rng_uniform(&rng) - 1;
+    fill_uniform(&rng, a, na, -1, 1);
+    fill_uniform(&rng, b, nb, -1, 1);
     if (dt == NB_F32)  /* the naive loop sees the values f32 holds */
         for (size_t i = 0; i < 4096; i++) a[i] = (float)a[i], b[i] = (float)b[i];
     int ry = run_mm(dt, L->ra, as, a, L->rb, bs, b, ta, tb, y, ys);
@@ -170,10 +135,9 @@ static void check_layout(const layout *L, nb_dtype dt, bool ta, bool tb)
     for (int i = 0; i < rw; i++) cr_assert_eq(ys[i], ws[i], "layout %td dim %d", L - layouts, i);
     naive(L->ra, as, a, L->rb, bs, b, ta, tb, ry, ys, want);
     double tol = dt == NB_F64 ? 1e-12 : 1e-5;
-    for (size_t i = 0; i < numel(ry, ys); i++)
-        cr_expect(fabs(y[i] - want[i]) <= tol * (1 + fabs(want[i])),
-                  "layout %td %s ta=%d tb=%d: y[%zu] = %.9g, want %.9g", L - layouts,
-                  nb_dtype_name(dt), ta, tb, i, y[i], want[i]);
+    char what[64];
+    snprintf(what, sizeof what, "layout %td %s ta=%d tb=%d: y", L - layouts, nb_dtype_name(dt), ta, tb);
+    expect_close(y, want, shape_numel(ry, ys), tol, tol, what);
 }
 
 Test(matmul, matches_naive_all_layouts_and_flags)
@@ -194,10 +158,10 @@ Test(matmul, inner_mismatch_names_both_inputs)
     nb_node *w = nb_param(g, "W2", NB_F32, 2, (int64_t[]){256, 10}, NB_INIT(NB_INIT_ZEROS));
     nb_node *y = nb_op(g, "matmul", "logits", (nb_node *[]){x, w}, 2, NULL, 0);
     cr_expect_null(y);
-    cr_expect_eq(nb_graph_status(g), NB_ERR_SHAPE);
-    const char *e = nb_graph_error(g);
-    cr_expect(strstr(e, "node 'logits': matmul needs a [..., M, K] and b [K, N]"), "%s", e);
-    cr_expect(strstr(e, "x is [N, 128]") && strstr(e, "W2 is [256, 10]"), "%s", e);
+    expect_graph_error(g, NB_ERR_SHAPE,
+                       (const char *[]){"node 'logits': matmul needs a [..., M, K] and b [K, N]", "x is [N, 128]",
+                                        "W2 is [256, 10]"},
+                       3);
     nb_graph_free(g);
 }
 
@@ -207,9 +171,7 @@ Test(matmul, rank_one_is_rejected)
     nb_node *v = nb_input(g, "v", NB_F64, 1, (nb_dim[]){NB_DIM(3)});
     nb_node *w = nb_input(g, "w", NB_F64, 2, (nb_dim[]){NB_DIM(3), NB_DIM(2)});
     cr_expect_null(nb_matmul(g, v, w));
-    cr_expect_eq(nb_graph_status(g), NB_ERR_SHAPE);
-    const char *e = nb_graph_error(g);
-    cr_expect(strstr(e, "v is [3]") && strstr(e, "w is [3, 2]") && strstr(e, "rank >= 2"), "%s", e);
+    expect_graph_error(g, NB_ERR_SHAPE, (const char *[]){"v is [3]", "w is [3, 2]", "rank >= 2"}, 3);
     nb_graph_free(g);
 }
 
@@ -219,11 +181,8 @@ Test(matmul, batch_mismatch_is_rejected)
     nb_node *a = nb_input(g, "a", NB_F64, 3, (nb_dim[]){NB_DIM(2), NB_DIM(3), NB_DIM(4)});
     nb_node *b = nb_input(g, "b", NB_F64, 3, (nb_dim[]){NB_DIM(3), NB_DIM(4), NB_DIM(5)});
     cr_expect_null(nb_matmul(g, a, b));
-    cr_expect_eq(nb_graph_status(g), NB_ERR_SHAPE);
-    const char *e = nb_graph_error(g);
-    cr_expect(strstr(e, "batch dims do not broadcast") && strstr(e, "a is [2, 3, 4]") &&
-                  strstr(e, "b is [3, 4, 5]"),
-              "%s", e);
+    expect_graph_error(g, NB_ERR_SHAPE,
+                       (const char *[]){"batch dims do not broadcast", "a is [2, 3, 4]", "b is [3, 4, 5]"}, 3);
     nb_graph_free(g);
 }
 
@@ -260,9 +219,7 @@ Test(matmul, symbolic_batch_shape)
     nb_node *b = nb_input(g, "b", NB_F32, 4, (nb_dim[]){NB_DIM(2), NB_DIM(1), NB_DIM(4), NB_DIM(5)});
     nb_node *y = nb_matmul(g, a, b);
     cr_assert_not_null(y, "%s", nb_graph_error(g));
-    char s[64];
-    nb_node_shape_str(g, y, s, sizeof s);
-    cr_expect_str_eq(s, "[2, N, 1, 5]");
+    cr_expect_str_eq(node_shape(g, y), "[2, N, 1, 5]");
     nb_graph_free(g);
 }
 
@@ -294,13 +251,12 @@ static void folded_weight_grad(bool tb)
     cr_expect_str_eq(nb_node_op(dw), "matmul");
     cr_expect_str_eq(nb_node_op(nb_node_input(dw, 0)), "flatten");
     cr_expect_str_eq(nb_node_op(nb_node_input(dw, 1)), "flatten");
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &dw, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 3}}, 1), NB_OK, "%s", nb_plan_error(p));
+    nb_plan *p = plan_new_ok(g, &dw, 1);
+    plan_bind_ok(p, (nb_bind[]){{"N", 3}}, 1);
     double xv[18], col[3] = {0};
     for (int i = 0; i < 18; i++) col[i % 3] += xv[i] = i * 0.5 - 2;
     nb_plan_set(p, x, xv);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     const double *d = nb_plan_get(p, dw);
     for (int k = 0; k < 3; k++)
         for (int n = 0; n < 4; n++)

@@ -3,26 +3,13 @@
  * ties, a naive reference on random data (f32 and f64) and shape errors. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
 
 #define D4(a, b, c, d) ((nb_dim[]){NB_DIM(a), NB_DIM(b), NB_DIM(c), NB_DIM(d)})
-
-static double at(const void *p, nb_dtype dt, size_t i)
-{
-    return dt == NB_F64 ? ((const double *)p)[i] : ((const float *)p)[i];
-}
-
-static void *to_dtype(const double *v, size_t n, nb_dtype dt)
-{
-    void *d = malloc(n * nb_dtype_size(dt));
-    for (size_t i = 0; i < n; i++)
-        if (dt == NB_F64) ((double *)d)[i] = v[i];
-        else ((float *)d)[i] = (float)v[i];
-    return d;
-}
 
 /* Runs op on x [1, 1, H, W] and returns y and d sum(y) / dx (caller frees both). */
 static void pool_run(nb_dtype dt, const char *op, const double *xv, int H, int W, int k, int s,
@@ -34,26 +21,17 @@ static void pool_run(nb_dtype dt, const char *op, const double *xv, int H, int W
     nb_node *yn = nb_op(g, op, "y", &x, 1, a, 3), *d;
     cr_assert(yn, "%s", nb_graph_error(g));
     cr_assert_eq(nb_grad(g, nb_sum(g, yn, NULL, 0, false), &x, 1, &d), NB_OK, "%s", nb_graph_error(g));
-    nb_plan *pl;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){yn, d}, 2, &pl), NB_OK, "%s", nb_graph_error(g));
-    void *xd = to_dtype(xv, (size_t)(H * W), dt);
-    nb_plan_set(pl, x, xd);
-    cr_assert_eq(nb_plan_run(pl), NB_OK, "%s", nb_plan_error(pl));
     *oh = nb_node_dim(yn, 2), *ow = nb_node_dim(yn, 3);
-    size_t ny = (size_t)(*oh * *ow);
-    *y = malloc(ny * sizeof **y), *gx = malloc((size_t)(H * W) * sizeof **gx);
-    for (size_t i = 0; i < ny; i++) (*y)[i] = at(nb_plan_get(pl, yn), dt, i);
-    for (size_t i = 0; i < (size_t)(H * W); i++) (*gx)[i] = at(nb_plan_get(pl, d), dt, i);
-    free(xd);
-    nb_plan_free(pl);
+    *y = malloc((size_t)(*oh * *ow) * sizeof **y), *gx = malloc((size_t)(H * W) * sizeof **gx);
+    eval_graph(g, 2, (nb_node *[]){yn, d}, (double *[]){*y, *gx}, 1, &x, &xv, NULL, 0);
     nb_graph_free(g);
 }
 
 static void expect_vals(const double *got, const double *want, int n, const char *what, nb_dtype dt)
 {
-    for (int i = 0; i < n; i++)
-        cr_expect(fabs(got[i] - want[i]) <= 1e-6 * (1 + fabs(want[i])), "%s %s [%d] = %g, want %g",
-                  what, nb_dtype_name(dt), i, got[i], want[i]);
+    char name[64];
+    snprintf(name, sizeof name, "%s %s", what, nb_dtype_name(dt));
+    expect_close(got, want, (size_t)n, 1e-6, 1e-6, name);
 }
 
 static const nb_dtype dtypes[2] = {NB_F64, NB_F32};
@@ -150,10 +128,11 @@ static void check_random(nb_dtype dt, bool is_max, int H, int W, int k, int s, i
     const int N = 2, C = 3, OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
     size_t nx = (size_t)(N * C * H * W), ny = (size_t)(N * C * OH * OW);
     double *x = malloc(nx * 8), *R = malloc(ny * 8), *y = malloc(ny * 8), *gx = malloc(nx * 8);
+    double *got_y = malloc(ny * 8), *got_gx = malloc(nx * 8);
     nb_rng r;
     nb_rng_seed(&r, 7);
-    for (size_t i = 0; i < nx; i++) x[i] = nb_rng_normal(&r);
-    for (size_t i = 0; i < ny; i++) R[i] = nb_rng_normal(&r);
+    fill_normal(&r, x, nx);
+    fill_normal(&r, R, ny);
     for (int pl = 0; pl < N * C; pl++)
         naive_pool(is_max, x + pl * H * W, H, W, k, s, p, R + pl * OH * OW, y + pl * OH * OW, gx + pl * H * W);
     nb_graph *g = nb_graph_new();
@@ -161,20 +140,13 @@ static void check_random(nb_dtype dt, bool is_max, int H, int W, int k, int s, i
     nb_node *Rn = nb_input(g, "R", dt, 4, (nb_dim[]){NB_SYM("N"), NB_DIM(C), NB_DIM(OH), NB_DIM(OW)});
     nb_node *yn = (is_max ? nb_max_pool2d : nb_avg_pool2d)(g, xn, k, s, p), *d;
     cr_assert_eq(nb_grad(g, nb_sum(g, nb_mul(g, yn, Rn), NULL, 0, false), &xn, 1, &d), NB_OK, "%s", nb_graph_error(g));
-    nb_plan *pl;
-    cr_assert_eq(nb_plan_new(g, (nb_node *[]){yn, d}, 2, &pl), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(pl, (nb_bind[]){{"N", N}}, 1), NB_OK, "%s", nb_plan_error(pl));
-    void *xd = to_dtype(x, nx, dt), *Rd = to_dtype(R, ny, dt);
-    nb_plan_set(pl, xn, xd), nb_plan_set(pl, Rn, Rd);
-    cr_assert_eq(nb_plan_run(pl), NB_OK, "%s", nb_plan_error(pl));
+    eval_graph(g, 2, (nb_node *[]){yn, d}, (double *[]){got_y, got_gx}, 2, (nb_node *[]){xn, Rn},
+               (const double *[]){x, R}, (nb_bind[]){{"N", N}}, 1);
     for (size_t i = 0; i < ny; i++)
-        cr_expect(fabs(at(nb_plan_get(pl, yn), dt, i) - y[i]) < 1e-5, "%s k%d s%d p%d y[%zu]",
-                  nb_dtype_name(dt), k, s, p, i);
+        cr_expect(fabs(got_y[i] - y[i]) < 1e-5, "%s k%d s%d p%d y[%zu]", nb_dtype_name(dt), k, s, p, i);
     for (size_t i = 0; i < nx; i++)
-        cr_expect(fabs(at(nb_plan_get(pl, d), dt, i) - gx[i]) < 1e-5, "%s k%d s%d p%d gx[%zu]",
-                  nb_dtype_name(dt), k, s, p, i);
-    free(xd), free(Rd), free(x), free(R), free(y), free(gx);
-    nb_plan_free(pl);
+        cr_expect(fabs(got_gx[i] - gx[i]) < 1e-5, "%s k%d s%d p%d gx[%zu]", nb_dtype_name(dt), k, s, p, i);
+    free(x), free(R), free(y), free(gx), free(got_y), free(got_gx);
     nb_graph_free(g);
 }
 
@@ -209,9 +181,7 @@ static void expect_pool_error(int rank, const nb_dim *dims, const nb_attr *a, in
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "feat", NB_F32, rank, dims);
     cr_expect_null(nb_op(g, "avg_pool2d", "p1", &x, 1, a, n_a));
-    cr_expect_eq(nb_graph_status(g), st, "%s", nb_graph_error(g));
-    for (int i = 0; i < n; i++)
-        cr_expect(strstr(nb_graph_error(g), parts[i]), "'%s' not in: %s", parts[i], nb_graph_error(g));
+    expect_graph_error(g, st, parts, n);
     nb_graph_free(g);
 }
 

@@ -3,6 +3,7 @@
  * against log(softmax), second order, and axis errors. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -12,23 +13,10 @@ static void eval_softmax(bool take_log, nb_dtype dt, int rank, const int64_t *sh
                          const double *xs, double *ys)
 {
     nb_graph *g = nb_graph_new();
-    nb_dim dims[NB_MAX_DIMS];
-    size_t n = 1;
-    for (int i = 0; i < rank; i++) dims[i] = NB_DIM(shape[i]), n *= (size_t)shape[i];
-    nb_node *x = nb_input(g, "x", dt, rank, dims);
+    nb_node *x = input_shaped(g, "x", dt, rank, shape);
     nb_node *y = take_log ? nb_log_softmax(g, x, axis) : nb_softmax(g, x, axis);
     cr_assert_not_null(y, "%s", nb_graph_error(g));
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &y, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    float xf[64];
-    cr_assert_leq(n, 64);
-    for (size_t i = 0; i < n; i++) xf[i] = (float)xs[i];
-    nb_plan_set(p, x, dt == NB_F64 ? (const void *)xs : (const void *)xf);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
-    const void *out = nb_plan_get(p, y);
-    for (size_t i = 0; i < n; i++)
-        ys[i] = dt == NB_F64 ? ((const double *)out)[i] : ((const float *)out)[i];
-    nb_plan_free(p);
+    eval_node(g, y, ys, 1, &x, &xs);
     nb_graph_free(g);
 }
 
@@ -45,12 +33,8 @@ Test(softmax, hand_values)
         double y[3], ly[3];
         eval_softmax(false, dts[d], 1, (int64_t[]){3}, -1, (double[]){1, 2, 3}, y);
         eval_softmax(true, dts[d], 1, (int64_t[]){3}, 0, (double[]){1, 2, 3}, ly);
-        for (int i = 0; i < 3; i++) {
-            cr_expect_float_eq(y[i], sm123[i], tol(dts[d]), "%s softmax[%d] = %.17g",
-                               nb_dtype_name(dts[d]), i, y[i]);
-            cr_expect_float_eq(ly[i], lsm123[i], 4 * tol(dts[d]), "%s log_softmax[%d] = %.17g",
-                               nb_dtype_name(dts[d]), i, ly[i]);
-        }
+        expect_close(y, sm123, 3, tol(dts[d]), 0, nb_dtype_name(dts[d]));
+        expect_close(ly, lsm123, 3, 4 * tol(dts[d]), 0, nb_dtype_name(dts[d]));
     }
 }
 
@@ -79,12 +63,10 @@ Test(softmax, stable_with_large_logits)
         double y[3], ly[3], neg[2];
         eval_softmax(false, dts[d], 1, (int64_t[]){3}, -1, (double[]){1000, 1001, 1002}, y);
         eval_softmax(true, dts[d], 1, (int64_t[]){3}, -1, (double[]){1000, 1001, 1002}, ly);
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 3; i++)
             cr_expect(isfinite(y[i]) && isfinite(ly[i]), "%s: %g %g", nb_dtype_name(dts[d]), y[i], ly[i]);
-            cr_expect_float_eq(y[i], sm123[i], tol(dts[d]), "%s softmax[%d]", nb_dtype_name(dts[d]), i);
-            cr_expect_float_eq(ly[i], lsm123[i], 4 * tol(dts[d]), "%s log_softmax[%d] = %.9g",
-                               nb_dtype_name(dts[d]), i, ly[i]);
-        }
+        expect_close(y, sm123, 3, tol(dts[d]), 0, nb_dtype_name(dts[d]));
+        expect_close(ly, lsm123, 3, 4 * tol(dts[d]), 0, nb_dtype_name(dts[d]));
         eval_softmax(true, dts[d], 1, (int64_t[]){2}, -1, (double[]){-1000, 0}, neg);
         cr_expect_float_eq(neg[0], -1000.0, 1e-3, "log_softmax keeps the tiny one: %g", neg[0]);
         cr_expect_float_eq(neg[1], 0.0, 1e-12);
@@ -111,9 +93,9 @@ Test(softmax, any_axis_of_rank_3)
         for (int a = 0; a < 4; a++) {
             eval_softmax(false, dts[d], 3, (int64_t[]){2, 3, 2}, axes[a], xs, y);
             reference(xs, (int)(axes[a] < 0 ? axes[a] + 3 : axes[a]), want);
-            for (int i = 0; i < 12; i++)
-                cr_expect_float_eq(y[i], want[i], 4 * tol(dts[d]), "%s axis %lld [%d]: %.17g vs %.17g",
-                                   nb_dtype_name(dts[d]), (long long)axes[a], i, y[i], want[i]);
+            char what[32];
+            snprintf(what, sizeof what, "%s axis %lld", nb_dtype_name(dts[d]), (long long)axes[a]);
+            expect_close(y, want, 12, 4 * tol(dts[d]), 0, what);
         }
 }
 
@@ -178,9 +160,7 @@ Test(softmax, axis_out_of_range)
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F32, 2, (nb_dim[]){NB_SYM("N"), NB_DIM(10)});
     cr_expect_null(nb_op(g, "softmax", "probs", &x, 1, (nb_attr[]){NB_AINT("axis", 2)}, 1));
-    cr_expect_eq(nb_graph_status(g), NB_ERR_ARG);
-    const char *e = nb_graph_error(g);
-    cr_expect(strstr(e, "node 'probs'") && strstr(e, "axis 2") && strstr(e, "rank 2"), "%s", e);
+    expect_graph_error(g, NB_ERR_ARG, (const char *[]){"node 'probs'", "axis 2", "rank 2"}, 3);
     nb_graph_clear_error(g);
     cr_expect_null(nb_log_softmax(g, x, -3));
     cr_expect(strstr(nb_graph_error(g), "axis -3"), "%s", nb_graph_error(g));
@@ -196,11 +176,10 @@ Test(softmax, symbolic_batch)
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F32, 2, (nb_dim[]){NB_SYM("N"), NB_DIM(3)});
     nb_node *y = nb_softmax(g, x, 1);
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(g, &y, 1, &p), NB_OK, "%s", nb_graph_error(g));
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", 2}}, 1), NB_OK, "%s", nb_plan_error(p));
+    nb_plan *p = plan_new_ok(g, &y, 1);
+    plan_bind_ok(p, (nb_bind[]){{"N", 2}}, 1);
     nb_plan_set(p, x, (float[]){1, 2, 3, 1001, 1002, 1003});
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     const float *o = nb_plan_get(p, y);
     for (int i = 0; i < 6; i++) cr_expect_float_eq(o[i], sm123[i % 3], 1e-6, "[%d] = %g", i, o[i]);
     nb_plan_free(p);

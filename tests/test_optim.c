@@ -5,9 +5,10 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
-#include "toolutil.h"
+#include "testutil.h"
 
 #define STEPS 5
 
@@ -33,15 +34,9 @@ static net make(nb_dtype dt, const nb_optim_cfg *cfg)
     n.loss = nb_add(n.g, a, b);
     n.step = nb_optimize(n.g, n.loss, (nb_node *[]){n.w, n.u}, 2, cfg, NULL);
     cr_assert_not_null(n.step, "%s", nb_graph_error(n.g));
-    cr_assert_eq(nb_plan_new(n.g, (nb_node *[]){n.loss, n.step}, 2, &n.p), NB_OK, "%s", nb_graph_error(n.g));
-    if (dt == NB_F32) {
-        float xf[3] = {1.0f, 0.5f, -2.0f}, uf[2] = {3.0f, -1.0f};
-        nb_plan_set(n.p, n.x, xf);
-        nb_plan_set(n.p, xu, uf);
-    } else {
-        nb_plan_set(n.p, n.x, X);
-        nb_plan_set(n.p, xu, XU);
-    }
+    n.p = plan_new_ok(n.g, (nb_node *[]){n.loss, n.step}, 2);
+    plan_feed(n.p, n.x, X);
+    plan_feed(n.p, xu, XU);
     return n;
 }
 
@@ -54,7 +49,7 @@ static void drop(net *n)
 static double value(nb_node *p, size_t i)
 {
     nb_tensor *t = nb_param_value(p);
-    return t->dtype == NB_F32 ? ((float *)t->data)[i] : ((double *)t->data)[i];
+    return get_elem(t->dtype, t->data, i);
 }
 
 /* The formulas, in double, for one element with gradient coefficient c (g = 2 c w). */
@@ -110,17 +105,18 @@ ParameterizedTest(ocase *c, optim, matches_the_formulas)
     for (int i = 0; i < 2; i++) ru[i] = (ref){U0[i], 0, 0};
     double tol = c->dt == NB_F32 ? 2e-6 : 1e-13;
     for (int t = 1; t <= STEPS; t++) {
-        cr_assert_eq(nb_plan_run(n.p), NB_OK, "%s", nb_plan_error(n.p));
+        plan_run_ok(n.p);
         for (int i = 0; i < 3; i++) ref_step(&rw[i], X[i], &o, t);
         for (int i = 0; i < 2; i++) ref_step(&ru[i], XU[i], &o, t);
-        for (int i = 0; i < 3; i++)
-            cr_expect(fabs(value(n.w, i) - rw[i].w) <= tol * (1 + fabs(rw[i].w)),
-                      "%s %s wd %g step %d: w[%d] = %.17g, by hand %.17g", nb_optimizer_name(c->type),
-                      nb_dtype_name(c->dt), c->wd, t, i, value(n.w, i), rw[i].w);
-        for (int i = 0; i < 2; i++)
-            cr_expect(fabs(value(n.u, i) - ru[i].w) <= tol * (1 + fabs(ru[i].w)),
-                      "%s step %d: u[%d] = %.17g, by hand %.17g", nb_optimizer_name(c->type), t, i,
-                      value(n.u, i), ru[i].w);
+        double w[3], u[2], want_w[3], want_u[2];
+        for (int i = 0; i < 3; i++) w[i] = value(n.w, i), want_w[i] = rw[i].w;
+        for (int i = 0; i < 2; i++) u[i] = value(n.u, i), want_u[i] = ru[i].w;
+        char what[2][96];
+        snprintf(what[0], sizeof what[0], "%s %s wd %g step %d: w", nb_optimizer_name(c->type),
+                 nb_dtype_name(c->dt), c->wd, t);
+        snprintf(what[1], sizeof what[1], "%s step %d: u", nb_optimizer_name(c->type), t);
+        expect_close(w, want_w, 3, tol, tol, what[0]);
+        expect_close(u, want_u, 2, tol, tol, what[1]);
     }
     cr_expect_eq(value(nb_graph_find(n.g, "opt.step"), 0), STEPS);
     drop(&n);
@@ -134,7 +130,7 @@ Test(optim, adam_first_step_moves_by_lr)
     nb_optim_cfg o = nb_optim_defaults(NB_ADAM);
     o.lr = 0.01;
     net n = make(NB_F64, &o);
-    cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    plan_run_ok(n.p);
     for (int i = 0; i < 3; i++) {
         double g = 2 * X[i] * W0[i];
         cr_expect(fabs(value(n.w, i) - (W0[i] - 0.01 * (g > 0 ? 1 : -1))) < 1e-9, "w[%d] = %g", i,
@@ -165,9 +161,9 @@ Test(optim, a_step_allocates_nothing)
 {
     nb_optim_cfg o = nb_optim_defaults(NB_ADAM);
     net n = make(NB_F32, &o);
-    cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    plan_run_ok(n.p);
     uint64_t before = nb_alloc_count();
-    for (int i = 0; i < 10; i++) cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    for (int i = 0; i < 10; i++) plan_run_ok(n.p);
     cr_expect_eq(nb_alloc_count(), before);
     drop(&n);
 }
@@ -200,7 +196,7 @@ Test(optim, hook_sees_the_flat_gradients)
     net n = make(NB_F64, &o);
     seen s = {.w = n.w};
     cr_assert_eq(nb_optimize_hook(n.g, n.step, hook, &s), NB_OK);
-    cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    plan_run_ok(n.p);
     cr_expect_eq(s.calls, 1);
     cr_expect_eq(s.w0, W0[0], "the hook ran after an update");
     for (int i = 0; i < 3; i++) cr_expect_eq(s.g[i], 2 * X[i] * W0[i]);
@@ -208,7 +204,7 @@ Test(optim, hook_sees_the_flat_gradients)
     /* zeroed gradients: sgd changes nothing */
     s.zero = true;
     double w = value(n.w, 1);
-    cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    plan_run_ok(n.p);
     cr_expect_eq(value(n.w, 1), w);
     /* a failing hook fails the run before any update */
     s.zero = false, s.fail = true;
@@ -224,7 +220,7 @@ Test(optim, learning_rate_can_change)
     o.lr = 0.1;
     net n = make(NB_F64, &o);
     cr_assert_eq(nb_optimize_set_lr(n.g, n.step, 0.2), NB_OK);
-    cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    plan_run_ok(n.p);
     cr_expect(fabs(value(n.w, 0) - (W0[0] - 0.2 * 2 * X[0] * W0[0])) < 1e-15);
     cr_expect_eq(nb_optimize_set_lr(n.g, n.step, -1), NB_ERR_ARG);
     cr_expect_eq(nb_optimize_set_lr(n.g, n.loss, 0.1), NB_ERR_ARG);
@@ -233,11 +229,11 @@ Test(optim, learning_rate_can_change)
 }
 
 /* Weights files hold the optimizer state but not the scratch buffer. */
-Test(optim, checkpoints_hold_state_not_scratch, .init = (void (*)(void))tmp_make, .fini = tmp_remove)
+Test(optim, checkpoints_hold_state_not_scratch, .init = tmp_make, .fini = tmp_remove)
 {
     nb_optim_cfg o = nb_optim_defaults(NB_ADAM);
     net n = make(NB_F32, &o);
-    cr_assert_eq(nb_plan_run(n.p), NB_OK);
+    plan_run_ok(n.p);
     cr_assert_eq(nb_weights_save(n.g, tmp_path("c.safetensors"), NULL, 0), NB_OK, "%s", nb_graph_error(n.g));
     nb_tensor_set set;
     cr_assert_eq(nb_safetensors_read(tmp_path("c.safetensors"), &set), NB_OK);

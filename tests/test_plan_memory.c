@@ -19,36 +19,19 @@ typedef struct mlp {
 
 static void mlp_load(mlp *s)
 {
-    char path[1024];
-    const char *dir = getenv("NABLA_TEST_DIR");
-    cr_assert_not_null(dir, "NABLA_TEST_DIR is not set");
-    snprintf(path, sizeof path, "%s/../examples/models/mnist_mlp.yaml", dir);
-    nb_diags d;
-    cr_assert_eq(nb_model_load_file(path, NULL, &s->m, &d), NB_OK, "%s", d.n ? d.lines[0] : "-");
-    nb_diags_free(&d);
-    nb_graph *g = nb_model_graph(s->m);
+    s->m = load_example("mnist_mlp.yaml");
     size_t np = nb_model_num_trainable(s->m);
     cr_assert_lt(np, 15);
-    nb_node *params[16];
-    for (size_t i = 0; i < np; i++) params[i] = nb_model_param(s->m, i);
     s->outs[0] = nb_model_loss(s->m);
-    cr_assert_eq(nb_grad(g, s->outs[0], params, (int)np, s->outs + 1), NB_OK, "%s", nb_graph_error(g));
+    cr_assert_eq(model_grads(s->m, true, false, s->outs + 1, 15), (int)np);
     s->n_out = (int)np + 1;
     s->x = nb_model_input(s->m, 0);
     s->t = nb_model_input(s->m, 1);
 }
 
-static nb_plan *mlp_plan(const mlp *s)
-{
-    nb_plan *p;
-    cr_assert_eq(nb_plan_new(nb_model_graph(s->m), s->outs, s->n_out, &p), NB_OK);
-    return p;
-}
+static nb_plan *mlp_plan(const mlp *s) { return plan_new_ok(nb_model_graph(s->m), s->outs, s->n_out); }
 
-static void bind(nb_plan *p, int64_t n)
-{
-    cr_assert_eq(nb_plan_bind(p, (nb_bind[]){{"N", n}}, 1), NB_OK, "%s", nb_plan_error(p));
-}
+static void bind(nb_plan *p, int64_t n) { plan_bind_ok(p, (nb_bind[]){{"N", n}}, 1); }
 
 /* Inputs that depend on the batch size, so that stale data would show. */
 static void feed(nb_plan *p, const mlp *s, int64_t n)
@@ -73,12 +56,7 @@ static snap take(nb_plan *p, const mlp *s)
 {
     snap r = {NULL, 0};
     for (int k = 0; k < s->n_out; k++) {
-        int64_t shape[NB_MAX_DIMS];
-        size_t numel;
-        int rank = nb_plan_shape(p, s->outs[k], shape);
-        cr_assert_geq(rank, 0);
-        cr_assert_eq(nb_shape_numel(rank, shape, &numel), NB_OK);
-        size_t b = numel * nb_dtype_size(nb_node_dtype(s->outs[k]));
+        size_t b = plan_bytes(p, s->outs[k]);
         r.data = realloc(r.data, r.bytes + b);
         const void *out = nb_plan_get(p, s->outs[k]);
         cr_assert_not_null(out);
@@ -92,7 +70,7 @@ static snap run_at(nb_plan *p, const mlp *s, int64_t n)
 {
     bind(p, n);
     feed(p, s, n);
-    cr_assert_eq(nb_plan_run(p), NB_OK, "%s", nb_plan_error(p));
+    plan_run_ok(p);
     return take(p, s);
 }
 
@@ -159,16 +137,16 @@ Test(plan_memory, a_smaller_binding_reuses_the_arena)
                  "binding N = 10 after N = 100 added %zu bytes, more than an arena of %zu",
                  nb_plan_memory_bytes(p) - held, small);
     feed(p, &s, 10);
-    cr_assert_eq(nb_plan_run(p), NB_OK);
+    plan_run_ok(p);
     /* both layouts are cached now: switching between them allocates nothing */
     uint64_t before = nb_alloc_count();
     for (int i = 0; i < 3; i++) {
         bind(p, 100);
         feed(p, &s, 100);  /* feed() allocates its data with malloc, not nb_malloc */
-        cr_assert_eq(nb_plan_run(p), NB_OK);
+        plan_run_ok(p);
         bind(p, 10);
         feed(p, &s, 10);
-        cr_assert_eq(nb_plan_run(p), NB_OK);
+        plan_run_ok(p);
     }
     cr_expect_eq(nb_alloc_count(), before, "rebinding cached sizes allocated %llu times",
                  (unsigned long long)(nb_alloc_count() - before));

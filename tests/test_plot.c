@@ -6,7 +6,6 @@
  * failure. */
 #include <criterion/criterion.h>
 #include <dirent.h>
-#include <expat.h>
 #include <math.h>
 #include <png.h>
 #include <stdio.h>
@@ -18,10 +17,7 @@
 #include "plot.h"
 #include "toolutil.h"
 
-static void setup(void) { tmp_make(); }
-static void teardown(void) { tmp_remove(); }
-
-TestSuite(plot, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(plot, .init = tmp_make, .fini = tmp_remove, .timeout = 120);
 
 #define HEADER "epoch,train_loss,train_acc,test_loss,test_acc,samples_per_s,elapsed_s\n"
 
@@ -65,71 +61,20 @@ static size_t count_colour(const image *im, int r, int g, int b, int tol)
     return n;
 }
 
-/* The text of every <text> element of an SVG, one per line between '\n's,
- * by parsing it as XML (expat); also the fill of the first <rect> (the
- * background). */
-typedef struct svg_info {
-    char text[65536];
-    size_t len;
-    int depth;
-    char bg[32];
-    int rects;
-} svg_info;
-
-static void XMLCALL on_start(void *u, const XML_Char *name, const XML_Char **attrs)
-{
-    svg_info *s = u;
-    if (!strcmp(name, "text")) s->depth++;
-    if (!strcmp(name, "rect") && !s->rects++)
-        for (int i = 0; attrs[i]; i += 2)
-            if (!strcmp(attrs[i], "fill")) snprintf(s->bg, sizeof s->bg, "%s", attrs[i + 1]);
-}
-
-static void XMLCALL on_end(void *u, const XML_Char *name)
-{
-    svg_info *s = u;
-    if (!strcmp(name, "text") && s->depth-- > 0 && s->len < sizeof s->text - 1) s->text[s->len++] = '\n';
-}
-
-static void XMLCALL on_chars(void *u, const XML_Char *c, int n)
-{
-    svg_info *s = u;
-    if (s->depth > 0 && n > 0 && s->len + (size_t)n < sizeof s->text - 1) {
-        memcpy(s->text + s->len, c, (size_t)n);
-        s->len += (size_t)n;
-    }
-}
-
+/* The texts and the background of an SVG file (svg_parse). */
 static void parse_svg(const char *path, svg_info *s)
 {
     char *svg = read_text(path, NULL);
     cr_assert(!strncmp(svg, "<?xml", 5), "%s is not XML: %.40s", path, svg);
-    XML_Parser p = XML_ParserCreate(NULL);
-    memset(s, 0, sizeof *s);
-    s->text[s->len++] = '\n';
-    XML_SetUserData(p, s);
-    XML_SetElementHandler(p, on_start, on_end);
-    XML_SetCharacterDataHandler(p, on_chars);
-    enum XML_Status st = XML_Parse(p, svg, (int)strlen(svg), 1);
-    cr_assert_eq(st, XML_STATUS_OK, "%s does not parse: %s at line %lu", path,
-                 XML_ErrorString(XML_GetErrorCode(p)), (unsigned long)XML_GetCurrentLineNumber(p));
-    XML_ParserFree(p);
-    s->text[s->len] = 0;
+    svg_parse(svg, s);
     free(svg);
-}
-
-/* word is the whole text of one <text> element */
-static bool has_text(const svg_info *s, const char *word)
-{
-    char line[300];
-    snprintf(line, sizeof line, "\n%s\n", word);
-    return strstr(s->text, line) != NULL;
 }
 
 static void expect_texts(const svg_info *s, const char *const *words, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        cr_expect(has_text(s, words[i]), "'%s' is not a text of the SVG; its texts:%s", words[i], s->text);
+        cr_expect(svg_has_text(s, words[i]), "'%s' is not a text of the SVG; its texts:%s", words[i],
+                  s->text);
 }
 
 /* Runs the tool and asserts success with nothing printed. */
@@ -195,7 +140,7 @@ Test(plot, training_svg_has_labels_legend_and_white_background)
     PLOT_OK(tmp_path("mlp-run.csv"), "--title", "MLP #2 <adam>", "-o", tmp_path("mlp.svg"));
     parse_svg(tmp_path("mlp.svg"), &s);
     expect_texts(&s, (const char *[]){"MLP #2 <adam>"}, 1);
-    cr_expect(!has_text(&s, "mlp-run"), "--title replaces the file name");
+    cr_expect(!svg_has_text(&s, "mlp-run"), "--title replaces the file name");
 }
 
 Test(plot, training_pdf)
@@ -216,7 +161,7 @@ Test(plot, log_without_test_values)
     static svg_info s;
     parse_svg(tmp_path("t.svg"), &s);
     expect_texts(&s, (const char *[]){"train", "loss", "accuracy"}, 3);
-    cr_expect(!has_text(&s, "test"), "a test line without test values");
+    cr_expect(!svg_has_text(&s, "test"), "a test line without test values");
     tool_result r = TOOL("plot", tmp_path("t.csv"), "--y", "test_acc", "-o", tmp_path("u.png"));
     cr_expect_eq(r.status, 2);
     cr_expect(strstr(r.err, "test_acc has no values"), "%s", r.err);
@@ -239,7 +184,7 @@ Test(plot, compare_logs_with_y)
             "--label", "Adam", "--title", "optimizers", "-o", tmp_path("loss.svg"));
     parse_svg(tmp_path("loss.svg"), &s);
     expect_texts(&s, (const char *[]){"SGD", "Adam", "optimizers", "train_loss"}, 4);
-    cr_expect(!has_text(&s, "sgd"), "--label replaces the file name");
+    cr_expect(!svg_has_text(&s, "sgd"), "--label replaces the file name");
     PLOT_OK(tmp_path("sgd.csv"), tmp_path("adam.csv"), "--y", "samples_per_s", "-o", tmp_path("speed.png"));
     image im = read_png(tmp_path("speed.png"));
     cr_expect_gt(count_colour(&im, 31, 119, 180, 30), 200, "first log's line");
@@ -291,7 +236,7 @@ static void expect_error(const char *const *args, const char *want)
     cr_expect_eq(r.out[0], 0, "%s", r.out);
     tool_result_free(&r);
 }
-#define EXPECT_ERROR(want, ...) expect_error((const char *const[]){"plot", __VA_ARGS__, NULL}, want)
+#define EXPECT_PLOT_ERROR(want, ...) expect_error((const char *const[]){"plot", __VA_ARGS__, NULL}, want)
 
 Test(plot, errors)
 {
@@ -299,26 +244,26 @@ Test(plot, errors)
     write_text(tmp_path("run.csv"), LOG3);
     char run[512];  /* tmp_path's results are overwritten after a few calls */
     snprintf(run, sizeof run, "%s", tmp_path("run.csv"));
-    EXPECT_ERROR(".png, .svg or .pdf", run, "-o", tmp_path("run.bmp"));
-    EXPECT_ERROR(".png, .svg or .pdf", run, "-o", tmp_path("run"));
-    EXPECT_ERROR("needs -o", run);
-    EXPECT_ERROR("needs a LOG.csv", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR(".png, .svg or .pdf", run, "-o", tmp_path("run.bmp"));
+    EXPECT_PLOT_ERROR(".png, .svg or .pdf", run, "-o", tmp_path("run"));
+    EXPECT_PLOT_ERROR("needs -o", run);
+    EXPECT_PLOT_ERROR("needs a LOG.csv", "-o", tmp_path("x.png"));
     snprintf(want, sizeof want, "cannot read %s", tmp_path("nosuch.csv"));
-    EXPECT_ERROR(want, tmp_path("nosuch.csv"), "-o", tmp_path("x.png"));
-    EXPECT_ERROR("cannot write", run, "-o", tmp_path("no/such/dir/x.png"));
-    EXPECT_ERROR("no column 'test_ac' for --y (did you mean 'test_acc'?)", run, "--y", "test_ac", "-o",
-                 tmp_path("x.png"));
-    EXPECT_ERROR("the epoch is the x axis", run, "--y", "epoch", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--y COLUMN", run, run, "-o", tmp_path("x.png"));
-    EXPECT_ERROR("2 --label for 1 file", run, "--label", "a", "--label", "b", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("unknown option '--bogus'", run, "--bogus", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--bins goes with --hist", run, "--bins", "3", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--y is for training logs", "--hist", run, "--y", "train_loss", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--range needs LO,HI", "--hist", run, "--range", "1,0", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--range needs LO,HI", "--hist", run, "--range", "0;1", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("--bins needs an integer", "--hist", run, "--bins", "0", "-o", tmp_path("x.png"));
-    EXPECT_ERROR("nosuch.npy", "--hist", tmp_path("nosuch.npy"), "-o", tmp_path("x.png"));
-    EXPECT_ERROR("not a .npy file", "--hist", run, "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR(want, tmp_path("nosuch.csv"), "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("cannot write", run, "-o", tmp_path("no/such/dir/x.png"));
+    EXPECT_PLOT_ERROR("no column 'test_ac' for --y (did you mean 'test_acc'?)", run, "--y", "test_ac", "-o",
+                      tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("the epoch is the x axis", run, "--y", "epoch", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--y COLUMN", run, run, "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("2 --label for 1 file", run, "--label", "a", "--label", "b", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("unknown option '--bogus'", run, "--bogus", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--bins goes with --hist", run, "--bins", "3", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--y is for training logs", "--hist", run, "--y", "train_loss", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--range needs LO,HI", "--hist", run, "--range", "1,0", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--range needs LO,HI", "--hist", run, "--range", "0;1", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("--bins needs an integer", "--hist", run, "--bins", "0", "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("nosuch.npy", "--hist", tmp_path("nosuch.npy"), "-o", tmp_path("x.png"));
+    EXPECT_PLOT_ERROR("not a .npy file", "--hist", run, "-o", tmp_path("x.png"));
     /* nothing written, no temporary left */
     expect_files((const char *[]){"run.csv"}, 1);
 }

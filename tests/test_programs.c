@@ -5,20 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testutil.h"
+
 /* Runs examples/NAME, returns its exit status and its output (malloc'd) in *out. */
 static int run_example(const char *name, char **out)
 {
-    const char *dir = getenv("NABLA_EXAMPLES");
-    cr_assert_not_null(dir, "NABLA_EXAMPLES is not set");
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s/%s' 2>&1", dir, name);
-    FILE *f = popen(cmd, "r");
-    cr_assert_not_null(f);
-    size_t cap = 1 << 16, len = 0;
-    *out = calloc(cap, 1);
-    while (len + 1 < cap && fgets(*out + len, (int)(cap - len), f)) len += strlen(*out + len);
-    int st = pclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    int st;
+    snprintf(cmd, sizeof cmd, "'%s/%s'", test_env("NABLA_EXAMPLES"), name);
+    *out = run_shell(cmd, &st);
+    return st;
 }
 
 Test(programs, apple_prints_price_and_gradients)

@@ -2,17 +2,13 @@
  * node's name as text, forward and backward; dot with a cluster per layer;
  * PNG and PDF signatures; errors). */
 #include <criterion/criterion.h>
-#include <expat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "toolutil.h"
 
-static void setup(void) { tmp_make(); }
-static void teardown(void) { tmp_remove(); }
-
-TestSuite(render, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(render, .init = tmp_make, .fini = tmp_remove, .timeout = 120);
 
 static const char *const LAYERED =
     "nabla: 1\n"
@@ -27,83 +23,22 @@ static const char *const LAYERED =
     "outputs: [y]\n"
     "loss: loss\n";
 
-static nb_model *load(const char *path)
-{
-    nb_model *m = NULL;
-    nb_diags d = {0};
-    nb_status st = nb_model_load_file(path, NULL, &m, &d);
-    cr_assert_eq(st, NB_OK, "%s", d.n ? d.lines[0] : nb_status_str(st));
-    return m;
-}
-
 /* What the tool does for --backward: gradients for params, then float inputs. */
 static void add_grads(nb_model *m)
 {
-    nb_node *wrt[64], *grads[64];
-    int n = 0;
-    for (size_t i = 0; i < nb_model_num_params(m); i++) wrt[n++] = nb_model_param(m, i);
-    for (size_t i = 0; i < nb_model_num_inputs(m); i++)
-        if (nb_node_dtype(nb_model_input(m, i)) != NB_I32) wrt[n++] = nb_model_input(m, i);
-    cr_assert_eq(nb_grad(nb_model_graph(m), nb_model_loss(m), wrt, n, grads), NB_OK, "%s",
-                 nb_graph_error(nb_model_graph(m)));
-}
-
-/* The text of every <text> element of an SVG, one per line, by parsing it as
- * XML (expat): a file that is not well-formed fails the test. */
-typedef struct texts {
-    char buf[65536];
-    size_t len;
-    int depth;  /* inside a <text> element */
-} texts;
-
-static void XMLCALL on_start(void *u, const XML_Char *name, const XML_Char **attrs)
-{
-    (void)attrs;
-    if (!strcmp(name, "text")) ((texts *)u)->depth++;
-}
-
-static void XMLCALL on_end(void *u, const XML_Char *name)
-{
-    texts *t = u;
-    if (!strcmp(name, "text") && t->depth-- > 0 && t->len < sizeof t->buf - 1) t->buf[t->len++] = '\n';
-}
-
-static void XMLCALL on_chars(void *u, const XML_Char *s, int n)
-{
-    texts *t = u;
-    if (t->depth > 0 && n > 0 && t->len + (size_t)n < sizeof t->buf - 1) {
-        memcpy(t->buf + t->len, s, (size_t)n);
-        t->len += (size_t)n;
-    }
-}
-
-static void parse_svg(const char *svg, texts *t)
-{
-    XML_Parser p = XML_ParserCreate(NULL);
-    memset(t, 0, sizeof *t);
-    t->buf[0] = '\n';
-    t->len = 1;
-    XML_SetUserData(p, t);
-    XML_SetElementHandler(p, on_start, on_end);
-    XML_SetCharacterDataHandler(p, on_chars);
-    enum XML_Status st = XML_Parse(p, svg, (int)strlen(svg), 1);
-    cr_assert_eq(st, XML_STATUS_OK, "the SVG does not parse: %s at line %lu",
-                 XML_ErrorString(XML_GetErrorCode(p)), (unsigned long)XML_GetCurrentLineNumber(p));
-    XML_ParserFree(p);
-    t->buf[t->len] = 0;
+    nb_node *grads[64];
+    model_grads(m, false, true, grads, 64);
 }
 
 /* Every node of g (gradient nodes too when grads) is a text element of the SVG. */
 static void expect_names(const char *svg, const nb_graph *g, bool grads)
 {
-    static texts t;
-    parse_svg(svg, &t);
+    static svg_info t;
+    svg_parse(svg, &t);
     for (size_t i = 0; i < nb_graph_num_nodes(g); i++) {
         const nb_node *n = nb_graph_node(g, i);
         if (nb_node_is_grad(n) && !grads) continue;
-        char line[300];
-        snprintf(line, sizeof line, "\n%s\n", nb_node_name(n));
-        cr_expect(strstr(t.buf, line), "node %s is not a text of the diagram", nb_node_name(n));
+        cr_expect(svg_has_text(&t, nb_node_name(n)), "node %s is not a text of the diagram", nb_node_name(n));
     }
 }
 
@@ -123,7 +58,7 @@ static char *render_svg(bool backward)
 Test(render, svg_forward)
 {
     char *svg = render_svg(false);
-    nb_model *m = load(tmp_path("m.yaml"));
+    nb_model *m = load_model_file(tmp_path("m.yaml"));
     expect_names(svg, nb_model_graph(m), false);
     cr_expect(!strstr(svg, ">grad."), "gradient nodes drawn without --backward");
     nb_model_free(m);
@@ -133,7 +68,7 @@ Test(render, svg_forward)
 Test(render, svg_backward)
 {
     char *svg = render_svg(true);
-    nb_model *m = load(tmp_path("m.yaml"));
+    nb_model *m = load_model_file(tmp_path("m.yaml"));
     add_grads(m);
     expect_names(svg, nb_model_graph(m), true);
     cr_expect(strstr(svg, ">grad.h1.W<") && strstr(svg, ">grad.x<"), "final gradients not drawn");

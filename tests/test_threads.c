@@ -25,19 +25,6 @@ typedef struct mlp {
     nb_node *params[6], *grads[6];
 } mlp;
 
-static nb_node *dense(nb_graph *g, nb_node *x, const char *name, int64_t in, int64_t out,
-                      nb_node **params)
-{
-    char wn[32], bn[32];
-    snprintf(wn, sizeof wn, "%s.W", name);
-    snprintf(bn, sizeof bn, "%s.b", name);
-    params[0] = nb_param(g, wn, NB_F32, 2, (int64_t[]){in, out},
-                         (nb_init){.kind = NB_INIT_XAVIER, .seed = 11});
-    params[1] = nb_param(g, bn, NB_F32, 1, (int64_t[]){out},
-                         (nb_init){.kind = NB_INIT_UNIFORM, .a = -0.1, .b = 0.1, .seed = 11});
-    return nb_add(g, nb_matmul(g, x, params[0]), params[1]);
-}
-
 /* NULL graph on failure (no assert: may run on a worker thread). */
 static mlp build(bool batchnorm)
 {
@@ -46,13 +33,13 @@ static mlp build(bool batchnorm)
     if (!g) return m;
     m.x = nb_input(g, "x", NB_F32, 2, (nb_dim[]){NB_SYM("N"), NB_DIM(IN)});
     m.t = nb_input(g, "t", NB_I32, 1, (nb_dim[]){NB_SYM("N")});
-    nb_node *h = dense(g, m.x, "l1", IN, HIDDEN, m.params);
+    nb_node *h = dense_layer(g, m.x, "l1", IN, HIDDEN, NB_F32, 11, &m.params[0], &m.params[1]);
     m.params[2] = nb_param(g, "gamma", NB_F32, 1, (int64_t[]){HIDDEN}, NB_INIT(NB_INIT_ONES));
     m.params[3] = nb_param(g, "beta", NB_F32, 1, (int64_t[]){HIDDEN}, NB_INIT(NB_INIT_ZEROS));
     h = batchnorm ? nb_batchnorm(g, h, m.params[2], m.params[3], 1e-5, 0.1)
                   : nb_add(g, nb_mul(g, h, m.params[2]), m.params[3]);
     h = nb_dropout(g, nb_relu(g, h), 0.3);
-    m.logits = dense(g, h, "l2", HIDDEN, CLASSES, m.params + 4);
+    m.logits = dense_layer(g, h, "l2", HIDDEN, CLASSES, NB_F32, 11, &m.params[4], &m.params[5]);
     m.loss = nb_softmax_cross_entropy(g, m.logits, m.t);
     if (nb_grad(g, m.loss, m.params, 6, m.grads)) {
         nb_graph_free(g);
@@ -129,18 +116,10 @@ static void *run_all(void *arg)
 
 static void make_plan(job *j, bool training)
 {
-    cr_assert_eq(nb_plan_new(j->m->g, j->out, j->n_out, &j->plan), NB_OK, "%s",
-                 nb_graph_error(j->m->g));
-    cr_assert_eq(nb_plan_bind(j->plan, (nb_bind[]){{"N", N}}, 1), NB_OK, "%s",
-                 nb_plan_error(j->plan));
+    j->plan = plan_new_ok(j->m->g, j->out, j->n_out);
+    plan_bind_ok(j->plan, (nb_bind[]){{"N", N}}, 1);
     nb_plan_set_training(j->plan, training);
-    for (int i = 0; i < j->n_out; i++) {
-        int64_t shape[NB_MAX_DIMS];
-        int rank = nb_plan_shape(j->plan, j->out[i], shape);
-        size_t n = 1;
-        for (int a = 0; a < rank; a++) n *= (size_t)shape[a];
-        j->bytes[i] = n * nb_dtype_size(nb_node_dtype(j->out[i]));
-    }
+    for (int i = 0; i < j->n_out; i++) j->bytes[i] = plan_bytes(j->plan, j->out[i]);
     /* the expected bytes, from this thread alone */
     j->want = malloc(RUNS * total_bytes(j));
     cr_assert_not_null(j->want);
@@ -227,11 +206,7 @@ static void *train(void *arg)
             break;
         }
         tr->losses[k] = *(const float *)nb_plan_get(p, m.loss);
-        for (int i = 0; i < 6; i++) {
-            nb_tensor *w = nb_param_value(m.params[i]);
-            const float *dw = nb_plan_get(p, m.grads[i]);
-            for (size_t e = 0; e < nb_tensor_numel(w); e++) ((float *)w->data)[e] -= 0.1f * dw[e];
-        }
+        sgd_step_f32(p, m.params, m.grads, 6, 0.1f);
     }
     nb_plan_free(p);
     nb_graph_free(m.g);

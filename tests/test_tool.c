@@ -11,10 +11,7 @@
 #include "cli.h"
 #include "toolutil.h"
 
-static void setup(void) { tmp_make(); }
-static void teardown(void) { tmp_remove(); }
-
-TestSuite(tool, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(tool, .init = tmp_make, .fini = tmp_remove, .timeout = 120);
 
 /* ---- conformance: every case, every reference --------------------------- */
 
@@ -34,10 +31,7 @@ static void compare_npy(const char *ref_path, const char *out_path, const char *
     for (int a = 0; a < ref.rank; a++)
         cr_assert_eq(got.shape[a], ref.shape[a], "%s: axis %d is %lld, reference %lld", what, a,
                      (long long)got.shape[a], (long long)ref.shape[a]);
-    const double *r = ref.data, *g = got.data;
-    for (size_t i = 0; i < nb_tensor_numel(&ref); i++)
-        cr_assert(fabs(g[i] - r[i]) <= 1e-8 + 1e-6 * fabs(r[i]),
-                  "%s: element %zu is %.17g, reference %.17g", what, i, g[i], r[i]);
+    expect_close(got.data, ref.data, nb_tensor_numel(&ref), 1e-8, 1e-6, what);
     nb_tensor_free(&ref);
     nb_tensor_free(&got);
 }
@@ -49,7 +43,7 @@ static void conformance(const char *name)
     char dir[1024], model[1100], weights[1100], sub[1100], feeds[16][1500];
     const char *args[48] = {"run"};
     int n = 1, n_ref = 0;
-    snprintf(dir, sizeof dir, "%s/conformance/%s", test_dir(), name);
+    snprintf(dir, sizeof dir, "%s", test_file("conformance/%s", name));
     snprintf(model, sizeof model, "%s.yaml", dir);
     snprintf(weights, sizeof weights, "%s/weights.safetensors", dir);
     snprintf(sub, sizeof sub, "%s/in", dir);
@@ -169,8 +163,7 @@ static void expect_values(const char *path, int rank, const int64_t *shape, cons
     nb_tensor t = read_npy_f64(path);
     cr_assert_eq(t.rank, rank, "%s: rank %d", path, t.rank);
     for (int a = 0; a < rank; a++) cr_assert_eq(t.shape[a], shape[a], "%s: axis %d", path, a);
-    for (size_t i = 0; i < nb_tensor_numel(&t); i++)
-        cr_expect_float_eq(((double *)t.data)[i], want[i], tol, "%s[%zu]", path, i);
+    expect_close(t.data, want, nb_tensor_numel(&t), tol, 0, path);
     nb_tensor_free(&t);
 }
 

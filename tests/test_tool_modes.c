@@ -11,10 +11,7 @@
 
 #include "toolutil.h"
 
-static void setup(void) { tmp_make(); }
-static void teardown(void) { tmp_remove(); }
-
-TestSuite(modes, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(modes, .init = tmp_make, .fini = tmp_remove, .timeout = 120);
 
 static const char *const BN_MODEL =
     "nabla: 1\n"
@@ -220,7 +217,7 @@ static void expect_clean_table(const char *out)
 Test(modes, gradcheck_trains_with_fixed_masks)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/../examples/models/bn_dropout.yaml", test_dir());
+    snprintf(path, sizeof path, "%s", test_file("../examples/models/bn_dropout.yaml"));
     tool_result r = TOOL("gradcheck", path, "--batch", "4", "--seed", "5", "--max-elems", "60");
     cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
     cr_expect(strstr(r.out, "training mode"), "%s", r.out);

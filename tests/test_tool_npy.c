@@ -44,7 +44,7 @@ static void expect_error(const char *data, const char *line)
     nb_diags_free(&d);
 }
 
-static const nb_train_cfg *load_ok(const char *data, nb_model **m)
+static const nb_train_cfg *load_train_cfg(const char *data, nb_model **m)
 {
     nb_diags d;
     nb_status st = load(data, m, &d);
@@ -56,10 +56,10 @@ static const nb_train_cfg *load_ok(const char *data, nb_model **m)
 Test(npy_loader, reads_train_and_test_mappings)
 {
     nb_model *m;
-    const nb_train_cfg *tc = load_ok("    train: {x: x_train.npy, t: t_train.npy}\n"
-                                     "    test: {t: t_test.npy, x: sub/x_test.npy}\n"
-                                     "    format: npy\n"   /* after train: order does not matter */
-                                     "    scale: 0.5\n", &m);
+    const nb_train_cfg *tc = load_train_cfg("    train: {x: x_train.npy, t: t_train.npy}\n"
+                                            "    test: {t: t_test.npy, x: sub/x_test.npy}\n"
+                                            "    format: npy\n"   /* after train: order does not matter */
+                                            "    scale: 0.5\n", &m);
     cr_expect_str_eq(tc->format, "npy");
     cr_assert_eq(tc->n_npy, 2);
     cr_expect_str_eq(tc->npy_inputs[0], "x");
@@ -79,13 +79,13 @@ Test(npy_loader, reads_train_and_test_mappings)
 Test(npy_loader, an_input_may_be_left_out_and_test_may_be_absent)
 {
     nb_model *m;
-    const nb_train_cfg *tc = load_ok("    format: npy\n    train: {x: x.npy}\n", &m);
+    const nb_train_cfg *tc = load_train_cfg("    format: npy\n    train: {x: x.npy}\n", &m);
     cr_assert_eq(tc->n_npy, 1);
     cr_expect_str_eq(tc->npy_inputs[0], "x");
     cr_expect_null(tc->npy_test[0]);
     cr_expect_eq(tc->scale, 1);
     nb_model_free(m);
-    tc = load_ok("    format: npy\n    test: {x: x.npy, t: t.npy}\n", &m);
+    tc = load_train_cfg("    format: npy\n    test: {x: x.npy, t: t.npy}\n", &m);
     cr_assert_eq(tc->n_npy, 2);
     cr_expect_null(tc->npy_train[1]);
     cr_expect_str_eq(tc->npy_test[1], "t.npy");
@@ -95,8 +95,8 @@ Test(npy_loader, an_input_may_be_left_out_and_test_may_be_absent)
 Test(npy_loader, idx_files_keep_no_npy_lists)
 {
     nb_model *m;
-    const nb_train_cfg *tc = load_ok("    train: {images: i.idx, labels: l.idx}\n"
-                                     "    feed: {x: images, t: labels}\n", &m);
+    const nb_train_cfg *tc = load_train_cfg("    train: {images: i.idx, labels: l.idx}\n"
+                                            "    feed: {x: images, t: labels}\n", &m);
     cr_expect_str_eq(tc->format, "idx");
     cr_expect_eq(tc->n_npy, 0);
     cr_expect_null(tc->npy_inputs);
@@ -184,21 +184,6 @@ static void blobs(uint64_t seed, size_t n, double *x, int32_t *t)
     }
 }
 
-/* Writes a .npy of dtype dt from double values through the library. */
-static void write_npy(const char *name, nb_dtype dt, int rank, const int64_t *shape, const double *v)
-{
-    nb_tensor t;
-    cr_assert_eq(nb_tensor_alloc(&t, dt, rank, shape), NB_OK);
-    size_t n = nb_tensor_numel(&t);
-    for (size_t i = 0; i < n; i++) {
-        if (dt == NB_F32) ((float *)t.data)[i] = (float)v[i];
-        else if (dt == NB_F64) ((double *)t.data)[i] = v[i];
-        else ((int32_t *)t.data)[i] = (int32_t)lround(v[i]);
-    }
-    cr_assert_eq(nb_npy_write(tmp_path(name), &t), NB_OK, "%s", nb_last_error());
-    nb_tensor_free(&t);
-}
-
 static void write_labels(const char *name, size_t n, const int32_t *t)
 {
     write_npy_i32(tmp_path(name), 1, (int64_t[]){(int64_t)n}, t);
@@ -207,21 +192,16 @@ static void write_labels(const char *name, size_t n, const int32_t *t)
 /* An int64 ("<i8") .npy written by hand, as numpy saves integers by default. */
 static void write_i8(const char *name, const int32_t *v, size_t n)
 {
-    char h[128];
-    int len = snprintf(h + 10, sizeof h - 10, "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu,), }", n);
-    memset(h + 10 + len, ' ', sizeof h - 11 - (size_t)len);
-    h[sizeof h - 1] = '\n';
-    memcpy(h, "\x93NUMPY\x01\x00", 8);
-    h[8] = (char)(sizeof h - 10);
-    h[9] = 0;
-    FILE *f = fopen(tmp_path(name), "wb");
-    cr_assert_not_null(f);
-    fwrite(h, 1, sizeof h, f);
-    for (size_t i = 0; i < n; i++) {
-        int64_t x = v[i];
-        fwrite(&x, sizeof x, 1, f);
-    }
-    fclose(f);
+    char dict[128];
+    snprintf(dict, sizeof dict, "{'descr': '<i8', 'fortran_order': False, 'shape': (%zu,), }", n);
+    int64_t *x = malloc((n ? n : 1) * sizeof *x);
+    cr_assert_not_null(x);
+    for (size_t i = 0; i < n; i++) x[i] = v[i];
+    size_t len;
+    unsigned char *b = npy_buf(1, dict, x, n * sizeof *x, &len);
+    write_file(tmp_path(name), b, len);
+    free(b);
+    free(x);
 }
 
 #define NTRAIN 200
@@ -233,19 +213,19 @@ static void setup(void)
     double x[2 * NTRAIN], xi[2 * NTRAIN];
     int32_t t[NTRAIN];
     blobs(11, NTRAIN, x, t);
-    write_npy("x_train.npy", NB_F32, 2, (int64_t[]){NTRAIN, 2}, x);
-    write_npy("x64_train.npy", NB_F64, 2, (int64_t[]){NTRAIN, 2}, x);
+    write_npy(tmp_path("x_train.npy"), NB_F32, 2, (int64_t[]){NTRAIN, 2}, x);
+    write_npy(tmp_path("x64_train.npy"), NB_F64, 2, (int64_t[]){NTRAIN, 2}, x);
     for (size_t i = 0; i < 2 * NTRAIN; i++) xi[i] = 4 * x[i];   /* integers after rounding */
-    write_npy("xi_train.npy", NB_I32, 2, (int64_t[]){NTRAIN, 2}, xi);
+    write_npy(tmp_path("xi_train.npy"), NB_I32, 2, (int64_t[]){NTRAIN, 2}, xi);
     write_labels("t_train.npy", NTRAIN, t);
     write_i8("t8_train.npy", t, NTRAIN);
-    write_npy("tf_train.npy", NB_F64, 1, (int64_t[]){NTRAIN}, (double[NTRAIN]){0});
+    write_npy(tmp_path("tf_train.npy"), NB_F64, 1, (int64_t[]){NTRAIN}, (double[NTRAIN]){0});
     write_labels("t_short.npy", 150, t);
-    write_npy("x3_train.npy", NB_F32, 2, (int64_t[]){NTRAIN / 2, 3}, x);
+    write_npy(tmp_path("x3_train.npy"), NB_F32, 2, (int64_t[]){NTRAIN / 2, 3}, x);
     t[17] = 5;
     write_labels("t_bad.npy", NTRAIN, t);
     blobs(12, NTEST, x, t);
-    write_npy("x_test.npy", NB_F32, 2, (int64_t[]){NTEST, 2}, x);
+    write_npy(tmp_path("x_test.npy"), NB_F32, 2, (int64_t[]){NTEST, 2}, x);
     write_labels("t_test.npy", NTEST, t);
 }
 

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "toolutil.h"
+#include "testutil.h"
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
 
@@ -110,7 +110,7 @@ static nb_dataset *small_train(void)
     return part(FMNIST "train-images-idx3-ubyte.gz", FMNIST "train-labels-idx1-ubyte.gz", 0.01);
 }
 
-Test(train, one_plus_one_epochs_equal_two, .init = (void (*)(void))tmp_make, .fini = tmp_remove)
+Test(train, one_plus_one_epochs_equal_two, .init = tmp_make, .fini = tmp_remove)
 {
     nb_dataset *d = small_train();  /* 600 samples: 18 batches of 32 and one of 24 */
     setup a = make(NB_ADAM, 1e-3, 32), b = make(NB_ADAM, 1e-3, 32), c = make(NB_ADAM, 1e-3, 32);
@@ -132,7 +132,7 @@ static bool stop_after_5(void *user, const nb_progress *p)
     return p->batch < 5;
 }
 
-Test(train, a_stopped_epoch_resumes_with_the_next_batch, .init = (void (*)(void))tmp_make, .fini = tmp_remove)
+Test(train, a_stopped_epoch_resumes_with_the_next_batch, .init = tmp_make, .fini = tmp_remove)
 {
     nb_dataset *d = small_train();
     setup a = make(NB_MOMENTUM, 0.05, 32), b = make(NB_MOMENTUM, 0.05, 32), c = make(NB_MOMENTUM, 0.05, 32);
@@ -153,7 +153,7 @@ Test(train, a_stopped_epoch_resumes_with_the_next_batch, .init = (void (*)(void)
 }
 
 /* A checkpoint cut short or not nabla's is refused whole: nothing changes. */
-Test(train, bad_checkpoints_change_nothing, .init = (void (*)(void))tmp_make, .fini = tmp_remove)
+Test(train, bad_checkpoints_change_nothing, .init = tmp_make, .fini = tmp_remove)
 {
     nb_dataset *d = small_train();
     setup a = make(NB_ADAM, 1e-3, 32), b = make(NB_ADAM, 1e-3, 32);

@@ -1,12 +1,11 @@
-/* Helpers for the tests of the `nabla` command: running it as a separate
- * process (its path comes from the NABLA_TOOL environment variable), temporary
- * folders, small files. Failures assert through Criterion. */
+/* For the tests of the `nabla` command, linked with the harness (testutil.h)
+ * into those tests only: running the command as a separate process (its path
+ * comes from the NABLA_TOOL environment variable) and reading the SVG it draws
+ * (with expat). Failures assert through Criterion. */
 #ifndef NABLA_TOOLUTIL_H
 #define NABLA_TOOLUTIL_H
 
-#include <stddef.h>
-
-#include <nabla/nabla.h>
+#include "testutil.h"
 
 typedef struct tool_result {
     int status;   /* exit status, or 128 + signal */
@@ -14,26 +13,25 @@ typedef struct tool_result {
     char *err;    /* ... and on stderr */
 } tool_result;
 
-/* Runs `nabla ARGS...`; args ends with NULL. */
+/* Runs `nabla ARGS...` (args ends with NULL); fails if NABLA_TOOL is unset or it cannot fork. */
 tool_result tool_run(const char *const *args);
+/* Frees what tool_run captured. */
 void tool_result_free(tool_result *r);
+/* tool_run of the arguments given. */
 #define TOOL(...) tool_run((const char *const[]){__VA_ARGS__, NULL})
 
-/* A fresh folder under /tmp, removed with everything in it by tmp_remove. */
-const char *tmp_make(void);
-void tmp_remove(void);
-/* "TMP/name" (a few calls' results stay valid at once). */
-const char *tmp_path(const char *name);
+/* What svg_parse finds in an SVG. */
+typedef struct svg_info {
+    char text[65536];  /* every <text> element's text, each between '\n's */
+    size_t len;
+    int depth;         /* inside a <text> element, while parsing */
+    char bg[32];       /* the fill of the first <rect> (the background) */
+    int rects;
+} svg_info;
 
-void write_text(const char *path, const char *text);
-char *read_text(const char *path, size_t *len);   /* malloc'd, NUL-terminated */
-/* Writes a f64 (or i32) .npy through the library. */
-void write_npy_f64(const char *path, int rank, const int64_t *shape, const double *v);
-void write_npy_i32(const char *path, int rank, const int64_t *shape, const int32_t *v);
-/* Reads a .npy as f64 values (any float dtype); asserts on failure. */
-nb_tensor read_npy_f64(const char *path);
-
-/* NABLA_TEST_DIR (the tests/ folder), asserted to be set. */
-const char *test_dir(void);
+/* Parses svg as XML (expat) into *s; fails unless it is well-formed. */
+void svg_parse(const char *svg, svg_info *s);
+/* Whether word is the whole text of one <text> element of s; never fails. */
+bool svg_has_text(const svg_info *s, const char *word);
 
 #endif
