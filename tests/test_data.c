@@ -164,7 +164,9 @@ Test(data, idx_wrong_magic)
     const char *im = tmp_path("im");
     write_text(im, "P5 28 28 255\n");
     expect_load_error(im, lb, NB_ERR_FORMAT, im, "not an IDX file");
-    write_text(im, "\0\0");
+    write_file(im, "\0\0\x05", 3);  /* a magic cut short after its zero bytes */
+    expect_load_error(im, lb, NB_ERR_FORMAT, im, "not an IDX file");
+    write_file(im, "", 0);
     expect_load_error(im, lb, NB_ERR_FORMAT, im, "not an IDX file");
 }
 
