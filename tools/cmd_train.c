@@ -35,7 +35,10 @@ void nbt_usage_train(FILE *f)
             "  --save W           checkpoint after every epoch (params, optimizer state, where\n"
             "                     training stands), written atomically\n"
             "  --resume W         continue from a checkpoint\n"
-            "  --threads T        OpenBLAS threads\n"
+            "  --threads T        OpenBLAS threads (default 1, or $OPENBLAS_NUM_THREADS: on\n"
+            "                     these models' small matrices a second thread costs more\n"
+            "                     than it gives, e.g. 146 s against 65 s an epoch for\n"
+            "                     deep_convnet.yaml on 2 cores)\n"
             "  --log LOG.csv      the epoch lines as CSV (appended to when resuming)\n"
             "  --plot FILE        loss and accuracy per epoch, drawn after every epoch (the\n"
             "                     whole --log when given, else this run's epochs)\n"
@@ -243,7 +246,8 @@ static int setup(run *r)
     nb_trainer_cfg c = {.batch = r->o.batch > 0 ? r->o.batch : tc->batch, .shuffle = tc->shuffle,
                         .seed = r->o.seed >= 0 ? (uint64_t)r->o.seed : tc->seed};
     if (r->o.epochs < 0) r->o.epochs = tc->epochs;
-    if (r->o.threads > 0) openblas_set_num_threads((int)r->o.threads);
+    if (r->o.threads > 0 || !getenv("OPENBLAS_NUM_THREADS"))
+        openblas_set_num_threads(r->o.threads > 0 ? (int)r->o.threads : 1);
     if (optimizer(tc, &r->o, &c.optim) || load_data(r) || nbt_make_trainer(CMD, r->m, &c, &r->t))
         return NBT_ERROR;
     if (r->o.resume && nb_trainer_resume(r->t, r->o.resume))
