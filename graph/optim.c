@@ -120,7 +120,7 @@ static nb_node *chain(nb_graph *g, nb_node *const *params, nb_node *const *grads
     int64_t total = 0, *offset = nb_malloc((size_t)n * sizeof *offset);
     step_info *info = nb_calloc(1, sizeof *info + (size_t)n * sizeof info->update[0]);
     nb_node *flat = NULL, *count = NULL, *after = NULL, *step = NULL;
-    if (!offset || !info) goto nomem;
+    if (!offset || !info) goto fail;
     for (int i = 0; i < n; i++) {
         offset[i] = total;
         if (__builtin_add_overflow(total, (int64_t)nb_tensor_numel(&params[i]->value), &total)) {
@@ -145,8 +145,6 @@ static nb_node *chain(nb_graph *g, nb_node *const *params, nb_node *const *grads
     step->ext = info;
     nb_free(offset);
     return step;
-nomem:
-    nb__fail(g, NB_ERR_NOMEM, "out of memory");
 fail:
     if (!g->status) nb__fail(g, NB_ERR_NOMEM, "out of memory");
     nb_free(offset);

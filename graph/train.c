@@ -286,12 +286,18 @@ static nb_status guard(void *user, void *grads, size_t n, nb_dtype dt)
 
 static double step_count(const nb_trainer *t) { return *(const double *)t->count->value.data; }
 
+/* Dropout masks are a function of (seed, step): a resumed run draws the same. */
+static void seed_masks(nb_trainer *t)
+{
+    nb_plan_set_seed(t->train, nb_mix64(t->seed ^ nb_mix64((uint64_t)step_count(t))));
+}
+
 /* Names the first node whose value is not finite, by running the step again
  * while looking (the params are still as before the step). */
 static nb_status explain_nonfinite(nb_trainer *t)
 {
     const nb_node *bad = NULL;
-    nb_plan_set_seed(t->train, nb_mix64(t->seed ^ nb_mix64((uint64_t)step_count(t))));
+    seed_masks(t);
     nb_plan_run_checked(t->train, &bad);
     return fail(t, NB_ERR_RUNTIME, "step %.0f (epoch %lld, batch %zu): the %s is not finite; the "
                 "first value that is not: node '%s' (%s)", step_count(t) + 1,
@@ -301,8 +307,7 @@ static nb_status explain_nonfinite(nb_trainer *t)
 
 static nb_status train_step(nb_trainer *t)
 {
-    /* masks are a function of (seed, step): a resumed run draws the same */
-    nb_plan_set_seed(t->train, nb_mix64(t->seed ^ nb_mix64((uint64_t)step_count(t))));
+    seed_masks(t);
     t->nonfinite = false;
     nb_status st = nb_plan_run(t->train);
     if (st && t->nonfinite) return explain_nonfinite(t);
