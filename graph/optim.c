@@ -199,7 +199,8 @@ nb_status nb_optimize_set_lr(nb_graph *g, nb_node *step, double lr)
     nb__begin(g);
     step_info *info = info_of(g, step);
     if (!info) return g->status;
-    if (!(isfinite(lr) && lr > 0)) return nb__fail(g, NB_ERR_ARG, "optimizer: lr must be > 0; got %g", lr);
+    /* 0 is allowed here: a schedule may decay the rate to nothing */
+    if (!(isfinite(lr) && lr >= 0)) return nb__fail(g, NB_ERR_ARG, "optimizer: lr must be >= 0; got %g", lr);
     for (int i = 0; i < info->n; i++) info->update[i]->attr[0].f = lr;  /* A_LR of every update */
     return NB_OK;
 }

@@ -23,6 +23,8 @@ struct nb_trainer {
     nb_node *loss, *scores, *labels, *step, *count;
     nb_plan *train, *eval;
     int64_t batch, classes;
+    nb_lr_schedule schedule;
+    double lr;           /* the optimizer's base rate */
     bool shuffle;
     uint64_t seed;
     const char *sym;     /* the batch's free dimension (the graph's string) */
@@ -104,6 +106,50 @@ static nb_status make_plans(nb_trainer *t)
     return st;
 }
 
+/* ---- the learning-rate schedule ------------------------------------------------ */
+
+static nb_status check_schedule(nb_graph *g, const nb_lr_schedule *s)
+{
+    switch (s->kind) {
+    case NB_LR_CONSTANT: return NB_OK;
+    case NB_LR_COSINE:
+        if (s->epochs < 1 || !(s->min_lr >= 0 && isfinite(s->min_lr)))
+            return nb__fail(g, NB_ERR_ARG, "trainer: a cosine schedule needs epochs >= 1 and "
+                            "min_lr >= 0; got %lld and %g", (long long)s->epochs, s->min_lr);
+        return NB_OK;
+    case NB_LR_STEP:
+        if (s->every < 1 || !(s->gamma > 0 && s->gamma <= 1))
+            return nb__fail(g, NB_ERR_ARG, "trainer: a step schedule needs every >= 1 and gamma "
+                            "in (0, 1]; got %lld and %g", (long long)s->every, s->gamma);
+        return NB_OK;
+    }
+    return nb__fail(g, NB_ERR_ARG, "trainer: unknown schedule kind %d", (int)s->kind);
+}
+
+double nb_lr_at(const nb_lr_schedule *s, double lr, int64_t epoch, size_t batch, size_t batches)
+{
+    if (!s) return lr;
+    switch (s->kind) {
+    case NB_LR_COSINE: {
+        double total = (double)s->epochs * (double)batches;
+        double at = (double)epoch * (double)batches + (double)batch;
+        if (at >= total) return s->min_lr;  /* past the horizon: stays at the floor */
+        return s->min_lr + (lr - s->min_lr) * 0.5 * (1 + cos(M_PI * at / total));
+    }
+    case NB_LR_STEP: return lr * pow(s->gamma, (double)(epoch / (s->every > 0 ? s->every : 1)));
+    default: return lr;
+    }
+}
+
+/* Sets the rate of the next step (before it runs); constant rates are left
+ * alone, so nb_optimize_set_lr by the caller still works with them. */
+static nb_status schedule_lr(nb_trainer *t, size_t batches)
+{
+    if (t->schedule.kind == NB_LR_CONSTANT) return NB_OK;
+    double lr = nb_lr_at(&t->schedule, t->lr, t->epochs, t->done, batches);
+    return nb_optimize_set_lr(t->g, t->step, lr) ? fail(t, t->g->status, "%s", nb_graph_error(t->g)) : NB_OK;
+}
+
 static nb_status check_cfg(nb_graph *g, const nb_trainer_cfg *c)
 {
     if (!c->loss) return nb__missing(g, "the loss to train");
@@ -113,7 +159,7 @@ static nb_status check_cfg(nb_graph *g, const nb_trainer_cfg *c)
                         c->scores->name);
     if (c->labels && (c->labels->kind != NB_NODE_INPUT || c->labels->dtype != NB_I32))
         return nb__fail(g, NB_ERR_ARG, "trainer: the labels '%s' must be an i32 input", c->labels->name);
-    return NB_OK;
+    return check_schedule(g, &c->schedule);
 }
 
 nb_status nb_trainer_new(nb_graph *g, const nb_trainer_cfg *c, nb_trainer **out)
@@ -132,7 +178,8 @@ nb_status nb_trainer_new(nb_graph *g, const nb_trainer_cfg *c, nb_trainer **out)
         return nb__fail(g, NB_ERR_NOMEM, "out of memory");
     }
     *t = (nb_trainer){.g = g, .loss = c->loss, .scores = c->scores, .labels = c->labels,
-                      .batch = c->batch, .shuffle = c->shuffle, .seed = c->seed};
+                      .batch = c->batch, .shuffle = c->shuffle, .seed = c->seed,
+                      .schedule = c->schedule, .lr = c->optim.lr};
     t->classes = c->scores ? c->scores->shape.d[1].c : 0;
     if (!c->evaluate_only) {
         t->step = nb_optimize(g, c->loss, params, n, &c->optim, NULL);
@@ -333,7 +380,9 @@ nb_status nb_trainer_epoch(nb_trainer *t, nb_dataset *d, nb_progress_fn progress
     bool go = true;
     while (t->done < batches && go) {
         size_t first = t->done * (size_t)t->batch, m = n - first < (size_t)t->batch ? n - first : (size_t)t->batch;
-        if ((st = load_batch(t, t->train, d, perm + first, m)) || (st = train_step(t))) break;
+        if ((st = load_batch(t, t->train, d, perm + first, m)) || (st = schedule_lr(t, batches)) ||
+            (st = train_step(t)))
+            break;
         tally(t, t->train, m, &t->loss_sum, &t->correct, NULL);
         t->samples += m;
         t->done++;

@@ -108,6 +108,18 @@ static int optimizer(const nb_train_cfg *tc, const opts *o, nb_optim_cfg *out)
     return NBT_OK;
 }
 
+/* The file's learning-rate schedule; a cosine spans the run's epochs unless
+ * the file says otherwise. */
+static nb_lr_schedule lr_schedule(const nb_train_cfg *tc, int64_t epochs)
+{
+    nb_lr_schedule s = {NB_LR_CONSTANT, 0, 0, 0, 0};
+    if (!strcmp(tc->schedule, "cosine"))
+        s = (nb_lr_schedule){NB_LR_COSINE, tc->schedule_epochs ? tc->schedule_epochs : epochs,
+                             tc->min_lr, 0, 0};
+    if (!strcmp(tc->schedule, "step")) s = (nb_lr_schedule){NB_LR_STEP, 0, 0, tc->every, tc->gamma};
+    return s;
+}
+
 /* ---- SIGINT -------------------------------------------------------------- */
 
 static volatile sig_atomic_t interrupted;
@@ -246,6 +258,7 @@ static int setup(run *r)
     nb_trainer_cfg c = {.batch = r->o.batch > 0 ? r->o.batch : tc->batch, .shuffle = tc->shuffle,
                         .seed = r->o.seed >= 0 ? (uint64_t)r->o.seed : tc->seed};
     if (r->o.epochs < 0) r->o.epochs = tc->epochs;
+    c.schedule = lr_schedule(tc, r->o.epochs);
     if (r->o.threads > 0 || !getenv("OPENBLAS_NUM_THREADS"))
         openblas_set_num_threads(r->o.threads > 0 ? (int)r->o.threads : 1);
     if (optimizer(tc, &r->o, &c.optim) || load_data(r) || nbt_make_trainer(CMD, r->m, &c, &r->t))

@@ -22,12 +22,16 @@ void nm_train_defaults(nb_train_cfg *t)
     t->eps = 1e-8;
     t->weight_decay = 0;
     t->validation = 0;
+    t->schedule = nb__strdup("constant");
+    t->every = 1;
+    t->gamma = 0.1;
 }
 
 void nm_train_free(nb_train_cfg *t)
 {
     char **s[] = {&t->format,       &t->train_images, &t->train_labels, &t->test_images,
-                  &t->test_labels,  &t->images_input, &t->labels_input, &t->optimizer};
+                  &t->test_labels,  &t->images_input, &t->labels_input, &t->optimizer,
+                  &t->schedule};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         nb_free(*s[i]);
         *s[i] = NULL;
@@ -330,14 +334,41 @@ static void optimizer(nm_ctx *c, const yaml_node_t *v)
     if (!t->eps_given) t->eps = t->optimizer && !strcmp(t->optimizer, "adagrad") ? 1e-10 : 1e-8;
 }
 
+/* schedule: cosine | {type: cosine, min_lr: 0, epochs: E} | {type: step, every: 5, gamma: 0.5} */
+static void schedule(nm_ctx *c, const yaml_node_t *v)
+{
+    static const char *const keys[] = {"type", "min_lr", "epochs", "every", "gamma"};
+    static const char *const types[] = {"constant", "cosine", "step"};
+    nb_train_cfg *t = &c->m->train;
+    const char *s;
+    const yaml_node_t *type = v;
+    if (v->type == YAML_MAPPING_NODE) {
+        if (!ny_map_check(&c->y, v, "'schedule'", keys, 5)) return;
+        if (!(type = ny_get(&c->y, v, "type", NULL))) {
+            ny_err(&c->y, v, "'schedule' needs a 'type': constant, cosine or step");
+            return;
+        }
+        get_num(c, v, "min_lr", 0, false, INFINITY, &t->min_lr);
+        get_int(c, v, "epochs", 1, &t->schedule_epochs);
+        get_int(c, v, "every", 1, &t->every);
+        get_num(c, v, "gamma", 0, true, 1, &t->gamma);
+    } else if (ny_value(v).kind != NY_STR) {
+        char d[64];
+        ny_err(&c->y, v, "'schedule' must be a type (cosine) or a mapping such as "
+               "{type: step, every: 5, gamma: 0.5}; got %s", ny_describe(v, d, sizeof d));
+        return;
+    }
+    if (get_word(c, type, "schedule", types, 3, &s)) set_str(c, &t->schedule, s);
+}
+
 void nm_train_parse(nm_ctx *c, const yaml_node_t *v)
 {
     static const char *const keys[] = {"data", "batch",     "epochs",    "shuffle",
-                                       "seed", "optimizer", "validation"};
+                                       "seed", "optimizer", "validation", "schedule"};
     nb_train_cfg *t = &c->m->train;
     t->present = true;
     if (ny_value(v).kind == NY_NULL) return;  /* `train:` alone: all defaults */
-    if (!ny_map_check(&c->y, v, "'train'", keys, 7)) return;
+    if (!ny_map_check(&c->y, v, "'train'", keys, 8)) return;
     const yaml_node_t *x;
     if ((x = ny_get(&c->y, v, "data", NULL))) data(c, x);
     get_int(c, v, "batch", 1, &t->batch);
@@ -347,4 +378,5 @@ void nm_train_parse(nm_ctx *c, const yaml_node_t *v)
     if ((x = ny_get(&c->y, v, "shuffle", NULL))) ny_bool(&c->y, x, "'shuffle'", &t->shuffle);
     if ((x = ny_get(&c->y, v, "optimizer", NULL))) optimizer(c, x);
     get_num(c, v, "validation", 0, false, 1, &t->validation);
+    if ((x = ny_get(&c->y, v, "schedule", NULL))) schedule(c, x);
 }

@@ -105,6 +105,14 @@ typedef struct nb_train_cfg {
      * here. n_npy is 0 and the arrays NULL for format idx. */
     size_t n_npy;
     char **npy_inputs, **npy_train, **npy_test;
+    /* `schedule` (after the fields above, which keep their offsets): the
+     * learning-rate schedule, as nb_lr_schedule. schedule_epochs 0 means the
+     * run's epochs (`epochs` or `nabla train --epochs`). */
+    char *schedule;              /* "constant" (default), "cosine" or "step" */
+    int64_t schedule_epochs;     /* cosine: 0 */
+    double min_lr;               /* cosine: 0 */
+    int64_t every;               /* step: 1 */
+    double gamma;                /* step: 0.1 */
 } nb_train_cfg;
 NB_API const nb_train_cfg *nb_model_train(const nb_model *m);
 /* Folder of the model file ("." for strings without a path), for data paths. */

@@ -93,6 +93,28 @@ NB_API nb_status nb_optimize_set_lr(nb_graph *g, nb_node *step, double lr);
  * Calls on a trainer leave their message on it (nb_trainer_error). */
 typedef struct nb_trainer nb_trainer;
 
+/* How the learning rate changes during training (PyTorch's schedulers):
+ *   NB_LR_CONSTANT  the optimizer's lr throughout
+ *   NB_LR_COSINE    per step, lr_s = min_lr + (lr - min_lr)(1 + cos(pi s / S)) / 2,
+ *                   s counting steps from 0 and S = epochs x batches per epoch
+ *                   (CosineAnnealingLR with T_max = S, eta_min = min_lr)
+ *   NB_LR_STEP      per epoch, lr x gamma^floor(epoch / every) (StepLR)
+ * The rate is a function of where training stands, so a resumed run follows
+ * the same rates. */
+typedef enum { NB_LR_CONSTANT, NB_LR_COSINE, NB_LR_STEP } nb_lr_kind;
+typedef struct nb_lr_schedule {
+    nb_lr_kind kind;
+    int64_t epochs;    /* cosine: epochs the rate takes to fall to min_lr */
+    double min_lr;     /* cosine: the floor (0) */
+    int64_t every;     /* step: epochs between decays */
+    double gamma;      /* step: the factor of each decay */
+} nb_lr_schedule;
+
+/* The rate of the step after `batch` batches of epoch `epoch` (both from 0),
+ * of `batches` per epoch, for a base rate lr. */
+NB_API double nb_lr_at(const nb_lr_schedule *s, double lr, int64_t epoch, size_t batch,
+                       size_t batches);
+
 typedef struct nb_trainer_cfg {
     nb_node *loss;              /* the scalar to minimise */
     nb_node *const *params;     /* the params to train; NULL: every trainable param */
@@ -104,6 +126,7 @@ typedef struct nb_trainer_cfg {
     nb_node *scores;            /* class scores [N, K] for the accuracy, or NULL */
     nb_node *labels;            /* the input of the class ids (i32 [N]), or NULL */
     bool evaluate_only;         /* no optimizer: nb_trainer_evaluate only (nabla eval) */
+    nb_lr_schedule schedule;    /* zeroed: NB_LR_CONSTANT */
 } nb_trainer_cfg;
 
 /* Builds the training step (nb_optimize) on g and two plans: training
