@@ -9,10 +9,19 @@
  * Gradient ops (the mode decides which statistics they use, as in the forward):
  *   batchnorm_backward(gy, x, running_mean, running_var[, gamma]; eps)   gx
  *   batchnorm_xhat(x, running_mean, running_var; eps)   x̂ = (x - mean) / σ
+ *   batchnorm_invstd(x, running_mean, running_var; eps)   [1, C, 1, ...]:
+ *       1/σ of the batch while training, 0 in eval mode
  * d gamma = sum(gy * x̂) and d beta = sum(gy) over every axis but 1 are built
  * from primitives. batchnorm_xhat's gradient is batchnorm_backward without
- * gamma; batchnorm_backward has none (no second order through batchnorm). */
+ * gamma. The first-order gradient of x is the fused batchnorm_backward kernel;
+ * its own gradient rule (second order) is built of these three ops and
+ * primitives, so any order works. The statistics are functions of x while
+ * training (differentiated through, as PyTorch) and constants in eval mode:
+ * batchnorm_invstd is the factor by which every term that differentiates
+ * through the statistics is scaled, so being 0 in eval mode it removes them
+ * without the graph knowing the mode, which is chosen per plan run. */
 #include <math.h>
+#include <string.h>
 
 #include "kernel.h"
 
@@ -91,6 +100,15 @@ static nb_status xhat_shape(nb_shape_ctx *c)
     return channels(c, 0, (const int[]){1, 2}, names, 2);
 }
 
+/* [1, C, 1, ...]: broadcasts against x */
+static nb_status invstd_shape(nb_shape_ctx *c)
+{
+    nb_status st = xhat_shape(c);
+    for (int a = 0; a < c->out.rank && !st; a++)
+        if (a != 1) c->out.d[a] = nb_sdim_const(1);
+    return st;
+}
+
 /* ---- kernels ---- */
 
 static nb_status bn_fwd(const nb_kctx *k)
@@ -117,6 +135,16 @@ static nb_status xhat_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
+static nb_status invstd_fwd(const nb_kctx *k)
+{
+    bnl L = layout_of(&k->in_shape[0]);
+    if (k->dtype == NB_F64)
+        bn_invstd_f64(k, &L);
+    else
+        bn_invstd_f32(k, &L);
+    return NB_OK;
+}
+
 static nb_status backward_fwd(const nb_kctx *k)
 {
     bnl L = layout_of(&k->in_shape[1]);
@@ -137,21 +165,42 @@ static nb_attr eps_attr(const nb_node *y)
     return (nb_attr)NB_AFLOAT("eps", nb__attr(y, A_EPS)->f);
 }
 
+/* The axes of x but 1 (those batchnorm's statistics run over) into axes. */
+static int stat_axes(const nb_node *x, int64_t *axes)
+{
+    int n = 0;
+    for (int a = 0; a < nb_node_rank(x); a++)
+        if (a != 1) axes[n++] = a;
+    return n;
+}
+
+/* One of the mode-aware gradient ops on (x, running_mean, running_var). */
+static nb_node *stat_op(nb_graph *g, const nb_op_def *op, nb_node *x, nb_node *rm, nb_node *rv,
+                        nb_attr eps)
+{
+    return nb_apply(g, op, NULL, (nb_node *[]){x, rm, rv}, 3, &eps, 1);
+}
+
+/* batchnorm_backward(v, x, rm, rv[, gamma]) for another v */
+static nb_node *bn_backward_of(nb_graph *g, nb_node *v, nb_node *x, nb_node *rm, nb_node *rv,
+                               nb_node *gamma, nb_attr eps)
+{
+    return nb_apply(g, &nb_op_batchnorm_backward, NULL, (nb_node *[]){v, x, rm, rv, gamma},
+                    gamma ? 5 : 4, &eps, 1);
+}
+
 static nb_status bn_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     nb_node *x = nb_node_input(y, 0), *gamma = nb_node_input(y, 1);
     nb_node *rm = nb_node_input(y, 3), *rv = nb_node_input(y, 4);
     nb_attr eps = eps_attr(y);
     int64_t axes[NB_MAX_DIMS];
-    int n = 0;
-    for (int a = 0; a < nb_node_rank(x); a++)
-        if (a != 1) axes[n++] = a;
+    int n = stat_axes(x, axes);
     if (nb_needs_grad(needs, 0))
         gx[0] = nb_apply(g, &nb_op_batchnorm_backward, NULL, (nb_node *[]){gy, x, rm, rv, gamma},
                          5, &eps, 1);
     if (nb_needs_grad(needs, 1)) {
-        nb_node *xhat = nb_apply(g, &nb_op_batchnorm_xhat, NULL, (nb_node *[]){x, rm, rv}, 3,
-                                 &eps, 1);
+        nb_node *xhat = stat_op(g, &nb_op_batchnorm_xhat, x, rm, rv, eps);
         gx[1] = nb_sum(g, nb_mul(g, gy, xhat), axes, n, false);
     }
     if (nb_needs_grad(needs, 2)) gx[2] = nb_sum(g, gy, axes, n, false);
@@ -165,6 +214,59 @@ static nb_status xhat_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, 
     nb_attr eps = eps_attr(y);
     nb_node *in[4] = {gy, nb_node_input(y, 0), nb_node_input(y, 1), nb_node_input(y, 2)};
     gx[0] = nb_apply(g, &nb_op_batchnorm_backward, NULL, in, 4, &eps, 1);
+    return NB_OK;
+}
+
+/* The gradient of gx = batchnorm_backward(g, x, rm, rv, γ) = B(g), given u,
+ * the gradient flowing into gx. Per channel, with means over it, x̂ and σ:
+ *   training  B(g) = γ/σ · P(g),  P(g) = g − mean(g) − x̂ · mean(g · x̂)
+ *   eval      B(g) = γ/σ · g      (σ of the running variance)
+ * B is linear in g and P symmetric, so d g = B(u) in both modes and
+ * d γ = sum(u · B(g) / γ) = sum(u · B(g) without γ). Differentiating x̂ and σ
+ * while training (d x̂_j/d x_i = (δ_ij − 1/n − x̂_i x̂_j / n) / σ, d σ⁻¹/d x_i =
+ * −x̂_i / (n σ²)) gives
+ *   d x = −1/σ · (x̂ · mean(u · B(g)) + mean(g · x̂) · B(u) + mean(u · x̂) · B(g))
+ * and 0 in eval mode, where the statistics are constants: batchnorm_invstd
+ * (1/σ while training, 0 in eval) is that leading factor. */
+static nb_status bnb_bwd(nb_graph *g, nb_node *y, nb_node *u, uint64_t needs, nb_node **gx)
+{
+    nb_node *gy = nb_node_input(y, 0), *x = nb_node_input(y, 1);
+    nb_node *rm = nb_node_input(y, 2), *rv = nb_node_input(y, 3);
+    nb_node *gamma = nb_node_num_inputs(y) > 4 ? nb_node_input(y, 4) : NULL;
+    nb_attr eps = eps_attr(y);
+    int64_t axes[NB_MAX_DIMS];
+    int n = stat_axes(x, axes);
+    nb_node *bu = NULL;
+    if (nb_needs_grad(needs, 0) || nb_needs_grad(needs, 1))
+        bu = bn_backward_of(g, u, x, rm, rv, gamma, eps);
+    if (nb_needs_grad(needs, 0)) gx[0] = bu;
+    if (nb_needs_grad(needs, 4))
+        gx[4] = nb_sum(g, nb_mul(g, u, bn_backward_of(g, gy, x, rm, rv, NULL, eps)), axes, n, false);
+    if (nb_needs_grad(needs, 1)) {
+        nb_node *xh = stat_op(g, &nb_op_batchnorm_xhat, x, rm, rv, eps);
+        nb_node *z = stat_op(g, &nb_op_batchnorm_invstd, x, rm, rv, eps);
+        nb_node *t1 = nb_mul(g, xh, nb_mean(g, nb_mul(g, u, y), axes, n, true));
+        nb_node *t2 = nb_mul(g, bu, nb_mean(g, nb_mul(g, gy, xh), axes, n, true));
+        nb_node *t3 = nb_mul(g, y, nb_mean(g, nb_mul(g, u, xh), axes, n, true));
+        gx[1] = nb_neg(g, nb_mul(g, z, nb_add(g, nb_add(g, t1, t2), t3)));
+    }
+    return NB_OK;
+}
+
+/* z = 1/σ while training: d z / d x_i = −z² · x̂_i / n (n values per channel),
+ * the 1/n as mean's gradient (unreduce); 0 in eval mode through z itself. */
+static nb_status invstd_bwd(nb_graph *g, nb_node *z, nb_node *gz, uint64_t needs, nb_node **gx)
+{
+    (void)needs;
+    nb_node *x = nb_node_input(z, 0), *rm = nb_node_input(z, 1), *rv = nb_node_input(z, 2);
+    int64_t axes[NB_MAX_DIMS];
+    int n = stat_axes(x, axes);
+    nb_attr ua[3] = {{.name = "axis", .type = NB_ATTR_INTS, .n = n}, NB_ABOOL("keepdims", 1),
+                     NB_ABOOL("mean", 1)};
+    memcpy(ua[0].i, axes, (size_t)n * sizeof *axes);
+    nb_node *share = nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gz, x}, 2, ua, 3);
+    nb_node *xh = stat_op(g, &nb_op_batchnorm_xhat, x, rm, rv, eps_attr(z));
+    gx[0] = nb_neg(g, nb_mul(g, nb_mul(g, z, z), nb_mul(g, xh, share)));
     return NB_OK;
 }
 
@@ -191,6 +293,14 @@ static const nb_op_case xhat_cases[] = {
     {.in = {"2,2,3", "2", "2"}, .lo = 0.2, .hi = 1, .attrs = {NB_AFLOAT("eps", 0.01)}, .n_attrs = 1},
 };
 
+/* gy, x, running_mean, running_var[, gamma]; all positive (the running variance) */
+static const nb_op_case bnb_cases[] = {
+    {.in = {"4,3", "4,3", "3", "3", "3"}, .lo = 0.2, .hi = 1},
+    {.in = {"2,2,3", "2,2,3", "2", "2"}, .lo = 0.2, .hi = 1, .attrs = {NB_AFLOAT("eps", 0.01)}, .n_attrs = 1},
+    {.in = {"2,3,2,2", "2,3,2,2", "3", "3", "3"}, .lo = 0.2, .hi = 1},
+    {.in = {"3,1", "3,1", "1", "1", "1"}, .lo = 0.2, .hi = 1, .attrs = {NB_AFLOAT("eps", 0.1)}, .n_attrs = 1},
+};
+
 const nb_op_def nb_op_batchnorm = {
     .name = "batchnorm", .min_in = 3, .max_in = 3, .attrs = bn_attrs, .n_attrs = 2,
     .state = bn_state, .n_state = 2, .shape = bn_shape, .forward = bn_fwd, .backward = bn_bwd,
@@ -198,9 +308,15 @@ const nb_op_def nb_op_batchnorm = {
     .doc = "x normalised over every axis but 1, times gamma plus beta; running statistics in eval"};
 const nb_op_def nb_op_batchnorm_backward = {
     .name = "batchnorm_backward", .min_in = 4, .max_in = 5, .attrs = eps_attrs, .n_attrs = 1,
-    .flags = NB_OP_INTERNAL, .no_grad = 0x1e, .shape = backward_shape, .forward = backward_fwd,
-    .flops = backward_flops,
-    .doc = "gradient of batchnorm wrt x (gamma 1 when not given)"};
+    .flags = NB_OP_INTERNAL, .no_grad = 0xc, .shape = backward_shape, .forward = backward_fwd,
+    .backward = bnb_bwd, .flops = backward_flops, .cases = bnb_cases,
+    .n_cases = NB_NELEMS(bnb_cases), .doc = "gradient of batchnorm wrt x (gamma 1 when not given)"};
+const nb_op_def nb_op_batchnorm_invstd = {
+    .name = "batchnorm_invstd", .min_in = 3, .max_in = 3, .attrs = eps_attrs, .n_attrs = 1,
+    .flags = NB_OP_INTERNAL, .no_grad = 0x6, .shape = invstd_shape, .forward = invstd_fwd,
+    .backward = invstd_bwd, .flops = nb_flops_per_in, .cases = xhat_cases,
+    .n_cases = NB_NELEMS(xhat_cases),
+    .doc = "1/sqrt(var + eps) of the batch per channel while training, 0 in eval mode"};
 const nb_op_def nb_op_batchnorm_xhat = {
     .name = "batchnorm_xhat", .min_in = 3, .max_in = 3, .attrs = eps_attrs, .n_attrs = 1,
     .flags = NB_OP_INTERNAL, .no_grad = 0x6, .shape = xhat_shape, .forward = xhat_fwd,

@@ -75,6 +75,20 @@ static void F(bn_xhat)(const nb_kctx *k, const bnl *L)
     }
 }
 
+/* batchnorm_invstd(x, running_mean, running_var) = 1 / sqrt(var + eps) of the
+ * batch per channel while training; 0 in eval mode (see batchnorm.c). */
+static void F(bn_invstd)(const nb_kctx *k, const bnl *L)
+{
+    const T *x = k->in[0], *rm = k->in[1], *rv = k->in[2];
+    T *z = k->out;
+    double eps = k->attr[A_EPS].f;
+    for (int64_t ch = 0; ch < L->c; ch++) {
+        double mean, inv = 0, var = 0;
+        if (k->training) F(stats)(k, x, rm, rv, L, ch, eps, &mean, &inv, &var);
+        z[ch] = (T)inv;
+    }
+}
+
 /* batchnorm_backward(gy, x, running_mean, running_var[, gamma]):
  *   training  gx = gamma/σ · (gy − mean(gy) − x̂·mean(gy·x̂))   (σ, x̂ of the batch)
  *   eval      gx = gy · gamma / sqrt(running_var + eps)

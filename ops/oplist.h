@@ -58,3 +58,7 @@ OP(momentum_update)
 OP(adagrad_update)
 OP(adam_update)
 OP(opt_step)
+/* issue 9: second order through batchnorm, concat over a free axis */
+OP(batchnorm_invstd)
+OP(slice_part)
+OP(slice_part_backward)

@@ -191,11 +191,12 @@ Test(batchnorm, gradients_against_finite_differences)
     cr_expect_gt(fabs(t4 - e4), 1e-3, "the modes differ: %g %g", t4, e4);
 }
 
-/* Every case of batchnorm and batchnorm_xhat also holds in training mode. */
+/* Every case of batchnorm and its gradient ops also holds in training mode
+ * (batchnorm_backward's: second order through the batch statistics). */
 Test(batchnorm, op_cases_in_training_mode)
 {
-    const char *ops[] = {"batchnorm", "batchnorm_xhat"};
-    for (int k = 0; k < 2; k++) {
+    const char *ops[] = {"batchnorm", "batchnorm_xhat", "batchnorm_backward", "batchnorm_invstd"};
+    for (int k = 0; k < 4; k++) {
         const nb_op_def *op = nb_op_find(ops[k]);
         cr_assert_not_null(op);
         for (int c = 0; c < op->n_cases; c++) {
