@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "place.h"
 
 #define ALIGN 64
 #define NO_BUF SIZE_MAX
@@ -64,17 +65,6 @@ typedef struct instance {
 } instance;
 
 /* A buffer of the arena and the steps during which it holds data. */
-typedef struct buf {
-    size_t size, off;
-    int first, last;  /* plan node indices, inclusive */
-    int node;         /* whose output (the first, if others run in place) or workspace */
-    bool work;
-} buf;
-
-typedef struct buf_key {
-    size_t size;
-    int first, idx;
-} buf_key;
 
 struct nb_plan {
     nb_graph *g;
@@ -92,8 +82,7 @@ struct nb_plan {
     int *last;               /* per plan node: its last reader, n for outputs */
     int *buf_of;             /* per plan node: its buffer */
     buf *bufs;               /* buffers (at most 2 per plan node: output, workspace) */
-    buf_key *keys;           /* buffers in placing order */
-    int *placed;             /* placed buffers by offset */
+    nb_placer *placer;       /* place.c's scratch */
     size_t inst_bytes;       /* bytes of one layout (instance and its arrays) */
     instance *cache[PLAN_CACHE];
     int n_cache;
@@ -219,8 +208,7 @@ void nb_plan_free(nb_plan *p)
     nb_free(p->last);
     nb_free(p->buf_of);
     nb_free(p->bufs);
-    nb_free(p->keys);
-    nb_free(p->placed);
+    nb__placer_free(p->placer);
     nb_free(p->out);
     nb_free(p->nodes);
     nb_free(p->runs);
@@ -376,43 +364,6 @@ static int make_bufs(nb_plan *p, instance *in, bool inplace)
     return n_bufs;
 }
 
-static int key_order(const void *a, const void *b)
-{
-    const buf_key *x = a, *y = b;
-    if (x->size != y->size) return x->size > y->size ? -1 : 1;
-    if (x->first != y->first) return x->first < y->first ? -1 : 1;
-    return (x->idx > y->idx) - (x->idx < y->idx);
-}
-
-/* Places the buffers, largest first (then earliest), each at the lowest
- * offset where it overlaps no placed buffer live at the same time. Returns
- * the arena size. */
-static size_t place_bufs(nb_plan *p, int n_bufs)
-{
-    for (int b = 0; b < n_bufs; b++) p->keys[b] = (buf_key){p->bufs[b].size, p->bufs[b].first, b};
-    qsort(p->keys, (size_t)n_bufs, sizeof *p->keys, key_order);
-    size_t peak = 0;
-    int n_placed = 0;
-    for (int q = 0; q < n_bufs; q++) {
-        buf *b = &p->bufs[p->keys[q].idx];
-        size_t off = 0;
-        for (int k = 0; k < n_placed; k++) {  /* placed buffers, by offset */
-            const buf *c = &p->bufs[p->placed[k]];
-            if (c->last < b->first || c->first > b->last) continue;  /* never live together */
-            if (c->off >= off + b->size) break;
-            if (c->off + c->size > off) off = c->off + c->size;
-        }
-        b->off = off;
-        int at = n_placed;
-        while (at > 0 && p->bufs[p->placed[at - 1]].off > off) at--;
-        memmove(&p->placed[at + 1], &p->placed[at], (size_t)(n_placed - at) * sizeof *p->placed);
-        p->placed[at] = p->keys[q].idx;
-        n_placed++;
-        if (off + b->size > peak) peak = off + b->size;
-    }
-    return peak;
-}
-
 /* Offsets of every node and workspace. In place shares buffers, which never
  * raises the bytes live at a step, but the placement is a heuristic that now
  * and then does better without: both are laid out and the smaller arena wins,
@@ -433,13 +384,13 @@ static nb_status lay_out(nb_plan *p, instance *in)
         if (nd->op->workspace) in->work_size[i] = nd->op->workspace(&k);
     }
     for (int k = 0; k < p->n_out; k++) last[root_of(p, local_of(p, p->out[k]))] = (int)n;
-    size_t apart = place_bufs(p, make_bufs(p, in, false));
+    size_t apart = nb__place(p->placer, p->bufs, make_bufs(p, in, false));
     int n_bufs = make_bufs(p, in, true);
-    in->arena_bytes = place_bufs(p, n_bufs);
+    in->arena_bytes = nb__place(p->placer, p->bufs, n_bufs);
     in->n_inplace = 0;
     if (in->arena_bytes > apart) {
         n_bufs = make_bufs(p, in, false);
-        in->arena_bytes = place_bufs(p, n_bufs);
+        in->arena_bytes = nb__place(p->placer, p->bufs, n_bufs);
     }
     for (int b = 0; b < n_bufs; b++)
         if (p->bufs[b].work) in->work_off[p->bufs[b].node] = p->bufs[b].off;
@@ -535,9 +486,8 @@ static nb_status plan_ready(nb_plan *p)
     if (!p->last) p->last = nb_malloc(n * sizeof *p->last);
     if (!p->buf_of) p->buf_of = nb_malloc(n * sizeof *p->buf_of);
     if (!p->bufs) p->bufs = nb_malloc((2 * n + 1) * sizeof *p->bufs);
-    if (!p->keys) p->keys = nb_malloc((2 * n + 1) * sizeof *p->keys);
-    if (!p->placed) p->placed = nb_malloc((2 * n + 1) * sizeof *p->placed);
-    if (!base || !dt || !p->last || !p->buf_of || !p->bufs || !p->keys || !p->placed) {
+    if (!p->placer) p->placer = nb__placer_new(2 * n + 1);
+    if (!base || !dt || !p->last || !p->buf_of || !p->bufs || !p->placer) {
         nb_free(base), nb_free(dt);  /* the rest is freed with the plan */
         return plan_fail(p, NB_ERR_NOMEM, "out of memory");
     }
@@ -805,7 +755,7 @@ size_t nb_plan_memory_bytes(const nb_plan *p)
                                    n * (sizeof *p->nodes + sizeof *p->runs) + p->n_graph * sizeof *p->local;
     if (p->in_base)
         bytes += n * (sizeof *p->in_base + sizeof *p->last + sizeof *p->buf_of) +
-                 (2 * n + 1) * (sizeof *p->bufs + sizeof *p->keys + sizeof *p->placed) +
+                 (2 * n + 1) * sizeof *p->bufs + nb__placer_bytes(2 * n + 1) +
                  (p->n_slots + 1) * sizeof *p->in_dtype;
     return bytes + (size_t)p->n_cache * p->inst_bytes + p->arena_cap;
 }
