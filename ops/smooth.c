@@ -5,7 +5,8 @@
  *   softplus(a; beta, thr.)    log(1 + e^(beta·a)) / beta, or a where beta·a > threshold
  * and the derivative ops the costlier ones differentiate through (internal):
  *   gelu_grad(a; approximate)  gelu'(a)
- *   elu_grad(a; alpha, above)  alpha·e^a where a <= 0, else `above` (1: elu', 0: elu'')
+ *   elu_grad(a; alpha, above)  alpha·e^a where a < 0, else `above` (1: elu', 0: elu'');
+ *                              at 0 alpha for elu', 0 for elu'' (PyTorch)
  *   softplus_grad(a; beta, t.) 1 where beta·a > threshold, else σ(beta·a)
  * A gradient is gy times the derivative op; the derivative ops differentiate
  * again through primitives (or through themselves), so every order works. */
@@ -54,7 +55,9 @@ static bool tanh_mode(const nb_attr *a) { return a[G_APPROX].i[0] == 1; }
 #define SILU(T) x * ((x >= 0 ? 1 : exp(x)) / (1 + exp(-fabs(x))))
 /* NaN takes the a > 0 side (a <= 0 is false), as in PyTorch */
 #define ELU(T) x <= 0 ? p0 * expm1(x) : x
-#define ELU_GRAD(T) x <= 0 ? p0 * exp(x) : p1
+/* at 0, as PyTorch: elu' is alpha (its backward tests a <= 0), elu'' is 0
+ * (its double backward tests a < 0) */
+#define ELU_GRAD(T) x < 0 ? p0 * exp(x) : (x == 0 && p1 != 0) ? p0 : p1
 #define SOFTPLUS(T) x * p0 > p1 ? x : log1p(exp(x * p0)) / p0
 #define SOFTPLUS_GRAD(T) x * p0 > p1 ? 1 : exp(x * p0) / (exp(x * p0) + 1)
 
