@@ -231,7 +231,7 @@ const nb_op_def nb_op_clip = {
     .name = "clip", .min_in = 1, .max_in = 1, .attrs = clip_attrs, .n_attrs = 2,
     .flags = NB_OP_INPLACE, .shape = clip_shape, .forward = clip_fwd, .backward = clip_bwd,
     .flops = nb_flops_per_out, .cases = clip_cases, .n_cases = NB_NELEMS(clip_cases),
-    .doc = "a limited to [min, max] (torch.clamp; gradient 1 where min <= a <= max)"};
+    .doc = "a limited to [min, max], one or both given (torch.clamp; gradient 1 where min <= a <= max)"};
 
 const nb_op_def nb_op_clip_backward = {
     .name = "clip_backward", .min_in = 2, .max_in = 2, .attrs = clip_attrs, .n_attrs = 2,

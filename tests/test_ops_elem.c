@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -495,4 +496,18 @@ Test(elem_model, yaml_model_matches_pytorch)
                                0.1836112323342858, 0.4462178027839517}, 6, 1e-13, "grad x");
     expect_vals(gw, (double[]){0.8787825789354448, 0.8302149948411894, 0.0}, 3, 1e-13, "grad w");
     nb_model_free(m);
+}
+
+/* `nabla ops` shows word attributes with their choices and optional bounds */
+Test(elem_tool, ops_lists_words_and_optional_floats)
+{
+    int status;
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' ops gelu; '%s' ops clip", test_env("NABLA_TOOL"), test_env("NABLA_TOOL"));
+    char *out = run_shell(cmd, &status);
+    cr_expect_eq(status, 0, "%s", out);
+    assert_has(out, "approximate  word         default none; one of none, tanh");
+    assert_has(out, "min          float        optional");
+    assert_has(out, "max          float        optional");
+    free(out);
 }
