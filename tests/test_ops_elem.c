@@ -498,6 +498,31 @@ Test(elem_model, yaml_model_matches_pytorch)
     nb_model_free(m);
 }
 
+/* Second order through the whole model: the Hessian-vector product
+ * d/d(x, w) of sum(gx * v) + sum(gw * u), with PyTorch's (create_graph=True)
+ * v = [[1, 2, 3], [-1, 0.5, 2]], u = [0.3, -2, 1] */
+Test(elem_model, yaml_model_second_order_matches_pytorch)
+{
+    nb_model *m = load_ok(elem_model);
+    nb_graph *g = nb_model_graph(m);
+    nb_node *x = nb_graph_find(g, "x"), *mi = nb_graph_find(g, "m"), *w = nb_graph_find(g, "w");
+    nb_node *gr[2], *h[2];
+    cr_assert_eq(nb_grad(g, nb_model_loss(m), (nb_node *[]){x, w}, 2, gr), NB_OK, "%s", nb_graph_error(g));
+    nb_node *v = nb_input(g, "v", NB_F64, 2, (nb_dim[]){NB_DIM(2), NB_DIM(3)});
+    nb_node *u = nb_input(g, "u", NB_F64, 1, (nb_dim[]){NB_DIM(3)});
+    nb_node *dot = nb_add(g, nb_sum(g, nb_mul(g, gr[0], v), NULL, 0, false),
+                          nb_sum(g, nb_mul(g, gr[1], u), NULL, 0, false));
+    cr_assert_eq(nb_grad(g, dot, (nb_node *[]){x, w}, 2, h), NB_OK, "%s", nb_graph_error(g));
+    double vx[6] = {0.5, -1.2, 0.3, 2, -0.4, 1.7}, vm[3] = {1, 0, 1};
+    double vv[6] = {1, 2, 3, -1, 0.5, 2}, vu[3] = {0.3, -2, 1}, hx[6], hw[3];
+    eval_graph(g, 2, h, (double *[]){hx, hw}, 4, (nb_node *[]){x, mi, v, u},
+               (const double *[]){vx, vm, vv, vu}, NULL, 0);
+    expect_vals(hx, (double[]){-1.3107080919329057, 0.2796197593461164, 2.0939160881913397, 0.0,
+                               0.15030591209789743, -0.8732736466478447}, 6, 1e-12, "Hv x");
+    expect_vals(hw, (double[]){-0.2636347736806334, -3.3208599793647577, 0.0}, 3, 1e-12, "Hv w");
+    nb_model_free(m);
+}
+
 /* `nabla ops` shows word attributes with their choices and optional bounds */
 Test(elem_tool, ops_lists_words_and_optional_floats)
 {
