@@ -1,5 +1,7 @@
-/* A user-defined op: softplus(x) = log(1 + e^x), registered at run time and
- * then used like a built-in one (also from model files). Its gradient rule
+/* A user-defined op: my_softplus(x) = log(1 + e^x) (nabla has a built-in
+ * softplus with beta and threshold; this is the plain one, written as a user
+ * would), registered at run time and then used like a built-in one (also
+ * from model files). Its gradient rule
  * builds nodes: d softplus = sigmoid(x). The op is then checked against
  * central differences with nb_gradcheck_op, as the test suite does for every
  * built-in op. */
@@ -47,14 +49,14 @@ static double softplus_flops(const nb_kctx *k) { return 4.0 * (double)nb_dims_nu
 static const nb_op_case softplus_cases[] = {{.in = {"3,4"}, .lo = -3, .hi = 3}, {.in = {""}}, {.in = {"2,1,3"}}};
 
 static const nb_op_def softplus = {
-    .name = "softplus", .min_in = 1, .max_in = 1, .shape = softplus_shape,
+    .name = "my_softplus", .min_in = 1, .max_in = 1, .shape = softplus_shape,
     .forward = softplus_forward, .backward = softplus_backward, .flops = softplus_flops,
     .cases = softplus_cases, .n_cases = 3, .doc = "log(1 + e^x)"};
 
 int main(void)
 {
     if (nb_op_register(&softplus)) {
-        fprintf(stderr, "custom_op: cannot register softplus\n");
+        fprintf(stderr, "custom_op: cannot register my_softplus\n");
         return 1;
     }
     /* 1. checked like a built-in op */
@@ -67,7 +69,7 @@ int main(void)
             fprintf(stderr, "custom_op: %s\n", err);
             return 1;
         }
-        printf("gradcheck softplus case %d: max abs error %.2e -> %s\n", c, r[0].max_abs,
+        printf("gradcheck my_softplus case %d: max abs error %.2e -> %s\n", c, r[0].max_abs,
                r[0].pass ? "pass" : "FAIL");
         failed += !r[0].pass;
     }
@@ -75,7 +77,7 @@ int main(void)
     const char *yaml = "nabla: 1\n"
                        "inputs: {x: [3]}\n"
                        "nodes:\n"
-                       "  - {name: y, op: softplus, in: [x]}\n";
+                       "  - {name: y, op: my_softplus, in: [x]}\n";
     nb_model *m;
     nb_diags d;
     if (nb_model_load_string(yaml, strlen(yaml), "inline.yaml", NULL, &m, &d)) {
@@ -92,7 +94,7 @@ int main(void)
         return 1;
     }
     const float *v = nb_plan_get(p, y);
-    printf("softplus([-20, 0, 20]) = [%g, %g, %g]\n", v[0], v[1], v[2]);
+    printf("my_softplus([-20, 0, 20]) = [%g, %g, %g]\n", v[0], v[1], v[2]);
     nb_plan_free(p);
     nb_model_free(m);
     return failed ? 1 : 0;

@@ -248,6 +248,30 @@ static int find_attr(const nb_op_def *op, const char *name)
     return -1;
 }
 
+/* A STRING attribute: one of the def's choices; the node keeps the def's copy
+ * of the word (which outlives the caller's string) and its index. */
+static nb_status set_choice(nb_graph *g, const char *node, const nb_attr_def *def, nb_attr *v,
+                            nb_attr *dst)
+{
+    const char *const *ch = def->def.choices;
+    size_t n = 0;
+    while (ch && ch[n]) n++;
+    for (size_t k = 0; v->s && k < n; k++)
+        if (!strcmp(v->s, ch[k])) {
+            v->s = ch[k];
+            v->i[0] = (int64_t)k;
+            v->choices = ch;
+            *dst = *v;
+            return NB_OK;
+        }
+    char list[128] = "", hint[96];
+    for (size_t k = 0, len = 0; k < n && len < sizeof list; k++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "", ch[k]);
+    return nb__fail(g, NB_ERR_ARG, "node '%s': attribute '%s' must be one of %s; got '%s'%s", node,
+                    def->name, list, v->s ? v->s : "(null)",
+                    nb_hint(hint, sizeof hint, v->s ? nb_suggest(v->s, ch, n) : NULL));
+}
+
 /* Checks a given attribute against its definition and stores it. */
 static nb_status set_attr(nb_graph *g, const char *node, const nb_attr_def *def, const nb_attr *a,
                           nb_attr *dst)
@@ -271,6 +295,8 @@ static nb_status set_attr(nb_graph *g, const char *node, const nb_attr_def *def,
     if (!ok || v.n < 0 || v.n > NB_MAX_DIMS)
         return nb__fail(g, NB_ERR_ARG, "node '%s': attribute '%s' has the wrong type", node,
                         def->name);
+    if (v.type == NB_ATTR_FLOAT) v.n = 1;  /* given, so present (optional floats: n == 0) */
+    if (v.type == NB_ATTR_STRING) return set_choice(g, node, def, &v, dst);
     /* symbols in DIMS point at the graph's copy of the name, not the caller's string,
      * since shape rules read them again at plan time */
     for (int i = 0; v.type == NB_ATTR_DIMS && i < v.n; i++) {

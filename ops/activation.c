@@ -1,6 +1,6 @@
 /* Activations relu, leaky_relu, sigmoid, tanh and the fused gradient ops of
  * the piecewise-linear ones:
- *   relu_backward(gy, a)               gy where a > 0, else 0
+ *   relu_backward(gy, a)               0 where a <= 0, else gy (NaN a passes gy)
  *   leaky_relu_backward(gy, a; alpha)  gy where a > 0, else alpha * gy
  * Both are linear in gy, so their own gradient is the same op applied to the
  * incoming gradient; a gets none (the second derivative is 0 almost
@@ -12,7 +12,8 @@
 
 /* leaky_relu and leaky_relu_backward */
 enum { A_ALPHA };
-NB_UNARY_ROWS(relu, x > 0 ? x : 0)
+/* NaN propagates (PyTorch): NaN <= 0 is false, so NaN passes through */
+NB_UNARY_ROWS(relu, x <= 0 ? 0 : x)
 NB_UNARY_ROWS(leaky_relu, x > 0 ? x : p0 * x)
 /* without overflow: exp only ever sees -|x| */
 NB_UNARY_ROWS(sigmoid, (x >= 0 ? 1 : exp(x)) / (1 + exp(-fabs(x))))
@@ -100,33 +101,46 @@ static nb_status pass_shape(nb_shape_ctx *c)
     return NB_OK;
 }
 
-/* Arithmetic on the comparison, not a branch: the signs of a are random, so a
- * branch mispredicts half the time, and GCC does not vectorise it. No restrict:
- * out may be gy's or a's buffer (the op runs in place); GCC still vectorises,
- * checking for overlap at run time, and the same buffer runs as fast. */
+/* Selects, as PyTorch's threshold_backward and leaky_relu_backward do, rather
+ * than multiplying gy by a 0/1 gate: relu's gradient is exactly 0 where
+ * a <= 0 even when gy is inf or NaN (so sqrt(relu(x)) has gradient 0 at
+ * x < 0, not inf * 0), and gy passes where a is NaN (NaN <= 0 is false);
+ * leaky_relu's is alpha * gy wherever a > 0 is false, NaN included. A
+ * select (with -fno-trapping-math) if-converts, so the loops vectorise
+ * without a branch. No restrict: out may be gy's or a's buffer (the op runs
+ * in place); GCC checks for overlap at run time. */
 #define PASS_KERNEL(T)                                                                     \
-    static void pass_##T(const T *gy, const T *a, T *out, size_t n, T alpha)               \
+    static void relu_pass_##T(const T *gy, const T *a, T *out, size_t n)                   \
     {                                                                                      \
-        for (size_t i = 0; i < n; i++) {                                                   \
-            T on = (T)(a[i] > 0);                                                          \
-            out[i] = gy[i] * (on + (1 - on) * alpha);                                      \
-        }                                                                                  \
+        for (size_t i = 0; i < n; i++) out[i] = a[i] <= 0 ? 0 : gy[i];                     \
+    }                                                                                      \
+    static void leaky_pass_##T(const T *gy, const T *a, T *out, size_t n, T alpha)         \
+    {                                                                                      \
+        for (size_t i = 0; i < n; i++) out[i] = a[i] > 0 ? gy[i] : alpha * gy[i];          \
     }
 PASS_KERNEL(float)
 PASS_KERNEL(double)
 
-static nb_status pass(const nb_kctx *k, double alpha)
+static nb_status relu_backward_fwd(const nb_kctx *k)
 {
     size_t n = nb_dims_numel(&k->out_shape);
     if (k->dtype == NB_F64)
-        pass_double(k->in[0], k->in[1], k->out, n, alpha);
+        relu_pass_double(k->in[0], k->in[1], k->out, n);
     else
-        pass_float(k->in[0], k->in[1], k->out, n, (float)alpha);
+        relu_pass_float(k->in[0], k->in[1], k->out, n);
     return NB_OK;
 }
 
-static nb_status relu_backward_fwd(const nb_kctx *k) { return pass(k, 0); }
-static nb_status leaky_relu_backward_fwd(const nb_kctx *k) { return pass(k, k->attr[A_ALPHA].f); }
+static nb_status leaky_relu_backward_fwd(const nb_kctx *k)
+{
+    size_t n = nb_dims_numel(&k->out_shape);
+    double alpha = k->attr[A_ALPHA].f;
+    if (k->dtype == NB_F64)
+        leaky_pass_double(k->in[0], k->in[1], k->out, n, alpha);
+    else
+        leaky_pass_float(k->in[0], k->in[1], k->out, n, (float)alpha);
+    return NB_OK;
+}
 
 /* ---- definitions ---- */
 
@@ -162,7 +176,7 @@ static const nb_attr_def alpha_attrs[] = {{"alpha", NB_ATTR_FLOAT, false, {.f = 
         .flops = nb_flops_per_out, .cases = CASES, .n_cases = NB_NELEMS(CASES),       \
         __VA_ARGS__}
 
-ACT_OP(relu, relu_cases, .doc = "max(a, 0) (gradient 0 at 0)");
+ACT_OP(relu, relu_cases, .doc = "max(a, 0) (gradient 0 at 0; NaN stays NaN)");
 ACT_OP(leaky_relu, leaky_cases, .attrs = alpha_attrs, .n_attrs = 1,
        .doc = "a where a > 0, else alpha * a (gradient alpha at 0)");
 ACT_OP(sigmoid, smooth_cases, .doc = "1 / (1 + e^-a)");
@@ -176,7 +190,7 @@ ACT_OP(tanh, smooth_cases, .doc = "hyperbolic tangent");
         .backward = NAME##_bwd, .flops = nb_flops_per_out, .cases = CASES,            \
         .n_cases = NB_NELEMS(CASES), __VA_ARGS__}
 
-PASS_OP(relu_backward, pass_cases, .doc = "gradient of relu: gy where a > 0, else 0");
+PASS_OP(relu_backward, pass_cases, .doc = "gradient of relu: exactly 0 where a <= 0, else gy");
 PASS_OP(leaky_relu_backward, leaky_pass_cases, .attrs = alpha_attrs, .n_attrs = 1,
         .doc = "gradient of leaky_relu: gy where a > 0, else alpha * gy");
 

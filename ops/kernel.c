@@ -9,7 +9,7 @@ void nb_iter_init(nb_iter *it, const nb_dims *out, int n_ops, const nb_dims *con
     it->n_ops = n_ops;
     int r = out->rank;
     /* element strides of each operand, aligned with out, 0 where broadcast */
-    int64_t st[3][NB_MAX_DIMS];
+    int64_t st[NB_ITER_OPS][NB_MAX_DIMS];
     for (int k = 0; k < n_ops; k++) {
         int64_t s = 1;
         for (int i = r - 1; i >= 0; i--) {
@@ -46,7 +46,7 @@ void nb_iter_init(nb_iter *it, const nb_dims *out, int n_ops, const nb_dims *con
 void nb_iter_rows(const nb_iter *it, void *ctx, void (*row)(void *ctx, const int64_t *off, int64_t n))
 {
     int outer = it->rank - 1;
-    int64_t idx[NB_MAX_DIMS] = {0}, off[3] = {0};
+    int64_t idx[NB_MAX_DIMS] = {0}, off[NB_ITER_OPS] = {0};
     for (int64_t i = 0; i < outer; i++)
         if (it->dim[i] == 0) return;
     for (;;) {

@@ -9,15 +9,16 @@
 
 #define NB_NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* Iteration of an output of shape `dim` over up to 3 operands whose element
+/* Iteration of an output of shape `dim` over up to 4 operands whose element
  * strides (0 where broadcast) line up with it. Adjacent axes that are
  * contiguous for every operand are merged, so the innermost row is as long as
  * possible and the row kernels vectorise. */
+#define NB_ITER_OPS 4  /* the output and up to 3 inputs (where) */
 typedef struct nb_iter {
     int rank;       /* >= 1 after init */
     int n_ops;
     int64_t dim[NB_MAX_DIMS];
-    int64_t stride[3][NB_MAX_DIMS];
+    int64_t stride[NB_ITER_OPS][NB_MAX_DIMS];
 } nb_iter;
 
 /* Operand shapes are right-aligned against out (NumPy broadcasting). */

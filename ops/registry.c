@@ -47,8 +47,11 @@ const char *nb__op_problem(const nb_op_def *def)
         return "min_in must be >= 0 and max_in >= min_in (or < 0: any number)";
     if (def->n_attrs < 0 || def->n_attrs > NB_MAX_ATTRS || (def->n_attrs && !def->attrs))
         return "an op has an attrs array of at most " STR(NB_MAX_ATTRS) " (NB_MAX_ATTRS)";
-    for (int i = 0; i < def->n_attrs; i++)
+    for (int i = 0; i < def->n_attrs; i++) {
         if (!def->attrs[i].name) return "every attribute needs a name";
+        if (def->attrs[i].type == NB_ATTR_STRING && !def->attrs[i].def.choices)
+            return "a string attribute needs its list of choices (def.choices)";
+    }
     if (def->n_state < 0 || def->n_state > NB_MAX_STATE || (def->n_state && !def->state))
         return "an op has a state array of at most " STR(NB_MAX_STATE) " (NB_MAX_STATE)";
     if (def->min_in + def->n_state > NB_MAX_INPUTS)

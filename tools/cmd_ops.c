@@ -1,6 +1,7 @@
 /* nabla ops [NAME] [--all]: the op registry as a user sees it — each op's
  * inputs, attributes with their defaults, and what it computes. */
 #include <getopt.h>
+#include <math.h>
 #include <string.h>
 
 #include "cli.h"
@@ -27,6 +28,7 @@ static const char *type_name(nb_attr_type t)
     case NB_ATTR_BOOL: return "bool";
     case NB_ATTR_INTS: return "int or list";
     case NB_ATTR_DIMS: return "shape";
+    case NB_ATTR_STRING: return "word";
     }
     return "?";
 }
@@ -43,6 +45,11 @@ static void print_default(const nb_attr_def *a)
     case NB_ATTR_BOOL: printf("default %s", a->def.i[0] ? "true" : "false"); break;
     case NB_ATTR_INTS:
     case NB_ATTR_DIMS: printf("optional"); break;
+    case NB_ATTR_STRING:
+        printf("default %s; one of ", a->def.s);
+        for (const char *const *w = a->def.choices; w && *w; w++)
+            printf("%s%s", w == a->def.choices ? "" : ", ", *w);
+        break;
     }
 }
 
@@ -59,8 +66,10 @@ static void print_op(const nb_op_def *op)
     print_arity(op);
     printf("%s%s\n", op->doc ? "; " : "", op->doc ? op->doc : "");
     for (int i = 0; i < op->n_attrs; i++) {
-        printf("    %-12s %-12s ", op->attrs[i].name, type_name(op->attrs[i].type));
-        print_default(&op->attrs[i]);
+        const nb_attr_def *a = &op->attrs[i];
+        printf("    %-12s %-12s ", a->name, type_name(a->type));
+        if (a->type == NB_ATTR_FLOAT && !a->required && isnan(a->def.f)) printf("optional");
+        else print_default(a);
         printf("\n");
     }
     if (!op->backward) printf("    (no gradient rule)\n");

@@ -8,6 +8,24 @@
 
 /* ---- op nodes ------------------------------------------------------- */
 
+/* A word attribute (gelu's approximate): one of the op's choices. */
+static bool parse_choice(nm_ctx *c, const nb_attr_def *def, const yaml_node_t *v, nb_attr *a)
+{
+    char what[64], hint[96], list[128] = "";
+    snprintf(what, sizeof what, "'%s'", def->name);
+    if (!ny_str(&c->y, v, what, &a->s)) return false;
+    size_t n = 0, len = 0;
+    for (; def->def.choices && def->def.choices[n]; n++) {
+        if (!strcmp(a->s, def->def.choices[n])) return true;
+        if (len < sizeof list)
+            len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", n ? ", " : "",
+                                    def->def.choices[n]);
+    }
+    ny_err(&c->y, v, "%s must be one of %s; got '%s'%s", what, list, a->s,
+           ny_hint(hint, sizeof hint, a->s, def->def.choices, n));
+    return false;
+}
+
 /* Reads attribute `def` of an op from a value, typed by the registry. */
 static bool parse_attr(nm_ctx *c, const nb_attr_def *def, const yaml_node_t *v, nb_attr *a)
 {
@@ -26,6 +44,7 @@ static bool parse_attr(nm_ctx *c, const nb_attr_def *def, const yaml_node_t *v, 
         a->i[0] = b;
         return true;
     }
+    case NB_ATTR_STRING: return parse_choice(c, def, v, a);
     case NB_ATTR_INTS:
     case NB_ATTR_DIMS:
         break;

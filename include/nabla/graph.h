@@ -70,10 +70,17 @@ NB_API nb_status nb_param_reinit(nb_graph *g, nb_node *param);
 
 /* ---- attributes and generic op nodes -------------------------------- */
 
-typedef enum { NB_ATTR_INT, NB_ATTR_FLOAT, NB_ATTR_BOOL, NB_ATTR_INTS, NB_ATTR_DIMS } nb_attr_type;
+typedef enum {
+    NB_ATTR_INT, NB_ATTR_FLOAT, NB_ATTR_BOOL, NB_ATTR_INTS, NB_ATTR_DIMS,
+    NB_ATTR_STRING  /* one word of the op's list of choices (gelu's approximate) */
+} nb_attr_type;
 
 /* An attribute value. INT and BOOL use i[0]; INTS uses i[0..n); DIMS (shapes
- * that may hold symbols and one -1) uses d[0..n). */
+ * that may hold symbols and one -1) uses d[0..n); STRING uses s. In an op's
+ * definition (nb_attr_def in op.h), a STRING attribute lists the words it
+ * allows in `choices` (NULL-terminated); a node keeps the op's copy of the
+ * word given in s and its index among the choices in i[0]. An optional FLOAT
+ * attribute whose default has n == 0 (clip's min) keeps n == 0 when not given. */
 typedef struct nb_attr {
     const char *name;
     nb_attr_type type;
@@ -81,11 +88,14 @@ typedef struct nb_attr {
     double f;
     int64_t i[NB_MAX_DIMS];
     nb_dim d[NB_MAX_DIMS];
+    const char *s;
+    const char *const *choices;
 } nb_attr;
 /* Initialisers, for arrays: (nb_attr[]){NB_AINT("stride", 2), NB_AFLOAT("alpha", 0.1)} */
 #define NB_AINT(nm, v) {.name = (nm), .type = NB_ATTR_INT, .n = 1, .i = {(v)}}
 #define NB_ABOOL(nm, v) {.name = (nm), .type = NB_ATTR_BOOL, .n = 1, .i = {(v)}}
 #define NB_AFLOAT(nm, v) {.name = (nm), .type = NB_ATTR_FLOAT, .n = 1, .f = (v)}
+#define NB_ASTRING(nm, v) {.name = (nm), .type = NB_ATTR_STRING, .n = 1, .s = (v)}
 
 /* Adds a node computing op `op` (a registered op name) on `in`. `name` may be
  * NULL for an automatic one. Attributes not given take the op's defaults; a
@@ -112,6 +122,30 @@ NB_API nb_node *nb_tanh(nb_graph *g, nb_node *a);
 NB_API nb_node *nb_leaky_relu(nb_graph *g, nb_node *a, double alpha);
 /* y = alpha * a + beta, elementwise */
 NB_API nb_node *nb_scale(nb_graph *g, nb_node *a, double alpha, double beta);
+/* Elementwise ops of issue 9, PyTorch's definitions (docs/model-format.md). */
+NB_API nb_node *nb_log1p(nb_graph *g, nb_node *a);   /* log(1 + a) */
+NB_API nb_node *nb_sin(nb_graph *g, nb_node *a);
+NB_API nb_node *nb_cos(nb_graph *g, nb_node *a);
+NB_API nb_node *nb_erf(nb_graph *g, nb_node *a);
+/* a * Phi(a) with Phi by erf, or PyTorch's tanh approximation when tanh_approx */
+NB_API nb_node *nb_gelu(nb_graph *g, nb_node *a, bool tanh_approx);
+NB_API nb_node *nb_silu(nb_graph *g, nb_node *a);    /* a * sigmoid(a) */
+/* a where a > 0, else alpha * (e^a - 1) */
+NB_API nb_node *nb_elu(nb_graph *g, nb_node *a, double alpha);
+/* log(1 + e^(beta a)) / beta, or a where beta * a > threshold (defaults 1, 20) */
+NB_API nb_node *nb_softplus(nb_graph *g, nb_node *a, double beta, double threshold);
+/* a limited to [min, max] (torch.clamp); NAN for a bound means none, one is needed */
+NB_API nb_node *nb_clip(nb_graph *g, nb_node *a, double min, double max);
+/* broadcast; NaN propagates; on a tie each input gets half the gradient */
+NB_API nb_node *nb_maximum(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_minimum(nb_graph *g, nb_node *a, nb_node *b);
+/* 1 where a > b (a < b, a == b), else 0, broadcast; float or i32 inputs; the result
+ * has the inputs' float dtype (the graph's when both are i32); no gradient */
+NB_API nb_node *nb_greater(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_less(nb_graph *g, nb_node *a, nb_node *b);
+NB_API nb_node *nb_equal(nb_graph *g, nb_node *a, nb_node *b);
+/* a where c != 0, else b, all three broadcast; c float or i32, no gradient to c */
+NB_API nb_node *nb_where(nb_graph *g, nb_node *c, nb_node *a, nb_node *b);
 /* a [..., M, K] x b [K, N] or [..., K, N]; leading dims broadcast */
 NB_API nb_node *nb_matmul(nb_graph *g, nb_node *a, nb_node *b);
 /* the same with either operand transposed in its last two dims */
