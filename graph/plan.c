@@ -456,10 +456,14 @@ static nb_status lay_out(nb_plan *p, instance *in)
  * running statistics): nb_op makes state as params, so no liveness reuse can
  * hand that memory to another node, and nodes made after the writer (later in
  * the order) read the value it wrote in the same run. */
+static bool holds_value(const nb_node *n) { return n->kind == NB_NODE_PARAM || n->kind == NB_NODE_CONST; }
+
+/* Constants live in their own buffers too, for the same reason as params:
+ * their value is the node's, never copied into the arena. */
 static const void *data_of(const nb_plan *p, const instance *in, int l)
 {
     const nb_node *nd = p->nodes[root_of(p, l)];  /* a view of a param reads the param */
-    if (nd->kind == NB_NODE_PARAM) return nd->value.data;
+    if (holds_value(nd)) return nd->value.data;
     return in->offset[l] == NO_BUF ? NULL : p->arena + in->offset[l];
 }
 
@@ -477,7 +481,7 @@ static void make_steps(nb_plan *p, instance *in)
         s->k.work_bytes = in->work_size[i];
         for (int j = 0; j < nd->n_in; j++) {
             nb_node *src = p->nodes[root_of(p, local_of(p, nd->in[j]))];
-            if (src->kind == NB_NODE_PARAM) in->params[in->n_params++] = (param_ref){&s->k, j, src};
+            if (holds_value(src)) in->params[in->n_params++] = (param_ref){&s->k, j, src};
         }
     }
 }
