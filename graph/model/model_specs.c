@@ -43,7 +43,7 @@ bool nm_parse_shape(nm_ctx *c, const yaml_node_t *list, bool ints_only, nb_dim *
             dims[i] = NB_SYM(v.s);
             ints[i] = -1;
         } else if (v.kind == NY_STR && nm_is_symbol(v.s)) {
-            ny_err(&c->y, item, "param shapes take positive integers only; got the symbol '%s'",
+            ny_err(&c->y, item, "param and constant shapes take positive integers only; got the symbol '%s'",
                    v.s);
             ok = false;
         } else {
