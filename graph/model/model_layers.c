@@ -317,8 +317,8 @@ nb_status nb_layer_find(const char *name, nb_layer_info *out)
 /* The activations model-format.md names. They are looked up in the op
  * registry by name when a file uses them, so that each works once its op is
  * registered. */
-static const char *const act_names[] = {"relu", "gelu",     "silu", "elu",
-                                        "softplus", "leaky_relu", "sigmoid", "tanh"};
+static const char *const act_names[] = {"relu", "sigmoid", "tanh",     "leaky_relu",
+                                        "gelu", "silu",    "elu",  "softplus"};
 #define N_ACT ((int)(sizeof act_names / sizeof act_names[0]))
 
 /* An op that can follow a layer: one input, no required attribute. Beyond
@@ -457,8 +457,8 @@ static nb_node *expand(lctx *L, const layer_def *def, const yaml_node_t *name_no
     if (L->n_in != 1)
         ny_err(&c->y, L->map, "node '%s': layer %s takes 1 input, got %d", L->name ? L->name : "?",
                def->name, L->n_in);
-    if (L->name) nm_owns_prefix(c, name_node, L->name, "layer");
-    const nm_name *taken = L->name ? nm_first_with_prefix(c, L->name) : NULL;
+    bool owns = !L->name || nm_owns_prefix(c, name_node, L->name, "layer");
+    const nm_name *taken = L->name && owns ? nm_first_with_prefix(c, L->name) : NULL;
     if (taken)  /* NAME. is reserved: nothing may be called NAME.x already */
         ny_err(&c->y, name_node,
                "names beginning '%s.' are reserved for layer '%s', but '%s' is defined at line %zu",
