@@ -32,7 +32,10 @@
  *     runs update. nb_model_param lists them too, so that they are saved and
  *     loaded with the weights, but after every trainable param: the first
  *     nb_model_num_trainable(m) params are the trainable ones. Later nodes may
- *     refer to them by name. */
+ *     refer to them by name;
+ *   - constants (`constants:` and numbers in `in` lists, NODE.inI) are graph
+ *     nodes of kind NB_NODE_CONST (nb_constant), not params: nb_model_param
+ *     does not list them. Loaded with force_f64, float constants are f64. */
 #ifndef NABLA_MODEL_H
 #define NABLA_MODEL_H
 
