@@ -6,7 +6,8 @@
  *   model_consts.c  constants, and numbers written in `in` lists
  *   model_nodes.c   op nodes and their attributes (read from the op registry)
  *   model_layers.c  layer shorthands (dense, conv2d, batchnorm) and their
- *                   descriptions (nb_layer_at)
+ *                   descriptions (nb_layer_describe)
+ *   model_act.c     a layer's activation: an op's name or {op: ..., attrs}
  *   model_train.c   the `train` section */
 #ifndef NABLA_MODEL_INTERNAL_H
 #define NABLA_MODEL_INTERNAL_H
@@ -207,7 +208,13 @@ void nm_init_free(nm_init *init);
 nb_node *nm_make_param(nm_ctx *c, const char *name, int rank, const int64_t *shape,
                        nm_init *init, const yaml_node_t *at);
 
-/* ---- layers (model_layers.c) ----------------------------------------- */
+/* ---- layers (model_layers.c, model_act.c) ---------------------------- */
+
+/* Reads a layer's `activation` value: *act is its op (NULL for none) and
+ * attrs[0..*n_attrs) the attributes a mapping gives (room for NB_MAX_ATTRS).
+ * Reports what is wrong at v and returns false. */
+bool nm_parse_activation(nm_ctx *c, const yaml_node_t *v, const nb_op_def **act, nb_attr *attrs,
+                         int *n_attrs);
 
 /* Checks node spec `map` with `layer: layer_val` and, when `can_build` (its
  * name is new and valid, its inputs in[0..n_in) resolved, no error so far)
