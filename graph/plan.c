@@ -451,15 +451,15 @@ static nb_status lay_out(nb_plan *p, instance *in)
     return NB_OK;
 }
 
+/* Leaves whose value is the node's own: params, and constants (read in
+ * place, never copied into the arena). */
+static bool holds_value(const nb_node *n) { return n->kind == NB_NODE_PARAM || n->kind == NB_NODE_CONST; }
+
 /* Params live in their own buffers, never in the arena. That is what makes it
  * safe for a kernel to write its op's state inputs while training (batchnorm's
  * running statistics): nb_op makes state as params, so no liveness reuse can
  * hand that memory to another node, and nodes made after the writer (later in
  * the order) read the value it wrote in the same run. */
-static bool holds_value(const nb_node *n) { return n->kind == NB_NODE_PARAM || n->kind == NB_NODE_CONST; }
-
-/* Constants live in their own buffers too, for the same reason as params:
- * their value is the node's, never copied into the arena. */
 static const void *data_of(const nb_plan *p, const instance *in, int l)
 {
     const nb_node *nd = p->nodes[root_of(p, l)];  /* a view of a param reads the param */

@@ -295,3 +295,29 @@ Test(constants, rendered)
     free(dot);
     nb_model_free(m);
 }
+
+/* Plans read a constant where it lives: its 4000 bytes are not in the arena,
+ * and the plan computes with its values. */
+Test(constants, planned_in_place)
+{
+    nb_graph *g = nb_graph_new();
+    double v[1000];
+    fill_iota(v, 1000);
+    nb_tensor t = tensor_of(NB_F32, 1, (int64_t[]){1000}, v);
+    nb_node *c = nb_constant(g, "c", &t);
+    nb_tensor_free(&t);
+    nb_node *x = input_shaped(g, "x", NB_F32, 1, (int64_t[]){4});
+    nb_node *y = nb_add(g, x, nb_sum(g, c, NULL, 0, false));
+    cr_assert_not_null(y, "%s", nb_graph_error(g));
+    nb_plan *p = plan_new_ok(g, &y, 1);
+    plan_bind_ok(p, NULL, 0);
+    plan_feed(p, x, (double[]){0, 1, 2, 3});
+    plan_run_ok(p);
+    double out[4];
+    plan_read(p, y, out);
+    expect_close(out, (double[]){499500, 499501, 499502, 499503}, 4, 0, 0, "x + sum(c)");
+    cr_expect_lt(nb_plan_arena_bytes(p), 1000, "the constant was copied into the arena (%zu bytes)",
+                 nb_plan_arena_bytes(p));
+    nb_plan_free(p);
+    nb_graph_free(g);
+}
