@@ -110,6 +110,9 @@ nb_status nb_grad(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt, nb
     if (loss->dtype == NB_I32)
         return nb__fail(g, NB_ERR_DTYPE, "cannot differentiate i32 node '%s'", loss->name);
     for (int k = 0; k < n_wrt; k++) {
+        if (wrt[k]->kind == NB_NODE_CONST)  /* as torch refuses a tensor without requires_grad */
+            return nb__fail(g, NB_ERR_ARG, "cannot differentiate with respect to constant '%s'",
+                            wrt[k]->name);
         if (wrt[k]->dtype == NB_I32)
             return nb__fail(g, NB_ERR_DTYPE, "cannot differentiate with respect to i32 node '%s'",
                             wrt[k]->name);

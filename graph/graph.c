@@ -130,11 +130,33 @@ static nb_status append(nb_graph *g, nb_node *n)
 
 /* ---- leaves --------------------------------------------------------- */
 
+/* "grad." and "opt." begin the names the library gives gradients and
+ * optimizer state (graph.h); NULL when name is free of them. */
+static const char *reserved_prefix(const char *name)
+{
+    static const char *const pre[] = {"grad.", "opt."};
+    for (int i = 0; name && i < 2; i++)
+        if (!strncmp(name, pre[i], strlen(pre[i]))) return pre[i];
+    return NULL;
+}
+
+static const char *leaf_word(nb_node_kind kind)
+{
+    return kind == NB_NODE_INPUT ? "input" : kind == NB_NODE_CONST ? "constant" : "param";
+}
+
+/* name NULL: an automatic name (constants only; callers check) */
 static nb_node *new_leaf(nb_graph *g, const char *name, nb_node_kind kind, nb_dtype dt, int rank)
 {
     if (!g) return NULL;
-    if (!name) {
-        nb__fail(g, NB_ERR_NAME, "%s needs a name", kind == NB_NODE_INPUT ? "input" : "param");
+    if (!name && kind != NB_NODE_CONST) {
+        nb__fail(g, NB_ERR_NAME, "%s needs a name", leaf_word(kind));
+        return NULL;
+    }
+    const char *pre = kind != NB_NODE_PARAM ? reserved_prefix(name) : NULL;
+    if (pre) {  /* params too are user names, but the optimizer makes its state as params */
+        nb__fail(g, NB_ERR_NAME, "%s '%s': names beginning '%s' are reserved (%s)", leaf_word(kind),
+                 name, pre, *pre == 'g' ? "gradients" : "optimizer state");
         return NULL;
     }
     if (rank < 0 || rank > NB_MAX_DIMS) {
@@ -149,7 +171,7 @@ static nb_node *new_leaf(nb_graph *g, const char *name, nb_node_kind kind, nb_dt
     n->kind = kind;
     n->dtype = dt;
     n->shape.rank = rank;
-    if (!(n->name = take_name(g, name, NULL))) {
+    if (!(n->name = take_name(g, name, name ? NULL : "const"))) {
         node_free(n);
         return NULL;
     }
@@ -222,6 +244,45 @@ nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const in
         return NULL;
     }
     return n;
+}
+
+nb_node *nb_constant(nb_graph *g, const char *name, const nb_tensor *value)
+{
+    if (!g) return NULL;
+    if (!value || (value->dtype != NB_F32 && value->dtype != NB_F64 && value->dtype != NB_I32) ||
+        (!value->data && nb_tensor_numel(value))) {
+        nb__fail(g, NB_ERR_ARG, "constant '%s': no value, or a value of an unknown dtype",
+                 name ? name : "?");
+        return NULL;
+    }
+    nb_node *n = new_leaf(g, name, NB_NODE_CONST, value->dtype, value->rank);
+    if (!n) return NULL;
+    for (int i = 0; i < value->rank; i++) {
+        if (value->shape[i] < 1) {
+            nb__fail(g, NB_ERR_SHAPE, "constant '%s': dimension %d is %lld; dims must be >= 1",
+                     n->name, i, (long long)value->shape[i]);
+            node_free(n);
+            return NULL;
+        }
+        n->shape.d[i] = nb_sdim_const(value->shape[i]);
+    }
+    nb_status st = nb_tensor_alloc(&n->value, value->dtype, value->rank, value->shape);
+    if (st) {
+        nb__fail(g, st, "constant '%s': cannot allocate its shape (%s)", n->name, nb_status_str(st));
+        node_free(n);
+        return NULL;
+    }
+    memcpy(n->value.data, value->data, nb_tensor_bytes(&n->value));
+    if (append(g, n)) {
+        node_free(n);
+        return NULL;
+    }
+    return n;
+}
+
+const nb_tensor *nb_constant_value(const nb_node *n)
+{
+    return n && n->kind == NB_NODE_CONST ? &n->value : NULL;
 }
 
 bool nb_param_trainable(const nb_node *p) { return p && p->kind == NB_NODE_PARAM && !p->state; }
@@ -510,7 +571,7 @@ const char *nb_node_op(const nb_node *n)
 {
     if (!n) return "?";
     if (n->op) return n->op->name;
-    return n->kind == NB_NODE_INPUT ? "input" : "param";
+    return n->kind == NB_NODE_OP ? "?" : leaf_word(n->kind);
 }
 
 nb_dtype nb_node_dtype(const nb_node *n) { return n ? n->dtype : NB_F32; }

@@ -402,6 +402,10 @@ static nb_status lay_out(nb_plan *p, instance *in)
     return NB_OK;
 }
 
+/* Leaves whose value is the node's own: params, and constants (read in
+ * place, never copied into the arena). */
+static bool holds_value(const nb_node *n) { return n->kind == NB_NODE_PARAM || n->kind == NB_NODE_CONST; }
+
 /* Params live in their own buffers, never in the arena. That is what makes it
  * safe for a kernel to write its op's state inputs while training (batchnorm's
  * running statistics): nb_op makes state as params, so no liveness reuse can
@@ -410,7 +414,7 @@ static nb_status lay_out(nb_plan *p, instance *in)
 static const void *data_of(const nb_plan *p, const instance *in, int l)
 {
     const nb_node *nd = p->nodes[root_of(p, l)];  /* a view of a param reads the param */
-    if (nd->kind == NB_NODE_PARAM) return nd->value.data;
+    if (holds_value(nd)) return nd->value.data;
     return in->offset[l] == NO_BUF ? NULL : p->arena + in->offset[l];
 }
 
@@ -428,7 +432,7 @@ static void make_steps(nb_plan *p, instance *in)
         s->k.work_bytes = in->work_size[i];
         for (int j = 0; j < nd->n_in; j++) {
             nb_node *src = p->nodes[root_of(p, local_of(p, nd->in[j]))];
-            if (src->kind == NB_NODE_PARAM) in->params[in->n_params++] = (param_ref){&s->k, j, src};
+            if (holds_value(src)) in->params[in->n_params++] = (param_ref){&s->k, j, src};
         }
     }
 }

@@ -22,7 +22,7 @@
 
 /* ---- colours: one role per node -------------------------------------- */
 
-typedef enum { R_OP, R_INPUT, R_PARAM, R_OUTPUT, R_LOSS, R_GRAD, R_GRAD_RESULT } role;
+typedef enum { R_OP, R_INPUT, R_PARAM, R_OUTPUT, R_LOSS, R_GRAD, R_GRAD_RESULT, R_CONST } role;
 
 typedef struct look {
     const char *shape, *style, *fill, *border, *font;
@@ -36,6 +36,7 @@ static const look looks[] = {
     [R_LOSS] = {"box", "rounded,filled,bold", "#ffc9c9", "#e03131", "#6b0d0d"},
     [R_GRAD] = {"box", "rounded,filled,dashed", "#fff4e6", "#e8590c", "#7f3b08"},
     [R_GRAD_RESULT] = {"box", "rounded,filled,dashed,bold", "#ffd8a8", "#d9480f", "#7f3b08"},
+    [R_CONST] = {"octagon", "filled", "#e6fcf5", "#0ca678", "#085041"},
 };
 
 static bool listed(const nb_node *n, nb_node *const *list, int k)
@@ -52,6 +53,7 @@ static role role_of(const nb_node *n, const nb_render_opts *o)
     if (n->is_grad) return strncmp(n->name, "grad.", 5) ? R_GRAD : R_GRAD_RESULT;
     if (n->kind == NB_NODE_INPUT) return R_INPUT;
     if (n->kind == NB_NODE_PARAM) return R_PARAM;
+    if (n->kind == NB_NODE_CONST) return R_CONST;
     return R_OP;
 }
 
@@ -91,12 +93,27 @@ static char *node_label(Agraph_t *G, const nb_graph *g, const nb_node *n, const 
     put_html(html, sizeof html, nb_node_op(n));
     put_raw(html, sizeof html, " ");
     put_html(html, sizeof html, shape);
+    if (n->kind == NB_NODE_CONST && n->value.rank == 0) {  /* a scalar shows its value */
+        char v[48];
+        const void *d = n->value.data;
+        if (n->dtype == NB_I32) snprintf(v, sizeof v, " = %d", *(const int32_t *)d);
+        else snprintf(v, sizeof v, " = %.6g", n->dtype == NB_F32 ? *(const float *)d : *(const double *)d);
+        put_html(html, sizeof html, v);
+    }
     put_raw(html, sizeof html, "</font>");
     return agstrdup_html(G, html);
 }
 
-/* The caption: the model's name and a key to the colours. */
-static char *caption(Agraph_t *G, const nb_render_opts *o)
+static bool has_constants(const nb_graph *g)
+{
+    for (size_t i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->kind == NB_NODE_CONST) return true;
+    return false;
+}
+
+/* The caption: the model's name and a key to the colours (constants only
+ * when the graph has some). */
+static char *caption(Agraph_t *G, const nb_graph *g, const nb_render_opts *o)
 {
     char html[1024] = "";
     if (o->title && *o->title) {
@@ -104,10 +121,11 @@ static char *caption(Agraph_t *G, const nb_render_opts *o)
         put_html(html, sizeof html, o->title);
         put_raw(html, sizeof html, "</b><br/>");
     }
-    static const role key[] = {R_INPUT, R_PARAM, R_OP, R_OUTPUT, R_LOSS, R_GRAD};
-    static const char *const words[] = {"input", "param", "op", "output", "loss", "gradient"};
+    static const role key[] = {R_INPUT, R_PARAM, R_CONST, R_OP, R_OUTPUT, R_LOSS, R_GRAD};
+    static const char *const words[] = {"input", "param", "constant", "op", "output", "loss", "gradient"};
     for (size_t i = 0; i < sizeof key / sizeof key[0]; i++) {
         if (key[i] == R_GRAD && !o->show_grad) break;
+        if (key[i] == R_CONST && !has_constants(g)) continue;
         char item[160];
         snprintf(item, sizeof item, "%s<font color=\"%s\">&#9632;</font> %s", i ? "   " : "",
                  looks[key[i]].border, words[i]);
@@ -191,7 +209,7 @@ static Agraph_t *build(const nb_graph *g, const nb_render_opts *o)
     Agraph_t *G = agopen("nabla", Agdirected, NULL);
     if (!G) return NULL;
     defaults(G);
-    set(G, "label", caption(G, o));
+    set(G, "label", caption(G, g, o));
     set(G, "labelloc", "b");
     for (size_t i = 0; i < g->n_nodes; i++)
         if (o->show_grad || !g->nodes[i]->is_grad) add_node(G, g, g->nodes[i], o);

@@ -185,7 +185,7 @@ Test(model_errors, bad_dims)
                   "m.yaml:7:6: a shape has at most 8 dimensions; this one has 9",
                   "m.yaml:8:6: input 'f' must be a shape such as [N, 784] or {shape: [N], dtype: "
                   "i32}; got 'N'",
-                  "m.yaml:10:15: param shapes take positive integers only; got the symbol 'N'");
+                  "m.yaml:10:15: param and constant shapes take positive integers only; got the symbol 'N'");
 }
 
 Test(model_errors, shape_mismatch)

@@ -1,6 +1,7 @@
 /* nabla check MODEL [--dim N=64]: load and validate a model, then print one
  * row per node with its op, shape (symbolic unless bound), parameter count
- * (params, and a layer's total on the layer's own node) and FLOPs. */
+ * (params, and a layer's total on the layer's own node) and FLOPs. Constants
+ * show as op "constant", a scalar with its value, and are counted apart. */
 #include <getopt.h>
 #include <string.h>
 
@@ -46,6 +47,16 @@ static double params_of(const nb_model *m, const nb_node *n)
     for (size_t i = 0; i < nb_model_num_params(m); i++)
         if (in_layer(nb_model_param(m, i), group)) total += (double)param_numel(nb_model_param(m, i));
     return total;
+}
+
+/* "= 0.5" for a scalar constant, else nothing. */
+static void const_value(const nb_node *n, char *buf, size_t cap)
+{
+    const nb_tensor *t = nb_constant_value(n);
+    buf[0] = 0;
+    if (!t || t->rank != 0) return;
+    if (t->dtype == NB_I32) snprintf(buf, cap, "= %d", *(const int32_t *)t->data);
+    else snprintf(buf, cap, "= %.6g", t->dtype == NB_F32 ? *(const float *)t->data : *(const double *)t->data);
 }
 
 /* Unbound free dimensions count as 1 for FLOPs; *unbound lists them. */
@@ -94,7 +105,7 @@ static void print_table(const nb_model *m, const nbt_dims *d)
     char unbound[256], shape[256], params[32], flops[32];
     flops_binds(g, d, &fb, unbound, sizeof unbound);
     widths w = measure(g, d);
-    double total_params = 0, total_flops = 0, state = 0;
+    double total_params = 0, total_flops = 0, state = 0, consts = 0, const_values = 0;
     printf("%-*s  %-*s  %-*s  %12s  %14s\n", w.name, "node", w.op, "op", w.shape, "shape", "params",
            "FLOPs");
     rule(w);
@@ -106,6 +117,11 @@ static void print_table(const nb_model *m, const nbt_dims *d)
         if (p >= 0) nbt_commas(p, params, sizeof params);
         if (nb_node_kind_of(n) == NB_NODE_PARAM) total_params += p;
         if (nb_node_kind_of(n) == NB_NODE_PARAM && !nb_param_trainable(n)) state += p;
+        if (nb_node_kind_of(n) == NB_NODE_CONST) {
+            consts++;
+            const_values += (double)param_numel(n);
+            const_value(n, params, sizeof params);  /* a scalar's value where counts go */
+        }
         if (nb_node_kind_of(n) == NB_NODE_OP) {
             if (f >= 0) nbt_commas(f, flops, sizeof flops), total_flops += f;
             else snprintf(flops, sizeof flops, "-");
@@ -120,6 +136,11 @@ static void print_table(const nb_model *m, const nbt_dims *d)
     if (state > 0) {
         nbt_commas(state, params, sizeof params);
         printf("of the params, %s are op state (running statistics), not trained\n", params);
+    }
+    if (consts > 0) {
+        nbt_commas(const_values, params, sizeof params);
+        printf("%.0f constant%s (%s value%s): not trained, not saved with the weights\n", consts,
+               consts == 1 ? "" : "s", params, const_values == 1 ? "" : "s");
     }
     if (unbound[0]) printf("FLOPs counted with %s (unbound; give --dim to set)\n", unbound);
 }

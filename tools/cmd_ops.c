@@ -1,5 +1,7 @@
 /* nabla ops [NAME] [--all]: the op registry as a user sees it — each op's
- * inputs, attributes with their defaults, and what it computes. */
+ * inputs, attributes with their defaults, and what it computes — and the
+ * layer shorthands beside them (nb_layer_describe): their attributes and the
+ * params they make. */
 #include <getopt.h>
 #include <math.h>
 #include <string.h>
@@ -12,12 +14,14 @@ void nbt_usage_ops(FILE *f)
 {
     fprintf(f,
             "usage: nabla ops [NAME] [--all]\n"
-            "Lists the ops a model file may use, with their inputs and attributes; with NAME,\n"
-            "that op only.\n\n"
+            "Lists the ops a model file may use, with their inputs and attributes, then the\n"
+            "layers (written `layer: NAME`) with their attributes and the params they make;\n"
+            "with NAME, that op or layer only.\n\n"
             "  --all       also the ops that gradient rules use internally\n"
             "  -h, --help  this text\n\n"
             "example:\n"
-            "  nabla ops conv2d\n");
+            "  nabla ops conv2d\n"
+            "  nabla ops dense\n");
 }
 
 static const char *type_name(nb_attr_type t)
@@ -75,6 +79,29 @@ static void print_op(const nb_op_def *op)
     if (!op->backward) printf("    (no gradient rule)\n");
 }
 
+static void print_layer(const nb_layer_info *l)
+{
+    printf("%-22s layer: %s; %s\n", l->name, l->in, l->doc);
+    printf("    creates      %s\n", l->creates);
+    for (int i = 0; i < l->n_attrs; i++)
+        printf("    %-12s %-12s %s\n", l->attrs[i].name, l->attrs[i].type, l->attrs[i].def);
+}
+
+/* NAME as an op, else as a layer (an op and a layer may share a name:
+ * conv2d, batchnorm; both are shown). */
+static int describe(const char *name)
+{
+    const nb_op_def *op = nb_op_find(name);
+    nb_layer_info l;
+    bool layer = nb_layer_find(name, &l) == NB_OK;
+    if (op) print_op(op);
+    if (op && layer) printf("\n");
+    if (layer) print_layer(&l);
+    if (op || layer) return NBT_OK;
+    char hint[160];
+    return nbt_fail(CMD, "unknown op or layer '%s'%s", name, nb_hint(hint, sizeof hint, nb_op_suggest(name)));
+}
+
 int nbt_cmd_ops(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -89,17 +116,14 @@ int nbt_cmd_ops(int argc, char **argv)
         else return nbt_fail(CMD, "unknown option '%s' (see nabla ops --help)", argv[optind - 1]);
     }
     if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
-    if (optind < argc) {
-        const nb_op_def *op = nb_op_find(argv[optind]);
-        if (!op) {
-            char hint[160];
-            return nbt_fail(CMD, "unknown op '%s'%s", argv[optind],
-                            nb_hint(hint, sizeof hint, nb_op_suggest(argv[optind])));
-        }
-        print_op(op);
-        return NBT_OK;
-    }
+    if (optind < argc) return describe(argv[optind]);
+    printf("ops (op: NAME)\n\n");
     for (size_t i = 0; i < nb_op_count(); i++)
         if (all || !(nb_op_at(i)->flags & NB_OP_INTERNAL)) print_op(nb_op_at(i));
+    printf("\nlayers (layer: NAME; NAME.x names are the layer's)\n\n");
+    for (size_t i = 0; i < nb_layer_count(); i++) {
+        nb_layer_info l;
+        if (nb_layer_describe(i, &l) == NB_OK) print_layer(&l);
+    }
     return NBT_OK;
 }

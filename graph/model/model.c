@@ -55,7 +55,8 @@ static void do_loss(nm_ctx *c, const yaml_node_t *v)
 /* ---- the whole file ------------------------------------------------- */
 
 static const char *const top_keys[] = {"nabla",  "name",  "dtype",   "seed", "inputs",
-                                       "params", "nodes", "outputs", "loss", "train"};
+                                       "params", "nodes", "outputs", "loss", "train",
+                                       "constants"};
 
 /* Trainable params first, then op-owned state (batchnorm's running
  * statistics), each in definition order: the first nb_model_num_trainable()
@@ -80,7 +81,7 @@ static void build(nm_ctx *c, const nb_load_opts *opts)
         ny_err(&c->y, root, "the file is empty; a model needs 'nabla: 1', inputs and nodes");
         return;
     }
-    if (!ny_map_check(&c->y, root, "a model file", top_keys, 10)) return;
+    if (!ny_map_check(&c->y, root, "a model file", top_keys, 11)) return;
     char d[64];
 
     const yaml_node_t *v = ny_get(&c->y, root, "nabla", NULL);
@@ -118,6 +119,8 @@ static void build(nm_ctx *c, const nb_load_opts *opts)
     else
         nm_each_entry(c, v, "inputs", nm_do_input);
     if ((v = ny_get(&c->y, root, "params", NULL))) nm_each_entry(c, v, "params", nm_do_param);
+    if ((v = ny_get(&c->y, root, "constants", NULL)))
+        nm_each_entry(c, v, "constants", nm_do_constant);
 
     nb_node *last = NULL;
     if (!(v = ny_get(&c->y, root, "nodes", NULL))) {

@@ -3,8 +3,11 @@
  *   model.c         the file as a whole: top level, outputs, loss; the nb_model API
  *   model_names.c   the names defined so far, references, reserved layer prefixes
  *   model_specs.c   inputs, params and init rules
+ *   model_consts.c  constants, and numbers written in `in` lists
  *   model_nodes.c   op nodes and their attributes (read from the op registry)
- *   model_layers.c  layer shorthands (dense, conv2d, batchnorm)
+ *   model_layers.c  layer shorthands (dense, conv2d, batchnorm) and their
+ *                   descriptions (nb_layer_describe)
+ *   model_act.c     a layer's activation: an op's name or {op: ..., attrs}
  *   model_train.c   the `train` section */
 #ifndef NABLA_MODEL_INTERNAL_H
 #define NABLA_MODEL_INTERNAL_H
@@ -143,7 +146,14 @@ nb_node *nm_resolve(nm_ctx *c, const yaml_node_t *ref, const char *where);
  * '.', '-' (nb__name_valid). (Layers add suffixes to it in fixed buffers.) */
 #define NM_MAX_NAME 255
 bool nm_valid_name(nm_ctx *c, const yaml_node_t *n, const char *what, const char **out);
-/* Checks that a valid name is not taken (nor reserved by a layer); reports at `at`. */
+/* "grad." or "opt." when name begins with one (names the library gives
+ * gradients and optimizer state), else NULL. */
+const char *nm_reserved_prefix(const char *name);
+/* A layer or node that makes names NAME.x must not be called grad or opt;
+ * reports "WHAT 'grad' would make names ..." at `at`. */
+bool nm_owns_prefix(nm_ctx *c, const yaml_node_t *at, const char *name, const char *what);
+/* Checks that a valid name is not taken (nor reserved: by a layer, or the
+ * prefixes grad. and opt.); reports at `at`. */
 bool nm_new_name(nm_ctx *c, const yaml_node_t *at, const char *name);
 /* Adds a param to the model's list (and the graph's). */
 bool nm_add_param(nm_ctx *c, nb_node *p);
@@ -153,11 +163,23 @@ void nm_define_invalid(nm_ctx *c, const yaml_node_t *n);
 void nm_free_names(nm_ctx *c);
 bool nm_is_symbol(const char *s);  /* an identifier, as a free dimension */
 bool nm_parse_dtype(nm_ctx *c, const yaml_node_t *v, nb_dtype *out, bool allow_i32);
+/* A shape list: positive integers, and symbols unless ints_only; reports at the list. */
+bool nm_parse_shape(nm_ctx *c, const yaml_node_t *list, bool ints_only, nb_dim *dims,
+                    int64_t *ints, int *rank);
 /* Runs `fn` on each entry of an inputs/params mapping whose name is valid and new. */
 void nm_each_entry(nm_ctx *c, const yaml_node_t *map, const char *what,
                    void (*fn)(nm_ctx *, const yaml_node_t *, const char *, const yaml_node_t *));
 void nm_do_input(nm_ctx *c, const yaml_node_t *key, const char *name, const yaml_node_t *spec);
 void nm_do_param(nm_ctx *c, const yaml_node_t *key, const char *name, const yaml_node_t *spec);
+/* A `constants:` entry (model_consts.c). */
+void nm_do_constant(nm_ctx *c, const yaml_node_t *key, const char *name, const yaml_node_t *spec);
+/* A number written in a node's `in` list: a rank-0 constant of the model's
+ * dtype named `name`, defined at the number; NULL after reporting. */
+nb_node *nm_literal(nm_ctx *c, const yaml_node_t *num, const char *name);
+/* Is `name` a layer shorthand (model_layers.c)? */
+bool nm_is_layer(const char *name);
+/* Reads attribute `def` of an op from a value, typed by the registry (model_nodes.c). */
+bool nm_parse_attr(nm_ctx *c, const nb_attr_def *def, const yaml_node_t *v, nb_attr *a);
 /* Builds one node spec; returns its node (NULL when it or an input failed). */
 nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec);
 /* Op-owned state that nb_op appended to node n after its n_given inputs
@@ -186,7 +208,13 @@ void nm_init_free(nm_init *init);
 nb_node *nm_make_param(nm_ctx *c, const char *name, int rank, const int64_t *shape,
                        nm_init *init, const yaml_node_t *at);
 
-/* ---- layers (model_layers.c) ----------------------------------------- */
+/* ---- layers (model_layers.c, model_act.c) ---------------------------- */
+
+/* Reads a layer's `activation` value: *act is its op (NULL for none) and
+ * attrs[0..*n_attrs) the attributes a mapping gives (room for NB_MAX_ATTRS).
+ * Reports what is wrong at v and returns false. */
+bool nm_parse_activation(nm_ctx *c, const yaml_node_t *v, const nb_op_def **act, nb_attr *attrs,
+                         int *n_attrs);
 
 /* Checks node spec `map` with `layer: layer_val` and, when `can_build` (its
  * name is new and valid, its inputs in[0..n_in) resolved, no error so far)

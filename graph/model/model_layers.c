@@ -34,6 +34,8 @@ typedef struct lctx {
     double f[MAX_LA];
     bool b[MAX_LA];
     const nb_op_def *act;  /* NULL: none */
+    nb_attr act_attrs[NB_MAX_ATTRS];  /* given in `activation: {op: ..., ...}` */
+    int n_act_attrs;
     nm_init init;
     bool failed;
 } lctx;
@@ -115,7 +117,7 @@ static int64_t fixed_dim(lctx *L, int axis, const char *what)
 static nb_node *finish(lctx *L, nb_node *h, nb_node *bias)
 {
     if (h && bias) h = step(L, "add", "add", !L->act, (nb_node *[]){h, bias}, 2, NULL, 0);
-    if (h && L->act) h = step(L, L->act->name, L->act->name, true, &h, 1, NULL, 0);
+    if (h && L->act) h = step(L, L->act->name, L->act->name, true, &h, 1, L->act_attrs, L->n_act_attrs);
     return h;
 }
 
@@ -129,16 +131,29 @@ static const la_def dense_attrs[] = {
     {"init", LA_INIT, false, 0, 0},
 };
 
+/* x [..., F] W [F, units]; a rank-1 x [F] goes through NAME.row = x as
+ * [1, F] and NAME.vec = the product as [units] (views, no copies), as
+ * torch.nn.Linear maps [F] to [units]. */
 static nb_node *dense(lctx *L)
 {
     int r = nb_node_rank(L->in[0]);
-    int64_t f = fixed_dim(L, r - 1, "[..., F] with a fixed F");
+    int64_t f = fixed_dim(L, r - 1, "[..., F] or [F] with a fixed F");
     if (f < 1) return NULL;
     int64_t units = L->i[D_UNITS];
     nb_node *w = param(L, "W", 2, (int64_t[]){f, units}, &L->init);
     nb_node *b = w && L->b[D_BIAS] ? const_param(L, "b", units, NB_INIT_ZEROS) : NULL;
     if (!w || (L->b[D_BIAS] && !b)) return NULL;
-    nb_node *h = step(L, "matmul", "matmul", !b && !L->act, (nb_node *[]){L->in[0], w}, 2, NULL, 0);
+    bool tail = b || L->act;  /* nodes follow the product */
+    nb_node *x = L->in[0];
+    if (r == 1) {
+        nb_attr row = {.name = "shape", .type = NB_ATTR_DIMS, .n = 2, .d = {NB_DIM(1), NB_DIM(f)}};
+        if (!(x = step(L, "reshape", "row", false, &x, 1, &row, 1))) return NULL;
+    }
+    nb_node *h = step(L, "matmul", "matmul", !tail && r != 1, (nb_node *[]){x, w}, 2, NULL, 0);
+    if (h && r == 1) {
+        nb_attr vec = {.name = "shape", .type = NB_ATTR_DIMS, .n = 1, .d = {NB_DIM(units)}};
+        h = step(L, "reshape", "vec", !tail, &h, 1, &vec, 1);
+    }
     return finish(L, h, b);
 }
 
@@ -210,37 +225,99 @@ static const layer_def layers[] = {
     {"batchnorm", bn_attrs, NELEMS(bn_attrs), batchnorm},
 };
 
+/* What `nabla ops` says of each layer (nb_layer_describe): its input, the
+ * params it makes, what it computes. */
+static const struct {
+    const char *layer, *in, *creates, *doc;
+} layer_docs[] = {
+    {"dense", "x [..., F] or [F]", "NAME.W [F, units] (init), NAME.b [units] (zeros; with bias)",
+     "x W + b, then the activation: [..., units] ([units] for x [F])"},
+    {"conv2d", "x [N, C, H, W]",
+     "NAME.W [filters, C, size, size] (init), NAME.b [filters] (zeros; with bias)",
+     "conv2d(x, W) + b, then the activation"},
+    {"batchnorm", "x [N, C, ...]",
+     "NAME.gamma [C] (ones), NAME.beta [C] (zeros); state NAME.running_mean, NAME.running_var",
+     "batchnorm(x, gamma, beta), normalised over every axis but 1"},
+};
+
+/* Defaults that a la_def's number does not say (an op's own default applies
+ * when the attribute is not given). Activations default to none, inits to he. */
+static const struct {
+    const char *layer, *attr, *text;
+} default_docs[] = {
+    {"batchnorm", "eps", "1e-05 (the op's)"},
+    {"batchnorm", "momentum", "0.1 (the op's)"},
+};
+
+bool nm_is_layer(const char *name)
+{
+    for (int i = 0; name && i < NELEMS(layers); i++)
+        if (!strcmp(layers[i].name, name)) return true;
+    return false;
+}
+
+/* ---- describing layers (nabla ops) ------------------------------------ */
+
+static const char *default_doc(const char *layer, const char *attr)
+{
+    for (int i = 0; i < NELEMS(default_docs); i++)
+        if (!strcmp(default_docs[i].layer, layer) && !strcmp(default_docs[i].attr, attr))
+            return default_docs[i].text;
+    return NULL;
+}
+
+static void describe_attr(const char *layer, const la_def *a, nb_layer_attr *out)
+{
+    const char *text = default_doc(layer, a->name);
+    static const char *const types[] = {[LA_INT] = "int", [LA_FLOAT] = "float", [LA_BOOL] = "bool",
+                                        [LA_ACT] = "activation", [LA_INIT] = "init"};
+    out->name = a->name;
+    out->type = types[a->type];
+    out->required = a->required;
+    if (a->required) snprintf(out->def, sizeof out->def, "required");
+    else if (text) snprintf(out->def, sizeof out->def, "default %s", text);
+    else if (a->type == LA_ACT) snprintf(out->def, sizeof out->def, "default none");
+    else if (a->type == LA_INIT) snprintf(out->def, sizeof out->def, "default he");
+    else if (a->type == LA_BOOL) snprintf(out->def, sizeof out->def, "default %s", a->def ? "true" : "false");
+    else if (a->type == LA_INT) snprintf(out->def, sizeof out->def, "default %lld", (long long)a->def);
+    else if (a->type == LA_FLOAT) snprintf(out->def, sizeof out->def, "default %g", a->def);
+    else snprintf(out->def, sizeof out->def, "optional");
+}
+
+size_t nb_layer_count(void) { return (size_t)NELEMS(layers); }
+
+nb_status nb_layer_describe(size_t i, nb_layer_info *out)
+{
+    if (!out || i >= (size_t)NELEMS(layers)) return NB_ERR_ARG;
+    const layer_def *d = &layers[i];
+    memset(out, 0, sizeof *out);
+    out->name = d->name;
+    out->in = "x";
+    out->creates = out->doc = "";
+    for (int k = 0; k < NELEMS(layer_docs); k++)
+        if (!strcmp(layer_docs[k].layer, d->name)) {
+            out->in = layer_docs[k].in;
+            out->creates = layer_docs[k].creates;
+            out->doc = layer_docs[k].doc;
+        }
+    for (int k = 0; k < d->n_attrs && k < NB_LAYER_MAX_ATTRS; k++)
+        describe_attr(d->name, &d->attrs[k], &out->attrs[out->n_attrs++]);
+    return NB_OK;
+}
+
+nb_status nb_layer_find(const char *name, nb_layer_info *out)
+{
+    for (int i = 0; name && i < NELEMS(layers); i++)
+        if (!strcmp(layers[i].name, name)) return nb_layer_describe((size_t)i, out);
+    return NB_ERR_ARG;
+}
+
 /* ---- reading a layer node ------------------------------------------- */
 
-/* An activation: "none" or a registered op taking one input and no required
- * attribute (relu, sigmoid, tanh, ...). */
+/* An activation: none, an op's name, or {op: NAME, attr: value} (model_act.c). */
 static bool activation(lctx *L, const yaml_node_t *v)
 {
-    nm_ctx *c = L->c;
-    const char *s;
-    if (!ny_str(&c->y, v, "'activation'", &s)) return false;
-    if (!strcmp(s, "none")) return true;
-    const nb_op_def *op = nb_op_find(s);
-    bool unary = op && !(op->flags & NB_OP_INTERNAL) && op->min_in <= 1 &&
-                 (op->max_in < 0 || op->max_in >= 1);
-    for (int i = 0; unary && i < op->n_attrs; i++)
-        if (op->attrs[i].required) unary = false;
-    if (unary) {
-        L->act = op;
-        return true;
-    }
-    /* hint among the documented ones and every usable op */
-    const char *names[4 + 128];
-    size_t n = 0;
-    names[n++] = "none", names[n++] = "relu", names[n++] = "sigmoid", names[n++] = "tanh";
-    for (size_t i = 0; i < nb_op_count() && n < 4 + 128; i++) {
-        const nb_op_def *o = nb_op_at(i);
-        if (!(o->flags & NB_OP_INTERNAL) && o->min_in <= 1 && (o->max_in < 0 || o->max_in >= 1))
-            names[n++] = o->name;
-    }
-    char hint[96];
-    ny_err(&c->y, v, "unknown activation '%s'%s", s, ny_hint(hint, sizeof hint, s, names, n));
-    return false;
+    return nm_parse_activation(L->c, v, &L->act, L->act_attrs, &L->n_act_attrs);
 }
 
 static bool read_attr(lctx *L, const la_def *def, int k, const yaml_node_t *v)
@@ -291,7 +368,8 @@ static nb_node *expand(lctx *L, const layer_def *def, const yaml_node_t *name_no
     if (L->n_in != 1)
         ny_err(&c->y, L->map, "node '%s': layer %s takes 1 input, got %d", L->name ? L->name : "?",
                def->name, L->n_in);
-    const nm_name *taken = L->name ? nm_first_with_prefix(c, L->name) : NULL;
+    bool owns = !L->name || nm_owns_prefix(c, name_node, L->name, "layer");
+    const nm_name *taken = L->name && owns ? nm_first_with_prefix(c, L->name) : NULL;
     if (taken)  /* NAME. is reserved: nothing may be called NAME.x already */
         ny_err(&c->y, name_node,
                "names beginning '%s.' are reserved for layer '%s', but '%s' is defined at line %zu",

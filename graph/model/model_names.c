@@ -108,11 +108,34 @@ bool nm_valid_name(nm_ctx *c, const yaml_node_t *n, const char *what, const char
     return true;
 }
 
+const char *nm_reserved_prefix(const char *name)
+{
+    static const char *const pre[] = {"grad.", "opt."};
+    for (int i = 0; i < 2; i++)
+        if (!strncmp(name, pre[i], strlen(pre[i]))) return pre[i];
+    return NULL;
+}
+
+bool nm_owns_prefix(nm_ctx *c, const yaml_node_t *at, const char *name, const char *what)
+{
+    if (strcmp(name, "grad") && strcmp(name, "opt")) return true;
+    ny_err(&c->y, at, "%s '%s' would make names beginning '%s.', which are reserved (%s)", what,
+           name, name, name[0] == 'g' ? "gradients" : "optimizer state");
+    return false;
+}
+
 bool nm_new_name(nm_ctx *c, const yaml_node_t *at, const char *name)
 {
     nm_name *e = nm_lookup(c, name, strlen(name));
     if (e) {
         ny_err(&c->y, at, "duplicate name '%s' (first defined at line %zu)", name, e->line);
+        return false;
+    }
+    const char *pre = nm_reserved_prefix(name);
+    if (pre) {
+        ny_err(&c->y, at, "name '%s' is reserved: names beginning '%s' %s", name, pre,
+               *pre == 'g' ? "name gradients (grad.NAME in output folders)"
+                           : "name optimizer state in checkpoints");
         return false;
     }
     if ((e = nm_reserved_by(c, name))) {

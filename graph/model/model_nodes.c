@@ -27,7 +27,7 @@ static bool parse_choice(nm_ctx *c, const nb_attr_def *def, const yaml_node_t *v
 }
 
 /* Reads attribute `def` of an op from a value, typed by the registry. */
-static bool parse_attr(nm_ctx *c, const nb_attr_def *def, const yaml_node_t *v, nb_attr *a)
+bool nm_parse_attr(nm_ctx *c, const nb_attr_def *def, const yaml_node_t *v, nb_attr *a)
 {
     char what[64], d[64];
     snprintf(what, sizeof what, "'%s'", def->name);
@@ -116,7 +116,7 @@ static bool op_attrs(nm_ctx *c, const yaml_node_t *map, const nb_op_def *op, nb_
         if (!k || is_base_key(k) || ny_map_dup(&c->y, map, i)) continue;
         for (int j = 0; j < op->n_attrs; j++)
             if (!strcmp(op->attrs[j].name, k) && *n_attrs < NB_MAX_ATTRS)
-                parse_attr(c, &op->attrs[j], ny_map_val(&c->y, map, i), &attrs[(*n_attrs)++]);
+                nm_parse_attr(c, &op->attrs[j], ny_map_val(&c->y, map, i), &attrs[(*n_attrs)++]);
     }
     return c->y.n_msgs == mark;
 }
@@ -137,6 +137,28 @@ bool nm_adopt_state(nm_ctx *c, nb_node *n, int n_given, size_t line, const char 
     return true;
 }
 
+static bool is_number(const yaml_node_t *v)
+{
+    ny_kind k = ny_value(v).kind;
+    return k == NY_INT || k == NY_FLOAT || k == NY_BIGINT;
+}
+
+/* Input i of node `name` written as a number: the rank-0 constant NAME.inI
+ * when the node can be built (its name valid and new), else nothing. */
+static nb_node *literal(nm_ctx *c, const yaml_node_t *num, const char *name, bool named,
+                        bool layer, size_t i)
+{
+    char d[64], cname[NM_MAX_NAME + 32];
+    if (layer) {
+        ny_err(&c->y, num, "a layer's input must name a tensor; got %s",
+               ny_describe(num, d, sizeof d));
+        return NULL;
+    }
+    if (!named || !nm_owns_prefix(c, num, name, "node")) return NULL;
+    snprintf(cname, sizeof cname, "%s.in%zu", name, i);
+    return nm_literal(c, num, cname);
+}
+
 /* Builds one node spec; returns its node (NULL when it or an input failed). */
 nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec)
 {
@@ -155,10 +177,11 @@ nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec)
 
     const char *name = NULL;
     bool fresh = false;  /* a valid name not defined before: define it (ok or failed) */
+    bool named = false;  /* ... and not reserved either: the node may be built */
     if (!name_v)
         ny_err(&c->y, spec, "a node needs a name");
     else if (nm_valid_name(c, name_v, "a node name", &name))
-        fresh = nm_new_name(c, name_v, name) || !nm_lookup(c, name, strlen(name));
+        fresh = (named = nm_new_name(c, name_v, name)) || !nm_lookup(c, name, strlen(name));
     else
         nm_define_invalid(c, name_v);
 
@@ -172,9 +195,12 @@ nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec)
         if (ny_str(&c->y, op_v, "'op'", &s)) {
             op = nb_op_find(s);
             if (op && (op->flags & NB_OP_INTERNAL)) op = NULL;
-            if (!op) {
+            if (!op && nm_is_layer(s))
+                ny_err(&c->y, op_v, "'%s' is a layer, not an op: write layer: %s", s, s);
+            else if (!op)
                 ny_err(&c->y, op_v, "unknown op '%s'%s", s, nb_hint(hint, sizeof hint, nb_op_suggest(s)));
-            }
+            else if (op->n_state > 0 && named && !nm_owns_prefix(c, name_v, name, "node"))
+                op = NULL;
         }
     }
 
@@ -184,7 +210,7 @@ nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec)
     bool ins_ok = true;
     if (in_v && in_v->type == YAML_SEQUENCE_NODE) {
         n_in = ny_seq_size(in_v);
-    } else if (in_v && ny_value(in_v).kind == NY_STR) {
+    } else if (in_v && ny_value(in_v).kind == NY_STR) {  /* numbers only inside a list */
         n_in = 1;
     } else if (in_v && ny_value(in_v).kind != NY_NULL) {
         ny_err(&c->y, in_v, "'in' must be a list of names; got %s", ny_describe(in_v, d, sizeof d));
@@ -196,7 +222,9 @@ nb_node *nm_do_node(nm_ctx *c, const yaml_node_t *spec)
     }
     for (size_t i = 0; i < n_in; i++) {
         const yaml_node_t *ref = in_v->type == YAML_SEQUENCE_NODE ? ny_seq_item(&c->y, in_v, i) : in_v;
-        if (!(in[i] = nm_resolve(c, ref, "above this node"))) ins_ok = false;
+        in[i] = ref != in_v && is_number(ref) ? literal(c, ref, name, named, layer_v && !op_v, i)
+                               : nm_resolve(c, ref, "above this node");
+        if (!in[i]) ins_ok = false;
     }
 
     nb_node *out = NULL;

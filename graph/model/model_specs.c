@@ -18,7 +18,7 @@ bool nm_is_symbol(const char *s)
 }
 
 /* A shape list: positive integers, and symbols unless ints_only. */
-static bool parse_shape(nm_ctx *c, const yaml_node_t *list, bool ints_only, nb_dim *dims,
+bool nm_parse_shape(nm_ctx *c, const yaml_node_t *list, bool ints_only, nb_dim *dims,
                         int64_t *ints, int *rank)
 {
     char d[64];
@@ -43,7 +43,7 @@ static bool parse_shape(nm_ctx *c, const yaml_node_t *list, bool ints_only, nb_d
             dims[i] = NB_SYM(v.s);
             ints[i] = -1;
         } else if (v.kind == NY_STR && nm_is_symbol(v.s)) {
-            ny_err(&c->y, item, "param shapes take positive integers only; got the symbol '%s'",
+            ny_err(&c->y, item, "param and constant shapes take positive integers only; got the symbol '%s'",
                    v.s);
             ok = false;
         } else {
@@ -108,7 +108,7 @@ void nm_do_input(nm_ctx *c, const yaml_node_t *key, const char *name, const yaml
     nb_dim dims[NB_MAX_DIMS];
     int64_t ints[NB_MAX_DIMS];
     int rank = 0;
-    if (shape) parse_shape(c, shape, false, dims, ints, &rank);
+    if (shape) nm_parse_shape(c, shape, false, dims, ints, &rank);
     nb_node *n = NULL;
     if (c->y.n_msgs == mark) {
         n = nb_input(c->m->g, name, dt, rank, dims);
@@ -297,7 +297,7 @@ void nm_do_param(nm_ctx *c, const yaml_node_t *key, const char *name, const yaml
         int64_t ints[NB_MAX_DIMS];
         int rank = 0;
         size_t numel = 0;
-        if (shape && parse_shape(c, shape, true, dims, ints, &rank) &&
+        if (shape && nm_parse_shape(c, shape, true, dims, ints, &rank) &&
             nb_shape_numel(rank, ints, &numel) != NB_OK) {
             ny_err(&c->y, shape, "param '%s' is too large", name);
         }

@@ -30,6 +30,10 @@ NB_API void nb_graph_clear_error(nb_graph *g);
 
 /* ---- leaves ---------------------------------------------------------- */
 
+/* Names beginning "grad." or "opt." are reserved: they name gradients
+ * (nb_grad's "grad.W") and optimizer state ("opt.W", "opt.step"), which the
+ * library makes itself. nb_input and nb_constant refuse them (NB_ERR_NAME). */
+
 /* A tensor fed at run time; dims may be symbols (NB_SYM("N")). */
 NB_API nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dt, int rank, const nb_dim *dims);
 
@@ -67,6 +71,16 @@ NB_API bool nb_param_trainable(const nb_node *p);
 NB_API nb_tensor *nb_param_value(nb_node *param);
 /* Re-runs a param's init rule (e.g. after changing nothing but wanting fresh values). */
 NB_API nb_status nb_param_reinit(nb_graph *g, nb_node *param);
+
+/* A constant: a named tensor that never changes and is not trained. Its value
+ * (f32, f64 or i32, any rank) is copied from `value`; `name` may be NULL for
+ * an automatic one. A constant gets no gradient (nb_grad refuses it as a
+ * wrt), is not saved with or required in weights files (nb_weights_save /
+ * _load), and is drawn as a constant in diagrams. Plans read its value in
+ * place, like a param's. */
+NB_API nb_node *nb_constant(nb_graph *g, const char *name, const nb_tensor *value);
+/* The value of a constant (NULL for other nodes). */
+NB_API const nb_tensor *nb_constant_value(const nb_node *n);
 
 /* ---- attributes and generic op nodes -------------------------------- */
 
@@ -182,7 +196,7 @@ NB_API nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *b
 /* Getters take a node of a live graph; given NULL they return "(null)", -1, 0,
  * false or NULL (nb_node_kind_of NB_NODE_INPUT, nb_node_dtype NB_F32). */
 
-typedef enum { NB_NODE_INPUT, NB_NODE_PARAM, NB_NODE_OP } nb_node_kind;
+typedef enum { NB_NODE_INPUT, NB_NODE_PARAM, NB_NODE_OP, NB_NODE_CONST } nb_node_kind;
 
 NB_API size_t nb_graph_num_nodes(const nb_graph *g);
 NB_API nb_node *nb_graph_node(const nb_graph *g, size_t i);  /* in creation (= topological) order */
@@ -190,7 +204,7 @@ NB_API nb_node *nb_graph_find(const nb_graph *g, const char *name);
 
 NB_API const char *nb_node_name(const nb_node *n);
 NB_API nb_node_kind nb_node_kind_of(const nb_node *n);
-NB_API const char *nb_node_op(const nb_node *n);        /* op name; "input" / "param" for leaves */
+NB_API const char *nb_node_op(const nb_node *n);        /* op name; "input" / "param" / "constant" for leaves */
 NB_API nb_dtype nb_node_dtype(const nb_node *n);
 NB_API int nb_node_rank(const nb_node *n);
 /* Size of an axis, or -1 when it depends on a free dimension. */

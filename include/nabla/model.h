@@ -12,7 +12,9 @@
  *   - `in: x` and `outputs: y` for one-element lists;
  *   - `optimizer: sgd` for `optimizer: {type: sgd}`;
  *   - `activation:` any registered op that takes one input and has no
- *     required attribute (leaky_relu, exp, ...), besides none/relu/sigmoid/tanh;
+ *     required attribute (exp, softmax, ...), besides none and the
+ *     activations the format names (relu, sigmoid, tanh, leaky_relu, gelu,
+ *     silu, elu, softplus, each once its op is registered);
  *   - `params:` or `train:` with nothing after them (no params; all defaults);
  *   - `{values: 2.5}` for a param of one element.
  * Choices where the page leaves room:
@@ -30,7 +32,10 @@
  *     runs update. nb_model_param lists them too, so that they are saved and
  *     loaded with the weights, but after every trainable param: the first
  *     nb_model_num_trainable(m) params are the trainable ones. Later nodes may
- *     refer to them by name. */
+ *     refer to them by name;
+ *   - constants (`constants:` and numbers in `in` lists, NODE.inI) are graph
+ *     nodes of kind NB_NODE_CONST (nb_constant), not params: nb_model_param
+ *     does not list them. Loaded with force_f64, float constants are f64. */
 #ifndef NABLA_MODEL_H
 #define NABLA_MODEL_H
 
@@ -117,6 +122,29 @@ typedef struct nb_train_cfg {
 NB_API const nb_train_cfg *nb_model_train(const nb_model *m);
 /* Folder of the model file ("." for strings without a path), for data paths. */
 NB_API const char *nb_model_dir(const nb_model *m);
+
+/* ---- layer shorthands, described (`nabla ops` lists them) ---------- */
+
+#define NB_LAYER_MAX_ATTRS 16
+typedef struct nb_layer_attr {
+    const char *name;
+    const char *type;     /* "int", "float", "bool", "activation", "init" */
+    bool required;
+    char def[48];         /* "required", "default 1", "default none", ... */
+} nb_layer_attr;
+typedef struct nb_layer_info {
+    const char *name;     /* as written after `layer:` */
+    const char *in;       /* its input, e.g. "x [N, C, H, W]" */
+    const char *creates;  /* the params it makes, e.g. "NAME.W [F, units] (init), ..." */
+    const char *doc;      /* what it computes */
+    int n_attrs;
+    nb_layer_attr attrs[NB_LAYER_MAX_ATTRS];
+} nb_layer_info;
+NB_API size_t nb_layer_count(void);
+/* Fills *out for layer i (0 <= i < nb_layer_count()) or for the layer called
+ * name; NB_ERR_ARG when there is none. The strings are static. */
+NB_API nb_status nb_layer_describe(size_t i, nb_layer_info *out);
+NB_API nb_status nb_layer_find(const char *name, nb_layer_info *out);
 
 #ifdef __cplusplus
 }
