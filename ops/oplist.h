@@ -58,3 +58,7 @@ OP(momentum_update)
 OP(adagrad_update)
 OP(adam_update)
 OP(opt_step)
+/* issue 9: reductions, losses, embedding, layernorm */
+OP(min)
+OP(logsumexp)
+OP(argmax)

@@ -120,6 +120,10 @@ NB_API nb_node *nb_matmul_t(nb_graph *g, nb_node *a, nb_node *b, bool transpose_
 NB_API nb_node *nb_sum(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
 NB_API nb_node *nb_mean(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
 NB_API nb_node *nb_max(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+/* issue 9: min, log(sum(e^a)) (stable) over axes; argmax: i32 index along one axis */
+NB_API nb_node *nb_min(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+NB_API nb_node *nb_logsumexp(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+NB_API nb_node *nb_argmax(nb_graph *g, nb_node *a, int64_t axis, bool keepdims);
 /* one entry may be -1; symbols allowed */
 NB_API nb_node *nb_reshape(nb_graph *g, nb_node *a, int rank, const nb_dim *shape);
 /* n == 0: reverse the axes */
