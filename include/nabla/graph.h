@@ -140,6 +140,12 @@ NB_API nb_node *nb_avg_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t str
 /* labels: i32 [N] class ids or float [N, K] (one-hot or soft); mean over N */
 NB_API nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels);
 NB_API nb_node *nb_mse(nb_graph *g, nb_node *a, nb_node *b);
+/* issue 9: mean of max(z, 0) - z t + log(1 + e^-|z|) over logits z and targets t of one shape */
+NB_API nb_node *nb_sigmoid_cross_entropy(nb_graph *g, nb_node *logits, nb_node *targets);
+/* mean of -(t log p + (1 - t) log(1 - p)), each log clamped at -100 (torch's BCELoss) */
+NB_API nb_node *nb_binary_cross_entropy(nb_graph *g, nb_node *p, nb_node *targets);
+/* mean over N of -logp[n, labels[n]]: logp [N, K], labels i32 [N] */
+NB_API nb_node *nb_nll_loss(nb_graph *g, nb_node *logp, nb_node *labels);
 /* x with elements zeroed at `rate` (0 <= rate < 1) and the rest scaled by
  * 1/(1-rate) in training mode; x in eval mode */
 NB_API nb_node *nb_dropout(nb_graph *g, nb_node *x, double rate);
