@@ -153,6 +153,12 @@ NB_API nb_node *nb_dropout(nb_graph *g, nb_node *x, double rate);
  * [C]; makes the params NODE.running_mean and NODE.running_var (state) */
 NB_API nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, double eps,
                       double momentum);
+/* issue 9: rows of table [V, D] at i32 ids [...], giving [..., D]; the table gets the gradient */
+NB_API nb_node *nb_embedding(nb_graph *g, nb_node *ids, nb_node *table);
+/* x normalised over axes axis..last (biased variance + eps), times gamma plus beta, both
+ * shaped as those axes (torch's layer_norm; axis -1 and eps 1e-5 are the defaults) */
+NB_API nb_node *nb_layernorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, int64_t axis,
+                             double eps);
 
 /* ---- introspection -------------------------------------------------- */
 /* Getters take a node of a live graph; given NULL they return "(null)", -1, 0,
