@@ -3,7 +3,7 @@
  * "Reductions": 2e7 values from U(0, 1) within 1e-6 of the exact sum).
  * A running f32 sum of n terms errs by up to n ulps of the total, so:
  *  - a contiguous run of reduced elements (a whole tensor, the rows of an
- *    `axis: -1` sum) is summed pairwise: blocks of up to 256 elements with 8
+ *    `axis: -1` sum) is summed pairwise: blocks of up to 1024 elements with 8
  *    partial sums (which vectorise), blocks combined by halving, an error of
  *    O(log n) ulps;
  *  - rows summed into a row of kept elements (column sums, `axis: 0`) go
@@ -14,7 +14,7 @@
 
 #include "reduce.h"
 
-enum { BLOCK = 256, CHUNK = 2048, ROWS = 32 };
+enum { BLOCK = 1024, CHUNK = 2048, ROWS = 32 };
 
 #define SUM_KERNELS(T)                                                                   \
     static T sum_##T(const T *restrict x, int64_t n)                                     \
