@@ -1,30 +1,38 @@
-/* Reductions sum, mean, max over axes (all by default), with keepdims, and
- * their gradient ops:
+/* Reductions sum, mean, max, min over axes (all by default), with keepdims,
+ * and their gradient ops:
  *   unreduce(gy, x)         gy broadcast back over the reduced axes of x
  *                           (divided by the count for mean)
- *   max_backward(gy, x, y)  gy sent to the maxima of x, split evenly among ties
+ *   max_backward(gy, x, y)  gy sent to the elements of x equal to y (the
+ *                           maxima, or minima), split evenly among ties
  * Every kernel walks the input with the output's keepdims shape broadcast
- * against it, so one iteration serves all axis sets. */
+ * against it, so one iteration serves all axis sets (reduce_sum.c sums).
+ * max and min propagate NaN as PyTorch does: a NaN in a reduced set is its
+ * result. max_backward is linear in gy with the tie mask held constant (as
+ * PyTorch holds it), so it differentiates again: second order works. */
 #include <string.h>
 
-#include "kernel.h"
+#include "reduce.h"
 
-enum { A_AXIS, A_KEEPDIMS, A_MEAN };
+enum { A_AXIS = NB_RED_AXIS, A_KEEPDIMS = NB_RED_KEEPDIMS, A_MEAN };
 
-static const nb_attr_def reduce_attrs[] = {
-    {"axis", NB_ATTR_INTS, false, {0}},
+const nb_attr_def nb_reduce_attrs[2] = {
+    {"axis", NB_ATTR_INTS, false, NB_REDUCE_ALL_AXES},
     {"keepdims", NB_ATTR_BOOL, false, {0}},
 };
 static const nb_attr_def unreduce_attrs[] = {
-    {"axis", NB_ATTR_INTS, false, {0}},
+    {"axis", NB_ATTR_INTS, false, NB_REDUCE_ALL_AXES},
     {"keepdims", NB_ATTR_BOOL, false, {0}},
     {"mean", NB_ATTR_BOOL, false, {0}},
 };
 
-/* Which axes of a rank-r input are reduced; error on out-of-range or repeats. */
+/* Which axes of a rank-r input are reduced; error on out-of-range or repeats,
+ * and on an axis list given empty (write none to reduce all). */
 static nb_status reduced_axes(nb_shape_ctx *c, const nb_attr *axis, int rank, bool *red)
 {
     memset(red, 0, NB_MAX_DIMS * sizeof *red);
+    if (axis->n == 0 && axis->f == 0)
+        return nb_shape_fail(c, NB_ERR_ARG, "axis [] names no axis; leave axis out to reduce "
+                             "over all axes");
     if (axis->n == 0) {
         for (int i = 0; i < rank; i++) red[i] = true;
         return NB_OK;
@@ -39,7 +47,7 @@ static nb_status reduced_axes(nb_shape_ctx *c, const nb_attr *axis, int rank, bo
     return NB_OK;
 }
 
-static nb_status reduce_shape(nb_shape_ctx *c)
+nb_status nb_reduce_shape(nb_shape_ctx *c)
 {
     bool red[NB_MAX_DIMS];
     nb_status st = nb_shape_float_inputs(c);
@@ -56,8 +64,7 @@ static nb_status reduce_shape(nb_shape_ctx *c)
     return NB_OK;
 }
 
-/* The keepdims form of the output (reduced axes as 1) for bound shapes. */
-static nb_dims keep_shape(const nb_dims *in, const nb_attr *axis)
+nb_dims nb_reduce_keep(const nb_dims *in, const nb_attr *axis)
 {
     nb_dims k = *in;
     for (int j = 0; j < axis->n; j++) k.d[axis->i[j] < 0 ? axis->i[j] + in->rank : axis->i[j]] = 1;
@@ -66,86 +73,55 @@ static nb_dims keep_shape(const nb_dims *in, const nb_attr *axis)
     return k;
 }
 
-/* ---- forward: one row walker for sum and max ---- */
+/* ---- forward ---- */
 
-typedef struct walk {
-    const void *x;   /* the big operand */
-    void *y;         /* the keepdims-shaped operand */
-    const void *z;   /* a second keepdims-shaped operand (max_backward's gy) */
-    void *dx;        /* a second big operand (max_backward's output) */
-    int64_t sy;      /* y's inner stride: 0 (reduced) or 1 */
-} walk;
-
-/* Sums with 8 partial sums: the compiler may vectorise this (a single running
- * sum it may not reorder), and it is more accurate. Same order every run. */
-#define SUM_KERNEL(T)                                                                    \
-    static T sum_##T(const T *restrict x, int64_t n)                                     \
-    {                                                                                    \
-        T p[8] = {0};                                                                    \
-        int64_t i = 0;                                                                   \
-        for (; i + 8 <= n; i += 8)                                                       \
-            for (int j = 0; j < 8; j++) p[j] += x[i + j];                                \
-        T s = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));         \
-        for (; i < n; i++) s += x[i];                                                    \
-        return s;                                                                        \
-    }
-SUM_KERNEL(float)
-SUM_KERNEL(double)
-
-#define REDUCE_ROWS(T)                                                                   \
-    static void sum_row_##T(void *ctx, const int64_t *off, int64_t n)                    \
-    {                                                                                    \
-        walk *w = ctx;                                                                   \
-        const T *x = (const T *)w->x + off[0];                                           \
-        T *y = (T *)w->y + off[1];                                                       \
-        if (w->sy == 0) {                                                                \
-            y[0] += sum_##T(x, n);                                                       \
-        } else {                                                                         \
-            for (int64_t i = 0; i < n; i++) y[i] += x[i];                                \
-        }                                                                                \
-    }                                                                                    \
+/* Keeps the larger (max) or smaller (min); a NaN, once met, stays. */
+#define EXTREME_ROWS(T)                                                                  \
     static void max_row_##T(void *ctx, const int64_t *off, int64_t n)                    \
     {                                                                                    \
-        walk *w = ctx;                                                                   \
+        nb_red_walk *w = ctx;                                                            \
         const T *x = (const T *)w->x + off[0];                                           \
         T *y = (T *)w->y + off[1];                                                       \
         for (int64_t i = 0; i < n; i++) {                                                \
             T *t = y + i * w->sy;                                                        \
-            if (x[i] > *t) *t = x[i];                                                    \
+            if (x[i] > *t || x[i] != x[i]) *t = *t != *t ? *t : x[i];                    \
         }                                                                                \
     }                                                                                    \
-    /* count ties into y (a count per output), from x and the maxima z */                \
+    static void min_row_##T(void *ctx, const int64_t *off, int64_t n)                    \
+    {                                                                                    \
+        nb_red_walk *w = ctx;                                                            \
+        const T *x = (const T *)w->x + off[0];                                           \
+        T *y = (T *)w->y + off[1];                                                       \
+        for (int64_t i = 0; i < n; i++) {                                                \
+            T *t = y + i * w->sy;                                                        \
+            if (x[i] < *t || x[i] != x[i]) *t = *t != *t ? *t : x[i];                    \
+        }                                                                                \
+    }                                                                                    \
+    /* count ties into y (a count per output), from x and the extremes z */              \
     static void tie_row_##T(void *ctx, const int64_t *off, int64_t n)                    \
     {                                                                                    \
-        walk *w = ctx;                                                                   \
+        nb_red_walk *w = ctx;                                                            \
         const T *x = (const T *)w->x + off[0], *m = (const T *)w->z + off[1];            \
         T *cnt = (T *)w->y + off[1];                                                     \
         for (int64_t i = 0; i < n; i++) cnt[i * w->sy] += x[i] == m[i * w->sy];          \
+    }                                                                                    \
+    /* dx = share where x is an extreme: a product, not a choice, so that a NaN      \
+     * extreme (no ties, share gy / 0) gives NaN as PyTorch's amax does */             \
+    static void maxb_row_##T(void *ctx, const int64_t *off, int64_t n)                   \
+    {                                                                                    \
+        nb_red_walk *w = ctx;                                                            \
+        const T *x = (const T *)w->x + off[0], *m = (const T *)w->z + off[1];            \
+        const T *share = (const T *)w->y + off[1];                                       \
+        T *dx = (T *)w->dx + off[0];                                                     \
+        for (int64_t i = 0; i < n; i++)                                                  \
+            dx[i] = (T)(x[i] == m[i * w->sy]) * share[i * w->sy];                        \
     }
-REDUCE_ROWS(float)
-REDUCE_ROWS(double)
-
-/* Walks x (shape xs) against y (keepdims shape ys). */
-static void walk_rows(walk *w, const nb_dims *xs, const nb_dims *ys,
-                      void (*row)(void *, const int64_t *, int64_t))
-{
-    nb_iter it;
-    const nb_dims *ops[2] = {xs, ys};
-    nb_iter_init(&it, xs, 2, ops);
-    w->sy = it.stride[1][it.rank - 1];
-    nb_iter_rows(&it, w, row);
-}
-
-void nb_reduce_sum(const void *x, const nb_dims *xs, void *y, const nb_dims *ys, nb_dtype dt)
-{
-    walk w = {.x = x, .y = y};
-    memset(y, 0, nb_dims_numel(ys) * nb_dtype_size(dt));
-    walk_rows(&w, xs, ys, dt == NB_F64 ? sum_row_double : sum_row_float);
-}
+EXTREME_ROWS(float)
+EXTREME_ROWS(double)
 
 static nb_status sum_fwd(const nb_kctx *k)
 {
-    nb_dims ks = keep_shape(&k->in_shape[0], &k->attr[A_AXIS]);
+    nb_dims ks = nb_reduce_keep(&k->in_shape[0], &k->attr[A_AXIS]);
     nb_reduce_sum(k->in[0], &k->in_shape[0], k->out, &ks, k->dtype);
     return NB_OK;
 }
@@ -166,22 +142,41 @@ static nb_status mean_fwd(const nb_kctx *k)
     return NB_OK;
 }
 
+static void fill(void *y, size_t n, double v, nb_dtype dt)
+{
+    if (dt == NB_F64)
+        for (size_t i = 0; i < n; i++) ((double *)y)[i] = v;
+    else
+        for (size_t i = 0; i < n; i++) ((float *)y)[i] = (float)v;
+}
+
+/* The max (sign 1) or min (-1) of x into out, both shaped by k. */
+static void extreme(const nb_kctx *k, const void *x, void *out, int sign)
+{
+    nb_dims ks = nb_reduce_keep(&k->in_shape[0], &k->attr[A_AXIS]);
+    fill(out, nb_dims_numel(&ks), -sign * INFINITY, k->dtype);
+    nb_red_walk w = {.x = x, .y = out};
+    bool f64 = k->dtype == NB_F64;
+    nb_reduce_walk(&w, &k->in_shape[0], &ks,
+                   sign > 0 ? (f64 ? max_row_double : max_row_float)
+                            : (f64 ? min_row_double : min_row_float));
+}
+
 static nb_status max_fwd(const nb_kctx *k)
 {
-    nb_dims ks = keep_shape(&k->in_shape[0], &k->attr[A_AXIS]);
-    size_t n = nb_dims_numel(&ks);
-    if (k->dtype == NB_F64)
-        for (size_t i = 0; i < n; i++) ((double *)k->out)[i] = -INFINITY;
-    else
-        for (size_t i = 0; i < n; i++) ((float *)k->out)[i] = -INFINITY;
-    walk w = {.x = k->in[0], .y = k->out};
-    walk_rows(&w, &k->in_shape[0], &ks, k->dtype == NB_F64 ? max_row_double : max_row_float);
+    extreme(k, k->in[0], k->out, 1);
+    return NB_OK;
+}
+
+static nb_status min_fwd(const nb_kctx *k)
+{
+    extreme(k, k->in[0], k->out, -1);
     return NB_OK;
 }
 
 /* ---- gradients ---- */
 
-static nb_node *unreduce(nb_graph *g, nb_node *gy, nb_node *x, const nb_node *y, bool mean)
+nb_node *nb_reduce_unreduce(nb_graph *g, nb_node *gy, nb_node *x, const nb_node *y, bool mean)
 {
     nb_attr a[3] = {*nb__attr(y, A_AXIS), *nb__attr(y, A_KEEPDIMS), NB_ABOOL("mean", mean)};
     return nb_apply(g, &nb_op_unreduce, NULL, (nb_node *[]){gy, x}, 2, a, 3);
@@ -190,23 +185,44 @@ static nb_node *unreduce(nb_graph *g, nb_node *gy, nb_node *x, const nb_node *y,
 static nb_status sum_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     (void)needs;
-    gx[0] = unreduce(g, gy, nb_node_input(y, 0), y, false);
+    gx[0] = nb_reduce_unreduce(g, gy, nb_node_input(y, 0), y, false);
     return NB_OK;
 }
 
 static nb_status mean_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     (void)needs;
-    gx[0] = unreduce(g, gy, nb_node_input(y, 0), y, true);
+    gx[0] = nb_reduce_unreduce(g, gy, nb_node_input(y, 0), y, true);
     return NB_OK;
 }
 
-static nb_status max_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
+/* max_backward(gy, x, y) with the attributes of the reduction (y itself, or
+ * the max_backward node being differentiated) */
+static nb_node *to_extremes(nb_graph *g, nb_node *gy, nb_node *x, nb_node *y, const nb_node *red)
+{
+    nb_attr a[2] = {*nb__attr(red, A_AXIS), *nb__attr(red, A_KEEPDIMS)};
+    return nb_apply(g, &nb_op_max_backward, NULL, (nb_node *[]){gy, x, y}, 3, a, 2);
+}
+
+/* max and min alike: x == y marks the extremes */
+static nb_status extreme_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     (void)needs;
-    nb_attr a[2] = {*nb__attr(y, A_AXIS), *nb__attr(y, A_KEEPDIMS)};
-    nb_node *in[3] = {gy, nb_node_input(y, 0), y};
-    gx[0] = nb_apply(g, &nb_op_max_backward, NULL, in, 3, a, 2);
+    gx[0] = to_extremes(g, gy, nb_node_input(y, 0), y, y);
+    return NB_OK;
+}
+
+/* out = gy * M with M = mask / ties fixed: d/dgy of sum(G * out) is the sum
+ * of G * M over the reduced axes, M being max_backward of ones */
+static nb_status max_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, uint64_t needs, nb_node **gx)
+{
+    (void)needs;
+    nb_node *gy = nb_node_input(y, 0), *x = nb_node_input(y, 1), *m = nb_node_input(y, 2);
+    nb_node *one = nb_apply(g, &nb_op_fill_like, NULL, &gy, 1, (nb_attr[]){NB_AFLOAT("value", 1)}, 1);
+    nb_node *mask = to_extremes(g, one, x, m, y);
+    const nb_attr *axis = nb__attr(y, A_AXIS);
+    nb_attr a[2] = {*axis, *nb__attr(y, A_KEEPDIMS)};
+    gx[0] = nb_apply(g, &nb_op_sum, NULL, (nb_node *[]){nb_mul(g, G, mask)}, 1, a, 2);
     return NB_OK;
 }
 
@@ -222,7 +238,7 @@ NB_BINARY_ROWS(first, ((void)b, a))
 
 static nb_status unreduce_fwd(const nb_kctx *k)
 {
-    nb_dims ks = keep_shape(&k->out_shape, &k->attr[A_AXIS]);
+    nb_dims ks = nb_reduce_keep(&k->out_shape, &k->attr[A_AXIS]);
     nb_kctx kk = *k;
     nb_dims shapes[2] = {ks, k->out_shape};
     const void *in[2] = {k->in[0], k->out};
@@ -251,18 +267,6 @@ static nb_status max_backward_shape(nb_shape_ctx *c)
     return NB_OK;
 }
 
-#define MAXB_ROW(T)                                                                      \
-    static void maxb_row_##T(void *ctx, const int64_t *off, int64_t n)                   \
-    {                                                                                    \
-        walk *w = ctx;                                                                   \
-        const T *x = (const T *)w->x + off[0], *m = (const T *)w->z + off[1];            \
-        const T *share = (const T *)w->y + off[1];                                       \
-        T *dx = (T *)w->dx + off[0];                                                     \
-        for (int64_t i = 0; i < n; i++) dx[i] = x[i] == m[i * w->sy] ? share[i * w->sy] : 0; \
-    }
-MAXB_ROW(float)
-MAXB_ROW(double)
-
 static size_t max_backward_work(const nb_kctx *k)
 {
     return nb_dims_numel(&k->in_shape[2]) * nb_dtype_size(k->dtype);
@@ -270,50 +274,57 @@ static size_t max_backward_work(const nb_kctx *k)
 
 static nb_status max_backward_fwd(const nb_kctx *k)
 {
-    nb_dims ks = keep_shape(&k->out_shape, &k->attr[A_AXIS]);
+    nb_dims ks = nb_reduce_keep(&k->out_shape, &k->attr[A_AXIS]);
     size_t n = nb_dims_numel(&ks);
     bool f64 = k->dtype == NB_F64;
     memset(k->work, 0, n * nb_dtype_size(k->dtype));
-    walk w = {.x = k->in[1], .y = k->work, .z = k->in[2], .dx = k->out};
-    walk_rows(&w, &k->out_shape, &ks, f64 ? tie_row_double : tie_row_float);
-    for (size_t i = 0; i < n; i++)  /* each maximum's share: gy / ties */
+    nb_red_walk w = {.x = k->in[1], .y = k->work, .z = k->in[2], .dx = k->out};
+    nb_reduce_walk(&w, &k->out_shape, &ks, f64 ? tie_row_double : tie_row_float);
+    for (size_t i = 0; i < n; i++)  /* each extreme's share: gy / ties */
         if (f64)
             ((double *)k->work)[i] = ((const double *)k->in[0])[i] / ((double *)k->work)[i];
         else
             ((float *)k->work)[i] = ((const float *)k->in[0])[i] / ((float *)k->work)[i];
-    walk_rows(&w, &k->out_shape, &ks, f64 ? maxb_row_double : maxb_row_float);
+    nb_reduce_walk(&w, &k->out_shape, &ks, f64 ? maxb_row_double : maxb_row_float);
     return NB_OK;
 }
 
-
 #define AXES(...) {.name = "axis", .type = NB_ATTR_INTS, .n = NB_NELEMS(((int64_t[]){__VA_ARGS__})), .i = {__VA_ARGS__}}
+#define KEEP NB_ABOOL("keepdims", 1)
 static const nb_op_case reduce_cases[] = {
     {.in = {"3,4"}},
     {.in = {"3,4"}, .attrs = {AXES(1)}, .n_attrs = 1},
-    {.in = {"2,3,4"}, .attrs = {AXES(0, 2), NB_ABOOL("keepdims", 1)}, .n_attrs = 2},
+    {.in = {"2,3,4"}, .attrs = {AXES(0, 2), KEEP}, .n_attrs = 2},
     {.in = {"2,3,4"}, .attrs = {AXES(-1)}, .n_attrs = 1},
+    {.in = {"2,3,4"}, .attrs = {AXES(1)}, .n_attrs = 1},
+    {.in = {"2,3,4"}, .attrs = {AXES(0, 1), KEEP}, .n_attrs = 2},
     {.in = {"1,5"}, .attrs = {AXES(0)}, .n_attrs = 1},
+    {.in = {"3,1"}, .attrs = {AXES(1), KEEP}, .n_attrs = 2},
+    {.in = {"5"}, .attrs = {KEEP}, .n_attrs = 1},
     {.in = {""}},
 };
+/* Every input equal (lo = hi): every element ties, so every share is nonzero. */
+static const nb_op_case max_backward_cases[] = {
+    {.in = {"3", "3,4", "3"}, .lo = 0.5, .hi = 0.5, .attrs = {AXES(1)}, .n_attrs = 1},
+    {.in = {"", "2,3", ""}, .lo = 0.5, .hi = 0.5},
+    {.in = {"1,3,1", "2,3,4", "1,3,1"}, .lo = 0.5, .hi = 0.5, .attrs = {AXES(0, 2), KEEP}, .n_attrs = 2},
+};
 
-const nb_op_def nb_op_sum = {
-    .name = "sum", .min_in = 1, .max_in = 1, .attrs = reduce_attrs, .n_attrs = 2,
-    .shape = reduce_shape, .forward = sum_fwd, .backward = sum_bwd, .flops = nb_flops_per_in,
-    .cases = reduce_cases, .n_cases = NB_NELEMS(reduce_cases), .doc = "sum over axes"};
-const nb_op_def nb_op_mean = {
-    .name = "mean", .min_in = 1, .max_in = 1, .attrs = reduce_attrs, .n_attrs = 2,
-    .shape = reduce_shape, .forward = mean_fwd, .backward = mean_bwd, .flops = nb_flops_per_in,
-    .cases = reduce_cases, .n_cases = NB_NELEMS(reduce_cases), .doc = "mean over axes"};
-const nb_op_def nb_op_max = {
-    .name = "max", .min_in = 1, .max_in = 1, .attrs = reduce_attrs, .n_attrs = 2,
-    .shape = reduce_shape, .forward = max_fwd, .backward = max_bwd, .flops = nb_flops_per_in,
-    .cases = reduce_cases, .n_cases = NB_NELEMS(reduce_cases),
-    .doc = "maximum over axes (gradient split among ties)"};
+#define REDUCE_OP(NAME, FWD, BWD, DOC)                                                 \
+    const nb_op_def nb_op_##NAME = {                                                   \
+        .name = #NAME, .min_in = 1, .max_in = 1, .attrs = nb_reduce_attrs, .n_attrs = 2, \
+        .shape = nb_reduce_shape, .forward = FWD, .backward = BWD,                     \
+        .flops = nb_flops_per_in, .cases = reduce_cases,                               \
+        .n_cases = NB_NELEMS(reduce_cases), .doc = DOC}
+REDUCE_OP(sum, sum_fwd, sum_bwd, "sum over axes");
+REDUCE_OP(mean, mean_fwd, mean_bwd, "mean over axes");
+REDUCE_OP(max, max_fwd, extreme_bwd, "maximum over axes (gradient split among ties; NaN wins)");
+REDUCE_OP(min, min_fwd, extreme_bwd, "minimum over axes (gradient split among ties; NaN wins)");
 
 static const nb_op_case unreduce_cases[] = {
     {.in = {"3", "3,4"}, .attrs = {AXES(1)}, .n_attrs = 1},
     {.in = {"", "2,3"}, .attrs = {NB_ABOOL("mean", 1)}, .n_attrs = 1},
-    {.in = {"1,3,1", "2,3,4"}, .attrs = {AXES(0, 2), NB_ABOOL("keepdims", 1), NB_ABOOL("mean", 1)}, .n_attrs = 3},
+    {.in = {"1,3,1", "2,3,4"}, .attrs = {AXES(0, 2), KEEP, NB_ABOOL("mean", 1)}, .n_attrs = 3},
 };
 const nb_op_def nb_op_unreduce = {
     .name = "unreduce", .min_in = 2, .max_in = 2, .attrs = unreduce_attrs, .n_attrs = 3,
@@ -322,15 +333,18 @@ const nb_op_def nb_op_unreduce = {
     .cases = unreduce_cases, .n_cases = NB_NELEMS(unreduce_cases),
     .doc = "gradient of sum/mean: gy broadcast over the reduced axes"};
 const nb_op_def nb_op_max_backward = {
-    .name = "max_backward", .min_in = 3, .max_in = 3, .attrs = reduce_attrs, .n_attrs = 2,
+    .name = "max_backward", .min_in = 3, .max_in = 3, .attrs = nb_reduce_attrs, .n_attrs = 2,
     .flags = NB_OP_INTERNAL, .no_grad = 6, .shape = max_backward_shape,
-    .forward = max_backward_fwd, .flops = nb_flops_per_out, .workspace = max_backward_work,
-    .doc = "gradient of max: gy to the maxima, split among ties"};
+    .forward = max_backward_fwd, .backward = max_backward_bwd, .flops = nb_flops_per_out,
+    .workspace = max_backward_work, .cases = max_backward_cases,
+    .n_cases = NB_NELEMS(max_backward_cases),
+    .doc = "gradient of max and min: gy to the elements equal to y, split among ties"};
 
-static nb_node *reduce(nb_graph *g, const nb_op_def *op, nb_node *a, const int64_t *axes,
-                       int n_axes, bool keepdims)
+nb_node *nb_reduce_node(nb_graph *g, const nb_op_def *op, nb_node *a, const int64_t *axes,
+                        int n_axes, bool keepdims)
 {
-    nb_attr at[2] = {{.name = "axis", .type = NB_ATTR_INTS, .n = n_axes}, NB_ABOOL("keepdims", keepdims)};
+    nb_attr at[2] = {NB_REDUCE_ALL_AXES, NB_ABOOL("keepdims", keepdims)};
+    at[0].n = n_axes;
     if (n_axes < 0 || n_axes > NB_MAX_DIMS) n_axes = at[0].n = NB_MAX_DIMS + 1;  /* rejected by nb_op */
     else if (n_axes) memcpy(at[0].i, axes, (size_t)n_axes * sizeof *axes);
     return nb_apply(g, op, NULL, (nb_node *[]){a}, 1, at, 2);
@@ -338,13 +352,17 @@ static nb_node *reduce(nb_graph *g, const nb_op_def *op, nb_node *a, const int64
 
 nb_node *nb_sum(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims)
 {
-    return reduce(g, &nb_op_sum, a, axes, n_axes, keepdims);
+    return nb_reduce_node(g, &nb_op_sum, a, axes, n_axes, keepdims);
 }
 nb_node *nb_mean(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims)
 {
-    return reduce(g, &nb_op_mean, a, axes, n_axes, keepdims);
+    return nb_reduce_node(g, &nb_op_mean, a, axes, n_axes, keepdims);
 }
 nb_node *nb_max(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims)
 {
-    return reduce(g, &nb_op_max, a, axes, n_axes, keepdims);
+    return nb_reduce_node(g, &nb_op_max, a, axes, n_axes, keepdims);
+}
+nb_node *nb_min(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims)
+{
+    return nb_reduce_node(g, &nb_op_min, a, axes, n_axes, keepdims);
 }

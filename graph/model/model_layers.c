@@ -218,11 +218,45 @@ static nb_node *batchnorm(lctx *L)
                 n);
 }
 
+enum { E_VOCAB, E_DIM, E_INIT };
+static const la_def embedding_attrs[] = {
+    {"vocab", LA_INT, true, 0, 1},
+    {"dim", LA_INT, true, 0, 1},
+    {"init", LA_INIT, false, 0, 0},
+};
+
+/* embedding(ids, NAME.W [vocab, dim]), NAME.W drawn from N(0, 1) unless the
+ * layer's init says otherwise (torch.nn.Embedding) */
+static nb_node *embedding(lctx *L)
+{
+    if (!L->given[E_INIT]) L->init.init = (nb_init){.kind = NB_INIT_NORMAL, .a = 1, .seed = L->c->m->seed};
+    nb_node *w = param(L, "W", 2, (int64_t[]){L->i[E_VOCAB], L->i[E_DIM]}, &L->init);
+    return w ? step(L, "embedding", "embedding", true, (nb_node *[]){L->in[0], w}, 2, NULL, 0) : NULL;
+}
+
+enum { LN_EPS };
+static const la_def ln_attrs[] = {{"eps", LA_FLOAT, false, 0, 0}};
+
+/* layernorm over the last axis, NAME.gamma (ones) and NAME.beta (zeros) of its size */
+static nb_node *layernorm(lctx *L)
+{
+    int64_t f = fixed_dim(L, nb_node_rank(L->in[0]) - 1, "[..., F] with a fixed F");
+    if (f < 1) return NULL;
+    nb_node *gamma = const_param(L, "gamma", f, NB_INIT_ONES);
+    nb_node *beta = gamma ? const_param(L, "beta", f, NB_INIT_ZEROS) : NULL;
+    if (!beta) return NULL;
+    nb_attr eps = NB_AFLOAT("eps", L->f[LN_EPS]);
+    return step(L, "layernorm", "layernorm", true, (nb_node *[]){L->in[0], gamma, beta}, 3, &eps,
+                L->given[LN_EPS]);
+}
+
 #define NELEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 static const layer_def layers[] = {
     {"dense", dense_attrs, NELEMS(dense_attrs), dense},
     {"conv2d", conv_attrs, NELEMS(conv_attrs), conv2d},
     {"batchnorm", bn_attrs, NELEMS(bn_attrs), batchnorm},
+    {"embedding", embedding_attrs, NELEMS(embedding_attrs), embedding},
+    {"layernorm", ln_attrs, NELEMS(ln_attrs), layernorm},
 };
 
 /* What `nabla ops` says of each layer (nb_layer_describe): its input, the

@@ -168,6 +168,10 @@ NB_API nb_node *nb_matmul_t(nb_graph *g, nb_node *a, nb_node *b, bool transpose_
 NB_API nb_node *nb_sum(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
 NB_API nb_node *nb_mean(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
 NB_API nb_node *nb_max(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+/* issue 9: min, log(sum(e^a)) (stable) over axes; argmax: i32 index along one axis */
+NB_API nb_node *nb_min(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+NB_API nb_node *nb_logsumexp(nb_graph *g, nb_node *a, const int64_t *axes, int n_axes, bool keepdims);
+NB_API nb_node *nb_argmax(nb_graph *g, nb_node *a, int64_t axis, bool keepdims);
 /* one entry may be -1; symbols allowed */
 NB_API nb_node *nb_reshape(nb_graph *g, nb_node *a, int rank, const nb_dim *shape);
 /* n == 0: reverse the axes */
@@ -184,6 +188,12 @@ NB_API nb_node *nb_avg_pool2d(nb_graph *g, nb_node *x, int64_t size, int64_t str
 /* labels: i32 [N] class ids or float [N, K] (one-hot or soft); mean over N */
 NB_API nb_node *nb_softmax_cross_entropy(nb_graph *g, nb_node *logits, nb_node *labels);
 NB_API nb_node *nb_mse(nb_graph *g, nb_node *a, nb_node *b);
+/* issue 9: mean of max(z, 0) - z t + log(1 + e^-|z|) over logits z and targets t of one shape */
+NB_API nb_node *nb_sigmoid_cross_entropy(nb_graph *g, nb_node *logits, nb_node *targets);
+/* mean of -(t log p + (1 - t) log(1 - p)), each log clamped at -100 (torch's BCELoss) */
+NB_API nb_node *nb_binary_cross_entropy(nb_graph *g, nb_node *p, nb_node *targets);
+/* mean over N of -logp[n, labels[n]]: logp [N, K], labels i32 [N] */
+NB_API nb_node *nb_nll_loss(nb_graph *g, nb_node *logp, nb_node *labels);
 /* x with elements zeroed at `rate` (0 <= rate < 1) and the rest scaled by
  * 1/(1-rate) in training mode; x in eval mode */
 NB_API nb_node *nb_dropout(nb_graph *g, nb_node *x, double rate);
@@ -191,6 +201,12 @@ NB_API nb_node *nb_dropout(nb_graph *g, nb_node *x, double rate);
  * [C]; makes the params NODE.running_mean and NODE.running_var (state) */
 NB_API nb_node *nb_batchnorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, double eps,
                       double momentum);
+/* issue 9: rows of table [V, D] at i32 ids [...], giving [..., D]; the table gets the gradient */
+NB_API nb_node *nb_embedding(nb_graph *g, nb_node *ids, nb_node *table);
+/* x normalised over axes axis..last (biased variance + eps), times gamma plus beta, both
+ * shaped as those axes (torch's layer_norm; axis -1 and eps 1e-5 are the defaults) */
+NB_API nb_node *nb_layernorm(nb_graph *g, nb_node *x, nb_node *gamma, nb_node *beta, int64_t axis,
+                             double eps);
 
 /* ---- introspection -------------------------------------------------- */
 /* Getters take a node of a live graph; given NULL they return "(null)", -1, 0,
