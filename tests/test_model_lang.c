@@ -228,6 +228,11 @@ Test(lang, ops_lists_layers)
     cr_expect_str_eq(l.name, "conv2d");
     cr_expect_eq(nb_layer_find("nope", &l), NB_ERR_ARG);
     cr_expect_eq(nb_layer_describe(nb_layer_count(), &l), NB_ERR_ARG);
+    for (size_t i = 0; i < nb_layer_count(); i++) {  /* a layer added without its description */
+        cr_assert_eq(nb_layer_describe(i, &l), NB_OK);
+        cr_expect(l.in && *l.in && l.creates && *l.creates && l.doc && *l.doc,
+                  "layer %s is not described", l.name);
+    }
     r = TOOL("ops", "densee");
     cr_expect_eq(r.status, 2);
     assert_has(r.err, "unknown op or layer 'densee'");

@@ -272,6 +272,9 @@ static const struct {
     {"batchnorm", "x [N, C, ...]",
      "NAME.gamma [C] (ones), NAME.beta [C] (zeros); state NAME.running_mean, NAME.running_var",
      "batchnorm(x, gamma, beta), normalised over every axis but 1"},
+    {"embedding", "ids i32 [...]", "NAME.W [vocab, dim] (init)", "rows of W at the ids: [..., dim]"},
+    {"layernorm", "x [..., F]", "NAME.gamma [F] (ones), NAME.beta [F] (zeros)",
+     "layernorm(x, gamma, beta) over the last axis"},
 };
 
 /* Defaults that a la_def's number does not say (an op's own default applies
@@ -281,6 +284,8 @@ static const struct {
 } default_docs[] = {
     {"batchnorm", "eps", "1e-05 (the op's)"},
     {"batchnorm", "momentum", "0.1 (the op's)"},
+    {"embedding", "init", "{normal: 1}"},
+    {"layernorm", "eps", "1e-05 (the op's)"},
 };
 
 bool nm_is_layer(const char *name)
