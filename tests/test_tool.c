@@ -87,6 +87,8 @@ static void conformance(const char *name)
 Test(tool, conformance_mlp) { conformance("mlp"); }
 Test(tool, conformance_conv) { conformance("conv"); }
 Test(tool, conformance_broadcast) { conformance("broadcast"); }
+Test(tool, conformance_logistic) { conformance("logistic"); }
+Test(tool, conformance_bag) { conformance("bag"); }
 
 /* ---- nabla run: closed forms and files -------------------------------------- */
 
