@@ -13,7 +13,8 @@ static void expect_ok(tool_result r, const char *what)
 }
 
 static const char *const names[] = {"apple", "mlp2", "mnist_mlp", "simple_convnet",
-                                     "lstm_step", "attention", "bn_dropout", "deep_convnet"};
+                                     "lstm_step", "attention", "bn_dropout", "deep_convnet",
+                                     "transformer_block", "binary_classifier"};
 
 /* Indices, not pointers: Criterion may run each test in a fresh process image. */
 ParameterizedTestParameters(examples, model)
