@@ -224,8 +224,8 @@ static nb_status load_data(const npy_parser *r, const npy_header *h, size_t avai
     return NB_OK;
 }
 
-static nb_status parse_named(const char *name, const unsigned char *b, size_t len, nb_tensor *out, char *err,
-                             size_t cap)
+nb_status nb_io_npy_parse(const char *name, const unsigned char *b, size_t len, nb_tensor *out, char *err,
+                          size_t cap)
 {
     npy_parser r = {name, NULL, NULL, NULL, err, cap};
     npy_header h = {0};
@@ -240,7 +240,7 @@ nb_status nb_npy_parse(const void *buf, size_t len, nb_tensor *out)
 {
     char *err = nb__thread_err();
     if (!out || (!buf && len)) return nb_io_fail(err, NB_ERR_CAP, NB_ERR_ARG, "<buffer>", "no buffer or no tensor given");
-    return parse_named("<buffer>", buf, len, out, err, NB_ERR_CAP);
+    return nb_io_npy_parse("<buffer>", buf, len, out, err, NB_ERR_CAP);
 }
 
 nb_status nb_npy_read(const char *path, nb_tensor *out)
@@ -252,14 +252,14 @@ nb_status nb_npy_read(const char *path, nb_tensor *out)
     memset(out, 0, sizeof *out);
     nb_status st = nb_io_read_file(path, &buf, &len, err, cap);
     if (st) return st;
-    st = parse_named(path, buf, len, out, err, cap);
+    st = nb_io_npy_parse(path, buf, len, out, err, cap);
     nb_free(buf);
     return st;
 }
 
 /* Writes the preamble (magic, version 1.0, length, dict, padding, '\n') into
  * buf and returns its length, a multiple of 64 as numpy does for alignment. */
-static size_t format_header(const nb_tensor *t, char *buf, size_t cap)
+size_t nb_io_npy_header(const nb_tensor *t, char *buf, size_t cap)
 {
     static const char *const descr[] = {[NB_F32] = "<f4", [NB_F64] = "<f8", [NB_I32] = "<i4"};
     char shape[NB_MAX_DIMS * 24 + 4] = "(";
@@ -289,6 +289,6 @@ nb_status nb_npy_write(const char *path, const nb_tensor *t)
     nb_status st = nb_io_check_tensor(path, "the tensor", t, &bytes, err, cap);
     if (st) return st;
     char header[512]; /* the longest, 8 dims of 19 digits, takes 256 bytes */
-    nb_io_chunk chunks[2] = {{header, format_header(t, header, sizeof header)}, {t->data, bytes}};
+    nb_io_chunk chunks[2] = {{header, nb_io_npy_header(t, header, sizeof header)}, {t->data, bytes}};
     return nb_io_write_atomic(path, chunks, 2, err, cap);
 }
