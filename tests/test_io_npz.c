@@ -215,3 +215,40 @@ Test(npz, missing_param_long_list)
     nb_graph_free(g);
     nb_graph_free(h);
 }
+
+/* ---- checkpoints go through the same code -------------------------------- */
+
+static const char *const SMALL =
+    "nabla: 1\nseed: 7\ninputs:\n  x: [N, 4]\n  t: {shape: [N], dtype: i32}\n"
+    "nodes:\n  - {name: y, layer: dense, in: [x], units: 3}\n"
+    "  - {name: loss, op: softmax_cross_entropy, in: [y, t]}\nloss: loss\n";
+
+static nb_trainer *trainer_of(nb_model **m)
+{
+    nb_diags d = {0};
+    cr_assert_eq(nb_model_load_string(SMALL, strlen(SMALL), NULL, NULL, m, &d), NB_OK);
+    nb_graph *g = nb_model_graph(*m);
+    nb_trainer_cfg c = {.loss = nb_model_loss(*m), .optim = nb_optim_defaults(NB_ADAM), .batch = 2, .seed = 3};
+    nb_trainer *t;
+    cr_assert_eq(nb_trainer_new(g, &c, &t), NB_OK, "%s", nb_graph_error(g));
+    return t;
+}
+
+Test(npz, checkpoint_round_trip)
+{
+    nb_model *ma, *mb;
+    nb_trainer *a = trainer_of(&ma), *b = trainer_of(&mb);
+    float *w = nb_param_value(nb_graph_find(nb_model_graph(ma), "y.W"))->data;
+    w[5] = 42.5f;
+    cr_assert_eq(nb_trainer_save(a, tmp_path("ck.npz"), NULL, 0), NB_OK, "%s", nb_trainer_error(a));
+    nb_tensor_set s;
+    cr_assert_eq(nb_npz_read(tmp_path("ck.npz"), &s), NB_OK, "%s", nb_last_error());
+    cr_expect(nb_tensor_set_find(&s, "y.W") && s.n_meta > 0, "params and metadata in the .npz");
+    nb_tensor_set_free(&s);
+    cr_assert_eq(nb_trainer_resume(b, tmp_path("ck.npz")), NB_OK, "%s", nb_trainer_error(b));
+    cr_expect_eq(((float *)nb_param_value(nb_graph_find(nb_model_graph(mb), "y.W"))->data)[5], 42.5f);
+    nb_trainer_free(a);
+    nb_trainer_free(b);
+    nb_model_free(ma);
+    nb_model_free(mb);
+}
