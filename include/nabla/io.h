@@ -19,6 +19,11 @@ extern "C" {
 NB_API nb_status nb_npy_read(const char *path, nb_tensor *out);
 /* The same from a buffer in memory (used by the fuzzer). */
 NB_API nb_status nb_npy_parse(const void *buf, size_t len, nb_tensor *out);
+/* Reads a .npy file into float dtype `as` (NB_F32 or NB_F64), for float
+ * inputs: f4 and f8 are converted; i4 and i8 too, when every value is an
+ * integer the float holds exactly (|v| <= 2^24 for f32, 2^53 for f64),
+ * otherwise an error naming the file and the element. */
+NB_API nb_status nb_npy_read_float(const char *path, nb_dtype as, nb_tensor *out);
 /* Writes version 1.0 with the header padded to a multiple of 64 bytes. */
 NB_API nb_status nb_npy_write(const char *path, const nb_tensor *t);
 
