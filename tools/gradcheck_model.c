@@ -295,7 +295,8 @@ static int check_f32(gc_run *r, FILE *out)
         rc = nbt_fail(CMD, "f32: %s", nb_graph_error(r->g));
     } else {
         fprintf(out, "\nf32 kernels: the f32 plan's gradients against the f64 plan's at the same point,\n"
-                     "pass when |g32 - g64| <= %g*max|g64| + %g*|g64|\n\n", o->f32_atol, o->f32_rtol);
+                     "pass when |g32 - g64| <= %g*max|g64| + %g*|g64| (max over the tensor, at least\n"
+                     "1/100 of the largest gradient of all)\n\n", o->f32_atol, o->f32_rtol);
         int failed = print_table(r, res, out);
         if (r->n_wrt && res[0].first_bad[0])
             fprintf(out, "\nthe f32 run is not finite from node %s on\n", res[0].first_bad);

@@ -19,7 +19,9 @@ typedef struct nb_gc_opts {
                           with nb_plan_set_seed(seed), so each perturbed run sees the
                           same dropout masks and the loss is a smooth function. */
     /* nb_gradcheck_f32: an f32 gradient element passes when |g32 - g64| <=
-     * f32_atol * max|g64 of its tensor| + f32_rtol * |g64| (1e-4, 1e-3) */
+     * f32_atol * S + f32_rtol * |g64| (1e-4, 1e-3), S the largest |g64| of
+     * its tensor, or 1/100 of the largest of all tensors checked when that is
+     * more (a gradient that is 0 up to rounding is noise of that size) */
     double f32_atol, f32_rtol;
 } nb_gc_opts;
 #define NB_GC_DEFAULTS ((nb_gc_opts){1e-6, 1e-5, 1e-3, 1000, 0, false, 1e-4, 1e-3})
