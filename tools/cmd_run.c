@@ -265,7 +265,8 @@ static const char *num(double v, char *buf)
 }
 
 /* One line: name, shape, dtype, then the value of a scalar or min/mean/max. */
-static void print_summary_line(const nb_plan *p, const nb_node *n, const char *name, int wname, int wshape)
+static void print_summary_line(const nb_plan *p, const nb_node *n, const stats *st, const char *name,
+                               int wname, int wshape)
 {
     int64_t shape[NB_MAX_DIMS];
     int rank = nb_plan_shape(p, n, shape), len = 1;
@@ -273,13 +274,20 @@ static void print_summary_line(const nb_plan *p, const nb_node *n, const char *n
     for (int k = 0; k < rank && len < 200; k++)
         len += snprintf(sh + len, sizeof sh - (size_t)len, "%s%lld", k ? ", " : "", (long long)shape[k]);
     snprintf(sh + len, sizeof sh - (size_t)len, "]");
-    stats st = stats_of(p, n);
     printf("  %-*s  %-*s  %s  ", wname, name, wshape, sh, nb_dtype_name(nb_node_dtype(n)));
     char a[32], b[32], c[32];
-    if (rank == 0 && st.n == 1 && nb_plan_get(p, n))
+    if (rank == 0 && st->n == 1 && nb_plan_get(p, n))
         printf("%s\n", num(value_at(n, nb_plan_get(p, n), 0), a));
     else
-        printf("min %s  mean %s  max %s\n", num(st.min, a), num(st.mean, b), num(st.max, c));
+        printf("min %s  mean %s  max %s\n", num(st->min, a), num(st->mean, b), num(st->max, c));
+}
+
+/* The name of result i's file without ".npy": NAME, or grad.NAME for a gradient. */
+static const char *file_name(const run_state *s, int i, char *buf, size_t cap)
+{
+    bool grad = i >= s->n_res;
+    snprintf(buf, cap, "%s%s", grad ? "grad." : "", nb_node_name(grad ? s->wrt[i - s->n_res] : s->nodes[i]));
+    return buf;
 }
 
 /* Files written: a line each on stdout (unless quiet), and a warning on
@@ -289,9 +297,7 @@ static void summarize(const run_state *s, const nb_plan *p, const run_args *a)
     int total = s->n_res + s->n_wrt, wname = 1, wshape = 1;
     char name[512];
     for (int i = 0; i < total; i++) {
-        int k = i < s->n_res ? i : i - s->n_res;
-        snprintf(name, sizeof name, "%s%s", i < s->n_res ? "" : "grad.",
-                 nb_node_name(i < s->n_res ? s->nodes[i] : s->wrt[k]));
+        file_name(s, i, name, sizeof name);
         int64_t shape[NB_MAX_DIMS];
         int rank = nb_plan_shape(p, s->nodes[i], shape), ls = 2;
         for (int d = 0; d < rank; d++) ls += snprintf(NULL, 0, "%lld", (long long)shape[d]) + (d ? 2 : 0);
@@ -301,10 +307,9 @@ static void summarize(const run_state *s, const nb_plan *p, const run_args *a)
     if (!a->quiet) printf("wrote %d file%s to %s:\n", total, total == 1 ? "" : "s", a->out);
     for (int i = 0; i < total; i++) {
         const nb_node *n = s->nodes[i];
-        snprintf(name, sizeof name, "%s%s", i < s->n_res ? "" : "grad.",
-                 nb_node_name(i < s->n_res ? n : s->wrt[i - s->n_res]));
-        if (!a->quiet) print_summary_line(p, n, name, wname, wshape);
+        file_name(s, i, name, sizeof name);
         stats st = stats_of(p, n);
+        if (!a->quiet) print_summary_line(p, n, &st, name, wname, wshape);
         if (st.nan || st.inf)
             nbt_warn(CMD, "%s.npy holds %zu NaN and %zu infinite value%s (of %zu)", name, st.nan, st.inf,
                      st.inf == 1 ? "" : "s", st.n);
