@@ -487,7 +487,7 @@ nb_status nb_trainer_resume(nb_trainer *t, const char *path)
     begin(t);
     if (!t->step) return fail(t, NB_ERR_ARG, "trainer: made to evaluate only");
     nb_tensor_set s;
-    if (nb_safetensors_read(path, &s)) return fail(t, NB_ERR_FORMAT, "%s", nb_last_error());
+    if (nb_tensors_read(path, &s)) return fail(t, NB_ERR_FORMAT, "%s", nb_last_error());
     const char *fmt = meta_of(&s, "format");
     double v[6];
     static const char *const keys[] = {"epoch", "batch", "loss_sum", "samples", "correct", "seconds"};

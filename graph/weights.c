@@ -1,5 +1,6 @@
-/* A graph's params in and out of safetensors files, by param name: what
- * `nabla run --weights/--save-weights` and checkpoints use. */
+/* A graph's params in and out of safetensors or .npz files (by the path's
+ * extension), by param name: what `nabla run --weights/--save-weights` and
+ * checkpoints use. */
 #include <stdio.h>
 #include <string.h>
 
@@ -18,10 +19,31 @@ static nb_status save(const nb_graph *g, const char *path, const char *const *me
         nb_node *n = g->nodes[i];
         if (saved(n)) st = nb_tensor_set_add(&set, n->name, &n->value);
     }
-    if (!st) st = nb_safetensors_write(path, &set);
+    if (!st) st = nb_tensors_write(path, &set);
     if (st) snprintf(err, cap, "%s", nb_last_error());
     nb_tensor_set_free(&set);
     return st;
+}
+
+/* "no tensor for param 'h1.W' (did you mean 'h1.w'?); the file holds 3
+ * tensors: h1.w, h1.b, out.W", the list cut short where err is full. */
+static void missing(const nb_tensor_set *set, const nb_node *p, const char *path, char *err, size_t cap)
+{
+    const char **names = nb_malloc((set->n + 1) * sizeof *names);
+    char hint[160] = "";
+    for (size_t i = 0; names && i < set->n; i++) names[i] = set->items[i].name;
+    if (names) nb_hint(hint, sizeof hint, nb_suggest(p->name, names, set->n));
+    nb_free(names);
+    int len = snprintf(err, cap, "%s: no tensor for param '%s'%s; the file holds %zu tensor%s%s", path,
+                       p->name, hint, set->n, set->n == 1 ? "" : "s", set->n ? ": " : "");
+    for (size_t i = 0; i < set->n && len >= 0 && (size_t)len < cap; i++) {
+        size_t left = cap - (size_t)len, need = strlen(set->items[i].name) + 2;
+        if (need + 4 > left || (i + 1 < set->n && need + 8 > left)) {  /* room for ", ..." */
+            snprintf(err + len, left, "...");
+            return;
+        }
+        len += snprintf(err + len, left, "%s%s", i ? ", " : "", set->items[i].name);
+    }
 }
 
 /* The file's tensor for param p, if it has p's shape and a float dtype. */
@@ -30,7 +52,7 @@ static nb_status match(const nb_tensor_set *set, const nb_node *p, const char *p
 {
     const nb_tensor *t = *out = nb_tensor_set_find(set, p->name);
     if (!t) {
-        snprintf(err, cap, "%s: no tensor for param '%s'", path, p->name);
+        missing(set, p, path, err, cap);
         return NB_ERR_FORMAT;
     }
     bool same = t->rank == p->value.rank && t->dtype != NB_I32;
@@ -77,7 +99,7 @@ static nb_status load(nb_graph *g, const char *path, nb_diags *ignored, char *er
 {
     nb_tensor_set set = {0};
     const nb_tensor *t;
-    nb_status st = nb_safetensors_read(path, &set);
+    nb_status st = nb_tensors_read(path, &set);
     if (st) snprintf(err, cap, "%s", nb_last_error());
     /* every param is checked before any is written: a bad file changes nothing */
     for (size_t i = 0; i < g->n_nodes && !st; i++)

@@ -224,23 +224,68 @@ static nb_status load_data(const npy_parser *r, const npy_header *h, size_t avai
     return NB_OK;
 }
 
-static nb_status parse_named(const char *name, const unsigned char *b, size_t len, nb_tensor *out, char *err,
-                             size_t cap)
+/* Integers converted to a float dtype, each exactly: |v| <= 2^24 for f32,
+ * 2^53 for f64 (beyond, not every integer has a float of its value). */
+static nb_status ints_to_float(const npy_parser *r, const npy_header *h, size_t numel, nb_dtype to,
+                               nb_tensor *out)
+{
+    const unsigned char *src = r->end;
+    int64_t limit = to == NB_F32 ? INT64_C(1) << 24 : INT64_C(1) << 53;
+    nb_status st = nb_tensor_alloc(out, to, h->rank, h->shape);
+    if (st) return fail(r, st, "cannot allocate the tensor: %s", nb_status_str(st));
+    for (size_t i = 0; i < numel; i++) {
+        int64_t v = h->from_i8 ? (int64_t)nb_io_le64(src + 8 * i) : (int32_t)nb_io_le32(src + 4 * i);
+        if (v > limit || v < -limit) {
+            nb_tensor_free(out);
+            return fail(r, NB_ERR_FORMAT,
+                        "integer element %zu (%lld) is beyond the range where %s holds every integer "
+                        "exactly (|v| <= 2^%d)", i, (long long)v, nb_dtype_name(to), to == NB_F32 ? 24 : 53);
+        }
+        if (to == NB_F32) ((float *)out->data)[i] = (float)v;
+        else ((double *)out->data)[i] = (double)v;
+    }
+    return NB_OK;
+}
+
+/* Reads the file's bytes; as < 0 keeps the stored dtype (i8 as i32), a float
+ * dtype converts floats and integers to it. */
+static nb_status parse_as(const char *name, const unsigned char *b, size_t len, int as, nb_tensor *out, char *err,
+                          size_t cap)
 {
     npy_parser r = {name, NULL, NULL, NULL, err, cap};
     npy_header h = {0};
     memset(out, 0, sizeof *out);
     nb_status st = parse_preamble(&r, b, len);
     if (!st) st = parse_dict(&r, &h);
-    if (!st) st = load_data(&r, &h, len - (size_t)(r.end - b), out); /* the data follows the header */
+    size_t avail = st ? 0 : len - (size_t)(r.end - b), numel = 0; /* the data follows the header */
+    if (!st && as >= 0 && h.dtype == NB_I32) {
+        size_t elem = h.from_i8 ? 8 : 4;
+        if (nb_shape_numel(h.rank, h.shape, &numel) || numel > SIZE_MAX / elem)
+            return fail(&r, NB_ERR_OVERFLOW, "the shape is too large");
+        if (avail != numel * elem)
+            return fail(&r, NB_ERR_FORMAT, "%s: the data has %zu bytes, the shape needs %zu",
+                        avail < numel * elem ? "truncated" : "trailing bytes", avail, numel * elem);
+        return ints_to_float(&r, &h, numel, (nb_dtype)as, out);
+    }
+    if (!st) st = load_data(&r, &h, avail, out);
+    if (!st && as >= 0 && out->dtype != (nb_dtype)as && (st = nb_tensor_convert(out, (nb_dtype)as))) {
+        nb_tensor_free(out);
+        return fail(&r, st, "cannot convert to %s: %s", nb_dtype_name((nb_dtype)as), nb_status_str(st));
+    }
     return st;
+}
+
+nb_status nb_io_npy_parse(const char *name, const unsigned char *b, size_t len, nb_tensor *out, char *err,
+                          size_t cap)
+{
+    return parse_as(name, b, len, -1, out, err, cap);
 }
 
 nb_status nb_npy_parse(const void *buf, size_t len, nb_tensor *out)
 {
     char *err = nb__thread_err();
     if (!out || (!buf && len)) return nb_io_fail(err, NB_ERR_CAP, NB_ERR_ARG, "<buffer>", "no buffer or no tensor given");
-    return parse_named("<buffer>", buf, len, out, err, NB_ERR_CAP);
+    return nb_io_npy_parse("<buffer>", buf, len, out, err, NB_ERR_CAP);
 }
 
 nb_status nb_npy_read(const char *path, nb_tensor *out)
@@ -252,14 +297,29 @@ nb_status nb_npy_read(const char *path, nb_tensor *out)
     memset(out, 0, sizeof *out);
     nb_status st = nb_io_read_file(path, &buf, &len, err, cap);
     if (st) return st;
-    st = parse_named(path, buf, len, out, err, cap);
+    st = nb_io_npy_parse(path, buf, len, out, err, cap);
+    nb_free(buf);
+    return st;
+}
+
+nb_status nb_npy_read_float(const char *path, nb_dtype as, nb_tensor *out)
+{
+    unsigned char *buf;
+    size_t len, cap = NB_ERR_CAP;
+    char *err = nb__thread_err();
+    if (!path || !out || (as != NB_F32 && as != NB_F64))
+        return nb_io_fail(err, cap, NB_ERR_ARG, path ? path : "(null)", "no path or tensor, or not a float dtype");
+    memset(out, 0, sizeof *out);
+    nb_status st = nb_io_read_file(path, &buf, &len, err, cap);
+    if (st) return st;
+    st = parse_as(path, buf, len, (int)as, out, err, cap);
     nb_free(buf);
     return st;
 }
 
 /* Writes the preamble (magic, version 1.0, length, dict, padding, '\n') into
  * buf and returns its length, a multiple of 64 as numpy does for alignment. */
-static size_t format_header(const nb_tensor *t, char *buf, size_t cap)
+size_t nb_io_npy_header(const nb_tensor *t, char *buf, size_t cap)
 {
     static const char *const descr[] = {[NB_F32] = "<f4", [NB_F64] = "<f8", [NB_I32] = "<i4"};
     char shape[NB_MAX_DIMS * 24 + 4] = "(";
@@ -289,6 +349,6 @@ nb_status nb_npy_write(const char *path, const nb_tensor *t)
     nb_status st = nb_io_check_tensor(path, "the tensor", t, &bytes, err, cap);
     if (st) return st;
     char header[512]; /* the longest, 8 dims of 19 digits, takes 256 bytes */
-    nb_io_chunk chunks[2] = {{header, format_header(t, header, sizeof header)}, {t->data, bytes}};
+    nb_io_chunk chunks[2] = {{header, nb_io_npy_header(t, header, sizeof header)}, {t->data, bytes}};
     return nb_io_write_atomic(path, chunks, 2, err, cap);
 }

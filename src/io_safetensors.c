@@ -18,8 +18,7 @@
 
 /* ---- tensor sets ---- */
 
-/* Appends a tensor and name, taking ownership of both on success. */
-static nb_status set_push(nb_tensor_set *set, char *name, const nb_tensor *t)
+nb_status nb_io_set_push(nb_tensor_set *set, char *name, const nb_tensor *t)
 {
     nb_named_tensor *items = nb_realloc(set->items, (set->n + 1) * sizeof *items);
     if (!items) return NB_ERR_NOMEM;
@@ -47,7 +46,7 @@ nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tenso
     st = dup ? nb_tensor_alloc(&copy, t->dtype, t->rank, t->shape) : NB_ERR_NOMEM;
     if (!st) {
         memcpy(copy.data, t->data, bytes);
-        st = set_push(set, dup, &copy);
+        st = nb_io_set_push(set, dup, &copy);
         if (st) nb_tensor_free(&copy);
     }
     if (st) nb_free(dup);
@@ -282,7 +281,7 @@ static nb_status load_entry(const st_ctx *c, const st_entry *e, const unsigned c
                     bad, (long long)nb_io_le64(data + e->begin + 8 * bad));
     }
     char *name = nb__strdup(e->name);
-    if (!name || set_push(out, name, &t)) {
+    if (!name || nb_io_set_push(out, name, &t)) {
         nb_free(name);
         nb_tensor_free(&t);
         return fail(c, NB_ERR_NOMEM, "out of memory");

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "nabla/core.h"
+#include "nabla/io.h"
 
 /* Both formats store little-endian data, which nabla copies as it is. */
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -54,5 +54,20 @@ static inline uint64_t nb_io_le64(const unsigned char *p)
 /* Converts n little-endian int64 values to int32; on a value out of range
  * returns false and sets *bad to its index. */
 bool nb_io_i64_to_i32(const unsigned char *src, size_t n, int32_t *dst, size_t *bad);
+
+/* Appends a tensor and its name (from nb_malloc) to a set, taking ownership
+ * of both on success; NB_ERR_NOMEM otherwise. */
+nb_status nb_io_set_push(nb_tensor_set *set, char *name, const nb_tensor *t);
+/* Does path end in ".npz" (any case)? Weights go to .npz there, else to safetensors. */
+bool nb_is_npz_path(const char *path);
+
+/* .npy in memory, for the members of .npz files (io_npy.c): parses a whole
+ * file's bytes (name is used in messages), and writes the preamble of t
+ * (magic, version 1.0, header padded to a multiple of 64) into buf, which
+ * needs NB_IO_NPY_HEADER_CAP bytes, returning its length. */
+nb_status nb_io_npy_parse(const char *name, const unsigned char *b, size_t len, nb_tensor *out, char *err,
+                          size_t cap);
+#define NB_IO_NPY_HEADER_CAP 512
+size_t nb_io_npy_header(const nb_tensor *t, char *buf, size_t cap);
 
 #endif

@@ -248,10 +248,12 @@ static int read_one(const char *cmd, const nb_model *m, const nbt_feed_arg *a, n
     if (!x) return rc;
     if (nbt_input_of(in, x)) return nbt_fail(cmd, "input '%s' is given twice", a->name);
     nb_tensor t;
-    if (nb_npy_read(a->path, &t)) return nbt_fail(cmd, "%s", nb_last_error());
+    /* a float input takes integer arrays too, converted exactly (or an error) */
+    nb_dtype dt = nb_node_dtype(x);
+    if (dt == NB_I32 ? nb_npy_read(a->path, &t) : nb_npy_read_float(a->path, dt, &t))
+        return nbt_fail(cmd, "%s", nb_last_error());
     if ((rc = check_dtype(cmd, x, a->path, &t)) ||
-        (rc = check_shape(cmd, nb_model_graph(m), x, a->path, &t, d)) ||
-        (rc = nb_node_dtype(x) == NB_I32 ? NBT_OK : nbt_convert(cmd, &t, nb_node_dtype(x)))) {
+        (rc = check_shape(cmd, nb_model_graph(m), x, a->path, &t, d))) {
         nb_tensor_free(&t);
         return rc;
     }

@@ -147,21 +147,33 @@ int nbt_make_trainer(const char *cmd, nb_model *m, const nb_trainer_cfg *base, n
 
 /* ---- gradcheck of a model, shared with the tests ----------------------- */
 
+/* --range NAME=LO:HI: random values of input NAME from U(LO, HI). */
+typedef struct nbt_range {
+    const char *name;
+    double lo, hi;
+} nbt_range;
+
 typedef struct nbt_gc_cfg {
     nb_gc_opts opts;
     int64_t batch;     /* value of every free dimension --dim does not name */
     nbt_dims dims;     /* --dim */
     nbt_feeds feeds;   /* --in */
+    nbt_range ranges[NBT_MAX_FEEDS];  /* --range */
+    int n_ranges;
+    nb_model *m32;     /* the same model in f32, for the f32 check (NULL: none) */
 } nbt_gc_cfg;
 /* nabla gradcheck runs in training mode (model-format.md), with the dropout
  * masks fixed by opts.seed */
 #define NBT_GC_DEFAULTS \
     ((nbt_gc_cfg){.opts = {.eps = 1e-6, .atol = 1e-5, .rtol = 1e-3, .max_elems = 1000, \
-                           .training = true},                                     \
+                           .training = true, .f32_atol = 1e-4, .f32_rtol = 1e-3},   \
                   .batch = 2})
+/* "x=0.1:2" into cfg->ranges */
+int nbt_parse_range(const char *cmd, char *s, nbt_gc_cfg *cfg);
 
 /* Checks d loss / d x for every param and float input of m, which must be
- * loaded with force_f64. Prints one row per tensor on out, messages on
+ * loaded with force_f64, then (with cfg->m32) the f32 gradients against the
+ * f64 ones. Prints one row per tensor on out, messages on
  * stderr. Returns NBT_OK when all pass, NBT_MISMATCH when one fails,
  * NBT_ERROR when the check cannot run (no loss, bad input, non-finite
  * forward pass, ...). */

@@ -2,6 +2,7 @@
  * central differences in f64, for a model (gradcheck_model.c) or for the
  * registered ops on their own test cases. */
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +19,11 @@ void nbt_usage_gradcheck(FILE *f)
             "with central differences; an element passes when |analytic - numeric| <= atol +\n"
             "rtol*|numeric|. Runs in training mode (dropout drops, batchnorm uses batch statistics)\n"
             "with the dropout masks fixed by --seed, unless --mode eval.\n"
-            "With --op, checks the named op (or every op) on its built-in cases.\n\n"
+            "Then checks the f32 kernels: the f32 plan's gradients against the f64 plan's at the\n"
+            "same point pass when |g32 - g64| <= 1e-4*max|g64| + 1e-3*|g64|, max over the tensor\n"
+            "but at least 1/100 of the largest gradient of all (not for a model of dtype f64).\n"
+            "A NaN error fails.\n"
+            "With --op, checks the named op (or every op) on its built-in cases, in f64 and f32.\n\n"
             "  --eps E          step of the central difference (1e-6)\n"
             "  --atol A         absolute tolerance (1e-5)\n"
             "  --rtol R         relative tolerance (1e-3)\n"
@@ -29,6 +34,8 @@ void nbt_usage_gradcheck(FILE *f)
             "  --max-elems K    elements checked per tensor, a seeded sample (1000; 0 = all)\n"
             "  --in NAME=FILE   take an input from a .npy file instead of random data\n"
             "                   (float inputs are U(-1, 1), labels valid class ids)\n"
+            "  --range NAME=LO:HI  random values of float input NAME from U(LO, HI) instead,\n"
+            "                   to stay in the ops' domains (e.g. --range x=0.1:2 before a log)\n"
             "  --op NAME|all    check primitive ops instead of a model\n"
             "  -h, --help       this text\n"
             "exit status: 0 all pass, 1 a mismatch, 2 an error\n\n"
@@ -75,26 +82,32 @@ static int input_of_result(const nb_op_def *op, const nb_op_case *c, int k)
     return 0;
 }
 
+/* One case in f64 (against central differences) or f32 (against f64). */
+static int check_case(const nb_op_def *op, int ci, bool f32, const nb_gc_opts *o, int *failed)
+{
+    const nb_op_case *c = &op->cases[ci];
+    nb_gc_result res[6];
+    int n = 0;
+    char shapes[160], worst[96];
+    if ((f32 ? nb_gradcheck_op_f32 : nb_gradcheck_op)(op, c, o, res, &n))
+        return nbt_fail(CMD, "op %s, case %d%s: %s", op->name, ci, f32 ? " in f32" : "", nb_last_error());
+    case_shapes(c, shapes, sizeof shapes);
+    for (int k = 0; k < n; k++) {
+        int64_t shape[NB_MAX_DIMS];
+        int which = input_of_result(op, c, k), rank = case_shape(c, which, shape);
+        nbt_unravel(res[k].worst, rank, shape, worst, sizeof worst);
+        printf("%-22s  %4d  %-5c  %-5s  %-28s  %11.3e  %11.3e  %-12s  %7zu  %5zu  %s\n", op->name, ci,
+               'a' + which, f32 ? "f32" : "f64", shapes, res[k].max_abs, res[k].max_rel, worst,
+               res[k].checked, res[k].kinks, res[k].pass ? "pass" : "FAIL");
+        *failed += !res[k].pass;
+    }
+    return NBT_OK;
+}
+
 static int check_op(const nb_op_def *op, const nb_gc_opts *o, int *failed)
 {
-    for (int ci = 0; ci < op->n_cases; ci++) {
-        const nb_op_case *c = &op->cases[ci];
-        nb_gc_result res[6];
-        int n = 0;
-        char shapes[160], worst[96];
-        if (nb_gradcheck_op(op, c, o, res, &n))
-            return nbt_fail(CMD, "op %s, case %d: %s", op->name, ci, nb_last_error());
-        case_shapes(c, shapes, sizeof shapes);
-        for (int k = 0; k < n; k++) {
-            int64_t shape[NB_MAX_DIMS];
-            int which = input_of_result(op, c, k), rank = case_shape(c, which, shape);
-            nbt_unravel(res[k].worst, rank, shape, worst, sizeof worst);
-            printf("%-22s  %4d  %-5c  %-28s  %11.3e  %11.3e  %-12s  %7zu  %5zu  %s\n", op->name, ci,
-                   'a' + which, shapes, res[k].max_abs, res[k].max_rel, worst, res[k].checked,
-                   res[k].kinks, res[k].pass ? "pass" : "FAIL");
-            *failed += !res[k].pass;
-        }
-    }
+    for (int ci = 0; ci < op->n_cases; ci++)
+        if (check_case(op, ci, false, o, failed) || check_case(op, ci, true, o, failed)) return NBT_ERROR;
     return NBT_OK;
 }
 
@@ -110,8 +123,8 @@ static int check_ops(const char *name, const nb_gc_opts *o)
         return nbt_fail(CMD, "op %s has %s; nothing to check", name,
                         one->backward ? "no gradcheck cases" : "no gradient rule");
     int failed = 0;
-    printf("%-22s  %4s  %-5s  %-28s  %11s  %11s  %-12s  %7s  %5s  %s\n", "op", "case", "input",
-           "shapes", "max abs err", "max rel err", "worst at", "checked", "kinks", "result");
+    printf("%-22s  %4s  %-5s  %-5s  %-28s  %11s  %11s  %-12s  %7s  %5s  %s\n", "op", "case", "input",
+           "dtype", "shapes", "max abs err", "max rel err", "worst at", "checked", "kinks", "result");
     for (size_t i = 0; i < nb_op_count(); i++) {
         const nb_op_def *op = nb_op_at(i);
         if ((one && op != one) || !op->backward) continue;  /* ops without a rule: nothing to check */
@@ -123,6 +136,28 @@ static int check_ops(const char *name, const nb_gc_opts *o)
 
 /* ---- options ----------------------------------------------------------------- */
 
+int nbt_parse_range(const char *cmd, char *s, nbt_gc_cfg *cfg)
+{
+    char *eq = strchr(s, '='), *colon = eq ? strchr(eq, ':') : NULL;
+    if (!eq || eq == s || !colon)
+        return nbt_fail(cmd, "--range needs NAME=LO:HI (like x=0.1:2), not '%s'", s);
+    if (cfg->n_ranges == NBT_MAX_FEEDS) return nbt_fail(cmd, "too many --range options");
+    nbt_range *r = &cfg->ranges[cfg->n_ranges];
+    *colon = 0;
+    int rc = nbt_parse_double(cmd, "--range (LO)", eq + 1, &r->lo);
+    *colon = ':';
+    if (!rc) rc = nbt_parse_double(cmd, "--range (HI)", colon + 1, &r->hi);
+    if (rc) return rc;
+    if (!isfinite(r->lo) || !isfinite(r->hi) || !(r->lo < r->hi))
+        return nbt_fail(cmd, "--range %s: LO must be below HI, both finite", s);
+    *eq = 0;
+    r->name = s;
+    for (int i = 0; i < cfg->n_ranges; i++)
+        if (!strcmp(cfg->ranges[i].name, s)) return nbt_fail(cmd, "--range %s is given twice", s);
+    cfg->n_ranges++;
+    return NBT_OK;
+}
+
 static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const char **model)
 {
     static const struct option opts[] = {
@@ -131,7 +166,8 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
         {"seed", required_argument, NULL, 's'},     {"max-elems", required_argument, NULL, 'm'},
         {"dim", required_argument, NULL, 'd'},      {"in", required_argument, NULL, 'i'},
         {"op", required_argument, NULL, 'o'},       {"help", no_argument, NULL, 'h'},
-        {"mode", required_argument, NULL, 'M'},     {0, 0, 0, 0}};
+        {"mode", required_argument, NULL, 'M'},     {"range", required_argument, NULL, 'R'},
+        {0, 0, 0, 0}};
     int c, rc = NBT_OK;
     int64_t v = 0;
     optind = 0;
@@ -149,6 +185,7 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
         case 'i': rc = nbt_parse_feed(CMD, optarg, &cfg->feeds); break;
         case 'o': *op = optarg; break;
         case 'M': rc = nbt_parse_mode(CMD, optarg, &cfg->opts.training); break;
+        case 'R': rc = nbt_parse_range(CMD, optarg, cfg); break;
         default: return nbt_bad_usage(CMD, c, argv[optind - 1]);
         }
     }
@@ -172,7 +209,14 @@ int nbt_cmd_gradcheck(int argc, char **argv)
     if (op) return check_ops(op, &cfg.opts);
     nb_model *m = NULL;
     if (nbt_load(CMD, path, true, &m)) return NBT_ERROR;
+    /* the same file as it runs, for the f32 check; a model of dtype f64 has no f32 kernels to check */
+    if (nb_model_dtype(m) == NB_F32 && nbt_load(CMD, path, false, &cfg.m32)) {
+        nb_model_free(m);
+        return NBT_ERROR;
+    }
     rc = nbt_gradcheck_model(m, &cfg, stdout);
+    if (!cfg.m32 && rc != NBT_ERROR) printf("\nthe model is f64: no f32 kernels to check\n");
+    nb_model_free(cfg.m32);
     nb_model_free(m);
     return rc;
 }

@@ -7,6 +7,7 @@
  * depends on is a warning. Eval mode unless --mode train. */
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,11 +24,14 @@ void nbt_usage_run(FILE *f)
             "when the inputs it depends on are given, as DIR/NAME.npy in the model's dtype.\n"
             "Only the inputs the outputs depend on are needed (predicting needs no labels);\n"
             "a given input that no output nor the loss depends on is a warning.\n\n"
-            "  --in NAME=FILE       value of an input (f4/f8 for float inputs, i4/i8 for labels);\n"
+            "  --in NAME=FILE       value of an input (f4/f8, or i4/i8 converted exactly, for\n"
+            "                       float inputs; i4/i8 for labels);\n"
             "                       free dimensions are bound from the arrays' shapes\n"
             "  -o, --output DIR     where results go (created if missing)\n"
-            "  --weights W          param values from a safetensors file, by param name\n"
-            "  --save-weights W     write the params used to a safetensors file\n"
+            "  --weights W          param values from a safetensors or .npz file (by its\n"
+            "                       extension), by param name\n"
+            "  --save-weights W     write the params used to W.npz (numpy.load reads it) or,\n"
+            "                       any other name, to a safetensors file\n"
             "  --grad               also write DIR/grad.NAME.npy for every trainable param\n"
             "                       and float input given (not for batchnorm's running\n"
             "                       statistics); needs the loss, so its inputs are required\n"
@@ -38,7 +42,10 @@ void nbt_usage_run(FILE *f)
             "                       (written by --save-weights)\n"
             "  --seed S             seed of the dropout masks in train mode (default: the\n"
             "                       train section's seed)\n"
-            "  -h, --help           this text\n\n"
+            "  -q, --quiet          no summary of the files written (warnings stay)\n"
+            "  -h, --help           this text\n"
+            "Prints a line per file written: name, shape, dtype, and the value of a scalar or\n"
+            "min/mean/max of the finite values; warns about NaN and infinite values.\n\n"
             "example (a reference case of the test suite, from the source folder):\n"
             "  nabla run tests/conformance/mlp.yaml --in x=tests/conformance/mlp/in/x.npy \\\n"
             "      --in t=tests/conformance/mlp/in/t.npy \\\n"
@@ -49,7 +56,7 @@ typedef struct run_args {
     nbt_feeds feeds;
     nbt_dims dims;
     const char *model, *out, *weights, *save;
-    bool grad, training, seeded;
+    bool grad, training, seeded, quiet;
     uint64_t seed;
 } run_args;
 
@@ -208,6 +215,107 @@ static int write_node(const nb_plan *p, const nb_node *n, const char *dir, const
     return NBT_OK;
 }
 
+/* ---- the summary ------------------------------------------------------------------ */
+
+/* What one written tensor holds: min, mean and max of its finite values, and
+ * how many are NaN or infinite. */
+typedef struct stats {
+    size_t n, nan, inf;
+    double min, mean, max;
+} stats;
+
+static double value_at(const nb_node *n, const void *data, size_t i)
+{
+    nb_dtype dt = nb_node_dtype(n);
+    return dt == NB_F32 ? ((const float *)data)[i] : dt == NB_F64 ? ((const double *)data)[i]
+                                                                  : ((const int32_t *)data)[i];
+}
+
+static stats stats_of(const nb_plan *p, const nb_node *n)
+{
+    int64_t shape[NB_MAX_DIMS];
+    int rank = nb_plan_shape(p, n, shape);
+    const void *data = nb_plan_get(p, n);
+    stats st = {0};
+    size_t finite = 0;
+    double sum = 0;
+    if (rank < 0 || nb_shape_numel(rank, shape, &st.n)) st.n = 0;
+    for (size_t i = 0; data && i < st.n; i++) {
+        double v = value_at(n, data, i);
+        if (isnan(v)) st.nan++;
+        else if (isinf(v)) st.inf++;
+        else {
+            st.min = finite ? fmin(st.min, v) : v;
+            st.max = finite ? fmax(st.max, v) : v;
+            sum += v;
+            finite++;
+        }
+    }
+    st.mean = finite ? sum / (double)finite : NAN;
+    if (!finite) st.min = st.max = NAN;
+    return st;
+}
+
+/* %.6g, but "nan" whatever the NaN's sign bit */
+static const char *num(double v, char *buf)
+{
+    if (isnan(v)) snprintf(buf, 32, "nan");
+    else snprintf(buf, 32, "%.6g", v);
+    return buf;
+}
+
+/* One line: name, shape, dtype, then the value of a scalar or min/mean/max. */
+static void print_summary_line(const nb_plan *p, const nb_node *n, const stats *st, const char *name,
+                               int wname, int wshape)
+{
+    int64_t shape[NB_MAX_DIMS];
+    int rank = nb_plan_shape(p, n, shape), len = 1;
+    char sh[256] = "[";
+    for (int k = 0; k < rank && len < 200; k++)
+        len += snprintf(sh + len, sizeof sh - (size_t)len, "%s%lld", k ? ", " : "", (long long)shape[k]);
+    snprintf(sh + len, sizeof sh - (size_t)len, "]");
+    printf("  %-*s  %-*s  %s  ", wname, name, wshape, sh, nb_dtype_name(nb_node_dtype(n)));
+    char a[32], b[32], c[32];
+    if (rank == 0 && st->n == 1 && nb_plan_get(p, n))
+        printf("%s\n", num(value_at(n, nb_plan_get(p, n), 0), a));
+    else
+        printf("min %s  mean %s  max %s\n", num(st->min, a), num(st->mean, b), num(st->max, c));
+}
+
+/* The name of result i's file without ".npy": NAME, or grad.NAME for a gradient. */
+static const char *file_name(const run_state *s, int i, char *buf, size_t cap)
+{
+    bool grad = i >= s->n_res;
+    snprintf(buf, cap, "%s%s", grad ? "grad." : "", nb_node_name(grad ? s->wrt[i - s->n_res] : s->nodes[i]));
+    return buf;
+}
+
+/* Files written: a line each on stdout (unless quiet), and a warning on
+ * stderr for each that holds NaN or infinite values. */
+static void summarize(const run_state *s, const nb_plan *p, const run_args *a)
+{
+    int total = s->n_res + s->n_wrt, wname = 1, wshape = 1;
+    char name[512];
+    for (int i = 0; i < total; i++) {
+        file_name(s, i, name, sizeof name);
+        int64_t shape[NB_MAX_DIMS];
+        int rank = nb_plan_shape(p, s->nodes[i], shape), ls = 2;
+        for (int d = 0; d < rank; d++) ls += snprintf(NULL, 0, "%lld", (long long)shape[d]) + (d ? 2 : 0);
+        if ((int)strlen(name) > wname) wname = (int)strlen(name);
+        if (ls > wshape) wshape = ls;
+    }
+    if (!a->quiet) printf("wrote %d file%s to %s:\n", total, total == 1 ? "" : "s", a->out);
+    for (int i = 0; i < total; i++) {
+        const nb_node *n = s->nodes[i];
+        file_name(s, i, name, sizeof name);
+        stats st = stats_of(p, n);
+        if (!a->quiet) print_summary_line(p, n, &st, name, wname, wshape);
+        if (st.nan || st.inf)
+            nbt_warn(CMD, "%s.npy holds %zu NaN and %zu infinite value%s (of %zu)", name, st.nan, st.inf,
+                     st.inf == 1 ? "" : "s", st.n);
+    }
+}
+
 static int run_plan(run_state *s, const run_args *a)
 {
     nb_plan *p = NULL;
@@ -222,6 +330,7 @@ static int run_plan(run_state *s, const run_args *a)
         rc = write_node(p, s->nodes[i], a->out, "", nb_node_name(s->nodes[i]));
     for (int i = 0; i < s->n_wrt && !rc; i++)
         rc = write_node(p, s->nodes[s->n_res + i], a->out, "grad.", nb_node_name(s->wrt[i]));
+    if (!rc) summarize(s, p, a);
     nb_plan_free(p);
     return rc;
 }
@@ -233,12 +342,13 @@ static int parse(int argc, char **argv, run_args *a)
         {"weights", required_argument, NULL, 'w'}, {"save-weights", required_argument, NULL, 's'},
         {"grad", no_argument, NULL, 'g'},          {"dim", required_argument, NULL, 'd'},
         {"mode", required_argument, NULL, 'm'},    {"seed", required_argument, NULL, 'e'},
-        {"help", no_argument, NULL, 'h'},          {0, 0, 0, 0}};
+        {"help", no_argument, NULL, 'h'},          {"quiet", no_argument, NULL, 'q'},
+        {0, 0, 0, 0}};
     int c, rc = NBT_OK;
     int64_t v = 0;
     optind = 0;
     opterr = 0;
-    while (!rc && (c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
+    while (!rc && (c = getopt_long(argc, argv, ":ho:q", opts, NULL)) != -1) {
         switch (c) {
         case 'h': nbt_usage_run(stdout); return -1;
         case 'i': rc = nbt_parse_feed(CMD, optarg, &a->feeds); break;
@@ -246,6 +356,7 @@ static int parse(int argc, char **argv, run_args *a)
         case 'w': a->weights = optarg; break;
         case 's': a->save = optarg; break;
         case 'g': a->grad = true; break;
+        case 'q': a->quiet = true; break;
         case 'd': rc = nbt_parse_dim(CMD, optarg, &a->dims); break;
         case 'm': rc = nbt_parse_mode(CMD, optarg, &a->training); break;
         case 'e':

@@ -52,6 +52,14 @@ static int64_t classes_of(const gc_run *r, const nb_node *sce)
     return rank > 0 && shape[rank - 1] > 0 ? shape[rank - 1] : 2;
 }
 
+/* The --range of input x, or NULL. */
+static const nbt_range *range_of(const gc_run *r, const nb_node *x)
+{
+    for (int i = 0; i < r->cfg->n_ranges; i++)
+        if (!strcmp(r->cfg->ranges[i].name, nb_node_name(x))) return &r->cfg->ranges[i];
+    return NULL;
+}
+
 /* i32 labels: valid class ids. Float labels of a cross-entropy: one-hot rows
  * of a permutation (a real distribution, as the loss expects). Anything
  * else: U(-1, 1). */
@@ -65,6 +73,11 @@ static void fill_random(const gc_run *r, const nb_node *x, const int64_t *shape,
         return;
     }
     double *d = data;
+    const nbt_range *range = range_of(r, x);
+    if (range) {
+        for (size_t i = 0; i < n; i++) d[i] = range->lo + (range->hi - range->lo) * nb_rng_uniform(rng);
+        return;
+    }
     if (sce && rank >= 1 && shape[rank - 1] > 0) {
         /* rows of a shuffled identity: distinct classes while there are rows to spare */
         size_t k = (size_t)shape[rank - 1], *perm = malloc(k * sizeof *perm);
@@ -107,11 +120,27 @@ static int feed_inputs(gc_run *r)
 }
 
 /* --dim, then sizes read from --in arrays, then --batch for the rest. */
+/* Each --range names a float input that no --in gives. */
+static int check_ranges(gc_run *r)
+{
+    int rc = NBT_OK;
+    for (int i = 0; i < r->cfg->n_ranges; i++) {
+        nb_node *x = nbt_find_input(CMD, r->m, r->cfg->ranges[i].name, &rc);
+        if (!x) return rc;
+        if (nb_node_dtype(x) == NB_I32)
+            return nbt_fail(CMD, "--range %s: input '%s' is i32 (class labels get valid class ids)",
+                            nb_node_name(x), nb_node_name(x));
+        if (nbt_input_of(&r->given, x))
+            return nbt_fail(CMD, "input '%s' has both --in and --range", nb_node_name(x));
+    }
+    return NBT_OK;
+}
+
 static int bind_dims(gc_run *r)
 {
     r->dims = r->cfg->dims;
     if (nbt_check_dim_names(CMD, r->g, &r->dims) ||
-        nbt_read_inputs(CMD, r->m, &r->cfg->feeds, &r->dims, &r->given))
+        nbt_read_inputs(CMD, r->m, &r->cfg->feeds, &r->dims, &r->given) || check_ranges(r))
         return NBT_ERROR;
     for (int k = 0; k < nb_graph_num_syms(r->g); k++)
         if (!nbt_dim_value(&r->dims, nb_graph_sym(r->g, k)) &&
@@ -121,6 +150,34 @@ static int bind_dims(gc_run *r)
 }
 
 /* ---- the forward pass must be finite -------------------------------------- */
+
+/* How to keep random inputs inside the ops' domains: names the random float
+ * inputs that `bad` depends on (all of them when bad is NULL), with their
+ * range, and the two flags. "" when no random input is involved. */
+static void domain_hint(const gc_run *r, const nb_node *bad, char *buf, size_t cap)
+{
+    size_t n = nb_model_num_inputs(r->m), len = 0, k = 0;
+    const char *first = NULL;
+    nb_node *in[NBT_MAX_FEEDS * 4];
+    bool dep[NBT_MAX_FEEDS * 4];
+    buf[0] = 0;
+    for (size_t i = 0; i < n && k < NBT_MAX_FEEDS * 4; i++) {
+        nb_node *x = nb_model_input(r->m, i);
+        if (nb_node_dtype(x) != NB_I32 && !nbt_input_of(&r->given, x)) in[k++] = x;
+    }
+    if (bad && nbt_depends_on(CMD, r->g, (nb_node *const *)&bad, 1, in, (int)k, dep)) return;
+    for (size_t i = 0; i < k && len < cap; i++) {
+        if (bad && !dep[i]) continue;
+        const nbt_range *range = range_of(r, in[i]);
+        if (!first) first = nb_node_name(in[i]);
+        len += (size_t)snprintf(buf + len, cap - len, "%s'%s' (U(%g, %g))",
+                                len ? ", " : "; it depends on random input ", nb_node_name(in[i]),
+                                range ? range->lo : -1.0, range ? range->hi : 1.0);
+    }
+    if (len && len < cap)
+        snprintf(buf + len, cap - len, ": random inputs may leave an op's domain (log of a negative); "
+                 "give the values with --in %s=FILE.npy or a range with --range %s=LO:HI", first, first);
+}
 
 static int forward_finite(gc_run *r, double *loss_value)
 {
@@ -136,9 +193,12 @@ static int forward_finite(gc_run *r, double *loss_value)
     if (!st) st = nb_plan_run_checked(p, &bad);
     if (st)
         rc = nbt_fail(CMD, "%s", nb_plan_error(p));
-    else if (bad)
+    else if (bad) {
+        char hint[1024];
+        domain_hint(r, bad, hint, sizeof hint);
         rc = nbt_fail(CMD, "the forward pass is not finite: node '%s' (%s) holds a NaN or an "
-                      "infinity with these inputs and params", nb_node_name(bad), nb_node_op(bad));
+                      "infinity with these inputs and params%s", nb_node_name(bad), nb_node_op(bad), hint);
+    }
     else
         *loss_value = *(const double *)nb_plan_get(p, loss);
     nb_plan_free(p);
@@ -188,22 +248,59 @@ static void print_row(const gc_run *r, widths w, const nb_gc_result *res, FILE *
             res->max_rel, worst, count, res->kinks, res->pass ? "pass" : "FAIL");
 }
 
+/* The header and a row per tensor; returns how many fail. */
+static int print_table(const gc_run *r, const nb_gc_result *res, FILE *out)
+{
+    widths w = measure(r);
+    int failed = 0;
+    fprintf(out, "%-*s  %-*s  %11s  %11s  %-14s  %11s  %5s  %s\n", w.name, "tensor", w.shape, "shape",
+            "max abs err", "max rel err", "worst at", "checked", "kinks", "result");
+    for (int i = 0; i < r->n_wrt; i++) {
+        print_row(r, w, &res[i], out);
+        failed += !res[i].pass;
+    }
+    return failed;
+}
+
 static int check_all(gc_run *r, FILE *out)
 {
     nb_gc_result *res = calloc((size_t)r->n_wrt + 1, sizeof *res);
     if (!res) return nbt_fail(CMD, "out of memory");
     nb_status st = nb_gradcheck(r->g, nb_model_loss(r->m), r->wrt, r->n_wrt, r->dims.b, r->dims.n,
                                 r->feeds, r->n_feeds, &r->cfg->opts, res);
-    int rc = st ? nbt_fail(CMD, "%s", nb_graph_error(r->g)) : NBT_OK, failed = 0;
-    widths w = measure(r);
-    if (!st) {
-        fprintf(out, "%-*s  %-*s  %11s  %11s  %-14s  %11s  %5s  %s\n", w.name, "tensor", w.shape, "shape",
-                "max abs err", "max rel err", "worst at", "checked", "kinks", "result");
-        for (int i = 0; i < r->n_wrt; i++) {
-            print_row(r, w, &res[i], out);
-            failed += !res[i].pass;
-        }
+    int rc = NBT_OK;
+    if (st) {
+        char hint[1024] = "";
+        if (st == NB_ERR_RUNTIME) domain_hint(r, NULL, hint, sizeof hint);
+        rc = nbt_fail(CMD, "%s%s", nb_graph_error(r->g), hint);
+    } else {
+        int failed = print_table(r, res, out);
         fprintf(out, "\n%d of %d tensors pass\n", r->n_wrt - failed, r->n_wrt);
+        rc = failed ? NBT_MISMATCH : NBT_OK;
+    }
+    free(res);
+    return rc;
+}
+
+/* The f32 plan's gradients against the f64 plan's at the same point. */
+static int check_f32(gc_run *r, FILE *out)
+{
+    const nb_gc_opts *o = &r->cfg->opts;
+    nb_gc_result *res = calloc((size_t)r->n_wrt + 1, sizeof *res);
+    if (!res) return nbt_fail(CMD, "out of memory");
+    nb_status st = nb_gradcheck_f32(r->g, nb_model_loss(r->m), r->wrt, r->n_wrt, nb_model_graph(r->cfg->m32),
+                                    r->dims.b, r->dims.n, r->feeds, r->n_feeds, o, res);
+    int rc = NBT_OK;
+    if (st) {
+        rc = nbt_fail(CMD, "f32: %s", nb_graph_error(r->g));
+    } else {
+        fprintf(out, "\nf32 kernels: the f32 plan's gradients against the f64 plan's at the same point,\n"
+                     "pass when |g32 - g64| <= %g*max|g64| + %g*|g64| (max over the tensor, at least\n"
+                     "1/100 of the largest gradient of all)\n\n", o->f32_atol, o->f32_rtol);
+        int failed = print_table(r, res, out);
+        if (r->n_wrt && res[0].first_bad[0])
+            fprintf(out, "\nthe f32 run is not finite from node %s on\n", res[0].first_bad);
+        fprintf(out, "\n%d of %d tensors pass in f32\n", r->n_wrt - failed, r->n_wrt);
         rc = failed ? NBT_MISMATCH : NBT_OK;
     }
     free(res);
@@ -240,6 +337,8 @@ int nbt_gradcheck_model(nb_model *m, const nbt_gc_cfg *cfg, FILE *out)
     if (!rc) {
         print_header(r, value, out);
         rc = check_all(r, out);
+        int rc32 = rc != NBT_ERROR && cfg->m32 ? check_f32(r, out) : NBT_OK;
+        if (rc32 > rc) rc = rc32;
     }
     for (int i = 0; i < r->n_owned; i++) free(r->owned[i]);
     nbt_inputs_free(&r->given);

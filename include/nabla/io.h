@@ -1,4 +1,4 @@
-/* nabla — tensors in and out of files: NumPy .npy and safetensors.
+/* nabla — tensors in and out of files: NumPy .npy and .npz, and safetensors.
  *
  * Writes are atomic: data goes to a temporary file in the same folder that is
  * renamed over the target, so a crash never leaves a half-written file.
@@ -19,6 +19,11 @@ extern "C" {
 NB_API nb_status nb_npy_read(const char *path, nb_tensor *out);
 /* The same from a buffer in memory (used by the fuzzer). */
 NB_API nb_status nb_npy_parse(const void *buf, size_t len, nb_tensor *out);
+/* Reads a .npy file into float dtype `as` (NB_F32 or NB_F64), for float
+ * inputs: f4 and f8 are converted; i4 and i8 too, when every value is an
+ * integer the float holds exactly (|v| <= 2^24 for f32, 2^53 for f64),
+ * otherwise an error naming the file and the element. */
+NB_API nb_status nb_npy_read_float(const char *path, nb_dtype as, nb_tensor *out);
 /* Writes version 1.0 with the header padded to a multiple of 64 bytes. */
 NB_API nb_status nb_npy_write(const char *path, const nb_tensor *t);
 
@@ -47,12 +52,27 @@ NB_API nb_status nb_tensor_set_meta(nb_tensor_set *set, const char *key, const c
 NB_API const nb_tensor *nb_tensor_set_find(const nb_tensor_set *set, const char *name);
 NB_API void nb_tensor_set_free(nb_tensor_set *set);
 
-/* Writes every param of g, by name, to a safetensors file (atomically);
- * meta holds n_meta key/value string pairs for "__metadata__". */
+/* .npz files, as numpy.savez and numpy.savez_compressed write them: a zip
+ * archive (read and written with libzip) of members NAME.npy, each read like
+ * a .npy file (f4, f8, i4, i8) into tensor NAME. A member of another name is
+ * an error. Written stored (uncompressed), atomically; metadata goes to the
+ * archive comment as a JSON object of strings (numpy ignores it), and is
+ * read back from there when the comment is such an object. */
+NB_API nb_status nb_npz_read(const char *path, nb_tensor_set *out);
+NB_API nb_status nb_npz_write(const char *path, const nb_tensor_set *set);
+/* By the file's extension: .npz (any case) as above, anything else safetensors. */
+NB_API nb_status nb_tensors_read(const char *path, nb_tensor_set *out);
+NB_API nb_status nb_tensors_write(const char *path, const nb_tensor_set *set);
+
+/* Writes every param of g, by name, atomically, to a .npz file when path
+ * ends in .npz, else to a safetensors file; meta holds n_meta key/value
+ * string pairs ("__metadata__", or the .npz archive comment). */
 NB_API nb_status nb_weights_save(nb_graph *g, const char *path, const char *const *meta, size_t n_meta);
 /* Sets every param of g from the tensor of its name (F32/F64 converted to the
- * param's dtype). A missing or misshapen param is an error naming it, and a
- * file with an error changes no param. Tensors that name no param are listed
+ * param's dtype), from a .npz or safetensors file by extension as above. A
+ * missing param is an error naming it and listing what the file holds (with
+ * a "did you mean"); a misshapen one is an error naming it; a file with an
+ * error changes no param. Tensors that name no param are listed
  * in *ignored (may be NULL; free with nb_diags_free). */
 NB_API nb_status nb_weights_load(nb_graph *g, const char *path, nb_diags *ignored);
 
