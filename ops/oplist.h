@@ -58,3 +58,6 @@ OP(momentum_update)
 OP(adagrad_update)
 OP(adam_update)
 OP(opt_step)
+/* issue 9: conv, pool */
+OP(max_pool2d_gather)
+OP(global_avg_pool2d)
