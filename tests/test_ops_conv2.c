@@ -340,3 +340,20 @@ Test(model, conv_layer_hw_and_group_errors)
                  "nodes:\n  - {name: c1, layer: conv2d, in: [x], filters: 4, size: 3, dilation: [1, 0]}\n",
                  "m.yaml:4:75: 'dilation' must be >= 1; got 0");
 }
+
+/* he's std is sqrt(2 / fan_in) with fan_in = (C/groups)·KH·KW: 8 channels in
+ * 4 groups, 3x3 kernels: fan_in 18, std 1/3 (a [64, 2, 3, 3] filter, 1152 values). */
+Test(model, grouped_conv_filter_fan_in)
+{
+    nb_model *m = load_ok("nabla: 1\ninputs: {x: [N, 8, 6, 6]}\n"
+                          "nodes:\n  - {name: c1, layer: conv2d, in: [x], filters: 64, size: 3, groups: 4}\n");
+    nb_tensor *w = nb_param_value(nb_graph_find(nb_model_graph(m), "c1.W"));
+    cr_assert_eq(w->shape[1], 2);
+    size_t n = shape_numel(w->rank, w->shape);
+    double s2 = 0;
+    for (size_t i = 0; i < n; i++) s2 += get_elem(w->dtype, w->data, i) * get_elem(w->dtype, w->data, i);
+    double sd = sqrt(s2 / (double)n);
+    cr_expect(fabs(sd - 1.0 / 3) < 0.03, "std %g, want 1/3 (fan_in 18; 72 without groups would give %g)",
+              sd, sqrt(2.0 / 72));
+    nb_model_free(m);
+}
