@@ -168,8 +168,10 @@ static nb_status conv_out_shape(nb_shape_ctx *c, int ix, int iw, nb_shape *out)
                              "than the kernel of %s (dilation %s)",
                              nb_shape_desc(c, ix), pad, nb_shape_desc(c, iw), dil);
     }
-    int64_t G = a[A_GROUPS].i[0], O = w->d[0].c, ckk = w->d[1].c * w->d[2].c * w->d[3].c;
-    int64_t ohw = OH * OW;
+    /* in double: each size may be up to INT_MAX, their products overflow int64 */
+    double G = (double)a[A_GROUPS].i[0], O = (double)w->d[0].c;
+    double ckk = (double)w->d[1].c * (double)w->d[2].c * (double)w->d[3].c;
+    double ohw = (double)OH * (double)OW;
     if (ckk * G * ohw > INT_MAX || O * ohw > INT_MAX || O * ckk > INT_MAX)
         return nb_shape_fail(c, NB_ERR_SHAPE, "is too large for BLAS: %s, %s",
                              nb_shape_desc(c, ix), nb_shape_desc(c, iw));

@@ -233,7 +233,11 @@ static nb_node *unsqueeze(nb_graph *g, nb_node *t, int pos)
     if (!t) return NULL;
     nb_dim d[NB_MAX_DIMS];
     int n = t->shape.rank + 1, free = 0;
-    if (n > NB_MAX_DIMS) return NULL;
+    if (n > NB_MAX_DIMS) {
+        nb__fail(g, NB_ERR_SHAPE, "matmul gradient: '%s' has too many dimensions to insert one",
+                 t->name);
+        return NULL;
+    }
     for (int i = 0, j = 0; i < n; i++) d[i] = i == pos ? NB_DIM(1) : name_dim(g, t->shape.d[j++], &free);
     if (free > 1) {
         nb__fail(g, NB_ERR_SHAPE, "matmul gradient: cannot insert an axis into '%s' (more than "
