@@ -146,22 +146,26 @@ Test(matmul_vec, symbolic_batch_gradcheck)
  * gy = [[1, 10], [100, 1000]] (torch 1.13, CPU). */
 Test(pool2, max_nan_is_the_maximum_and_takes_the_gradient)
 {
-    const double x[9] = {1, NAN, 3, NAN, 2, 5, 0, 1, 2}, gy[4] = {1, 10, 100, 1000};
-    const double want_gx[9] = {0, 10, 0, 101, 0, 1000, 0, 0, 0};
+    /* plane 0 has no NaN (the fast path), plane 1 has two */
+    const double x[18] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 1, NAN, 3, NAN, 2, 5, 0, 1, 2};
+    const double gy[8] = {2, 20, 200, 2000, 1, 10, 100, 1000};
+    const double want_gx[18] = {0, 0, 0, 0, 2, 20, 0, 200, 2000, 0, 10, 0, 101, 0, 1000, 0, 0, 0};
     for (int d = 0; d < 2; d++) {
         nb_graph *g = nb_graph_new();
-        nb_node *xn = nb_input(g, "x", dtypes[d], 4, D4(1, 1, 3, 3));
-        nb_node *R = nb_input(g, "R", dtypes[d], 4, D4(1, 1, 2, 2));
+        nb_node *xn = nb_input(g, "x", dtypes[d], 4, D4(1, 2, 3, 3));
+        nb_node *R = nb_input(g, "R", dtypes[d], 4, D4(1, 2, 2, 2));
         nb_node *y = nb_op(g, "max_pool2d", "y", &xn, 1, (nb_attr[]){NB_AINT("size", 2), NB_AINT("stride", 1)}, 2);
         nb_node *gx;
         cr_assert_eq(nb_grad(g, nb_sum(g, nb_mul(g, y, R), NULL, 0, false), &xn, 1, &gx), NB_OK, "%s",
                      nb_graph_error(g));
-        double yv[4], gv[9];
+        double yv[8], gv[18];
         eval_graph(g, 2, (nb_node *[]){y, gx}, (double *[]){yv, gv}, 2, (nb_node *[]){xn, R},
                    (const double *[]){x, gy}, NULL, 0);
-        cr_expect(isnan(yv[0]) && isnan(yv[1]) && isnan(yv[2]) && yv[3] == 5, "%s: y = %g %g %g %g",
-                  nb_dtype_name(dtypes[d]), yv[0], yv[1], yv[2], yv[3]);
-        expect_close(gv, want_gx, 9, 0, 0, nb_dtype_name(dtypes[d]));
+        const double want_y0[4] = {5, 6, 8, 9};
+        expect_close(yv, want_y0, 4, 0, 0, "plane 0");
+        cr_expect(isnan(yv[4]) && isnan(yv[5]) && isnan(yv[6]) && yv[7] == 5, "%s: y = %g %g %g %g",
+                  nb_dtype_name(dtypes[d]), yv[4], yv[5], yv[6], yv[7]);
+        expect_close(gv, want_gx, 18, 0, 0, nb_dtype_name(dtypes[d]));
         nb_graph_free(g);
     }
 }
