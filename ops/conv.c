@@ -91,8 +91,9 @@ static nb_status check_hw(nb_shape_ctx *c, int i, int64_t lo)
                              name, a->n);
     for (int k = 0; k < a->n; k++)
         if (a->i[k] < lo || a->i[k] > (1 << 30))
-            return nb_shape_fail(c, NB_ERR_ARG, "%s %lld must be >= %lld", name,
-                                 (long long)a->i[k], (long long)lo);
+            return nb_shape_fail(c, NB_ERR_ARG, "%s %lld must be %s %lld", name,
+                                 (long long)a->i[k], a->i[k] < lo ? ">=" : "<=",
+                                 a->i[k] < lo ? (long long)lo : 1LL << 30);
     return NB_OK;
 }
 

@@ -98,10 +98,11 @@ static nb_status check_attrs(nb_shape_ctx *c)
         int64_t k = hw(&c->attr[A_SIZE], ax), s = hw(&c->attr[A_STRIDE], ax);
         int64_t p = hw(&c->attr[A_PAD], ax);
         if (k < 1 || k > INT32_MAX)
-            return nb_shape_fail(c, NB_ERR_ARG, "size %lld must be >= 1", (long long)k);
+            return nb_shape_fail(c, NB_ERR_ARG, "size %lld must be %s", (long long)k,
+                                 k < 1 ? ">= 1" : "< 2^31");
         if (s < 0 || s > INT32_MAX)
-            return nb_shape_fail(c, NB_ERR_ARG, "stride %lld must be >= 1 (or 0: the size)",
-                                 (long long)s);
+            return nb_shape_fail(c, NB_ERR_ARG, "stride %lld must be %s", (long long)s,
+                                 s < 0 ? ">= 1 (or 0: the size)" : "< 2^31");
         if (p < 0 || p > k / 2)
             return nb_shape_fail(c, NB_ERR_ARG, "pad %lld must be between 0 and size/2 = %lld",
                                  (long long)p, (long long)(k / 2));

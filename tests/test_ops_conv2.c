@@ -262,6 +262,11 @@ Test(conv2, bad_hw_attributes)
                (const char *[]){"pad -1 must be >= 0"}, 1);
     conv_error(D4(1, 1, 5, 5), D4(1, 1, 3, 3), (nb_attr[]){HW("dilation", 0, 1)}, 1, NB_ERR_ARG,
                (const char *[]){"dilation 0 must be >= 1"}, 1);
+    conv_error(D4(1, 1, 5, 5), D4(1, 1, 3, 3), (nb_attr[]){HW("stride", 1, 1LL << 31)}, 1, NB_ERR_ARG,
+               (const char *[]){"stride 2147483648 must be <= 1073741824"}, 1);
+    expect_op_error("max_pool2d", 1, (const nb_dim *const[]){D4(1, 1, 5, 5)}, (int[]){4},
+                    (nb_attr[]){NB_AINT("size", 1LL << 31)}, 1, NB_ERR_ARG,
+                    (const char *[]){"size 2147483648 must be < 2^31"}, 1);
     nb_attr size3 = {.name = "size", .type = NB_ATTR_INTS, .n = 3, .i = {2, 2, 2}};
     expect_op_error("max_pool2d", 1, (const nb_dim *const[]){D4(1, 1, 5, 5)}, (int[]){4}, &size3, 1,
                     NB_ERR_ARG, (const char *[]){"node 'c1'", "size must be one integer or [h, w]"}, 2);
@@ -343,6 +348,9 @@ Test(model, conv_layer_hw_and_group_errors)
     EXPECT_ERROR("nabla: 1\ninputs: {x: [N, 3, 8, 8]}\n"
                  "nodes:\n  - {name: c1, layer: conv2d, in: [x], filters: 4, size: 3, dilation: [1, 0]}\n",
                  "m.yaml:4:75: 'dilation' must be >= 1; got 0");
+    EXPECT_ERROR("nabla: 1\ninputs: {x: [N, 3, 8, 8]}\n"
+                 "nodes:\n  - {name: c1, layer: conv2d, in: [x], filters: 4, size: [3, 4000000000]}\n",
+                 "m.yaml:4:62: 'size' must be <= 1073741824; got 4000000000");
 }
 
 /* he's std is sqrt(2 / fan_in) with fan_in = (C/groups)·KH·KW: 8 channels in

@@ -281,7 +281,9 @@ static bool read_hw(lctx *L, const la_def *def, int k, const yaml_node_t *v, con
         const yaml_node_t *item = list ? ny_seq_item(&c->y, v, (size_t)j) : v;
         if (!ny_int(&c->y, item, w, &L->hw[k][j])) return false;
         if (L->hw[k][j] < def->min || L->hw[k][j] > (1 << 30)) {
-            ny_err(&c->y, item, "%s must be >= %lld; got %lld", w, (long long)def->min,
+            ny_err(&c->y, item, "%s must be %s %lld; got %lld", w,
+                   L->hw[k][j] < def->min ? ">=" : "<=",
+                   L->hw[k][j] < def->min ? (long long)def->min : 1LL << 30,
                    (long long)L->hw[k][j]);
             return false;
         }
