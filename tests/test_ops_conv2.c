@@ -369,3 +369,26 @@ Test(model, grouped_conv_filter_fan_in)
               sd, sqrt(2.0 / 72));
     nb_model_free(m);
 }
+
+/* Second order through a vector matmul: L = sum((a · B)^2) with a [3] and B
+ * [2, 3, 4] batched; G = dL/da, H = sum(S * G); dH/da and dH/dB against
+ * central differences of H. */
+Test(matmul_vec, second_order)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *a = nb_input(g, "a", NB_F64, 1, (nb_dim[]){NB_DIM(3)});
+    nb_node *B = nb_input(g, "B", NB_F64, 3, (nb_dim[]){NB_DIM(2), NB_DIM(3), NB_DIM(4)});
+    nb_node *S = nb_input(g, "S", NB_F64, 1, (nb_dim[]){NB_DIM(3)});
+    nb_node *y = nb_matmul(g, a, B), *G;
+    nb_node *L = nb_sum(g, nb_mul(g, y, y), NULL, 0, false);
+    cr_assert_eq(nb_grad(g, L, &a, 1, &G), NB_OK, "%s", nb_graph_error(g));
+    nb_node *H = nb_sum(g, nb_mul(g, S, G), NULL, 0, false);
+    double av[3], Bv[24], Sv[3];
+    fill_random(av, 3, 7), fill_random(Bv, 24, 8), fill_random(Sv, 3, 9);
+    nb_feed feeds[3] = {{a, av}, {B, Bv}, {S, Sv}};
+    nb_gc_result r[2];
+    cr_assert_eq(nb_gradcheck(g, H, (nb_node *[]){a, B}, 2, NULL, 0, feeds, 3, NULL, r), NB_OK, "%s",
+                 nb_graph_error(g));
+    for (int i = 0; i < 2; i++) cr_expect(r[i].pass, "%s: max abs err %g", r[i].name, r[i].max_abs);
+    nb_graph_free(g);
+}
