@@ -32,12 +32,18 @@ static const T *F(pad_row)(const T *xr, const pgeom *g, T fill, T *buf)
 #define WINS(v, m) ((v) > (m) || (nan && (v) != (v)))
 #define INLINE static inline __attribute__((always_inline))
 
-/* Does x[0..n) hold a NaN? One branch-free pass the compiler vectorises. */
+/* May x[0..n) hold a NaN? x - x is 0 but for NaN and inf (inf also takes the
+ * NaN-aware path, which handles it alike); eight running sums, which the
+ * compiler turns into vector adds (it does not vectorise `any |= x != x`). */
 static bool F(has_nan)(const T *restrict x, int64_t n)
 {
-    int any = 0;
-    for (int64_t i = 0; i < n; i++) any |= x[i] != x[i];
-    return any;
+    T acc[8] = {0}, s = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k] - x[i + k];
+    for (; i < n; i++) s += x[i] - x[i];
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s != s;
 }
 
 INLINE void F(row_max)(const T *restrict r, const pgeom *g, int64_t K, T *restrict rv, bool nan)
@@ -60,7 +66,7 @@ INLINE void F(row_argmax)(const T *restrict r, const pgeom *g, int64_t K, T *res
         T m = -INFINITY;
         for (int64_t j = 0; j < K; j++) {
             int32_t gt = -(int32_t)WINS(q[j], m);  /* a mask, not a branch: maxima are random */
-            m = gt ? q[j] : m;
+            m = WINS(q[j], m) ? q[j] : m;
             at = ((c0 + (int32_t)j) & gt) | (at & ~gt);
         }
         rv[ow] = m;
@@ -139,7 +145,7 @@ INLINE void F(route_plane)(const T *restrict src, const T *restrict x, const pge
                 T v = rv[ih * g->OW + ow], cur = bv[ow];
                 int32_t at = (int32_t)(ih * g->W) + ri[ih * g->OW + ow];
                 int32_t gt = -(int32_t)WINS(v, cur);
-                bv[ow] = gt ? v : cur;
+                bv[ow] = WINS(v, cur) ? v : cur;
                 bi[ow] = (at & gt) | (bi[ow] & ~gt);
             }
         if (gather)
@@ -159,8 +165,11 @@ static void F(max_pool_route)(const T *restrict src, const T *restrict x, const 
     const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
     if (!gather) memset(dst, 0, (size_t)(g->planes * HW) * sizeof(T));
     for (int64_t pl = 0; pl < g->planes; pl++, x += HW) {
-        if (F(has_nan)(x, HW)) F(route_plane)(src, x, g, work, dst, gather, true);
-        else F(route_plane)(src, x, g, work, dst, gather, false);
+        bool nan = F(has_nan)(x, HW);  /* four copies, each flag a constant */
+        if (gather && nan) F(route_plane)(src, x, g, work, dst, true, true);
+        else if (gather) F(route_plane)(src, x, g, work, dst, true, false);
+        else if (nan) F(route_plane)(src, x, g, work, dst, false, true);
+        else F(route_plane)(src, x, g, work, dst, false, false);
         src += gather ? HW : OHW;
         dst += gather ? OHW : HW;
     }
