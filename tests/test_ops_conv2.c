@@ -170,6 +170,30 @@ Test(pool2, max_nan_is_the_maximum_and_takes_the_gradient)
     }
 }
 
+/* A plane with infinities (no NaN) takes the NaN-aware path too (the scan
+ * sums x - x): +inf is the maximum, its first occurrence takes the gradient.
+ * Values from torch 1.13 as above. */
+Test(pool2, max_with_infinities)
+{
+    const double x[9] = {-INFINITY, -INFINITY, 1, INFINITY, INFINITY, 0, -INFINITY, -INFINITY, -INFINITY};
+    const double gy[4] = {1, 10, 100, 1000}, want_gx[9] = {0, 0, 0, 101, 1010, 0, 0, 0, 0};
+    for (int d = 0; d < 2; d++) {
+        nb_graph *g = nb_graph_new();
+        nb_node *xn = nb_input(g, "x", dtypes[d], 4, D4(1, 1, 3, 3));
+        nb_node *R = nb_input(g, "R", dtypes[d], 4, D4(1, 1, 2, 2));
+        nb_node *y = nb_op(g, "max_pool2d", "y", &xn, 1, (nb_attr[]){NB_AINT("size", 2), NB_AINT("stride", 1)}, 2);
+        nb_node *gx;
+        cr_assert_eq(nb_grad(g, nb_sum(g, nb_mul(g, y, R), NULL, 0, false), &xn, 1, &gx), NB_OK, "%s",
+                     nb_graph_error(g));
+        double yv[4], gv[9];
+        eval_graph(g, 2, (nb_node *[]){y, gx}, (double *[]){yv, gv}, 2, (nb_node *[]){xn, R},
+                   (const double *[]){x, gy}, NULL, 0);
+        for (int i = 0; i < 4; i++) cr_expect(isinf(yv[i]) && yv[i] > 0, "y[%d] = %g", i, yv[i]);
+        expect_close(gv, want_gx, 9, 0, 0, nb_dtype_name(dtypes[d]));
+        nb_graph_free(g);
+    }
+}
+
 /* The gradient of a gradient through max_pool2d: with L = sum(R * y^2),
  * y = max_pool2d(x), G = dL/dx and H = sum(S * G), dH/dx (which needs the
  * gradient of max_pool2d_backward) against central differences of H, which
