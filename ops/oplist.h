@@ -94,3 +94,6 @@ OP(nll_loss_backward)
 OP(embedding)
 OP(embedding_backward)
 OP(layernorm)
+/* issue 9: conv, pool */
+OP(max_pool2d_gather)
+OP(global_avg_pool2d)

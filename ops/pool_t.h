@@ -2,45 +2,71 @@
  * with T (float or double) and F(name) (name_f32 or name_f64) defined.
  *
  * Windows are separable, so each plane is pooled in two passes: along each
- * input row first (rv[ih][ow] over the window's columns, in the workspace),
- * then down the window's rows. With padding, a row is first copied between
- * pad cells (-inf for max, 0 for avg), so every window of the row pass is
- * whole; the row passes take the window size as a constant for the common
- * sizes (WITH_SIZE) so their inner loops unroll. Padding never wins a max,
- * and avg divides by size^2 whatever the window holds. For max, the strict >
- * in row-major order keeps each window's first maximum: the first row that
- * holds the window's maximum, at that row's first maximum. */
+ * input row first (rv[ih][ow] over the window's kw columns, in the
+ * workspace), then down the window's kh rows. With padding, a row is first
+ * copied between pad cells (-inf for max, 0 for avg), so every window of the
+ * row pass is whole; the row passes take the window width as a constant for
+ * the common sizes (WITH_SIZE) so their inner loops unroll. Padding never
+ * wins a max, and avg divides by kh*kw whatever the window holds. For max,
+ * a value wins when it is greater than the maximum so far or NaN (PyTorch's
+ * rule, `val > max || isnan(val)`): a window holding a NaN has the maximum
+ * NaN and its gradient goes to its last NaN; otherwise to its first maximum,
+ * both in row-major order, which the two passes keep (the row pass picks
+ * within a row, the column pass between rows by the same rule). Testing for
+ * NaN costs about a tenth of the pooling time, so a plane is first scanned
+ * for NaN (in cache for the pooling after) and only a plane holding one is
+ * pooled by the NaN-aware compare: max_plane and route_plane are inlined
+ * twice, with `nan` a constant. */
 
-/* Row xr as the row pass sees it: indices -p .. W+p-1 (pad cells = fill). */
+/* Row xr as the row pass sees it: indices -pw .. W+pw-1 (pad cells = fill). */
 static const T *F(pad_row)(const T *xr, const pgeom *g, T fill, T *buf)
 {
-    if (!g->p) return xr;
-    for (int64_t i = 0; i < g->p; i++) buf[i] = buf[g->p + g->W + i] = fill;
-    memcpy(buf + g->p, xr, (size_t)g->W * sizeof(T));
-    return buf + g->p;
+    if (!g->pw) return xr;
+    for (int64_t i = 0; i < g->pw; i++) buf[i] = buf[g->pw + g->W + i] = fill;
+    memcpy(buf + g->pw, xr, (size_t)g->W * sizeof(T));
+    return buf + g->pw;
 }
 
-static inline void F(row_max)(const T *restrict r, const pgeom *g, int64_t K, T *restrict rv)
+/* v wins over the maximum m so far (NaN always wins, as in PyTorch, when the
+ * plane may hold one: `nan` is a compile-time constant where this is used). */
+#define WINS(v, m) ((v) > (m) || (nan && (v) != (v)))
+#define INLINE static inline __attribute__((always_inline))
+
+/* May x[0..n) hold a NaN? x - x is 0 but for NaN and inf (inf also takes the
+ * NaN-aware path, which handles it alike); eight running sums, which the
+ * compiler turns into vector adds (it does not vectorise `any |= x != x`). */
+static bool F(has_nan)(const T *restrict x, int64_t n)
+{
+    T acc[8] = {0}, s = 0;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k] - x[i + k];
+    for (; i < n; i++) s += x[i] - x[i];
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s != s;
+}
+
+INLINE void F(row_max)(const T *restrict r, const pgeom *g, int64_t K, T *restrict rv, bool nan)
 {
     for (int64_t ow = 0; ow < g->OW; ow++) {
-        const T *q = r + ow * g->s - g->p;
+        const T *q = r + ow * g->sw - g->pw;
         T m = q[0];
-        for (int64_t j = 1; j < K; j++) m = q[j] > m ? q[j] : m;
+        for (int64_t j = 1; j < K; j++) m = WINS(q[j], m) ? q[j] : m;
         rv[ow] = m;
     }
 }
 
-/* ... with ri[ow] the column of the row's first maximum in the window. */
-static inline void F(row_argmax)(const T *restrict r, const pgeom *g, int64_t K, T *restrict rv,
-                                 int32_t *restrict ri)
+/* ... with ri[ow] the column of the row's winner in the window. */
+INLINE void F(row_argmax)(const T *restrict r, const pgeom *g, int64_t K, T *restrict rv,
+                          int32_t *restrict ri, bool nan)
 {
     for (int64_t ow = 0; ow < g->OW; ow++) {
-        int32_t c0 = (int32_t)(ow * g->s - g->p), at = c0 < 0 ? 0 : c0;  /* a real cell */
+        int32_t c0 = (int32_t)(ow * g->sw - g->pw), at = c0 < 0 ? 0 : c0;  /* a real cell */
         const T *q = r + c0;
         T m = -INFINITY;
         for (int64_t j = 0; j < K; j++) {
-            int32_t gt = -(int32_t)(q[j] > m);  /* a mask, not a branch: maxima are random */
-            m = q[j] > m ? q[j] : m;
+            int32_t gt = -(int32_t)WINS(q[j], m);  /* a mask, not a branch: maxima are random */
+            m = WINS(q[j], m) ? q[j] : m;
             at = ((c0 + (int32_t)j) & gt) | (at & ~gt);
         }
         rv[ow] = m;
@@ -51,88 +77,116 @@ static inline void F(row_argmax)(const T *restrict r, const pgeom *g, int64_t K,
 static inline void F(row_sum)(const T *restrict r, const pgeom *g, int64_t K, T *restrict rv)
 {
     for (int64_t ow = 0; ow < g->OW; ow++) {
-        const T *q = r + ow * g->s - g->p;
+        const T *q = r + ow * g->sw - g->pw;
         T sum = 0;
         for (int64_t j = 0; j < K; j++) sum += q[j];
         rv[ow] = sum;
     }
 }
 
-/* The transposed row pass: gr[ow*s - p + j] += rv[ow] (gr padded like a row). */
+/* The transposed row pass: gr[ow*sw - pw + j] += rv[ow] (gr padded like a row). */
 static inline void F(row_spread)(const T *restrict rv, const pgeom *g, int64_t K, T *restrict gr)
 {
     for (int64_t ow = 0; ow < g->OW; ow++) {
-        T *q = gr + ow * g->s - g->p;
+        T *q = gr + ow * g->sw - g->pw;
         for (int64_t j = 0; j < K; j++) q[j] += rv[ow];
+    }
+}
+
+/* One plane x [H, W] into y [OH, OW]. */
+INLINE void F(max_plane)(const T *restrict x, const pgeom *g, T *restrict rv, T *restrict buf,
+                         T *restrict y, bool nan)
+{
+    for (int64_t ih = 0; ih < g->H; ih++) {
+        const T *r = F(pad_row)(x + ih * g->W, g, -INFINITY, buf);
+        WITH_SIZE(g->kw, F(row_max)(r, g, K, rv + ih * g->OW, nan));
+    }
+    for (int64_t oh = 0; oh < g->OH; oh++, y += g->OW) {
+        int64_t h0, h1;
+        window(oh, g, &h0, &h1);
+        memcpy(y, rv + h0 * g->OW, (size_t)g->OW * sizeof(T));
+        for (int64_t ih = h0 + 1; ih < h1; ih++)
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                T v = rv[ih * g->OW + ow];
+                y[ow] = WINS(v, y[ow]) ? v : y[ow];
+            }
     }
 }
 
 static void F(max_pool_fwd)(const T *restrict x, const pgeom *g, void *work, T *restrict y)
 {
     T *rv = work, *buf = rv + g->H * g->OW;
-    for (int64_t pl = 0; pl < g->planes; pl++, x += g->H * g->W) {
-        for (int64_t ih = 0; ih < g->H; ih++) {
-            const T *r = F(pad_row)(x + ih * g->W, g, -INFINITY, buf);
-            WITH_SIZE(g->k, F(row_max)(r, g, K, rv + ih * g->OW));
-        }
-        for (int64_t oh = 0; oh < g->OH; oh++, y += g->OW) {
-            int64_t h0, h1;
-            window(oh, g, g->H, &h0, &h1);
-            memcpy(y, rv + h0 * g->OW, (size_t)g->OW * sizeof(T));
-            for (int64_t ih = h0 + 1; ih < h1; ih++)
-                for (int64_t ow = 0; ow < g->OW; ow++) {
-                    T v = rv[ih * g->OW + ow];
-                    y[ow] = v > y[ow] ? v : y[ow];
-                }
-        }
+    for (int64_t pl = 0; pl < g->planes; pl++, x += g->H * g->W, y += g->OH * g->OW) {
+        if (F(has_nan)(x, g->H * g->W)) F(max_plane)(x, g, rv, buf, y, true);
+        else F(max_plane)(x, g, rv, buf, y, false);
     }
 }
 
-/* Each window's gradient to its first maximum, recomputed from x. */
-static void F(max_pool_bwd)(const T *restrict gy, const T *restrict x, const pgeom *g, void *work,
-                            T *restrict gx)
+/* One plane of max_pool_route: src and dst at the plane's start. */
+INLINE void F(route_plane)(const T *restrict src, const T *restrict x, const pgeom *g, void *work,
+                           T *restrict dst, bool gather, bool nan)
 {
-    const int64_t HW = g->H * g->W, n = g->H * g->OW;
+    const int64_t n = g->H * g->OW;
     T *rv = work, *bv = rv + n, *buf = bv + g->OW;
-    int32_t *ri = (int32_t *)(buf + g->W + 2 * g->p), *bi = ri + n;
-    memset(gx, 0, (size_t)(g->planes * HW) * sizeof(T));
-    for (int64_t pl = 0; pl < g->planes; pl++, x += HW, gx += HW) {
-        for (int64_t ih = 0; ih < g->H; ih++) {
-            const T *r = F(pad_row)(x + ih * g->W, g, -INFINITY, buf);
-            WITH_SIZE(g->k, F(row_argmax)(r, g, K, rv + ih * g->OW, ri + ih * g->OW));
+    int32_t *ri = (int32_t *)(buf + g->W + 2 * g->pw), *bi = ri + n;
+    for (int64_t ih = 0; ih < g->H; ih++) {
+        const T *r = F(pad_row)(x + ih * g->W, g, -INFINITY, buf);
+        WITH_SIZE(g->kw, F(row_argmax)(r, g, K, rv + ih * g->OW, ri + ih * g->OW, nan));
+    }
+    for (int64_t oh = 0; oh < g->OH; oh++) {
+        int64_t h0, h1;
+        window(oh, g, &h0, &h1);
+        for (int64_t ow = 0; ow < g->OW; ow++) {
+            bv[ow] = rv[h0 * g->OW + ow];
+            bi[ow] = (int32_t)(h0 * g->W) + ri[h0 * g->OW + ow];
         }
-        for (int64_t oh = 0; oh < g->OH; oh++, gy += g->OW) {
-            int64_t h0, h1;
-            window(oh, g, g->H, &h0, &h1);
+        for (int64_t ih = h0 + 1; ih < h1; ih++)
             for (int64_t ow = 0; ow < g->OW; ow++) {
-                bv[ow] = rv[h0 * g->OW + ow];
-                bi[ow] = (int32_t)(h0 * g->W) + ri[h0 * g->OW + ow];
+                T v = rv[ih * g->OW + ow], cur = bv[ow];
+                int32_t at = (int32_t)(ih * g->W) + ri[ih * g->OW + ow];
+                int32_t gt = -(int32_t)WINS(v, cur);
+                bv[ow] = WINS(v, cur) ? v : cur;
+                bi[ow] = (at & gt) | (bi[ow] & ~gt);
             }
-            for (int64_t ih = h0 + 1; ih < h1; ih++)
-                for (int64_t ow = 0; ow < g->OW; ow++) {
-                    T v = rv[ih * g->OW + ow], cur = bv[ow];
-                    int32_t at = (int32_t)(ih * g->W) + ri[ih * g->OW + ow];
-                    int32_t gt = -(int32_t)(v > cur);
-                    bv[ow] = v > cur ? v : cur;
-                    bi[ow] = (at & gt) | (bi[ow] & ~gt);
-                }
-            for (int64_t ow = 0; ow < g->OW; ow++) gx[bi[ow]] += gy[ow];
-        }
+        if (gather)
+            for (int64_t ow = 0; ow < g->OW; ow++) dst[oh * g->OW + ow] = src[bi[ow]];
+        else
+            for (int64_t ow = 0; ow < g->OW; ow++) dst[bi[ow]] += src[oh * g->OW + ow];
+    }
+}
+
+/* Routes between each window and its winner in x, recomputed from x: with
+ * gather false, dst (x's shape) gets each window's src value added at its
+ * winner (max_pool2d_backward); with gather true, dst (the pooled shape)
+ * takes src (x's shape) at each window's winner (its gradient). */
+static void F(max_pool_route)(const T *restrict src, const T *restrict x, const pgeom *g,
+                              void *work, T *restrict dst, bool gather)
+{
+    const int64_t HW = g->H * g->W, OHW = g->OH * g->OW;
+    if (!gather) memset(dst, 0, (size_t)(g->planes * HW) * sizeof(T));
+    for (int64_t pl = 0; pl < g->planes; pl++, x += HW) {
+        bool nan = F(has_nan)(x, HW);  /* four copies, each flag a constant */
+        if (gather && nan) F(route_plane)(src, x, g, work, dst, true, true);
+        else if (gather) F(route_plane)(src, x, g, work, dst, true, false);
+        else if (nan) F(route_plane)(src, x, g, work, dst, false, true);
+        else F(route_plane)(src, x, g, work, dst, false, false);
+        src += gather ? HW : OHW;
+        dst += gather ? OHW : HW;
     }
 }
 
 static void F(avg_pool_fwd)(const T *restrict x, const pgeom *g, void *work, T *restrict y)
 {
-    const T scale = (T)1 / (T)(g->k * g->k);
+    const T scale = (T)1 / (T)(g->kh * g->kw);
     T *rv = work, *buf = rv + g->H * g->OW;
     for (int64_t pl = 0; pl < g->planes; pl++, x += g->H * g->W) {
         for (int64_t ih = 0; ih < g->H; ih++) {
             const T *r = F(pad_row)(x + ih * g->W, g, 0, buf);
-            WITH_SIZE(g->k, F(row_sum)(r, g, K, rv + ih * g->OW));
+            WITH_SIZE(g->kw, F(row_sum)(r, g, K, rv + ih * g->OW));
         }
         for (int64_t oh = 0; oh < g->OH; oh++, y += g->OW) {
             int64_t h0, h1;
-            window(oh, g, g->H, &h0, &h1);
+            window(oh, g, &h0, &h1);
             for (int64_t ow = 0; ow < g->OW; ow++) {
                 T sum = 0;
                 for (int64_t ih = h0; ih < h1; ih++) sum += rv[ih * g->OW + ow];
@@ -142,25 +196,37 @@ static void F(avg_pool_fwd)(const T *restrict x, const pgeom *g, void *work, T *
     }
 }
 
-/* The two passes transposed: gy / size^2 summed over the windows holding
+/* The two passes transposed: gy / (kh kw) summed over the windows holding
  * each input row (rv), then spread along the row. */
 static void F(avg_pool_bwd)(const T *restrict gy, const pgeom *g, void *work, T *restrict gx)
 {
-    const T scale = (T)1 / (T)(g->k * g->k);
+    const T scale = (T)1 / (T)(g->kh * g->kw);
     T *rv = work, *buf = rv + g->H * g->OW;
     for (int64_t pl = 0; pl < g->planes; pl++, gx += g->H * g->W) {
         memset(rv, 0, (size_t)(g->H * g->OW) * sizeof(T));
         for (int64_t oh = 0; oh < g->OH; oh++, gy += g->OW) {
             int64_t h0, h1;
-            window(oh, g, g->H, &h0, &h1);
+            window(oh, g, &h0, &h1);
             for (int64_t ih = h0; ih < h1; ih++)
                 for (int64_t ow = 0; ow < g->OW; ow++) rv[ih * g->OW + ow] += gy[ow] * scale;
         }
         for (int64_t ih = 0; ih < g->H; ih++) {
-            T *gr = g->p ? buf + g->p : gx + ih * g->W;  /* padded rows go through buf */
-            memset(gr - g->p, 0, (size_t)(g->W + 2 * g->p) * sizeof(T));
-            WITH_SIZE(g->k, F(row_spread)(rv + ih * g->OW, g, K, gr));
-            if (g->p) memcpy(gx + ih * g->W, gr, (size_t)g->W * sizeof(T));
+            T *gr = g->pw ? buf + g->pw : gx + ih * g->W;  /* padded rows go through buf */
+            memset(gr - g->pw, 0, (size_t)(g->W + 2 * g->pw) * sizeof(T));
+            WITH_SIZE(g->kw, F(row_spread)(rv + ih * g->OW, g, K, gr));
+            if (g->pw) memcpy(gx + ih * g->W, gr, (size_t)g->W * sizeof(T));
         }
     }
 }
+
+/* Mean of each plane of H*W cells, summed in double (a plane may be large). */
+static void F(global_avg_fwd)(const T *restrict x, int64_t planes, int64_t hw, T *restrict y)
+{
+    for (int64_t pl = 0; pl < planes; pl++, x += hw) {
+        double s = 0;
+        for (int64_t i = 0; i < hw; i++) s += x[i];
+        y[pl] = (T)(s / (double)hw);
+    }
+}
+#undef WINS
+#undef INLINE

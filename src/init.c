@@ -6,7 +6,8 @@
 #include "base.h"
 
 /* fan_in: all dims but the last for a matmul weight [in, out]; C*KH*KW for a
- * conv filter [O, C, KH, KW]. */
+ * conv filter [O, C, KH, KW] (with groups the filter is [O, C/groups, KH, KW],
+ * so this is (C/groups)*KH*KW, as PyTorch). */
 static double fan_in(const nb_tensor *t)
 {
     double f = 1;

@@ -165,13 +165,19 @@ Test(matmul, inner_mismatch_names_both_inputs)
     nb_graph_free(g);
 }
 
-Test(matmul, rank_one_is_rejected)
+/* Rank 1 is numpy.matmul's vector (tests/test_ops_matmul_vec.c); rank 0 and a
+ * transpose flag on a vector are errors. */
+Test(matmul, rank_zero_and_transposed_vector_are_rejected)
 {
     nb_graph *g = nb_graph_new();
+    nb_node *s = nb_input(g, "s", NB_F64, 0, NULL);
     nb_node *v = nb_input(g, "v", NB_F64, 1, (nb_dim[]){NB_DIM(3)});
     nb_node *w = nb_input(g, "w", NB_F64, 2, (nb_dim[]){NB_DIM(3), NB_DIM(2)});
-    cr_expect_null(nb_matmul(g, v, w));
-    expect_graph_error(g, NB_ERR_SHAPE, (const char *[]){"v is [3]", "w is [3, 2]", "rank >= 2"}, 3);
+    cr_expect_null(nb_matmul(g, s, w));
+    expect_graph_error(g, NB_ERR_SHAPE, (const char *[]){"s is []", "w is [3, 2]", "rank >= 1"}, 3);
+    nb_graph_clear_error(g);
+    cr_expect_null(nb_matmul_t(g, v, w, true, false));
+    expect_graph_error(g, NB_ERR_SHAPE, (const char *[]){"transpose_a needs a of rank >= 2", "v is [3]"}, 2);
     nb_graph_free(g);
 }
 

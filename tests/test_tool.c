@@ -834,6 +834,9 @@ Test(tool, ops_lists_the_registry)
     r = TOOL("ops", "pow");
     cr_expect(strstr(r.out, "exponent") && strstr(r.out, "required"), "%s", r.out);
     tool_result_free(&r);
+    r = TOOL("ops", "conv2d");  /* an int-or-[h, w] attribute shows its default */
+    cr_expect(strstr(r.out, "dilation     int or list  default 1"), "%s", r.out);
+    tool_result_free(&r);
     r = TOOL("ops", "concat");  /* the limit nb_op enforces, not "any number" */
     cr_expect(strstr(r.out, "1 to 64 inputs"), "%s", r.out);
     tool_result_free(&r);

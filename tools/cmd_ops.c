@@ -47,7 +47,10 @@ static void print_default(const nb_attr_def *a)
     case NB_ATTR_INT: printf("default %lld", (long long)a->def.i[0]); break;
     case NB_ATTR_FLOAT: printf("default %g", a->def.f); break;
     case NB_ATTR_BOOL: printf("default %s", a->def.i[0] ? "true" : "false"); break;
-    case NB_ATTR_INTS:
+    case NB_ATTR_INTS:  /* a default of n > 0 entries (conv2d's stride 1), else none */
+        if (a->def.n == 1) printf("default %lld", (long long)a->def.i[0]);
+        else printf("optional");
+        break;
     case NB_ATTR_DIMS: printf("optional"); break;
     case NB_ATTR_STRING:
         printf("default %s; one of ", a->def.s);

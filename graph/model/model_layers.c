@@ -10,17 +10,17 @@
 
 #include "model_internal.h"
 
-typedef enum { LA_INT, LA_FLOAT, LA_BOOL, LA_ACT, LA_INIT } la_type;
+typedef enum { LA_INT, LA_FLOAT, LA_BOOL, LA_ACT, LA_INIT, LA_HW } la_type;
 
 typedef struct la_def {
     const char *name;
     la_type type;
     bool required;
     double def;   /* INT, FLOAT, BOOL */
-    int64_t min;  /* INT */
+    int64_t min;  /* INT, HW */
 } la_def;
 
-#define MAX_LA 8
+#define MAX_LA 12
 
 typedef struct lctx {
     nm_ctx *c;
@@ -31,6 +31,8 @@ typedef struct lctx {
     int n_in;
     bool given[MAX_LA];
     int64_t i[MAX_LA];
+    int64_t hw[MAX_LA][2];  /* HW: one integer or [h, w]; n_hw entries given */
+    int n_hw[MAX_LA];
     double f[MAX_LA];
     bool b[MAX_LA];
     const nb_op_def *act;  /* NULL: none */
@@ -157,16 +159,26 @@ static nb_node *dense(lctx *L)
     return finish(L, h, b);
 }
 
-enum { C_FILTERS, C_SIZE, C_STRIDE, C_PAD, C_BIAS, C_ACT, C_INIT };
+enum { C_FILTERS, C_SIZE, C_STRIDE, C_PAD, C_DIL, C_GROUPS, C_BIAS, C_ACT, C_INIT };
 static const la_def conv_attrs[] = {
     {"filters", LA_INT, true, 0, 1},
-    {"size", LA_INT, true, 0, 1},
-    {"stride", LA_INT, false, 1, 1},
-    {"pad", LA_INT, false, 0, 0},
+    {"size", LA_HW, true, 0, 1},
+    {"stride", LA_HW, false, 1, 1},
+    {"pad", LA_HW, false, 0, 0},
+    {"dilation", LA_HW, false, 1, 1},
+    {"groups", LA_INT, false, 1, 1},
     {"bias", LA_BOOL, false, 1, 0},
     {"activation", LA_ACT, false, 0, 0},
     {"init", LA_INIT, false, 0, 0},
 };
+
+/* An HW attribute of the layer as the op's one-integer-or-[h, w] attribute. */
+static nb_attr hw_attr(const lctx *L, const char *name, int k)
+{
+    nb_attr a = {.name = name, .type = NB_ATTR_INTS, .n = L->n_hw[k]};
+    a.i[0] = L->hw[k][0], a.i[1] = L->hw[k][1];
+    return a;
+}
 
 /* NAME.conv, then NAME.add of the bias viewed as [O, 1, 1] (NAME.bias) so that
  * it broadcasts over N, H and W, as model-format.md names a layer's nodes. */
@@ -178,12 +190,24 @@ static nb_node *conv2d(lctx *L)
     }
     int64_t ch = fixed_dim(L, 1, "[N, C, H, W] with a fixed C");
     if (ch < 1) return NULL;
-    int64_t o = L->i[C_FILTERS], k = L->i[C_SIZE];
-    nb_node *w = param(L, "W", 4, (int64_t[]){o, ch, k, k}, &L->init);
+    int64_t o = L->i[C_FILTERS], groups = L->i[C_GROUPS];
+    if (ch % groups || o % groups) {
+        char s[160];
+        nb_node_shape_str(L->c->m->g, L->in[0], s, sizeof s);
+        ny_err(&L->c->y, L->map,
+               "node '%s': layer conv2d with groups %lld needs channels and filters divisible "
+               "by %lld; %s is %s, filters %lld",
+               L->name, (long long)groups, (long long)groups, nb_node_name(L->in[0]), s,
+               (long long)o);
+        return NULL;
+    }
+    int64_t shape[4] = {o, ch / groups, L->hw[C_SIZE][0], L->hw[C_SIZE][1]};
+    nb_node *w = param(L, "W", 4, shape, &L->init);
     nb_node *b = w && L->b[C_BIAS] ? const_param(L, "b", o, NB_INIT_ZEROS) : NULL;
     if (!w || (L->b[C_BIAS] && !b)) return NULL;
-    nb_attr attrs[2] = {NB_AINT("stride", L->i[C_STRIDE]), NB_AINT("pad", L->i[C_PAD])};
-    nb_node *h = step(L, "conv2d", "conv", !b && !L->act, (nb_node *[]){L->in[0], w}, 2, attrs, 2);
+    nb_attr attrs[4] = {hw_attr(L, "stride", C_STRIDE), hw_attr(L, "pad", C_PAD),
+                        hw_attr(L, "dilation", C_DIL), NB_AINT("groups", groups)};
+    nb_node *h = step(L, "conv2d", "conv", !b && !L->act, (nb_node *[]){L->in[0], w}, 2, attrs, 4);
     nb_node *bias = NULL;
     if (h && b) {
         nb_attr shape = {.name = "shape", .type = NB_ATTR_DIMS, .n = 3, .d = {NB_DIM(o), NB_DIM(1), NB_DIM(1)}};
@@ -359,6 +383,31 @@ static bool activation(lctx *L, const yaml_node_t *v)
     return nm_parse_activation(L->c, v, &L->act, L->act_attrs, &L->n_act_attrs);
 }
 
+/* One integer or a list [h, w], each >= def->min. */
+static bool read_hw(lctx *L, const la_def *def, int k, const yaml_node_t *v, const char *w)
+{
+    nm_ctx *c = L->c;
+    bool list = v->type == YAML_SEQUENCE_NODE;
+    if (list && ny_seq_size(v) != 2) {
+        ny_err(&c->y, v, "%s must be one integer or [h, w]; got %zu entries", w, ny_seq_size(v));
+        return false;
+    }
+    L->n_hw[k] = list ? 2 : 1;
+    for (int j = 0; j < L->n_hw[k]; j++) {
+        const yaml_node_t *item = list ? ny_seq_item(&c->y, v, (size_t)j) : v;
+        if (!ny_int(&c->y, item, w, &L->hw[k][j])) return false;
+        if (L->hw[k][j] < def->min || L->hw[k][j] > (1 << 30)) {
+            ny_err(&c->y, item, "%s must be %s %lld; got %lld", w,
+                   L->hw[k][j] < def->min ? ">=" : "<=",
+                   L->hw[k][j] < def->min ? (long long)def->min : 1LL << 30,
+                   (long long)L->hw[k][j]);
+            return false;
+        }
+    }
+    if (!list) L->hw[k][1] = L->hw[k][0];
+    return true;
+}
+
 static bool read_attr(lctx *L, const la_def *def, int k, const yaml_node_t *v)
 {
     nm_ctx *c = L->c;
@@ -372,6 +421,7 @@ static bool read_attr(lctx *L, const la_def *def, int k, const yaml_node_t *v)
         return false;
     case LA_FLOAT: return ny_num(&c->y, v, w, &L->f[k]);
     case LA_BOOL: return ny_bool(&c->y, v, w, &L->b[k]);
+    case LA_HW: return read_hw(L, def, k, v, w);
     case LA_ACT: return activation(L, v);
     case LA_INIT:
         nm_init_free(&L->init);
@@ -390,6 +440,8 @@ static nb_node *expand(lctx *L, const layer_def *def, const yaml_node_t *name_no
     for (int k = 0; k < def->n_attrs; k++) {
         known[nk++] = def->attrs[k].name;
         L->i[k] = (int64_t)def->attrs[k].def;
+        L->hw[k][0] = L->hw[k][1] = (int64_t)def->attrs[k].def;
+        L->n_hw[k] = 1;
         L->f[k] = def->attrs[k].def;
         L->b[k] = def->attrs[k].def != 0;
     }
