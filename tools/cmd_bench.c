@@ -303,7 +303,7 @@ static void header(const bench *b)
     printf("BLAS: %.*s, core %s\n", blas ? blas : 8, blas ? config : "OpenBLAS", core ? core : "unknown");
     printf("%lld timed steps after %lld warm-up, per mode, in training mode\n\n", (long long)b->o.steps,
            (long long)b->o.warmup);
-    printf("%-22s %9s %9s %9s %11s %9s %9s %7s\n", "mode", "median ms", "p10 ms", "p90 ms",
+    printf("%-22s %9s %9s %9s %11s %9s %11s %7s\n", "mode", "median ms", "p10 ms", "p90 ms",
            "samples/s", "GFLOP/s", "MFLOP", "GEMM %");
 }
 
@@ -314,7 +314,7 @@ static void report_mode(const bench *b, int mode)
     snprintf(name, sizeof name, mode == TRAIN ? "%s (%s)" : "%s", mode_name[mode],
              nb_optimizer_name(b->optimizer));
     nbt_commas((double)b->o.batch / (ms[0] * 1e-3), rate, sizeof rate);
-    printf("%-22s %9.3f %9.3f %9.3f %11s %9.2f %9.2f %7.1f\n", name, ms[0], ms[1], ms[2], rate,
+    printf("%-22s %9.3f %9.3f %9.3f %11s %9.2f %11.4f %7.1f\n", name, ms[0], ms[1], ms[2], rate,
            b->flops[mode] / (ms[0] * 1e6), b->flops[mode] * 1e-6,
            b->flops[mode] > 0 ? 100 * b->gemm[mode] / b->flops[mode] : 0.0);
     fflush(stdout);
