@@ -50,12 +50,12 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nglobal options (before or after the command):\n"
                "  -v, --verbose      say which OpenBLAS core runs, and why\n"
-               "  --blas-core C      OpenBLAS kernels for the commands that compute (run,\n"
-               "                     gradcheck, train, eval, bench): auto (default, or\n"
-               "                     $NABLA_BLAS_CORE) runs nabla again with OPENBLAS_CORETYPE\n"
-               "                     set when OpenBLAS fell back to kernels older than the CPU;\n"
-               "                     none leaves OpenBLAS alone; a core name (Haswell,\n"
-               "                     SkylakeX, ...) asks for that core\n"
+               "  --blas-core C      OpenBLAS kernels of the commands that compute (run,\n"
+               "                     gradcheck, train, eval, bench); default $NABLA_BLAS_CORE,\n"
+               "                     else auto. auto: when OpenBLAS fell back to kernels older\n"
+               "                     than the CPU and OPENBLAS_CORETYPE is unset, run nabla\n"
+               "                     again with it set (SkylakeX, Haswell); none: leave\n"
+               "                     OpenBLAS alone; a core name (Haswell, ...): that core\n"
                "\nexit status: 0 success, 1 gradcheck mismatch, 2 any error\n");
 }
 
