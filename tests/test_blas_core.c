@@ -202,6 +202,25 @@ Test(blas_tool, none_and_a_bad_name)
     tool_result_free(&r);
 }
 
+Test(blas_tool, the_rerun_goes_on_whatever_it_is_asked)
+{
+    /* what the re-executed process sees: the guard, and OPENBLAS_CORETYPE set */
+    setenv(NBT_BLAS_GUARD_ENV, "Prescott", 1);
+    setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+    char core[64], *err;
+    version_core((const char *const[]){"-v", "--blas-core", "Haswell", "--version", NULL}, core,
+                 sizeof core, &err);
+    cr_expect_str_eq(core, "Prescott", "no second re-exec");
+    assert_has(err, "OpenBLAS had chosen Prescott; nabla set OPENBLAS_CORETYPE=Prescott");
+    cr_expect_null(strstr(err, "running again"), "%s", err);
+    free(err);
+    /* a core this OpenBLAS ignored is reported, -v or not */
+    setenv("OPENBLAS_CORETYPE", "NoSuchLake", 1);
+    version_core((const char *const[]){"--version", NULL}, core, sizeof core, &err);
+    assert_has(err, "OPENBLAS_CORETYPE=NoSuchLake was not taken");
+    free(err);
+}
+
 /* nabla run --grad of the MLP example with one core, every .npy it writes. */
 static void run_with(const char *core, const char *dir)
 {
