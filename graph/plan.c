@@ -18,6 +18,7 @@
 
 #include "internal.h"
 #include "place.h"
+#include "profile.h"
 
 #define ALIGN 64
 #define NO_BUF SIZE_MAX
@@ -95,6 +96,8 @@ struct nb_plan {
     uint64_t seed, step;
     nb_status status;        /* of the last call that can fail (core.h, rule 3) */
     char err[NB_ERR_CAP];
+    nb__profile *prof;       /* per-node times (graph/profile.c), kept once made */
+    nb__profile *timing;     /* = prof while profiling is on, else NULL */
 };
 
 static nb_status plan_fail(nb_plan *p, nb_status st, const char *fmt, ...)
@@ -213,6 +216,7 @@ void nb_plan_free(nb_plan *p)
     nb_free(p->nodes);
     nb_free(p->runs);
     nb_free(p->local);
+    nb__profile_free(p->prof);
     nb_free(p);
 }
 
@@ -664,7 +668,9 @@ static nb_status ran(nb_plan *p, nb_status st)
 
 static nb_status run_step(nb_plan *p, const step *s)
 {
+    double t0 = p->timing ? nb__profile_clock() : 0;
     nb_status st = s->node->op->forward(&s->k);
+    if (p->timing) nb__profile_add(p->timing, s->idx, nb__profile_clock() - t0);
     if (st && !p->err[0]) plan_fail(p, st, "node '%s': %s failed", s->node->name, s->node->op->name);
     else if (st) p->status = st;
     return st;
@@ -761,10 +767,29 @@ size_t nb_plan_memory_bytes(const nb_plan *p)
         bytes += n * (sizeof *p->in_base + sizeof *p->last + sizeof *p->buf_of) +
                  (2 * n + 1) * sizeof *p->bufs + nb__placer_bytes(2 * n + 1) +
                  (p->n_slots + 1) * sizeof *p->in_dtype;
+    if (p->prof) bytes += sizeof *p->prof + p->prof->n * (sizeof *p->prof->seconds + sizeof *p->prof->runs);
     return bytes + (size_t)p->n_cache * p->inst_bytes + p->arena_cap;
 }
 
 size_t nb_plan_intermediate_bytes(const nb_plan *p) { return p && p->cur ? p->cur->intermediate_bytes : 0; }
+
+/* ---- profiling (the totals live in graph/profile.c) ----------------------- */
+
+nb_status nb_plan_set_profile(nb_plan *p, bool on)
+{
+    if (!p) return NB_ERR_ARG;
+    if (!on) return p->timing = NULL, NB_OK;
+    if (nb__profile_start(&p->prof, p->n_nodes)) return NB_ERR_NOMEM;
+    p->timing = p->prof;
+    return NB_OK;
+}
+
+bool nb_plan_profiling(const nb_plan *p) { return p && p->timing; }
+
+size_t nb_plan_profile(const nb_plan *p, nb_node_profile *out, size_t cap)
+{
+    return p ? nb__profile_report(p->prof, p->nodes, p->runs, p->n_nodes, out, cap) : 0;
+}
 
 /* For tests: how many nodes of the current layout run in place. */
 int nb__plan_inplace_count(const nb_plan *p) { return p && p->cur ? p->cur->n_inplace : 0; }

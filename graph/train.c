@@ -64,6 +64,7 @@ static void begin(nb_trainer *t)
 nb_status nb_trainer_status(const nb_trainer *t) { return t ? t->status : NB_ERR_ARG; }
 const char *nb_trainer_error(const nb_trainer *t) { return t ? t->err : "no trainer"; }
 nb_node *nb_trainer_step(const nb_trainer *t) { return t ? t->step : NULL; }
+nb_plan *nb_trainer_plan(const nb_trainer *t, bool training) { return !t ? NULL : training ? t->train : t->eval; }
 int64_t nb_trainer_epochs(const nb_trainer *t) { return t ? t->epochs : 0; }
 bool nb_trainer_mid_epoch(const nb_trainer *t) { return t && t->done > 0; }
 int64_t nb_trainer_classes(const nb_trainer *t) { return t ? t->classes : 0; }

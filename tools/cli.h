@@ -112,6 +112,8 @@ int nbt_cmd_ops(int argc, char **argv);
 int nbt_cmd_plot(int argc, char **argv);
 int nbt_cmd_train(int argc, char **argv);
 int nbt_cmd_eval(int argc, char **argv);
+int nbt_cmd_bench(int argc, char **argv);
+void nbt_usage_bench(FILE *f);
 void nbt_usage_train(FILE *f);
 void nbt_usage_eval(FILE *f);
 void nbt_usage_check(FILE *f);
@@ -120,6 +122,16 @@ void nbt_usage_gradcheck(FILE *f);
 void nbt_usage_run(FILE *f);
 void nbt_usage_ops(FILE *f);
 void nbt_usage_plot(FILE *f);
+
+/* ---- profiles (profile_print.c), for bench and train --profile ----------- */
+
+/* Matmul and convolution ops: the ones that run on GEMM (by name prefix). */
+bool nbt_is_gemm_op(const char *op);
+/* Prints the totals of a profiled plan (nb_plan_set_profile): per op type
+ * and per node, slowest first, ms per step and % of the nodes' time; the
+ * `top` slowest nodes (0: all). step_ms > 0 is the measured step, shown
+ * beside the nodes' sum. Prints and returns NBT_ERROR only when out of memory. */
+int nbt_print_profile(FILE *f, const char *cmd, const nb_plan *p, double step_ms, int top);
 
 /* ---- data of the train section (datasets.c), for train and eval --------- */
 

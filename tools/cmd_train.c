@@ -21,7 +21,7 @@ void nbt_usage_train(FILE *f)
             "usage: nabla train MODEL [--epochs E] [--batch B] [--lr LR] [--optimizer NAME]\n"
             "                         [--seed S] [--data DIR] [--save W.safetensors]\n"
             "                         [--resume W.safetensors] [--threads T] [--log LOG.csv]\n"
-            "                         [--plot LOSS.{png,svg,pdf}]\n"
+            "                         [--plot LOSS.{png,svg,pdf}] [--profile]\n"
             "Trains MODEL as its `train:` section says; each flag overrides that key. One line\n"
             "per epoch: train loss and accuracy, test (or validation) loss and accuracy,\n"
             "samples/s and time; a progress bar while an epoch runs, on a terminal.\n\n"
@@ -42,6 +42,8 @@ void nbt_usage_train(FILE *f)
             "  --log LOG.csv      the epoch lines as CSV (appended to when resuming)\n"
             "  --plot FILE        loss and accuracy per epoch, drawn after every epoch (the\n"
             "                     whole --log when given, else this run's epochs)\n"
+            "  --profile          time every node of the training step; at the end, print\n"
+            "                     the time per op type and the slowest nodes (nabla bench)\n"
             "  -h, --help         this text\n\n"
             "Ctrl-C finishes the step, saves the checkpoint (with --save) and exits with 130.\n\n"
             "example:\n"
@@ -52,6 +54,7 @@ typedef struct opts {
     const char *model, *data, *save, *resume, *log, *plot, *optimizer;
     int64_t epochs, batch, threads, seed;
     double lr;
+    bool profile;
 } opts;
 
 static int parse(int argc, char **argv, opts *o)
@@ -62,7 +65,7 @@ static int parse(int argc, char **argv, opts *o)
         {"seed", required_argument, NULL, 's'},   {"data", required_argument, NULL, 'd'},
         {"save", required_argument, NULL, 'S'},   {"resume", required_argument, NULL, 'r'},
         {"threads", required_argument, NULL, 't'}, {"log", required_argument, NULL, 'L'},
-        {"plot", required_argument, NULL, 'P'},
+        {"plot", required_argument, NULL, 'P'},   {"profile", no_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
     *o = (opts){.epochs = -1, .batch = -1, .threads = -1, .seed = -1, .lr = -1};
     int c;
@@ -84,6 +87,7 @@ static int parse(int argc, char **argv, opts *o)
         if (c == 'r') o->resume = optarg;
         if (c == 'L') o->log = optarg;
         if (c == 'P') o->plot = optarg;
+        if (c == 'f') o->profile = true;
         if (rc) return rc;
     }
     if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla train --help')");
@@ -263,6 +267,8 @@ static int setup(run *r)
         openblas_set_num_threads(r->o.threads > 0 ? (int)r->o.threads : 1);
     if (optimizer(tc, &r->o, &c.optim) || load_data(r) || nbt_make_trainer(CMD, r->m, &c, &r->t))
         return NBT_ERROR;
+    if (r->o.profile && nb_plan_set_profile(nb_trainer_plan(r->t, true), true))
+        return nbt_fail(CMD, "out of memory");
     if (r->o.resume && nb_trainer_resume(r->t, r->o.resume))
         return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
     if (r->o.log) {
@@ -318,6 +324,8 @@ int nbt_cmd_train(int argc, char **argv)
     sigprocmask(SIG_UNBLOCK, &intr, NULL);
     rc = setup(&r);
     if (!rc) rc = epochs(&r);
+    if ((rc == NBT_OK || rc == 130) && r.o.profile)
+        nbt_print_profile(stdout, CMD, nb_trainer_plan(r.t, true), 0, 20);
     sigaction(SIGINT, &old, NULL);
     if (r.log) fclose(r.log);
     nbt_log_free(&r.rows);

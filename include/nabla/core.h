@@ -54,7 +54,16 @@
  *   - nb_render is not thread-safe at all: Graphviz keeps global state, so
  *     only one thread of the process may render at a time, whatever the graph.
  *   - nb_alloc_count is atomic; the file functions (io.h) are safe on distinct
- *     files. */
+ *     files.
+ *
+ * BLAS kernels. Matrix products run on OpenBLAS, which (built with
+ * DYNAMIC_ARCH, as Debian's) picks its kernels when the library is loaded and
+ * falls back to slow generic ones on CPUs newer than it knows. The variable
+ * OPENBLAS_CORETYPE (Haswell, SkylakeX, ...) overrides that choice, read at
+ * load time: it must be in the program's environment when the program
+ * starts (a setenv in main is too late). The `nabla` command re-executes
+ * itself with it set when OpenBLAS fell back; docs/c-api.md ("BLAS kernels")
+ * shows how a program can do the same. nabla itself never changes it. */
 #ifndef NABLA_CORE_H
 #define NABLA_CORE_H
 

@@ -73,6 +73,39 @@ NB_API size_t nb_plan_memory_bytes(const nb_plan *p);
 /* Sum of the sizes of every intermediate buffer (what no reuse would need). */
 NB_API size_t nb_plan_intermediate_bytes(const nb_plan *p);
 
+/* ---- profiling ----------------------------------------------------------
+ *
+ * While profiling is on, every run (nb_plan_run, nb_plan_run_checked) adds
+ * the wall time of each node's kernel to that node's total and counts the
+ * node's runs; off (the default), a run reads no clock. Turning it on
+ * allocates the totals (once per plan) and clears them, so runs stay free of
+ * allocation either way; turning it off keeps the totals for reading.
+ *
+ *   nb_plan_set_profile(p, true);
+ *   for (s = 0; s < steps; s++) nb_plan_run(p);
+ *   size_t n = nb_plan_profile(p, NULL, 0);
+ *   nb_node_profile *r = malloc(n * sizeof *r);
+ *   nb_plan_profile(p, r, n);      r[i].seconds / r[i].runs: time of one run
+ *
+ * The time is the kernel's wall time (threads it starts included), measured
+ * with CLOCK_MONOTONIC around it: what the step spends between kernels
+ * (stamping params, a failed node) is in no node's total. */
+typedef struct nb_node_profile {
+    const nb_node *node;
+    double seconds;   /* summed over the profiled runs */
+    uint64_t runs;    /* profiled runs that ran this node */
+} nb_node_profile;
+
+/* Profiling on (clears the totals) or off. NB_ERR_NOMEM when the totals
+ * cannot be allocated, NB_ERR_ARG for a NULL plan. */
+NB_API nb_status nb_plan_set_profile(nb_plan *p, bool on);
+NB_API bool nb_plan_profiling(const nb_plan *p);
+/* The totals of every node a run of p computes (op nodes, views such as
+ * reshape included; not inputs and params), in the order the plan runs them: fills out[0..cap) and
+ * returns how many there are (call with cap 0 to size out). Zeros for a
+ * plan never profiled. */
+NB_API size_t nb_plan_profile(const nb_plan *p, nb_node_profile *out, size_t cap);
+
 #ifdef __cplusplus
 }
 #endif

@@ -26,6 +26,7 @@
 
 #include "data.h"
 #include "graph.h"
+#include "plan.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -139,6 +140,10 @@ NB_API nb_status nb_trainer_status(const nb_trainer *t);
 NB_API const char *nb_trainer_error(const nb_trainer *t);
 /* The step node (for nb_optimize_set_lr). */
 NB_API nb_node *nb_trainer_step(const nb_trainer *t);
+/* Its training plan (training true) or evaluation plan, e.g. to profile
+ * (nb_plan_set_profile); owned by the trainer. Bind, feed and run it only
+ * through the trainer. */
+NB_API nb_plan *nb_trainer_plan(const nb_trainer *t, bool training);
 /* The gradient hook of the trainer's step (see nb_grad_hook): the trainer
  * checks the gradients are finite first, then calls fn. */
 NB_API nb_status nb_trainer_hook(nb_trainer *t, nb_grad_hook fn, void *user);
