@@ -89,6 +89,7 @@ Test(tool, conformance_conv) { conformance("conv"); }
 Test(tool, conformance_broadcast) { conformance("broadcast"); }
 Test(tool, conformance_logistic) { conformance("logistic"); }
 Test(tool, conformance_bag) { conformance("bag"); }
+Test(tool, conformance_grouped) { conformance("grouped"); }
 
 /* ---- nabla run: closed forms and files -------------------------------------- */
 
