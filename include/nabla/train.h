@@ -116,6 +116,8 @@ NB_API nb_status nb_trainer_status(const nb_trainer *t);
 NB_API const char *nb_trainer_error(const nb_trainer *t);
 /* The step node (for nb_optimize_set_lr). */
 NB_API nb_node *nb_trainer_step(const nb_trainer *t);
+/* The graph it trains. */
+NB_API nb_graph *nb_trainer_graph(const nb_trainer *t);
 /* The gradient hook of the trainer's step (see nb_grad_hook): the trainer
  * checks the gradients are finite first, then calls fn. */
 NB_API nb_status nb_trainer_hook(nb_trainer *t, nb_grad_hook fn, void *user);
@@ -172,6 +174,29 @@ NB_API nb_status nb_trainer_save(nb_trainer *t, const char *path, const char *co
 /* Loads such a checkpoint: params, optimizer state and position, so that
  * the next nb_trainer_epoch continues where the saved run stopped. */
 NB_API nb_status nb_trainer_resume(nb_trainer *t, const char *path);
+
+/* ---- data parallelism -------------------------------------------------------
+ *
+ * Several processes (workers) can train one model together, each with its
+ * own trainer over the same graph, dataset and configuration: the epoch's
+ * permutation is the same on every worker (same seed); each global batch of
+ * cfg.batch samples is cut into `ranks` contiguous parts and worker `rank`
+ * computes the step on its part. Its gradient hook (nb_trainer_hook) must
+ * then replace the gradients by their average over the workers, weighting
+ * each worker's by its share of the step's samples (nb_trainer_step_samples:
+ * a last batch that does not split evenly gives the first workers one sample
+ * more, and a worker with none weighs 0); nabla/mpi.h does this over MPI.
+ * sum adds n values across the workers in place; the trainer calls it on
+ * every worker at the same points (after each step: the loss and accuracy
+ * sums and whether to stop; after an evaluation, which each worker runs on
+ * its share of the samples: their sums), so that every worker's metrics,
+ * progress and checkpoint are the global ones. cfg.batch must be a multiple
+ * of ranks (NB_ERR_ARG otherwise). Dropout masks differ between workers. */
+typedef nb_status (*nb_sum_fn)(void *user, double *values, size_t n);
+NB_API nb_status nb_trainer_shard(nb_trainer *t, int rank, int ranks, nb_sum_fn sum, void *user);
+/* This worker's samples in the step under way and all the workers' together
+ * (for the gradient hook; both equal the batch's when unsharded). */
+NB_API void nb_trainer_step_samples(const nb_trainer *t, size_t *mine, size_t *all);
 
 #ifdef __cplusplus
 }
