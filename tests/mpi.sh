@@ -1,6 +1,6 @@
 #!/bin/sh
 # Data-parallel training over MPI (meson feature mpi), as CI runs it:
-#   tests/mpi.sh NABLA MPI_HELPER LIBNABLA_MPI.so INCLUDE_DIR
+#   tests/mpi.sh NABLA MPI_HELPER LIBNABLA_MPI.so INCLUDE_DIR MPI_API
 # 1. Equivalence: on an MLP without dropout or batchnorm, 2 processes with
 #    global batch 64 end with the weights of 1 process with batch 64, within
 #    1e-5 (f32) and 1e-8 (f64) relative to each tensor's largest value: after
@@ -20,6 +20,7 @@ nabla=$1
 helper=$2
 lib=$3
 inc=$4
+api=$5
 mpirun="mpirun --allow-run-as-root --oversubscribe -n 2"   # root in CI containers; 2 cores or fewer
 export OPENBLAS_NUM_THREADS=1
 tmp=$(mktemp -d)
@@ -136,6 +137,15 @@ resume() {  # FROM_RUNNER TO_RUNNER NAME
 }
 check "a checkpoint of 2 processes resumes on 1" resume two one 2to1
 check "a checkpoint of 1 process resumes on 2" resume one two 1to2
+
+# the C API (tests/mpi_api.c): same params on every rank, --sync-bn's statistics
+if $mpirun "$api" "$tmp/d1280" >"$tmp/api.out" 2>&1; then
+  ok "the C API (mpi_api)"
+else
+  bad "the C API (mpi_api)"
+fi
+grep -E '^(ok|FAIL)' "$tmp/api.out" | sed 's/^/  /'
+grep -q '^FAIL' "$tmp/api.out" && cat "$tmp/api.out"
 
 # the library's exports: nb_mpi_* alone, each declared in nabla/mpi.h
 nm -D --defined-only "$lib" | awk 'NF == 3 {print $3}' | sort -u >"$tmp/exported"
