@@ -44,6 +44,7 @@ struct nb_trainer {
     nb_sum_fn sum;
     void *sum_user;
     size_t step_mine, step_all;
+    double step_sums[2]; /* the step's loss x samples and correct, summed by the hook */
     nb_status status;
     char err[NB_ERR_CAP];
 };
@@ -82,6 +83,7 @@ static double now(void)
 
 static nb_status guard(void *user, void *grads, size_t n, nb_dtype dt);
 static nb_status sum_metrics(nb_trainer *t, double *loss_sum, size_t *correct, int64_t *confusion);
+static void step_sums(nb_trainer *t);
 
 /* ---- making one ---------------------------------------------------------- */
 
@@ -289,6 +291,7 @@ static nb_status guard(void *user, void *grads, size_t n, nb_dtype dt)
         t->nonfinite = true;
         return NB_ERR_RUNTIME;
     }
+    if (t->ranks > 1) step_sums(t);
     return t->user_hook ? t->user_hook(t->user, grads, n, dt) : NB_OK;
 }
 
@@ -342,28 +345,35 @@ static nb_status sum_all(nb_trainer *t, double *v, size_t n)
                      nb_status_str(st)) : NB_OK;
 }
 
-/* Adds the step's loss and correct predictions to the epoch's, summed over
- * the workers, so that every worker (and a checkpoint) holds the global sums. */
-static nb_status tally_step(nb_trainer *t, size_t mine, size_t m)
+/* This worker's part of the step's loss and correct predictions, for the
+ * gradient hook of a sharded trainer to sum across the workers with the
+ * gradients (nb_trainer_step_sums): the forward pass is over by then. */
+static void step_sums(nb_trainer *t)
 {
-    double loss = 0;
     size_t correct = 0;
-    if (mine) tally(t, t->train, mine, &loss, &correct, NULL);
-    double v[2] = {loss, (double)correct};
-    nb_status st = t->ranks > 1 ? sum_all(t, v, 2) : NB_OK;
-    t->loss_sum += v[0];
-    t->correct += (size_t)v[1];
-    t->samples += m;
-    return st;
+    t->step_sums[0] = 0;
+    if (t->step_mine) tally(t, t->train, t->step_mine, &t->step_sums[0], &correct, NULL);
+    t->step_sums[1] = (double)correct;
 }
 
-/* Every worker stops after the same step: when any one's progress says stop. */
-static nb_status all_go(nb_trainer *t, bool *go)
+/* Adds the step's loss and correct predictions to the epoch's: a sharded
+ * trainer's, summed over the workers by the hook, so that every worker (and
+ * a checkpoint) holds the global sums. */
+static void tally_step(nb_trainer *t, size_t mine, size_t m)
 {
-    double stop = !*go;
-    nb_status st = sum_all(t, &stop, 1);
-    *go = stop == 0;
-    return st;
+    if (t->ranks == 1) {
+        tally(t, t->train, mine, &t->loss_sum, &t->correct, NULL);
+    } else {
+        t->loss_sum += t->step_sums[0];
+        t->correct += (size_t)t->step_sums[1];
+    }
+    t->samples += m;
+}
+
+double *nb_trainer_step_sums(nb_trainer *t, size_t *n)
+{
+    if (n) *n = t ? 2 : 0;
+    return t ? t->step_sums : NULL;
 }
 
 nb_status nb_trainer_shard(nb_trainer *t, int rank, int ranks, nb_sum_fn sum, void *user)
@@ -419,15 +429,14 @@ nb_status nb_trainer_epoch(nb_trainer *t, nb_dataset *d, nb_progress_fn progress
         size_t first = t->done * (size_t)t->batch, m = n - first < (size_t)t->batch ? n - first : (size_t)t->batch;
         size_t off, mine = shard_of(t, m, &off);
         const size_t *idx = mine ? perm + first + off : perm + first;  /* the stand-in: see shard_of */
-        if ((st = load_batch(t, t->train, d, idx, mine ? mine : dummy_of(m))) ||
-            (st = train_step(t)) || (st = tally_step(t, mine, m)))
+        if ((st = load_batch(t, t->train, d, idx, mine ? mine : dummy_of(m))) || (st = train_step(t)))
             break;
+        tally_step(t, mine, m);
         t->done++;
         t->seconds = now() - start;
         nb_progress pr = {t->epochs, t->done, batches,
                           metrics(t, t->loss_sum, t->samples, t->correct, t->seconds)};
         if (progress) go = progress(user, &pr);
-        if (t->ranks > 1 && (st = all_go(t, &go))) break;
     }
     nb_free(perm);
     if (out) *out = metrics(t, t->loss_sum, t->samples, t->correct, t->seconds);

@@ -52,7 +52,8 @@ void nbt_usage_train(FILE *f)
             "--batch is the global batch (a multiple of N), each process computes the step on\n"
             "its N-th of every batch and the gradients are averaged; process 0 alone prints\n"
             "and saves. The weights are those of one process with the same batch, up to the\n"
-            "order of the sums. Run with --allow-run-as-root as root:\n"
+            "order of the sums. mpirun ends the job on Ctrl-C (the last epoch's checkpoint\n"
+            "stays). Run with --allow-run-as-root as root:\n"
             "  mpirun -n 2 nabla train examples/models/mnist_mlp.yaml --save mlp.safetensors\n\n"
             "example:\n"
             "  nabla train examples/models/mnist_mlp.yaml --epochs 1 --save mlp.safetensors\n");
@@ -345,7 +346,9 @@ int nbt_cmd_train(int argc, char **argv)
     sigprocmask(SIG_UNBLOCK, &intr, NULL);
     rc = setup(&r);
     if (!rc) rc = epochs(&r);
-    rc = nbt_mpi_end(&r.w, rc, rc != 130 && !r.everywhere);  /* before the trainer goes */
+    /* before the trainer goes; a process stopping alone (an error, SIGINT) aborts the job,
+     * as the others wait in the next allreduce */
+    rc = nbt_mpi_end(&r.w, rc, !r.everywhere);
     sigaction(SIGINT, &old, NULL);
     if (r.log) fclose(r.log);
     nbt_log_free(&r.rows);

@@ -17,9 +17,10 @@
  * ranks with MPI_Allreduce on the flat gradient buffer (one call per step, or
  * one per 2^22 values when larger), each rank's weighted by its share of the
  * step's samples, so that N ranks give the weights one process would with
- * the same global batch, up to the order of the sums. The metrics, progress
- * and evaluation are summed across ranks too (small allreduces of doubles),
- * so every rank sees the global numbers; let rank 0 alone print and save.
+ * the same global batch, up to the order of the sums. The step's loss and
+ * accuracy sums ride along (a 2-double MPI_Iallreduce overlapping the
+ * gradients'), and an evaluation's sums take one allreduce, so every rank
+ * sees the global numbers; let rank 0 alone print and save.
  *
  * Errors: a call that fails on one rank leaves the others waiting in their
  * next collective. End the job with MPI_Abort (as `nabla train` does) rather

@@ -182,21 +182,27 @@ NB_API nb_status nb_trainer_resume(nb_trainer *t, const char *path);
  * permutation is the same on every worker (same seed); each global batch of
  * cfg.batch samples is cut into `ranks` contiguous parts and worker `rank`
  * computes the step on its part. Its gradient hook (nb_trainer_hook) must
- * then replace the gradients by their average over the workers, weighting
- * each worker's by its share of the step's samples (nb_trainer_step_samples:
- * a last batch that does not split evenly gives the first workers one sample
- * more, and a worker with none weighs 0); nabla/mpi.h does this over MPI.
- * sum adds n values across the workers in place; the trainer calls it on
- * every worker at the same points (after each step: the loss and accuracy
- * sums and whether to stop; after an evaluation, which each worker runs on
- * its share of the samples: their sums), so that every worker's metrics,
- * progress and checkpoint are the global ones. cfg.batch must be a multiple
- * of ranks (NB_ERR_ARG otherwise). Dropout masks differ between workers. */
+ * then, in every step:
+ *  - replace the gradients by their average over the workers, weighting each
+ *    worker's by its share of the step's samples (nb_trainer_step_samples: a
+ *    last batch that does not split evenly gives the first workers one sample
+ *    more, and a worker with none weighs 0);
+ *  - replace the values of nb_trainer_step_sums (the loss and accuracy sums
+ *    of the step) by their sums over the workers, so that every worker's
+ *    metrics, progress and checkpoint are the global ones.
+ * nabla/mpi.h does both over MPI. sum adds n values across the workers in
+ * place; the trainer calls it on every worker after an evaluation (which
+ * each worker runs on its share of the samples). cfg.batch must be a
+ * multiple of ranks (NB_ERR_ARG otherwise). Dropout masks differ between
+ * workers. A progress callback must return the same on every worker. */
 typedef nb_status (*nb_sum_fn)(void *user, double *values, size_t n);
 NB_API nb_status nb_trainer_shard(nb_trainer *t, int rank, int ranks, nb_sum_fn sum, void *user);
 /* This worker's samples in the step under way and all the workers' together
  * (for the gradient hook; both equal the batch's when unsharded). */
 NB_API void nb_trainer_step_samples(const nb_trainer *t, size_t *mine, size_t *all);
+/* The *n values of the step under way that the hook of a sharded trainer
+ * sums across the workers, in place. */
+NB_API double *nb_trainer_step_sums(nb_trainer *t, size_t *n);
 
 #ifdef __cplusplus
 }
