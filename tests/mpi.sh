@@ -45,6 +45,10 @@ data() {  # DIR TRAIN_SAMPLES: a training set and a 301-sample test set
   mkdir -p "$1/t" && "$helper" data "$1/t" 301 99 && mv "$1/t/x.npy" "$1/xt.npy" &&
     mv "$1/t/t.npy" "$1/tt.npy" && "$helper" data "$1" "$2" 1
 }
+# tanh, not relu: half a batch's sums round differently from the whole one's,
+# and a relu input within rounding of 0 would switch a sample's gradient on or
+# off (a different CPU's BLAS kernels could meet one); tanh keeps every
+# difference at rounding size.
 model() {  # DTYPE OPTIMIZER > yaml
   cat <<EOF
 nabla: 1
@@ -55,7 +59,7 @@ inputs:
   x: [N, 20]
   t: {shape: [N], dtype: i32}
 nodes:
-  - {name: h1, layer: dense, in: [x], units: 32, activation: relu}
+  - {name: h1, layer: dense, in: [x], units: 32, activation: tanh}
   - {name: h2, layer: dense, in: [h1], units: 16, activation: tanh}
   - {name: y, layer: dense, in: [h2], units: 4}
   - {name: loss, op: softmax_cross_entropy, in: [y, t]}
