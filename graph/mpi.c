@@ -21,8 +21,8 @@
 #include "nabla/graph.h"
 #include "nabla/mpi.h"
 
-/* Values per MPI_Allreduce call: keeps each count within an int, and lets a
- * large buffer travel in pieces (OpenMPI pipelines each one on its own). */
+/* Values per MPI_Allreduce call by default: keeps each count within an int,
+ * and lets a large buffer travel in pieces (nb_mpi_set_bucket). */
 #define BUCKET ((size_t)1 << 22)
 
 struct nb_mpi {
@@ -31,6 +31,7 @@ struct nb_mpi {
     int rank, size;
     unsigned flags;
     bool checked;         /* the first step's agreement check is done */
+    size_t bucket;        /* values per MPI_Allreduce call */
     size_t bytes;         /* of the last step's reductions */
     nb_tensor **stats;    /* batchnorm running statistics (NB_MPI_SYNC_BN) */
     size_t n_stats, stat_values;
@@ -42,6 +43,13 @@ int nb_mpi_rank(const nb_mpi *m) { return m ? m->rank : 0; }
 int nb_mpi_size(const nb_mpi *m) { return m ? m->size : 1; }
 size_t nb_mpi_step_bytes(const nb_mpi *m) { return m ? m->bytes : 0; }
 const char *nb_mpi_error(const nb_mpi *m) { return m ? m->err : "no nb_mpi"; }
+
+nb_status nb_mpi_set_bucket(nb_mpi *m, size_t values)
+{
+    if (!m || values < 1 || values > (size_t)1 << 30) return NB_ERR_ARG;
+    m->bucket = values;
+    return NB_OK;
+}
 
 static nb_status fail(nb_mpi *m, const char *what, int rc)
 {
@@ -56,8 +64,8 @@ static nb_status fail(nb_mpi *m, const char *what, int rc)
 static nb_status allreduce(nb_mpi *m, void *buf, size_t n, MPI_Datatype type, size_t elem)
 {
     char *p = buf;
-    for (size_t done = 0; done < n; done += BUCKET) {
-        size_t k = n - done < BUCKET ? n - done : BUCKET;
+    for (size_t done = 0; done < n; done += m->bucket) {
+        size_t k = n - done < m->bucket ? n - done : m->bucket;
         int rc = MPI_Allreduce(MPI_IN_PLACE, p + done * elem, (int)k, type, MPI_SUM, m->comm);
         if (rc != MPI_SUCCESS) return fail(m, "MPI_Allreduce", rc);
     }
@@ -188,7 +196,7 @@ nb_status nb_mpi_attach(nb_trainer *t, MPI_Comm comm, unsigned flags, nb_mpi **o
     if (!t) return NB_ERR_ARG;
     nb_mpi *m = calloc(1, sizeof *m);
     if (!m) return NB_ERR_NOMEM;
-    *m = (nb_mpi){.t = t, .comm = MPI_COMM_NULL, .flags = flags};
+    *m = (nb_mpi){.t = t, .comm = MPI_COMM_NULL, .flags = flags, .bucket = BUCKET};
     if (MPI_Comm_dup(comm, &m->comm) != MPI_SUCCESS) {
         free(m);
         return NB_ERR_ARG;

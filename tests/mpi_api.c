@@ -6,6 +6,7 @@
  *  - with NB_MPI_SYNC_BN the running statistics are the same on every rank
  *    too; without it each rank keeps its own, and they differ;
  *  - nb_mpi_step_bytes counts the gradients (and the statistics);
+ *  - the gradients reduced in buckets of 7 values give the same bits;
  *  - a batch that does not divide among the ranks fails with a message.
  * Rank 0 prints one line per check; the exit status is the number of failures. */
 #include <math.h>
@@ -94,6 +95,21 @@ static size_t gather(nb_graph *g, bool trainable, double *v, size_t cap)
     return k;
 }
 
+/* One epoch with the gradients reduced 7 values per MPI_Allreduce: the same
+ * params, bit for bit, as with one call (want: those values). */
+static void bucketed(nb_dataset *data, const double *want, size_t n)
+{
+    run r = {0};
+    static double v[100000];
+    nb_status st = start(&r, 64, 0);
+    expect(!st && nb_mpi_set_bucket(r.mp, 0) == NB_ERR_ARG && nb_mpi_set_bucket(r.mp, 7) == NB_OK,
+           "nb_mpi_set_bucket: 0 refused, 7 taken");
+    if (!st) st = nb_trainer_epoch(r.t, data, NULL, NULL, &r.metrics);
+    size_t k = st ? 0 : gather(nb_model_graph(r.m), true, v, 100000);
+    expect(k == n && !memcmp(v, want, n * sizeof *v), "buckets of 7 values: the same params, bit for bit");
+    stop(&r);
+}
+
 static void train_and_compare(nb_dataset *data, unsigned flags)
 {
     run r = {0};
@@ -121,6 +137,7 @@ static void train_and_compare(nb_dataset *data, unsigned flags)
     size_t want = 8 * (20 * 16 + 16 + 16 + 16 + 16 * 4 + 4) + (sync ? 8 * s : 0);  /* f64 */
     snprintf(what, sizeof what, "%s: nb_mpi_step_bytes %zu (want %zu)", mode, nb_mpi_step_bytes(r.mp), want);
     expect(nb_mpi_step_bytes(r.mp) == want, what);
+    if (!sync) bucketed(data, v, gather(g, true, v, 100000));
     stop(&r);
 }
 

@@ -15,7 +15,7 @@
  * Each rank computes the step on its part of every global batch
  * (nb_trainer_shard); the gradient hook then averages the gradients over the
  * ranks with MPI_Allreduce on the flat gradient buffer (one call per step, or
- * one per 2^22 values when larger), each rank's weighted by its share of the
+ * one per 2^22 values when larger: nb_mpi_set_bucket), each rank's weighted by its share of the
  * step's samples, so that N ranks give the weights one process would with
  * the same global batch, up to the order of the sums. The step's loss and
  * accuracy sums ride along (a 2-double MPI_Iallreduce overlapping the
@@ -68,6 +68,12 @@ NB_API int nb_mpi_size(const nb_mpi *m);
 /* Why the last step's hook failed ("" when it did not): a step that fails
  * in the hook reports "the gradient hook failed" on the trainer. */
 NB_API const char *nb_mpi_error(const nb_mpi *m);
+
+/* Values per MPI_Allreduce call (default 2^22 = 4194304; 1 to 2^30): a larger
+ * gradient buffer is reduced in pieces of this many, one after the other
+ * (the sums are the same; with more than 2 ranks MPI may add in another
+ * order for other message sizes). NB_ERR_ARG out of range. */
+NB_API nb_status nb_mpi_set_bucket(nb_mpi *m, size_t values);
 
 /* Bytes one step's allreduce carries per rank (the gradients; with
  * NB_MPI_SYNC_BN, the running statistics too): 0 before the first step. */
