@@ -33,6 +33,8 @@ struct nb_mpi {
     bool checked;         /* the first step's agreement check is done */
     size_t bucket;        /* values per MPI_Allreduce call */
     size_t bytes;         /* of the last step's reductions */
+    double seconds;       /* in the hook's reductions, waiting included */
+    size_t steps;         /* hooks run */
     nb_tensor **stats;    /* batchnorm running statistics (NB_MPI_SYNC_BN) */
     size_t n_stats, stat_values;
     double *stat_buf;     /* stat_values, packed */
@@ -42,6 +44,12 @@ struct nb_mpi {
 int nb_mpi_rank(const nb_mpi *m) { return m ? m->rank : 0; }
 int nb_mpi_size(const nb_mpi *m) { return m ? m->size : 1; }
 size_t nb_mpi_step_bytes(const nb_mpi *m) { return m ? m->bytes : 0; }
+
+double nb_mpi_seconds(const nb_mpi *m, size_t *steps)
+{
+    if (steps) *steps = m ? m->steps : 0;
+    return m ? m->seconds : 0;
+}
 const char *nb_mpi_error(const nb_mpi *m) { return m ? m->err : "no nb_mpi"; }
 
 nb_status nb_mpi_set_bucket(nb_mpi *m, size_t values)
@@ -143,7 +151,7 @@ static nb_status average(void *user, void *grads, size_t n, nb_dtype dt)
     m->err[0] = 0;
     nb_status st = m->checked ? NB_OK : check_agreement(m, n, all);
     if (st) return st;
-    double w = all ? (double)mine / (double)all : 0;
+    double w = all ? (double)mine / (double)all : 0, start = MPI_Wtime();
     size_t elem = dt == NB_F32 ? sizeof(float) : sizeof(double), k;
     double *sums = nb_trainer_step_sums(m->t, &k);
     MPI_Request req;
@@ -158,6 +166,8 @@ static nb_status average(void *user, void *grads, size_t n, nb_dtype dt)
         st = sync_stats(m, w);
         m->bytes += m->stat_values * sizeof(double);
     }
+    m->seconds += MPI_Wtime() - start;
+    m->steps++;
     return st;
 }
 

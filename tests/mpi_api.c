@@ -5,7 +5,8 @@
  *    averaged gradients and updates everywhere), and the same metrics;
  *  - with NB_MPI_SYNC_BN the running statistics are the same on every rank
  *    too; without it each rank keeps its own, and they differ;
- *  - nb_mpi_step_bytes counts the gradients (and the statistics);
+ *  - nb_mpi_step_bytes counts the gradients (and the statistics), and
+ *    nb_mpi_seconds the steps;
  *  - the gradients reduced in buckets of 7 values give the same bits;
  *  - a batch that does not divide among the ranks fails with a message.
  * Rank 0 prints one line per check; the exit status is the number of failures. */
@@ -137,6 +138,10 @@ static void train_and_compare(nb_dataset *data, unsigned flags)
     size_t want = 8 * (20 * 16 + 16 + 16 + 16 + 16 * 4 + 4) + (sync ? 8 * s : 0);  /* f64 */
     snprintf(what, sizeof what, "%s: nb_mpi_step_bytes %zu (want %zu)", mode, nb_mpi_step_bytes(r.mp), want);
     expect(nb_mpi_step_bytes(r.mp) == want, what);
+    size_t steps;
+    double secs = nb_mpi_seconds(r.mp, &steps);
+    snprintf(what, sizeof what, "%s: nb_mpi_seconds: %zu steps (want 20), %.3g s", mode, steps, secs);
+    expect(steps == 20 && secs > 0, what);
     if (!sync) bucketed(data, v, gather(g, true, v, 100000));
     stop(&r);
 }

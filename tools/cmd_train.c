@@ -346,6 +346,7 @@ int nbt_cmd_train(int argc, char **argv)
     sigprocmask(SIG_UNBLOCK, &intr, NULL);
     rc = setup(&r);
     if (!rc) rc = epochs(&r);
+    if (!rc) nbt_mpi_summary(&r.w);
     /* before the trainer goes; a process stopping alone (an error, SIGINT) aborts the job,
      * as the others wait in the next allreduce */
     rc = nbt_mpi_end(&r.w, rc, !r.everywhere);

@@ -65,7 +65,16 @@ int nbt_mpi_end(nbt_mpi *w, int rc, bool alone)
     return rc;
 }
 
-size_t nbt_mpi_step_bytes(const nbt_mpi *w) { return nb_mpi_step_bytes(w->attached); }
+void nbt_mpi_summary(const nbt_mpi *w)
+{
+    size_t steps;
+    double s = nb_mpi_seconds(w->attached, &steps);
+    char bytes[32];
+    if (!w->attached || w->rank != 0 || !steps) return;
+    nbt_commas((double)nb_mpi_step_bytes(w->attached), bytes, sizeof bytes);
+    printf("allreduce: %s bytes per process per step, %.3g ms per step on average over %zu steps "
+           "(waiting for the other processes included)\n", bytes, 1e3 * s / (double)steps, steps);
+}
 
 #else  /* built without MPI */
 
@@ -90,10 +99,6 @@ int nbt_mpi_end(nbt_mpi *w, int rc, bool alone)
     return rc;
 }
 
-size_t nbt_mpi_step_bytes(const nbt_mpi *w)
-{
-    (void)w;
-    return 0;
-}
+void nbt_mpi_summary(const nbt_mpi *w) { (void)w; }
 
 #endif

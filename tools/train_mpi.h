@@ -24,7 +24,9 @@ int nbt_mpi_attach(const char *cmd, nbt_mpi *w, nb_trainer *t, bool sync_bn);
 /* Ends MPI: rc is the exit status; an error that may be one rank's alone
  * (alone: true) aborts the whole job with it. Returns rc. */
 int nbt_mpi_end(nbt_mpi *w, int rc, bool alone);
-/* Bytes one step sends per rank in the allreduce (0: not attached). */
-size_t nbt_mpi_step_bytes(const nbt_mpi *w);
+/* On process 0: one line on what the allreduces cost, e.g. "allreduce: 544,296
+ * bytes per step, 0.41 ms per step on average over 938 steps (waiting for the
+ * other processes included)". Nothing when not attached. */
+void nbt_mpi_summary(const nbt_mpi *w);
 
 #endif

@@ -78,6 +78,9 @@ NB_API nb_status nb_mpi_set_bucket(nb_mpi *m, size_t values);
 /* Bytes one step's allreduce carries per rank (the gradients; with
  * NB_MPI_SYNC_BN, the running statistics too): 0 before the first step. */
 NB_API size_t nb_mpi_step_bytes(const nb_mpi *m);
+/* Seconds spent in the gradient hook's reductions so far, waiting for the
+ * other ranks included, and (*steps, may be NULL) over how many steps. */
+NB_API double nb_mpi_seconds(const nb_mpi *m, size_t *steps);
 
 #ifdef __cplusplus
 }
