@@ -8,11 +8,17 @@
  * sum over ranks of (m_r/M) x rank r's gradient: each rank scales its buffer
  * by m_r/M and the allreduce sums. With equal shards the scale is 1/N.
  *
+ * One MPI_Allreduce per step (or one per bucket when larger) carries one
+ * packed buffer, in the gradients' dtype, made at attach time: the weighted
+ * gradients, then (NB_MPI_SYNC_BN) the weighted running statistics, then the
+ * trainer's step sums (loss, correct; not weighted). Packing costs a copy of
+ * the gradients, far less than a second collective, which waits for the
+ * slowest rank again. Nothing is allocated during a step.
+ *
  * No overlap with the backward pass: the plan gathers every gradient into
  * the flat buffer (opt.grads) before the hook runs, so the allreduce starts
- * once the backward pass is over. The gradient buffer is reduced in place
- * (MPI_IN_PLACE): nothing is allocated during a step. This file uses only the
- * public API: it is built into its own library, libnabla-mpi. */
+ * once the backward pass is over. This file uses only the public API: it is
+ * built into its own library, libnabla-mpi. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +43,8 @@ struct nb_mpi {
     size_t steps;         /* hooks run */
     nb_tensor **stats;    /* batchnorm running statistics (NB_MPI_SYNC_BN) */
     size_t n_stats, stat_values;
-    double *stat_buf;     /* stat_values, packed */
+    void *pack;           /* what one step reduces, pack_cap values of the gradients' dtype */
+    size_t pack_cap;
     char err[256];
 };
 
@@ -86,18 +93,6 @@ static nb_status sum_doubles(void *user, double *v, size_t n)
     return allreduce(user, v, n, MPI_DOUBLE, sizeof *v);
 }
 
-static void scale(void *x, size_t n, nb_dtype dt, double w)
-{
-    if (w == 1) return;
-    if (dt == NB_F32) {
-        float *f = x;
-        for (size_t i = 0; i < n; i++) f[i] = (float)((double)f[i] * w);
-    } else {
-        double *d = x;
-        for (size_t i = 0; i < n; i++) d[i] *= w;
-    }
-}
-
 /* Before the first reduction: every rank must bring as many gradient values
  * and count the same samples in the step, or the sums would mix unrelated
  * values. All ranks see the same maxima, so all fail together. */
@@ -116,56 +111,74 @@ static nb_status check_agreement(nb_mpi *m, size_t n, size_t all)
     return NB_OK;
 }
 
-/* NB_MPI_SYNC_BN: the running statistics, weighted like the gradients (they
- * moved towards this step's batch statistics in the forward pass). */
-static nb_status sync_stats(nb_mpi *m, double w)
+/* value i of x (f32 or f64) as a double, and back */
+static double get(const void *x, nb_dtype dt, size_t i)
 {
-    double *b = m->stat_buf;
-    for (size_t i = 0; i < m->n_stats; i++) {
-        const nb_tensor *s = m->stats[i];
-        size_t k = nb_tensor_numel(s);
-        for (size_t j = 0; j < k; j++)
-            *b++ = w * (s->dtype == NB_F32 ? (double)((const float *)s->data)[j] : ((const double *)s->data)[j]);
-    }
-    nb_status st = allreduce(m, m->stat_buf, m->stat_values, MPI_DOUBLE, sizeof(double));
-    b = m->stat_buf;
-    for (size_t i = 0; i < m->n_stats && !st; i++) {
-        nb_tensor *s = m->stats[i];
-        size_t k = nb_tensor_numel(s);
-        for (size_t j = 0; j < k; j++, b++) {
-            if (s->dtype == NB_F32) ((float *)s->data)[j] = (float)*b;
-            else ((double *)s->data)[j] = *b;
-        }
-    }
-    return st;
+    return dt == NB_F32 ? (double)((const float *)x)[i] : ((const double *)x)[i];
 }
 
-/* The gradient hook: grads <- sum over ranks of (m_r / M) grads_r, and the
- * trainer's step sums (loss, correct) summed, in a non-blocking allreduce
- * that progresses while the gradients' runs: one wait per step, not two. */
+static void put(void *x, nb_dtype dt, size_t i, double v)
+{
+    if (dt == NB_F32) ((float *)x)[i] = (float)v;
+    else ((double *)x)[i] = v;
+}
+
+/* Fills the pack: gradients x w, running statistics x w (they moved towards
+ * this step's batch statistics in the forward pass), then the step sums.
+ * Returns the values packed. */
+static size_t pack(nb_mpi *m, const void *grads, size_t n, nb_dtype dt, double w, const double *sums, size_t k)
+{
+    if (dt == NB_F32) {
+        const float *g = grads;
+        float *p = m->pack;
+        for (size_t i = 0; i < n; i++) p[i] = (float)((double)g[i] * w);
+    } else {
+        const double *g = grads;
+        double *p = m->pack;
+        for (size_t i = 0; i < n; i++) p[i] = g[i] * w;
+    }
+    size_t at = n;
+    for (size_t i = 0; i < m->n_stats; i++) {
+        const nb_tensor *t = m->stats[i];
+        for (size_t j = 0; j < nb_tensor_numel(t); j++) put(m->pack, dt, at++, w * get(t->data, t->dtype, j));
+    }
+    for (size_t j = 0; j < k; j++) put(m->pack, dt, at++, sums[j]);
+    return at;
+}
+
+/* The pack's sums back where they came from. */
+static void unpack(nb_mpi *m, void *grads, size_t n, nb_dtype dt, double *sums, size_t k)
+{
+    memcpy(grads, m->pack, n * (dt == NB_F32 ? sizeof(float) : sizeof(double)));
+    size_t at = n;
+    for (size_t i = 0; i < m->n_stats; i++) {
+        nb_tensor *t = m->stats[i];
+        for (size_t j = 0; j < nb_tensor_numel(t); j++) put(t->data, t->dtype, j, get(m->pack, dt, at++));
+    }
+    for (size_t j = 0; j < k; j++) sums[j] = get(m->pack, dt, at++);
+}
+
+/* The gradient hook: grads <- sum over ranks of (m_r / M) grads_r, with the
+ * statistics and the trainer's step sums in the same allreduce. */
 static nb_status average(void *user, void *grads, size_t n, nb_dtype dt)
 {
     nb_mpi *m = user;
-    size_t mine, all;
+    size_t mine, all, k;
     nb_trainer_step_samples(m->t, &mine, &all);
+    double *sums = nb_trainer_step_sums(m->t, &k), start = MPI_Wtime();
     m->err[0] = 0;
+    if (n + m->stat_values + k > m->pack_cap) {
+        snprintf(m->err, sizeof m->err, "%zu gradient values, more than the %zu of opt.grads when "
+                 "attached", n, m->pack_cap - m->stat_values - k);
+        return NB_ERR_RUNTIME;
+    }
     nb_status st = m->checked ? NB_OK : check_agreement(m, n, all);
     if (st) return st;
-    double w = all ? (double)mine / (double)all : 0, start = MPI_Wtime();
-    size_t elem = dt == NB_F32 ? sizeof(float) : sizeof(double), k;
-    double *sums = nb_trainer_step_sums(m->t, &k);
-    MPI_Request req;
-    int rc = MPI_Iallreduce(MPI_IN_PLACE, sums, (int)k, MPI_DOUBLE, MPI_SUM, m->comm, &req);
-    if (rc != MPI_SUCCESS) return fail(m, "MPI_Iallreduce", rc);
-    scale(grads, n, dt, w);
-    st = allreduce(m, grads, n, dt == NB_F32 ? MPI_FLOAT : MPI_DOUBLE, elem);
-    rc = MPI_Wait(&req, MPI_STATUS_IGNORE);
-    if (!st && rc != MPI_SUCCESS) st = fail(m, "MPI_Wait", rc);
-    m->bytes = n * elem;
-    if (!st && m->n_stats) {
-        st = sync_stats(m, w);
-        m->bytes += m->stat_values * sizeof(double);
-    }
+    size_t elem = dt == NB_F32 ? sizeof(float) : sizeof(double);
+    size_t total = pack(m, grads, n, dt, all ? (double)mine / (double)all : 0, sums, k);
+    st = allreduce(m, m->pack, total, dt == NB_F32 ? MPI_FLOAT : MPI_DOUBLE, elem);
+    if (!st) unpack(m, grads, n, dt, sums, k);
+    m->bytes = total * elem;
     m->seconds += MPI_Wtime() - start;
     m->steps++;
     return st;
@@ -187,15 +200,26 @@ static nb_status find_stats(nb_mpi *m, nb_graph *g)
             m->stat_values += nb_tensor_numel(v);
         }
     }
-    m->stat_buf = calloc(m->stat_values + 1, sizeof *m->stat_buf);
-    return m->stat_buf ? NB_OK : NB_ERR_NOMEM;
+    return NB_OK;
+}
+
+/* The pack, sized from the flat gradient buffer opt.grads that nb_optimize
+ * made: gradients, statistics, step sums. */
+static nb_status make_pack(nb_mpi *m, nb_graph *g)
+{
+    nb_node *flat = nb_graph_find(g, "opt.grads");
+    size_t k, n = flat && nb_node_rank(flat) == 1 ? (size_t)nb_node_dim(flat, 0) : 0;
+    nb_trainer_step_sums(m->t, &k);
+    m->pack_cap = n + m->stat_values + k;
+    m->pack = calloc(m->pack_cap, sizeof(double));
+    return m->pack ? NB_OK : NB_ERR_NOMEM;
 }
 
 static void release(nb_mpi *m)
 {
     if (m->comm != MPI_COMM_NULL) MPI_Comm_free(&m->comm);
     free(m->stats);
-    free(m->stat_buf);
+    free(m->pack);
     free(m);
 }
 
@@ -213,7 +237,9 @@ nb_status nb_mpi_attach(nb_trainer *t, MPI_Comm comm, unsigned flags, nb_mpi **o
     }
     MPI_Comm_rank(m->comm, &m->rank);
     MPI_Comm_size(m->comm, &m->size);
-    nb_status st = (flags & NB_MPI_SYNC_BN) ? find_stats(m, nb_trainer_graph(t)) : NB_OK;
+    nb_graph *g = nb_trainer_graph(t);
+    nb_status st = (flags & NB_MPI_SYNC_BN) ? find_stats(m, g) : NB_OK;
+    if (!st) st = make_pack(m, g);
     if (!st) st = nb_trainer_shard(t, m->rank, m->size, sum_doubles, m);
     if (!st) st = nb_trainer_hook(t, average, m);
     if (st) {

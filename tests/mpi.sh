@@ -125,9 +125,9 @@ for tag in f64-1001-2 f64-1025-1; do
     bad "metrics ($tag) differ"; line "$tmp/one-$tag.out"; line "$tmp/two-$tag.out"
   fi
 done
-# 1268 f64 params: 10,144 bytes per step
+# 1268 f64 params and 2 step sums: 10,160 bytes per step
 if [ "$(grep -c '^epoch' "$tmp/two-f64-1001-2.out")" = 2 ] && grep -q '^data-parallel: 2 processes x 32' "$tmp/two-f64-1001-2.out" &&
-  [ "$(grep -c '^allreduce: 10,144 bytes per process per step, .* over 32 steps' "$tmp/two-f64-1001-2.out")" = 1 ]; then
+  [ "$(grep -c '^allreduce: 10,160 bytes per process per step, .* over 32 steps' "$tmp/two-f64-1001-2.out")" = 1 ]; then
   ok "process 0 alone prints (one line per epoch, one on the allreduces)"
 else
   bad "printing"; cat "$tmp/two-f64-1001-2.out"

@@ -14,13 +14,14 @@
  *
  * Each rank computes the step on its part of every global batch
  * (nb_trainer_shard); the gradient hook then averages the gradients over the
- * ranks with MPI_Allreduce on the flat gradient buffer (one call per step, or
- * one per 2^22 values when larger: nb_mpi_set_bucket), each rank's weighted by its share of the
- * step's samples, so that N ranks give the weights one process would with
- * the same global batch, up to the order of the sums. The step's loss and
- * accuracy sums ride along (a 2-double MPI_Iallreduce overlapping the
- * gradients'), and an evaluation's sums take one allreduce, so every rank
- * sees the global numbers; let rank 0 alone print and save.
+ * ranks with one MPI_Allreduce per step (one per 2^22 values when larger:
+ * nb_mpi_set_bucket) on a packed copy of the flat gradient buffer, each
+ * rank's gradients weighted by its share of the step's samples, so that N
+ * ranks give the weights one process would with the same global batch, up
+ * to the order of the sums. The step's loss and accuracy sums (and, with
+ * NB_MPI_SYNC_BN, the batchnorm statistics) travel in the same buffer, and
+ * an evaluation's sums take one allreduce, so every rank sees the global
+ * numbers; let rank 0 alone print and save.
  *
  * Errors: a call that fails on one rank leaves the others waiting in their
  * next collective. End the job with MPI_Abort (as `nabla train` does) rather
@@ -45,8 +46,8 @@ typedef struct nb_mpi nb_mpi;
 /* Flags of nb_mpi_attach. */
 enum {
     /* Average the batchnorm running statistics over the ranks after every
-     * step (weighted by samples, in the same allreduce family as the
-     * gradients), so that every rank evaluates and saves the same model.
+     * step (weighted by samples, in the gradients' allreduce), so that every
+     * rank evaluates and saves the same model.
      * Without it each rank keeps its own running statistics (those of its
      * own batches) and a checkpoint holds rank 0's. Within a step each rank
      * normalises with its own batch's statistics either way. */
@@ -75,8 +76,9 @@ NB_API const char *nb_mpi_error(const nb_mpi *m);
  * order for other message sizes). NB_ERR_ARG out of range. */
 NB_API nb_status nb_mpi_set_bucket(nb_mpi *m, size_t values);
 
-/* Bytes one step's allreduce carries per rank (the gradients; with
- * NB_MPI_SYNC_BN, the running statistics too): 0 before the first step. */
+/* Bytes one step's allreduce carries per rank: the gradients, with
+ * NB_MPI_SYNC_BN the running statistics, and the trainer's 2 step sums, all
+ * in the gradients' dtype (0 before the first step). */
 NB_API size_t nb_mpi_step_bytes(const nb_mpi *m);
 /* Seconds spent in the gradient hook's reductions so far, waiting for the
  * other ranks included, and (*steps, may be NULL) over how many steps. */
