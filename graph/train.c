@@ -40,6 +40,13 @@ struct nb_trainer {
     bool nonfinite;
     nb_grad_hook user_hook;
     void *user;
+    /* data parallelism (nb_trainer_shard): this worker's rank of ranks, the
+     * sum across workers, and the samples of the step under way */
+    int rank, ranks;
+    nb_sum_fn sum;
+    void *sum_user;
+    size_t step_mine, step_all;
+    double step_sums[2]; /* the step's loss x samples and correct, summed by the hook */
     nb_status status;
     char err[NB_ERR_CAP];
 };
@@ -65,6 +72,7 @@ nb_status nb_trainer_status(const nb_trainer *t) { return t ? t->status : NB_ERR
 const char *nb_trainer_error(const nb_trainer *t) { return t ? t->err : "no trainer"; }
 nb_node *nb_trainer_step(const nb_trainer *t) { return t ? t->step : NULL; }
 nb_plan *nb_trainer_plan(const nb_trainer *t, bool training) { return !t ? NULL : training ? t->train : t->eval; }
+nb_graph *nb_trainer_graph(const nb_trainer *t) { return t ? t->g : NULL; }
 int64_t nb_trainer_epochs(const nb_trainer *t) { return t ? t->epochs : 0; }
 bool nb_trainer_mid_epoch(const nb_trainer *t) { return t && t->done > 0; }
 int64_t nb_trainer_classes(const nb_trainer *t) { return t ? t->classes : 0; }
@@ -77,6 +85,8 @@ static double now(void)
 }
 
 static nb_status guard(void *user, void *grads, size_t n, nb_dtype dt);
+static nb_status sum_metrics(nb_trainer *t, double *loss_sum, size_t *correct, int64_t *confusion);
+static void step_sums(nb_trainer *t);
 
 /* ---- making one ---------------------------------------------------------- */
 
@@ -179,7 +189,7 @@ nb_status nb_trainer_new(nb_graph *g, const nb_trainer_cfg *c, nb_trainer **out)
         return nb__fail(g, NB_ERR_NOMEM, "out of memory");
     }
     *t = (nb_trainer){.g = g, .loss = c->loss, .scores = c->scores, .labels = c->labels,
-                      .batch = c->batch, .shuffle = c->shuffle, .seed = c->seed,
+                      .batch = c->batch, .shuffle = c->shuffle, .seed = c->seed, .ranks = 1,
                       .schedule = c->schedule, .lr = c->optim.lr};
     t->classes = c->scores ? c->scores->shape.d[1].c : 0;
     if (!c->evaluate_only) {
@@ -329,15 +339,19 @@ static nb_status guard(void *user, void *grads, size_t n, nb_dtype dt)
         t->nonfinite = true;
         return NB_ERR_RUNTIME;
     }
+    if (t->ranks > 1) step_sums(t);
     return t->user_hook ? t->user_hook(t->user, grads, n, dt) : NB_OK;
 }
 
 static double step_count(const nb_trainer *t) { return *(const double *)t->count->value.data; }
 
-/* Dropout masks are a function of (seed, step): a resumed run draws the same. */
+/* Dropout masks are a function of (seed, step): a resumed run draws the same.
+ * Workers of a sharded trainer mix in their rank, or the samples in the same
+ * place of each shard would drop the same units. */
 static void seed_masks(nb_trainer *t)
 {
-    nb_plan_set_seed(t->train, nb_mix64(t->seed ^ nb_mix64((uint64_t)step_count(t))));
+    uint64_t s = nb_mix64(t->seed ^ nb_mix64((uint64_t)step_count(t)));
+    nb_plan_set_seed(t->train, t->ranks > 1 ? nb_mix64(s ^ (uint64_t)t->rank) : s);
 }
 
 /* Names the first node whose value is not finite, by running the step again
@@ -351,6 +365,86 @@ static nb_status explain_nonfinite(nb_trainer *t)
                 "first value that is not: node '%s' (%s)", step_count(t) + 1,
                 (long long)t->epochs + 1, t->done + 1, bad == t->loss || !bad ? "loss" : "loss or a gradient",
                 bad ? bad->name : t->loss->name, bad ? nb_node_op(bad) : "?");
+}
+
+/* ---- data parallelism ------------------------------------------------------------
+ * Worker r of R takes a contiguous part of every global batch of m samples:
+ * m / R each, and one more for the first m % R workers. A worker whose part
+ * is empty (a last batch smaller than R) still runs the step, on the batch's
+ * first samples, so that it meets the others in the gradient hook; the hook
+ * weights its gradient by 0 (nb_trainer_step_samples). */
+
+static size_t shard_of(nb_trainer *t, size_t m, size_t *off)
+{
+    size_t r = (size_t)t->rank, R = (size_t)t->ranks, q = m / R, extra = m % R;
+    *off = r * q + (r < extra ? r : extra);
+    t->step_mine = q + (r < extra);
+    t->step_all = m;
+    return t->step_mine;
+}
+
+/* The stand-in batch of a worker without samples (two, for batchnorm). */
+static size_t dummy_of(size_t m) { return m < 2 ? m : 2; }
+
+static nb_status sum_all(nb_trainer *t, double *v, size_t n)
+{
+    nb_status st = t->sum(t->sum_user, v, n);
+    return st ? fail(t, st, "trainer: summing across the %d workers failed (%s)", t->ranks,
+                     nb_status_str(st)) : NB_OK;
+}
+
+/* This worker's part of the step's loss and correct predictions, for the
+ * gradient hook of a sharded trainer to sum across the workers with the
+ * gradients (nb_trainer_step_sums): the forward pass is over by then. */
+static void step_sums(nb_trainer *t)
+{
+    size_t correct = 0;
+    t->step_sums[0] = 0;
+    if (t->step_mine) tally(t, t->train, t->step_mine, &t->step_sums[0], &correct, NULL);
+    t->step_sums[1] = (double)correct;
+}
+
+/* Adds the step's loss and correct predictions to the epoch's: a sharded
+ * trainer's, summed over the workers by the hook, so that every worker (and
+ * a checkpoint) holds the global sums. */
+static void tally_step(nb_trainer *t, size_t mine, size_t m)
+{
+    if (t->ranks == 1) {
+        tally(t, t->train, mine, &t->loss_sum, &t->correct, NULL);
+    } else {
+        t->loss_sum += t->step_sums[0];
+        t->correct += (size_t)t->step_sums[1];
+    }
+    t->samples += m;
+}
+
+double *nb_trainer_step_sums(nb_trainer *t, size_t *n)
+{
+    if (n) *n = t ? 2 : 0;
+    return t ? t->step_sums : NULL;
+}
+
+nb_status nb_trainer_shard(nb_trainer *t, int rank, int ranks, nb_sum_fn sum, void *user)
+{
+    if (!t) return NB_ERR_ARG;
+    begin(t);
+    if (ranks < 1 || rank < 0 || rank >= ranks || (ranks > 1 && !sum))
+        return fail(t, NB_ERR_ARG, "trainer: worker %d of %d (and a sum function) makes no shard",
+                    rank, ranks);
+    if (t->batch % ranks)
+        return fail(t, NB_ERR_ARG, "trainer: the batch (%lld samples, all workers together) does "
+                    "not divide among %d workers; use a multiple of %d", (long long)t->batch, ranks, ranks);
+    t->rank = rank;
+    t->ranks = ranks;
+    t->sum = sum;
+    t->sum_user = user;
+    return NB_OK;
+}
+
+void nb_trainer_step_samples(const nb_trainer *t, size_t *mine, size_t *all)
+{
+    if (mine) *mine = t ? t->step_mine : 0;
+    if (all) *all = t ? t->step_all : 0;
 }
 
 static nb_status train_step(nb_trainer *t)
@@ -381,11 +475,12 @@ nb_status nb_trainer_epoch(nb_trainer *t, nb_dataset *d, nb_progress_fn progress
     bool go = true;
     while (t->done < batches && go) {
         size_t first = t->done * (size_t)t->batch, m = n - first < (size_t)t->batch ? n - first : (size_t)t->batch;
-        if ((st = load_batch(t, t->train, d, perm + first, m)) || (st = schedule_lr(t, batches)) ||
-            (st = train_step(t)))
+        size_t off, mine = shard_of(t, m, &off);
+        const size_t *idx = mine ? perm + first + off : perm + first;  /* the stand-in: see shard_of */
+        if ((st = load_batch(t, t->train, d, idx, mine ? mine : dummy_of(m))) ||
+            (st = schedule_lr(t, batches)) || (st = train_step(t)))
             break;
-        tally(t, t->train, m, &t->loss_sum, &t->correct, NULL);
-        t->samples += m;
+        tally_step(t, mine, m);
         t->done++;
         t->seconds = now() - start;
         nb_progress pr = {t->epochs, t->done, batches,
@@ -408,20 +503,43 @@ nb_status nb_trainer_evaluate(nb_trainer *t, nb_dataset *d, nb_metrics *out, int
     begin(t);
     nb_status st = check_data(t, d);
     if (st) return st;
-    size_t n = nb_dataset_size(d), b = (size_t)t->batch, correct = 0;
+    /* a sharded trainer evaluates its part of the samples, in local batches */
+    size_t n = nb_dataset_size(d), b = (size_t)t->batch / (size_t)t->ranks, correct = 0;
+    size_t lo = n * (size_t)t->rank / (size_t)t->ranks, hi = n * ((size_t)t->rank + 1) / (size_t)t->ranks;
     size_t *idx = nb_malloc(b * sizeof *idx);
     if (!idx) return fail(t, NB_ERR_NOMEM, "out of memory");
     if (confusion) memset(confusion, 0, (size_t)(t->classes * t->classes) * sizeof *confusion);
     double start = now(), loss_sum = 0;
-    for (size_t first = 0; first < n && !st; first += b) {
-        size_t m = n - first < b ? n - first : b;
+    for (size_t first = lo; first < hi && !st; first += b) {
+        size_t m = hi - first < b ? hi - first : b;
         for (size_t i = 0; i < m; i++) idx[i] = first + i;
         if (!(st = load_batch(t, t->eval, d, idx, m)) && (st = nb_plan_run(t->eval)))
             fail(t, st, "%s", nb_plan_error(t->eval));
         if (!st) tally(t, t->eval, m, &loss_sum, &correct, confusion);
     }
     nb_free(idx);
+    if (!st && t->ranks > 1) st = sum_metrics(t, &loss_sum, &correct, confusion);
     if (!st && out) *out = metrics(t, loss_sum, n, correct, now() - start);
+    return st;
+}
+
+/* The evaluation's sums (loss, correct, the confusion matrix) across workers.
+ * Counts travel as doubles: exact below 2^53. A worker whose part failed
+ * returns before this and the others wait here: the caller ends the job
+ * (nabla/mpi.h says how). */
+static nb_status sum_metrics(nb_trainer *t, double *loss_sum, size_t *correct, int64_t *confusion)
+{
+    size_t k2 = confusion ? (size_t)(t->classes * t->classes) : 0;
+    double *v = nb_malloc((2 + k2) * sizeof *v);
+    if (!v) return fail(t, NB_ERR_NOMEM, "out of memory");
+    v[0] = *loss_sum;
+    v[1] = (double)*correct;
+    for (size_t i = 0; i < k2; i++) v[2 + i] = (double)confusion[i];
+    nb_status st = sum_all(t, v, 2 + k2);
+    *loss_sum = v[0];
+    *correct = (size_t)v[1];
+    for (size_t i = 0; i < k2; i++) confusion[i] = (int64_t)v[2 + i];
+    nb_free(v);
     return st;
 }
 

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "plot.h"
+#include "train_mpi.h"
 
 void openblas_set_num_threads(int n);
 
@@ -21,7 +22,7 @@ void nbt_usage_train(FILE *f)
             "usage: nabla train MODEL [--epochs E] [--batch B] [--lr LR] [--optimizer NAME]\n"
             "                         [--seed S] [--data DIR] [--save W.safetensors]\n"
             "                         [--resume W.safetensors] [--threads T] [--log LOG.csv]\n"
-            "                         [--plot LOSS.{png,svg,pdf}] [--profile]\n"
+            "                         [--plot LOSS.{png,svg,pdf}] [--profile] [--sync-bn]\n"
             "Trains MODEL as its `train:` section says; each flag overrides that key. One line\n"
             "per epoch: train loss and accuracy, test (or validation) loss and accuracy,\n"
             "samples/s and time; a progress bar while an epoch runs, on a terminal.\n\n"
@@ -44,8 +45,18 @@ void nbt_usage_train(FILE *f)
             "                     whole --log when given, else this run's epochs)\n"
             "  --profile          time every node of the training step; at the end, print\n"
             "                     the time per op type and the slowest nodes (nabla bench)\n"
+            "  --sync-bn          under mpirun: average batchnorm's running statistics over\n"
+            "                     the processes after every step (default: each its own;\n"
+            "                     the checkpoint holds process 0's)\n"
             "  -h, --help         this text\n\n"
             "Ctrl-C finishes the step, saves the checkpoint (with --save) and exits with 130.\n\n"
+            "Under mpirun with N > 1 processes (a build with MPI), training is data-parallel:\n"
+            "--batch is the global batch (a multiple of N), each process computes the step on\n"
+            "its N-th of every batch and the gradients are averaged; process 0 alone prints\n"
+            "and saves. The weights are those of one process with the same batch, up to the\n"
+            "order of the sums. mpirun ends the job on Ctrl-C (the last epoch's checkpoint\n"
+            "stays). Run with --allow-run-as-root as root:\n"
+            "  mpirun -n 2 nabla train examples/models/mnist_mlp.yaml --save mlp.safetensors\n\n"
             "example:\n"
             "  nabla train examples/models/mnist_mlp.yaml --epochs 1 --save mlp.safetensors\n");
 }
@@ -55,6 +66,7 @@ typedef struct opts {
     int64_t epochs, batch, threads, seed;
     double lr;
     bool profile;
+    bool sync_bn;
 } opts;
 
 static int parse(int argc, char **argv, opts *o)
@@ -66,6 +78,7 @@ static int parse(int argc, char **argv, opts *o)
         {"save", required_argument, NULL, 'S'},   {"resume", required_argument, NULL, 'r'},
         {"threads", required_argument, NULL, 't'}, {"log", required_argument, NULL, 'L'},
         {"plot", required_argument, NULL, 'P'},   {"profile", no_argument, NULL, 'f'},
+        {"sync-bn", no_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
     *o = (opts){.epochs = -1, .batch = -1, .threads = -1, .seed = -1, .lr = -1};
     int c;
@@ -88,6 +101,7 @@ static int parse(int argc, char **argv, opts *o)
         if (c == 'L') o->log = optarg;
         if (c == 'P') o->plot = optarg;
         if (c == 'f') o->profile = true;
+        if (c == 'B') o->sync_bn = true;
         if (rc) return rc;
     }
     if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla train --help')");
@@ -144,6 +158,9 @@ typedef struct run {
     FILE *log;
     nbt_log rows;            /* this run's epochs, for --plot without --log */
     bool tty;
+    nbt_mpi w;               /* the processes of mpirun (0 of 1 without) */
+    bool lead;               /* process 0: prints, logs, plots and saves */
+    bool everywhere;         /* the error is every process's (no MPI_Abort needed) */
 } run;
 
 static bool progress(void *user, const nb_progress *p)
@@ -182,6 +199,7 @@ static const char *num(double v, int digits, char *buf, size_t cap)
 
 static void report(run *r, const nb_metrics *tr, const nb_metrics *te)
 {
+    if (!r->lead) return;
     char rs[32], a[4][32];
     double rate = tr->seconds > 0 ? (double)tr->samples / tr->seconds : 0;
     nbt_commas(rate, rs, sizeof rs);
@@ -223,7 +241,7 @@ static int remember(run *r, const nb_metrics *tr, const nb_metrics *te)
 /* The picture of --plot: the whole log when there is one (a resumed run's too). */
 static int draw(run *r)
 {
-    if (!r->o.plot) return NBT_OK;
+    if (!r->o.plot || !r->lead) return NBT_OK;
     if (!r->log) return nbt_plot_training(CMD, r->o.plot, nb_model_name(r->m), &r->rows);
     nbt_log whole;
     if (nbt_log_read(CMD, r->o.log, &whole)) return NBT_ERROR;
@@ -234,7 +252,7 @@ static int draw(run *r)
 
 static int save(run *r)
 {
-    if (!r->o.save) return NBT_OK;
+    if (!r->o.save || !r->lead) return NBT_OK;
     const char *meta[4] = {"model", nb_model_name(r->m), "nabla", NB_VERSION_STRING};
     if (nb_trainer_save(r->t, r->o.save, meta, 2)) return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
     return NBT_OK;
@@ -256,6 +274,26 @@ static int load_data(run *r)
     return nbt_load_data(CMD, r->m, r->o.data, true, false, &r->test);
 }
 
+/* Under mpirun: --batch is the global batch, split among the processes. */
+static int parallel(run *r, int64_t batch)
+{
+    int n = r->w.size;
+    if (n == 1) return NBT_OK;
+    if (batch % n) {
+        r->everywhere = true;  /* every process finds it: one message, no abort */
+        if (!r->lead) return NBT_ERROR;
+        return nbt_fail(CMD, "the batch (%lld%s) is the global batch, split among the %d "
+                        "processes: it must be a multiple of %d (e.g. --batch %lld)", (long long)batch,
+                        r->o.batch > 0 ? ", --batch" : ", the model's train: batch", n, n,
+                        (long long)((batch + n - 1) / n * n));
+    }
+    if (nbt_mpi_attach(CMD, &r->w, r->t, r->o.sync_bn)) return NBT_ERROR;
+    if (r->lead)
+        printf("data-parallel: %d processes x %lld samples per step (global batch %lld)%s\n", n,
+               (long long)(batch / n), (long long)batch, r->o.sync_bn ? ", batchnorm statistics averaged" : "");
+    return NBT_OK;
+}
+
 static int setup(run *r)
 {
     const nb_train_cfg *tc = nb_model_train(r->m);
@@ -271,7 +309,8 @@ static int setup(run *r)
         return nbt_fail(CMD, "out of memory");
     if (r->o.resume && nb_trainer_resume(r->t, r->o.resume))
         return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
-    if (r->o.log) {
+    if (parallel(r, c.batch)) return NBT_ERROR;
+    if (r->o.log && r->lead) {
         bool fresh = !r->o.resume || access(r->o.log, F_OK) != 0;
         if (!(r->log = fopen(r->o.log, fresh ? "w" : "a")))
             return nbt_fail(CMD, "%s: cannot write the log", r->o.log);
@@ -313,7 +352,10 @@ int nbt_cmd_train(int argc, char **argv)
     run r = {.tty = isatty(2)};
     int rc = parse(argc, argv, &r.o);
     if (rc) return rc < 0 ? NBT_OK : rc;
-    if (nbt_load(CMD, r.o.model, false, &r.m)) return NBT_ERROR;
+    if (nbt_mpi_begin(CMD, &r.w)) return NBT_ERROR;
+    r.lead = r.w.rank == 0;
+    r.tty = r.tty && r.lead;
+    if (nbt_load(CMD, r.o.model, false, &r.m)) return nbt_mpi_end(&r.w, NBT_ERROR, true);
     struct sigaction sa = {.sa_handler = on_sigint}, old;
     sigemptyset(&sa.sa_mask);
     interrupted = 0;
@@ -324,8 +366,12 @@ int nbt_cmd_train(int argc, char **argv)
     sigprocmask(SIG_UNBLOCK, &intr, NULL);
     rc = setup(&r);
     if (!rc) rc = epochs(&r);
-    if ((rc == NBT_OK || rc == 130) && r.o.profile)
+    if ((rc == NBT_OK || rc == 130) && r.o.profile && r.lead)
         nbt_print_profile(stdout, CMD, nb_trainer_plan(r.t, true), 0, 20);
+    if (!rc) nbt_mpi_summary(&r.w);
+    /* before the trainer goes; a process stopping alone (an error, SIGINT) aborts the job,
+     * as the others wait in the next allreduce */
+    rc = nbt_mpi_end(&r.w, rc, !r.everywhere);
     sigaction(SIGINT, &old, NULL);
     if (r.log) fclose(r.log);
     nbt_log_free(&r.rows);

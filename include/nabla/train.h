@@ -144,6 +144,8 @@ NB_API nb_node *nb_trainer_step(const nb_trainer *t);
  * (nb_plan_set_profile); owned by the trainer. Bind, feed and run it only
  * through the trainer. */
 NB_API nb_plan *nb_trainer_plan(const nb_trainer *t, bool training);
+/* The graph it trains. */
+NB_API nb_graph *nb_trainer_graph(const nb_trainer *t);
 /* The gradient hook of the trainer's step (see nb_grad_hook): the trainer
  * checks the gradients are finite first, then calls fn. */
 NB_API nb_status nb_trainer_hook(nb_trainer *t, nb_grad_hook fn, void *user);
@@ -200,6 +202,35 @@ NB_API nb_status nb_trainer_save(nb_trainer *t, const char *path, const char *co
 /* Loads such a checkpoint: params, optimizer state and position, so that
  * the next nb_trainer_epoch continues where the saved run stopped. */
 NB_API nb_status nb_trainer_resume(nb_trainer *t, const char *path);
+
+/* ---- data parallelism -------------------------------------------------------
+ *
+ * Several processes (workers) can train one model together, each with its
+ * own trainer over the same graph, dataset and configuration: the epoch's
+ * permutation is the same on every worker (same seed); each global batch of
+ * cfg.batch samples is cut into `ranks` contiguous parts and worker `rank`
+ * computes the step on its part. Its gradient hook (nb_trainer_hook) must
+ * then, in every step:
+ *  - replace the gradients by their average over the workers, weighting each
+ *    worker's by its share of the step's samples (nb_trainer_step_samples: a
+ *    last batch that does not split evenly gives the first workers one sample
+ *    more, and a worker with none weighs 0);
+ *  - replace the values of nb_trainer_step_sums (the loss and accuracy sums
+ *    of the step) by their sums over the workers, so that every worker's
+ *    metrics, progress and checkpoint are the global ones.
+ * nabla/mpi.h does both over MPI. sum adds n values across the workers in
+ * place; the trainer calls it on every worker after an evaluation (which
+ * each worker runs on its share of the samples). cfg.batch must be a
+ * multiple of ranks (NB_ERR_ARG otherwise). Dropout masks differ between
+ * workers. A progress callback must return the same on every worker. */
+typedef nb_status (*nb_sum_fn)(void *user, double *values, size_t n);
+NB_API nb_status nb_trainer_shard(nb_trainer *t, int rank, int ranks, nb_sum_fn sum, void *user);
+/* This worker's samples in the step under way and all the workers' together
+ * (for the gradient hook; both equal the batch's when unsharded). */
+NB_API void nb_trainer_step_samples(const nb_trainer *t, size_t *mine, size_t *all);
+/* The *n values of the step under way that the hook of a sharded trainer
+ * sums across the workers, in place. */
+NB_API double *nb_trainer_step_sums(nb_trainer *t, size_t *n);
 
 #ifdef __cplusplus
 }
