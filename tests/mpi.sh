@@ -202,7 +202,11 @@ if [ -n "$victim" ] && [ -f "$ck" ]; then
     one "$tmp/f32.yaml" --data "$tmp/d20000" --epochs $((e + 1)) --resume "$ck" --save "$tmp/k1.st"
   check "... and on 2 processes" \
     two "$tmp/f32.yaml" --data "$tmp/d20000" --epochs $((e + 1)) --resume "$ck" --save "$tmp/k2.st"
-  check "... to the same weights" "$helper" compare "$tmp/k2.st" "$tmp/k1.st" 1e-5
+  # How many epochs ran before the kill depends on the machine's load; after
+  # dozens, Adam's normalised steps make f32 summation-order noise in tiny
+  # gradients visible (8e-5 relative seen at epoch 37), so this resume check
+  # is looser than the equivalence checks above (1e-5 over fresh runs).
+  check "... to the same weights" "$helper" compare "$tmp/k2.st" "$tmp/k1.st" 1e-3
 else
   kill $job 2>/dev/null
   wait $job

@@ -3,6 +3,7 @@
  * (params, and a layer's total on the layer's own node) and FLOPs. Constants
  * show as op "constant", a scalar with its value, and are counted apart. */
 #include <getopt.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -29,24 +30,85 @@ static size_t param_numel(const nb_node *p)
     return n;
 }
 
-/* Does param p belong to layer `group`? Layers name their params GROUP.x. */
-static bool in_layer(const nb_node *p, const char *group)
+/* Param counts by layer, made in one pass so that the table stays linear in
+ * the model's size: a param counts for its group and for every prefix of its
+ * name that ends before a '.' (layers name their params GROUP.x). */
+typedef struct group_count {
+    char *key;
+    double numel;
+} group_count;
+
+typedef struct layer_totals {
+    group_count *v;
+    size_t n;
+} layer_totals;
+
+static int by_key(const void *a, const void *b)
 {
-    size_t k = strlen(group);
-    const char *g = nb_node_group(p);
-    return (g && !strcmp(g, group)) || (!strncmp(nb_node_name(p), group, k) && nb_node_name(p)[k] == '.');
+    return strcmp(((const group_count *)a)->key, ((const group_count *)b)->key);
+}
+
+static bool add_key(layer_totals *t, size_t *cap, const char *key, size_t len, double numel)
+{
+    if (t->n == *cap) {
+        size_t c = *cap ? 2 * *cap : 64;
+        group_count *v = realloc(t->v, c * sizeof *v);
+        if (!v) return false;
+        t->v = v, *cap = c;
+    }
+    char *k = malloc(len + 1);
+    if (!k) return false;
+    memcpy(k, key, len), k[len] = 0;
+    t->v[t->n++] = (group_count){k, numel};
+    return true;
+}
+
+/* Sorted, with the counts of equal keys summed into the first. */
+static bool layer_totals_make(const nb_model *m, layer_totals *t)
+{
+    size_t cap = 0;
+    *t = (layer_totals){0};
+    for (size_t i = 0; i < nb_model_num_params(m); i++) {
+        const nb_node *p = nb_model_param(m, i);
+        const char *name = nb_node_name(p), *g = nb_node_group(p);
+        double numel = (double)param_numel(p);
+        bool group_is_prefix = false;
+        for (const char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.')) {
+            size_t len = (size_t)(dot - name);
+            if (g && strlen(g) == len && !strncmp(g, name, len)) group_is_prefix = true;
+            if (!add_key(t, &cap, name, len, numel)) return false;
+        }
+        if (g && !group_is_prefix && !add_key(t, &cap, g, strlen(g), numel)) return false;
+    }
+    if (t->n) qsort(t->v, t->n, sizeof *t->v, by_key);
+    size_t out = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (out && !strcmp(t->v[out - 1].key, t->v[i].key)) {
+            t->v[out - 1].numel += t->v[i].numel;
+            free(t->v[i].key);
+        } else {
+            t->v[out++] = t->v[i];
+        }
+    }
+    t->n = out;
+    return true;
+}
+
+static void layer_totals_free(layer_totals *t)
+{
+    for (size_t i = 0; i < t->n; i++) free(t->v[i].key);
+    free(t->v);
 }
 
 /* A param's own count; on a layer's named (last) node, the layer's total. */
-static double params_of(const nb_model *m, const nb_node *n)
+static double params_of(const layer_totals *t, const nb_node *n)
 {
     if (nb_node_kind_of(n) == NB_NODE_PARAM) return (double)param_numel(n);
     const char *group = nb_node_group(n);
     if (!group || strcmp(group, nb_node_name(n))) return -1;
-    double total = 0;
-    for (size_t i = 0; i < nb_model_num_params(m); i++)
-        if (in_layer(nb_model_param(m, i), group)) total += (double)param_numel(nb_model_param(m, i));
-    return total;
+    group_count key = {(char *)group, 0};
+    const group_count *hit = t->n ? bsearch(&key, t->v, t->n, sizeof *t->v, by_key) : NULL;
+    return hit ? hit->numel : 0;
 }
 
 /* "= 0.5" for a scalar constant, else nothing. */
@@ -98,8 +160,13 @@ static void rule(widths w)
     putchar('\n');
 }
 
-static void print_table(const nb_model *m, const nbt_dims *d)
+static int print_table(const nb_model *m, const nbt_dims *d)
 {
+    layer_totals lt;
+    if (!layer_totals_make(m, &lt)) {
+        layer_totals_free(&lt);
+        return nbt_fail(CMD, "out of memory");
+    }
     const nb_graph *g = nb_model_graph(m);
     nbt_dims fb;
     char unbound[256], shape[256], params[32], flops[32];
@@ -111,7 +178,7 @@ static void print_table(const nb_model *m, const nbt_dims *d)
     rule(w);
     for (size_t i = 0; i < nb_graph_num_nodes(g); i++) {
         const nb_node *n = nb_graph_node(g, i);
-        double p = params_of(m, n), f = nb_node_flops(g, n, fb.b, fb.n);
+        double p = params_of(&lt, n), f = nb_node_flops(g, n, fb.b, fb.n);
         nb_node_shape_str_bound(g, n, d->b, d->n, shape, sizeof shape);
         params[0] = flops[0] = 0;
         if (p >= 0) nbt_commas(p, params, sizeof params);
@@ -143,6 +210,8 @@ static void print_table(const nb_model *m, const nbt_dims *d)
                consts == 1 ? "" : "s", params, const_values == 1 ? "" : "s");
     }
     if (unbound[0]) printf("FLOPs counted with %s (unbound; give --dim to set)\n", unbound);
+    layer_totals_free(&lt);
+    return NBT_OK;
 }
 
 static void print_summary(const char *path, const nb_model *m)
@@ -178,7 +247,7 @@ int nbt_cmd_check(int argc, char **argv)
     int rc = nbt_check_dim_names(CMD, nb_model_graph(m), &dims);
     if (!rc) {
         print_summary(argv[optind], m);
-        print_table(m, &dims);
+        rc = print_table(m, &dims);
     }
     nb_model_free(m);
     return rc;

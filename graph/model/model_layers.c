@@ -291,7 +291,7 @@ static const struct {
     {"dense", "x [..., F] or [F]", "NAME.W [F, units] (init), NAME.b [units] (zeros; with bias)",
      "x W + b, then the activation: [..., units] ([units] for x [F])"},
     {"conv2d", "x [N, C, H, W]",
-     "NAME.W [filters, C, size, size] (init), NAME.b [filters] (zeros; with bias)",
+     "NAME.W [filters, C/groups, kh, kw] (init), NAME.b [filters] (zeros; with bias)",
      "conv2d(x, W) + b, then the activation"},
     {"batchnorm", "x [N, C, ...]",
      "NAME.gamma [C] (ones), NAME.beta [C] (zeros); state NAME.running_mean, NAME.running_var",
@@ -333,7 +333,9 @@ static void describe_attr(const char *layer, const la_def *a, nb_layer_attr *out
 {
     const char *text = default_doc(layer, a->name);
     static const char *const types[] = {[LA_INT] = "int", [LA_FLOAT] = "float", [LA_BOOL] = "bool",
-                                        [LA_ACT] = "activation", [LA_INIT] = "init"};
+                                        [LA_ACT] = "activation", [LA_INIT] = "init",
+                                        [LA_HW] = "int or [h,w]"};
+    _Static_assert(NELEMS(types) == LA_HW + 1, "a name for every layer attribute type");
     out->name = a->name;
     out->type = types[a->type];
     out->required = a->required;
@@ -342,7 +344,8 @@ static void describe_attr(const char *layer, const la_def *a, nb_layer_attr *out
     else if (a->type == LA_ACT) snprintf(out->def, sizeof out->def, "default none");
     else if (a->type == LA_INIT) snprintf(out->def, sizeof out->def, "default he");
     else if (a->type == LA_BOOL) snprintf(out->def, sizeof out->def, "default %s", a->def ? "true" : "false");
-    else if (a->type == LA_INT) snprintf(out->def, sizeof out->def, "default %lld", (long long)a->def);
+    else if (a->type == LA_INT || a->type == LA_HW)
+        snprintf(out->def, sizeof out->def, "default %lld", (long long)a->def);
     else if (a->type == LA_FLOAT) snprintf(out->def, sizeof out->def, "default %g", a->def);
     else snprintf(out->def, sizeof out->def, "optional");
 }

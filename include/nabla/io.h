@@ -32,13 +32,17 @@ typedef struct nb_named_tensor {
     nb_tensor t;
 } nb_named_tensor;
 
-/* Named tensors plus string metadata, as in a safetensors file. */
+/* Named tensors plus string metadata, as in a safetensors file. Start from
+ * nb_tensor_set s = {0}, fill it with nb_tensor_set_add / _meta (which keep
+ * `index`, so that finding a name costs O(1)), free it with
+ * nb_tensor_set_free. Read the arrays freely. */
 typedef struct nb_tensor_set {
     size_t n;
     nb_named_tensor *items;
     size_t n_meta;
     char **meta_keys;
     char **meta_vals;
+    struct nb_tensor_index *index;  /* internal: names -> items */
 } nb_tensor_set;
 
 /* Reads F32, F64, I32 and I64 (converted to I32 with a range check) tensors. */
