@@ -261,6 +261,8 @@ static nb_status check_data(nb_trainer *t, nb_dataset *d)
                         nb_dataset_field_numel(d, k), f->input->name, f->per_sample);
         if (f->input == t->labels && t->classes > 0 && nb_dataset_check_labels(d, k, t->classes))
             return fail(t, NB_ERR_RUNTIME, "%s", nb_dataset_error(d));
+        if (nb_dataset_check_exact(d, k, f->input->dtype))
+            return fail(t, NB_ERR_DTYPE, "%s (input '%s')", nb_dataset_error(d), f->input->name);
     }
     return NB_OK;
 }

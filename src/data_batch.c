@@ -149,3 +149,24 @@ nb_status nb_dataset_check_labels(nb_dataset *d, int field, int64_t classes)
         }
     return nb__dataset_ok(d);
 }
+
+nb_status nb_dataset_check_exact(nb_dataset *d, int field, nb_dtype to)
+{
+    if (!d) return NB_ERR_ARG;
+    if (field < 0 || field >= d->n_fields)
+        return nb__dataset_fail(d, NB_ERR_ARG, "check values: no field %d (the dataset has %d)", field, d->n_fields);
+    const nb__field *f = &d->fields[field];
+    /* u8 fits every float; i32 fits f64; only i32 into f32 can round */
+    if (f->type != NB_FIELD_I32 || to != NB_F32) return nb__dataset_ok(d);
+    const int64_t exact = (int64_t)1 << 24;
+    for (size_t i = 0; i < d->n; i++)
+        for (size_t k = 0; k < f->numel; k++) {
+            int64_t v = int_at(f, i, k);
+            if (v >= -exact && v <= exact) continue;
+            return nb__dataset_fail(d, NB_ERR_DTYPE,
+                                    "%s: sample %zu, value %zu is %lld, which f32 cannot hold exactly (beyond "
+                                    "2^24); feed it to an f64 model or scale it first",
+                                    f->path, f->first + i, k, (long long)v);
+        }
+    return nb__dataset_ok(d);
+}

@@ -687,6 +687,25 @@ Test(data, check_labels_npy)
     nb_dataset_free(d);
 }
 
+/* Integer data fed to f32 must be exact: 2^24 is, 2^24 + 1 is not; f64 holds any i32. */
+Test(data, integers_beyond_f32s_exact_range)
+{
+    tmp_make();
+    int32_t v[4] = {1 << 24, -(1 << 24), 7, (1 << 24) + 1};
+    write_npy_i32(tmp_path("big.npy"), 2, (int64_t[]){2, 2}, v);
+    nb_dataset *d;
+    cr_assert_eq(nb_dataset_load_npy((const char *[]){"x"}, (const char *[]){tmp_path("big.npy")}, 1, &d), NB_OK);
+    cr_expect_eq(nb_dataset_check_exact(d, 0, NB_F64), NB_OK);
+    cr_expect_eq(nb_dataset_check_exact(d, 0, NB_F32), NB_ERR_DTYPE);
+    assert_has(nb_dataset_error(d), "big.npy: sample 1, value 1 is 16777217, which f32 cannot hold exactly");
+    nb_dataset *head;
+    cr_assert_eq(nb_dataset_split(d, 0.5, &head), NB_OK);  /* d keeps sample 0 only */
+    cr_expect_eq(nb_dataset_check_exact(d, 0, NB_F32), NB_OK);
+    nb_dataset_free(head);
+    nb_dataset_free(d);
+    tmp_remove();
+}
+
 /* ---- Fashion-MNIST (Debian package dataset-fashion-mnist; CI installs it) ---- */
 
 #define FASHION "/usr/share/datasets/fashion-mnist/"

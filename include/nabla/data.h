@@ -110,6 +110,10 @@ NB_API nb_status nb_dataset_batch(nb_dataset *d, int field, const size_t *idx, s
  * NB_ERR_DTYPE for a float field. The sample number counts in the file, so
  * that it can be found there also in a held-out part. */
 NB_API nb_status nb_dataset_check_labels(nb_dataset *d, int field, int64_t classes);
+/* Can every value of integer field `field` be held exactly by dtype `to`?
+ * (Only i32 values beyond 2^24 fed to f32 cannot.) NB_ERR_DTYPE names the
+ * file and the first such value. */
+NB_API nb_status nb_dataset_check_exact(nb_dataset *d, int field, nb_dtype to);
 
 #ifdef __cplusplus
 }
