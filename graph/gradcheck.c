@@ -65,6 +65,17 @@ static double *data_of(checker *c, nb_node *x)
  * relu at 0 or a max tie) and the analytic gradient lies between them, as a
  * one-sided or averaged derivative does. A wrong gradient next to a kink, or a
  * loss that changes between runs, is still a failure. */
+/* Keeps the largest errors of r and where the absolute one is; the first
+ * NaN stays the worst element: nothing compares above it. */
+static void note_worst(nb_gc_result *r, double abs_err, double rel, size_t i, bool first)
+{
+    if (!isnan(r->max_abs) && (abs_err > r->max_abs || first || isnan(abs_err))) {
+        r->max_abs = abs_err;
+        r->worst = i;
+    }
+    if (!isnan(r->max_rel) && (rel > r->max_rel || isnan(rel))) r->max_rel = rel;
+}
+
 static bool straddles_kink(double analytic, double f0, double fp, double fm, double eps, double tol)
 {
     double up = (fp - f0) / eps, down = (f0 - fm) / eps;
@@ -106,12 +117,7 @@ static nb_status check_one(checker *c, nb_node *x, const double *analytic, doubl
             r->failures++;
             r->pass = false;
         }
-        /* the first NaN stays the worst element: nothing compares above it */
-        if (!isnan(r->max_abs) && (abs_err > r->max_abs || s == 0 || isnan(abs_err))) {
-            r->max_abs = abs_err;
-            r->worst = i;
-        }
-        if (!isnan(r->max_rel) && (rel > r->max_rel || isnan(rel))) r->max_rel = rel;
+        note_worst(r, abs_err, rel, i, s == 0);
     }
     return NB_OK;
 }
@@ -341,11 +347,7 @@ static bool compare(const double *g64, const float *g32, double scale, const nb_
             r->failures++;
             r->pass = false;
         }
-        if (!isnan(r->max_abs) && (err > r->max_abs || i == 0 || isnan(err))) {
-            r->max_abs = err;
-            r->worst = i;
-        }
-        if (!isnan(r->max_rel) && (rel > r->max_rel || isnan(rel))) r->max_rel = rel;
+        note_worst(r, err, rel, i, i == 0);
     }
     return bad32;
 }
