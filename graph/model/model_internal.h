@@ -51,6 +51,12 @@ typedef struct ny_val {
 
 /* Parses one document from text; syntax errors become messages. false on error. */
 bool ny_parse(ny_ctx *c, const char *text, size_t len);
+/* model_guard.c: refuses, with a message, nesting deeper than NY_MAX_DEPTH and
+ * aliases that expand to more than NY_MAX_EXPANSION values (before ny_parse
+ * builds the document). false when it did. */
+#define NY_MAX_DEPTH 64
+#define NY_MAX_EXPANSION 1000000
+bool ny_guard(ny_ctx *c, const char *text, size_t len);
 void ny_free(ny_ctx *c);
 yaml_node_t *ny_root(ny_ctx *c);
 ny_val ny_value(const yaml_node_t *n);

@@ -95,6 +95,7 @@ static void parse_error(ny_ctx *c, const yaml_parser_t *p, const char *text, siz
 
 bool ny_parse(ny_ctx *c, const char *text, size_t len)
 {
+    if (!ny_guard(c, text, len)) return false;
     yaml_parser_t p;
     if (!yaml_parser_initialize(&p)) {
         c->oom = true;
