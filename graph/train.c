@@ -25,6 +25,7 @@ struct nb_trainer {
     int64_t batch, classes;
     nb_lr_schedule schedule;
     double lr;           /* the optimizer's base rate */
+    bool detect_anomaly;
     bool shuffle;
     uint64_t seed;
     const char *sym;     /* the batch's free dimension (the graph's string) */
@@ -190,7 +191,7 @@ nb_status nb_trainer_new(nb_graph *g, const nb_trainer_cfg *c, nb_trainer **out)
     }
     *t = (nb_trainer){.g = g, .loss = c->loss, .scores = c->scores, .labels = c->labels,
                       .batch = c->batch, .shuffle = c->shuffle, .seed = c->seed, .ranks = 1,
-                      .schedule = c->schedule, .lr = c->optim.lr};
+                      .schedule = c->schedule, .lr = c->optim.lr, .detect_anomaly = c->detect_anomaly};
     t->classes = c->scores ? c->scores->shape.d[1].c : 0;
     if (!c->evaluate_only) {
         t->step = nb_optimize(g, c->loss, params, n, &c->optim, NULL);
@@ -449,10 +450,24 @@ void nb_trainer_step_samples(const nb_trainer *t, size_t *mine, size_t *all)
     if (all) *all = t ? t->step_all : 0;
 }
 
+/* --detect-anomaly: every value checked as it is made */
+static nb_status checked_step(nb_trainer *t)
+{
+    const nb_node *bad = NULL;
+    double step = step_count(t) + 1;
+    nb_status st = nb_plan_run_checked(t->train, &bad);
+    if (st || !bad) return st ? fail(t, st, "%s", nb_plan_error(t->train)) : NB_OK;
+    char what[768];
+    nb_plan_anomaly(t->train, bad, what, sizeof what);
+    return fail(t, NB_ERR_RUNTIME, "anomaly at step %.0f (epoch %lld, batch %zu): %s", step,
+                (long long)t->epochs + 1, t->done + 1, what);
+}
+
 static nb_status train_step(nb_trainer *t)
 {
     seed_masks(t);
     t->nonfinite = false;
+    if (t->detect_anomaly) return checked_step(t);
     nb_status st = nb_plan_run(t->train);
     if (st && t->nonfinite) return explain_nonfinite(t);
     return st ? fail(t, st, "%s", nb_plan_error(t->train)) : NB_OK;

@@ -43,6 +43,8 @@ void nbt_usage_run(FILE *f)
             "  --seed S             seed of the dropout masks in train mode (default: the\n"
             "                       train section's seed)\n"
             "  -q, --quiet          no summary of the files written (warnings stay)\n"
+            "  --detect-anomaly     check every value as it is computed; stop at the first\n"
+            "                       NaN or infinity, naming the node (writes nothing)\n"
             "  -h, --help           this text\n"
             "Prints a line per file written: name, shape, dtype, and the value of a scalar or\n"
             "min/mean/max of the finite values; warns about NaN and infinite values.\n\n"
@@ -56,7 +58,7 @@ typedef struct run_args {
     nbt_feeds feeds;
     nbt_dims dims;
     const char *model, *out, *weights, *save;
-    bool grad, training, seeded, quiet;
+    bool grad, training, seeded, quiet, anomaly;
     uint64_t seed;
 } run_args;
 
@@ -324,7 +326,14 @@ static int run_plan(run_state *s, const run_args *a)
     nb_plan_set_seed(p, a->seeded ? a->seed : nb_model_train(s->m)->seed);
     if (!st) st = nb_plan_bind(p, a->dims.b, a->dims.n);
     for (int i = 0; i < s->in.n && !st; i++) st = nb_plan_set(p, s->in.node[i], s->in.t[i].data);
-    if (!st) st = nb_plan_run(p);
+    const nb_node *bad = NULL;
+    if (!st) st = a->anomaly ? nb_plan_run_checked(p, &bad) : nb_plan_run(p);
+    if (!st && bad) {
+        char what[1024];
+        nb_plan_anomaly(p, bad, what, sizeof what);
+        nb_plan_free(p);
+        return nbt_fail(CMD, "anomaly: %s", what);
+    }
     int rc = st ? nbt_fail(CMD, "%s", nb_plan_error(p)) : make_dir(a->out);
     for (int i = 0; i < s->n_res && !rc; i++)
         rc = write_node(p, s->nodes[i], a->out, "", nb_node_name(s->nodes[i]));
@@ -343,7 +352,7 @@ static int parse(int argc, char **argv, run_args *a)
         {"grad", no_argument, NULL, 'g'},          {"dim", required_argument, NULL, 'd'},
         {"mode", required_argument, NULL, 'm'},    {"seed", required_argument, NULL, 'e'},
         {"help", no_argument, NULL, 'h'},          {"quiet", no_argument, NULL, 'q'},
-        {0, 0, 0, 0}};
+        {"detect-anomaly", no_argument, NULL, 'A'}, {0, 0, 0, 0}};
     int c, rc = NBT_OK;
     int64_t v = 0;
     optind = 0;
@@ -357,6 +366,7 @@ static int parse(int argc, char **argv, run_args *a)
         case 's': a->save = optarg; break;
         case 'g': a->grad = true; break;
         case 'q': a->quiet = true; break;
+        case 'A': a->anomaly = true; break;
         case 'd': rc = nbt_parse_dim(CMD, optarg, &a->dims); break;
         case 'm': rc = nbt_parse_mode(CMD, optarg, &a->training); break;
         case 'e':

@@ -23,6 +23,7 @@ void nbt_usage_train(FILE *f)
             "                         [--seed S] [--data DIR] [--save W.safetensors]\n"
             "                         [--resume W.safetensors] [--threads T] [--log LOG.csv]\n"
             "                         [--plot LOSS.{png,svg,pdf}] [--profile] [--sync-bn]\n"
+            "                         [--detect-anomaly]\n"
             "Trains MODEL as its `train:` section says; each flag overrides that key. One line\n"
             "per epoch: train loss and accuracy, test (or validation) loss and accuracy,\n"
             "samples/s and time; a progress bar while an epoch runs, on a terminal.\n\n"
@@ -43,6 +44,8 @@ void nbt_usage_train(FILE *f)
             "  --log LOG.csv      the epoch lines as CSV (appended to when resuming)\n"
             "  --plot FILE        loss and accuracy per epoch, drawn after every epoch (the\n"
             "                     whole --log when given, else this run's epochs)\n"
+            "  --detect-anomaly   check every value of every step; the first NaN or infinity\n"
+            "                     stops training, naming the node, its op and the step\n"
             "  --profile          time every node of the training step; at the end, print\n"
             "                     the time per op type and the slowest nodes (nabla bench)\n"
             "  --sync-bn          under mpirun: average batchnorm's running statistics over\n"
@@ -67,6 +70,7 @@ typedef struct opts {
     double lr;
     bool profile;
     bool sync_bn;
+    bool anomaly;
 } opts;
 
 static int parse(int argc, char **argv, opts *o)
@@ -78,7 +82,7 @@ static int parse(int argc, char **argv, opts *o)
         {"save", required_argument, NULL, 'S'},   {"resume", required_argument, NULL, 'r'},
         {"threads", required_argument, NULL, 't'}, {"log", required_argument, NULL, 'L'},
         {"plot", required_argument, NULL, 'P'},   {"profile", no_argument, NULL, 'f'},
-        {"sync-bn", no_argument, NULL, 'B'},
+        {"sync-bn", no_argument, NULL, 'B'},     {"detect-anomaly", no_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
     *o = (opts){.epochs = -1, .batch = -1, .threads = -1, .seed = -1, .lr = -1};
     int c;
@@ -102,6 +106,7 @@ static int parse(int argc, char **argv, opts *o)
         if (c == 'P') o->plot = optarg;
         if (c == 'f') o->profile = true;
         if (c == 'B') o->sync_bn = true;
+        if (c == 'A') o->anomaly = true;
         if (rc) return rc;
     }
     if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla train --help')");
@@ -301,6 +306,7 @@ static int setup(run *r)
                         .seed = r->o.seed >= 0 ? (uint64_t)r->o.seed : tc->seed};
     if (r->o.epochs < 0) r->o.epochs = tc->epochs;
     c.schedule = lr_schedule(tc, r->o.epochs);
+    c.detect_anomaly = r->o.anomaly;
     if (r->o.threads > 0 || !getenv("OPENBLAS_NUM_THREADS"))
         openblas_set_num_threads(r->o.threads > 0 ? (int)r->o.threads : 1);
     if (optimizer(tc, &r->o, &c.optim) || load_data(r) || nbt_make_trainer(CMD, r->m, &c, &r->t))

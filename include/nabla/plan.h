@@ -61,6 +61,11 @@ NB_API nb_status nb_plan_run(nb_plan *p);
  * all are finite. Slower than nb_plan_run; meant for diagnosing a loss that
  * went non-finite. */
 NB_API nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad);
+/* Describes the node nb_plan_run_checked stopped at, into buf (cap bytes),
+ * e.g. "node 'l' (log) holds 2 NaN and 0 infinite of 4 values; its inputs
+ * were finite: 'x'" (as PyTorch's anomaly mode); returns the length it
+ * wanted. */
+NB_API int nb_plan_anomaly(const nb_plan *p, const nb_node *bad, char *buf, size_t cap);
 /* A requested output's data after a run, valid until the next run or bind. */
 NB_API const void *nb_plan_get(const nb_plan *p, const nb_node *n);
 /* Bound shape of any node of the plan; returns its rank, -1 if not in the plan. */

@@ -128,6 +128,8 @@ typedef struct nb_trainer_cfg {
     nb_node *labels;            /* the input of the class ids (i32 [N]), or NULL */
     bool evaluate_only;         /* no optimizer: nb_trainer_evaluate only (nabla eval) */
     nb_lr_schedule schedule;    /* zeroed: NB_LR_CONSTANT */
+    bool detect_anomaly;        /* check every value of every step (nb_plan_run_checked):
+                                   the first NaN or infinity stops training, named */
 } nb_trainer_cfg;
 
 /* Builds the training step (nb_optimize) on g and two plans: training
