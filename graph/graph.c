@@ -221,6 +221,15 @@ nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const in
     if (!n) return NULL;
     for (int i = 0; i < rank; i++) n->shape.d[i] = nb_sdim_const(shape[i]);
     nb_status st = nb_tensor_alloc(&n->value, dt, rank, shape);
+    size_t numel, bytes;
+    if (st == NB_ERR_NOMEM && !nb_shape_numel(rank, shape, &numel) &&
+        !__builtin_mul_overflow(numel, nb_dtype_size(dt), &bytes) && bytes > nb_memory_limit()) {
+        nb__fail(g, st, "param '%s' needs %.3g GB, over the memory limit of %.3g GB "
+                 "(nb_set_memory_limit; nabla --max-memory)", name, (double)bytes / 1e9,
+                 (double)nb_memory_limit() / 1e9);
+        node_free(n);
+        return NULL;
+    }
     if (st) {
         nb__fail(g, st, "param '%s': cannot allocate its shape (%s)", name, nb_status_str(st));
         node_free(n);

@@ -518,6 +518,10 @@ static nb_status plan_ready(nb_plan *p)
 static nb_status grow_arena(nb_plan *p, size_t need)
 {
     if (need <= p->arena_cap) return NB_OK;
+    if (need > nb_memory_limit())
+        return plan_fail(p, NB_ERR_NOMEM, "the plan needs an arena of %.3g GB, over the memory limit "
+                         "of %.3g GB (nb_set_memory_limit; nabla --max-memory)", (double)need / 1e9,
+                         (double)nb_memory_limit() / 1e9);
     char *a = nb_malloc(need);
     if (!a) return plan_fail(p, NB_ERR_NOMEM, "out of memory for an arena of %zu bytes", need);
     nb_free(p->arena);

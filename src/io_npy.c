@@ -202,6 +202,15 @@ static nb_status parse_preamble(npy_parser *r, const unsigned char *b, size_t le
     return NB_OK;
 }
 
+/* nb_tensor_alloc's failure, saying when the memory limit was the cause. */
+static nb_status alloc_failed(const npy_parser *r, nb_status st, size_t bytes)
+{
+    if (st == NB_ERR_NOMEM && bytes > nb_memory_limit())
+        return fail(r, st, "the tensor needs %.3g GB, over the memory limit of %.3g GB (nabla --max-memory)",
+                    (double)bytes / 1e9, (double)nb_memory_limit() / 1e9);
+    return fail(r, st, "cannot allocate the tensor: %s", nb_status_str(st));
+}
+
 /* Copies (or for i8 converts) the data after the header into a new tensor. */
 static nb_status load_data(const npy_parser *r, const npy_header *h, size_t avail, nb_tensor *out)
 {
@@ -213,7 +222,7 @@ static nb_status load_data(const npy_parser *r, const npy_header *h, size_t avai
         return fail(r, NB_ERR_FORMAT, "%s: the data has %zu bytes, the shape needs %zu",
                     avail < want ? "truncated" : "trailing bytes", avail, want);
     nb_status st = nb_tensor_alloc(out, h->dtype, h->rank, h->shape);
-    if (st) return fail(r, st, "cannot allocate the tensor: %s", nb_status_str(st));
+    if (st) return alloc_failed(r, st, numel * nb_dtype_size(h->dtype));
     size_t bad;
     if (!h->from_i8) memcpy(out->data, r->end, want);
     else if (!nb_io_i64_to_i32(r->end, numel, out->data, &bad)) {
@@ -232,7 +241,7 @@ static nb_status ints_to_float(const npy_parser *r, const npy_header *h, size_t 
     const unsigned char *src = r->end;
     int64_t limit = to == NB_F32 ? INT64_C(1) << 24 : INT64_C(1) << 53;
     nb_status st = nb_tensor_alloc(out, to, h->rank, h->shape);
-    if (st) return fail(r, st, "cannot allocate the tensor: %s", nb_status_str(st));
+    if (st) return alloc_failed(r, st, numel * nb_dtype_size(to));
     for (size_t i = 0; i < numel; i++) {
         int64_t v = h->from_i8 ? (int64_t)nb_io_le64(src + 8 * i) : (int32_t)nb_io_le32(src + 4 * i);
         if (v > limit || v < -limit) {

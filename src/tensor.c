@@ -57,6 +57,7 @@ nb_status nb_tensor_alloc(nb_tensor *t, nb_dtype dt, int rank, const int64_t *sh
     nb_status st = nb_shape_numel(rank, shape, &n);
     if (st) return st;
     if (__builtin_mul_overflow(n, nb_dtype_size(dt), &bytes)) return NB_ERR_OVERFLOW;
+    if (bytes > nb_memory_limit()) return NB_ERR_NOMEM;
     t->data = nb_calloc(1, bytes);
     if (!t->data) return NB_ERR_NOMEM;
     t->dtype = dt;

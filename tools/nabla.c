@@ -1,7 +1,9 @@
 /* nabla — the command-line tool: dispatch to the subcommands.
  * Exit status: 0 success, 1 only when gradcheck finds a mismatch, 2 for any
  * invalid model, file, flag or run-time error (message on stderr). */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,6 +52,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nglobal options (before or after the command):\n"
                "  -v, --verbose      say which OpenBLAS core runs, and why\n"
+               "  --max-memory SIZE  refuse any tensor or plan arena larger than SIZE (4G, 500M;\n"
+               "                     default $NABLA_MAX_MEMORY or 80 %% of physical memory)\n"
                "  --blas-core C      OpenBLAS kernels of the commands that compute (run,\n"
                "                     gradcheck, train, eval, bench); default $NABLA_BLAS_CORE,\n"
                "                     else auto. auto: when OpenBLAS fell back to kernels older\n"
@@ -105,7 +109,34 @@ static int help(int argc, char **argv)
 typedef struct globals {
     bool verbose;
     const char *blas_core;  /* NULL: $NABLA_BLAS_CORE or auto */
+    const char *max_memory; /* NULL: $NABLA_MAX_MEMORY or 80 % of physical memory */
 } globals;
+
+/* "4G", "500M", "64K" or bytes, > 0. */
+static int parse_size(const char *text, size_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    double unit = *end == 'K' || *end == 'k' ? 1e3 : *end == 'M' || *end == 'm' ? 1e6
+                  : *end == 'G' || *end == 'g' ? 1e9 : *end == 'T' || *end == 't' ? 1e12 : 1;
+    if (unit > 1) end++;
+    if (end == text || *end || errno || !(v > 0) || v * unit >= 1.8e19)
+        return nbt_fail("--max-memory", "needs a size such as 4G, 500M or 1048576; got '%s'", text);
+    *out = (size_t)(v * unit);
+    return NBT_OK;
+}
+
+/* --max-memory, else $NABLA_MAX_MEMORY, else the library's default. */
+static int apply_max_memory(const globals *gl)
+{
+    const char *text = gl->max_memory ? gl->max_memory : getenv("NABLA_MAX_MEMORY");
+    size_t bytes = 0;
+    if (!text || !*text) return NBT_OK;
+    if (parse_size(text, &bytes)) return NBT_ERROR;
+    nb_set_memory_limit(bytes);
+    return NBT_OK;
+}
 
 /* Is argv[*i] a global option? Consumes it (and its value). */
 static int take_global(int argc, char **argv, int *i, globals *gl, bool *taken)
@@ -114,6 +145,11 @@ static int take_global(int argc, char **argv, int *i, globals *gl, bool *taken)
     *taken = true;
     if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) gl->verbose = true;
     else if (!strncmp(a, "--blas-core=", 12)) gl->blas_core = a + 12;
+    else if (!strncmp(a, "--max-memory=", 13)) gl->max_memory = a + 13;
+    else if (!strcmp(a, "--max-memory")) {
+        if (*i + 1 >= argc) return nbt_fail("--max-memory", "needs a size such as 4G");
+        gl->max_memory = argv[++*i];
+    }
     else if (!strcmp(a, "--blas-core")) {
         if (*i + 1 >= argc) return nbt_fail("--blas-core", "needs a value: auto, none or a core name");
         gl->blas_core = argv[++*i];
@@ -168,6 +204,7 @@ int main(int argc, char **argv)
     if (!args) return fputs("nabla: out of memory\n", stderr), NBT_ERROR;
     globals gl = {0};
     int n, rc = split_globals(argc, argv, args, &n, &gl);
+    if (!rc) rc = apply_max_memory(&gl);
     if (!rc) rc = dispatch(n, args, argv, &gl);
     free(args);
     return rc;

@@ -195,6 +195,13 @@ NB_API void *nb_realloc(void *p, size_t n);
 NB_API void nb_free(void *p);
 /* Number of nb_malloc/nb_calloc/nb_realloc calls made so far by this process. */
 NB_API uint64_t nb_alloc_count(void);
+/* The most bytes one tensor (a param, a constant, a tensor read from a file)
+ * or one plan's arena may take; larger ones are refused with NB_ERR_NOMEM and
+ * a message before anything is allocated. Default (0 given): 80 % of the
+ * machine's physical memory. Process-wide; set it before other threads use
+ * nabla. `nabla --max-memory SIZE` sets it. */
+NB_API void nb_set_memory_limit(size_t bytes);
+NB_API size_t nb_memory_limit(void);
 
 #ifdef __cplusplus
 }
