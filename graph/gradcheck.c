@@ -196,15 +196,24 @@ done:
     return st;
 }
 
-nb_status nb_gradcheck(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt,
-                       const nb_bind *binds, int n_binds, const nb_feed *feeds, int n_feeds,
-                       const nb_gc_opts *opts, nb_gc_result *results)
+/* What both checks need: a graph, a loss and every tensor to check; begins
+ * the call on g (core.h, rule 3). */
+static nb_status check_args(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt)
 {
     if (!g) return NB_ERR_ARG;
     if (!loss) return nb__missing(g, "the loss to check");
     for (int k = 0; k < n_wrt; k++)
         if (!wrt || !wrt[k]) return nb__missing(g, "a tensor to check");
     nb__begin(g);
+    return NB_OK;
+}
+
+nb_status nb_gradcheck(nb_graph *g, nb_node *loss, nb_node *const *wrt, int n_wrt,
+                       const nb_bind *binds, int n_binds, const nb_feed *feeds, int n_feeds,
+                       const nb_gc_opts *opts, nb_gc_result *results)
+{
+    nb_status st0 = check_args(g, loss, wrt, n_wrt);
+    if (st0) return st0;
     if ((n_wrt > 0 && !results) || n_wrt < 0 || (n_feeds > 0 && !feeds))
         return nb__fail(g, NB_ERR_ARG, "gradcheck: no results array or no feeds given");
     char err[NB_ERR_CAP] = "";
@@ -413,11 +422,8 @@ nb_status nb_gradcheck_f32(nb_graph *g, nb_node *loss, nb_node *const *wrt, int 
                            const nb_bind *binds, int n_binds, const nb_feed *feeds, int n_feeds,
                            const nb_gc_opts *opts, nb_gc_result *results)
 {
-    if (!g) return NB_ERR_ARG;
-    if (!loss) return nb__missing(g, "the loss to check");
-    for (int k = 0; k < n_wrt; k++)
-        if (!wrt || !wrt[k]) return nb__missing(g, "a tensor to check");
-    nb__begin(g);
+    nb_status st0 = check_args(g, loss, wrt, n_wrt);
+    if (st0) return st0;
     if (!g32 || (n_wrt > 0 && !results) || n_wrt < 0 || (n_feeds > 0 && !feeds))
         return nb__fail(g, NB_ERR_ARG, "f32 check: no f32 graph, results array or feeds given");
     char err[NB_ERR_CAP] = "";
