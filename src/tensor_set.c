@@ -21,13 +21,19 @@ struct nb_tensor_index {
 
 static void *pos(size_t i) { return (void *)(uintptr_t)(i + 1); }
 
+/* The index when it matches the arrays; NULL for a set filled by hand. */
+static struct nb_tensor_index *valid_index(const nb_tensor_set *set)
+{
+    struct nb_tensor_index *x = set->index;
+    return x && x->n == set->n && x->n_meta == set->n_meta ? x : NULL;
+}
+
 /* The index, made for an empty set; NULL when the set was filled by hand (or
  * out of memory): the caller then scans. */
 static struct nb_tensor_index *index_of(nb_tensor_set *set)
 {
     if (!set->index && set->n == 0 && set->n_meta == 0) set->index = nb_calloc(1, sizeof *set->index);
-    struct nb_tensor_index *x = set->index;
-    return x && x->n == set->n && x->n_meta == set->n_meta ? x : NULL;
+    return valid_index(set);
 }
 
 static bool grow(void **arr, size_t *cap, size_t need, size_t size)
@@ -80,8 +86,8 @@ nb_status nb_tensor_set_add(nb_tensor_set *set, const char *name, const nb_tenso
 
 static size_t meta_find(const nb_tensor_set *set, const char *key)
 {
-    const struct nb_tensor_index *x = set->index;
-    if (x && x->n == set->n && x->n_meta == set->n_meta) {
+    const struct nb_tensor_index *x = valid_index(set);
+    if (x) {
         void *v = nb__strmap_get(&x->meta, key);
         return v ? (size_t)(uintptr_t)v - 1 : SIZE_MAX;
     }
@@ -129,8 +135,8 @@ nb_status nb_tensor_set_meta(nb_tensor_set *set, const char *key, const char *va
 const nb_tensor *nb_tensor_set_find(const nb_tensor_set *set, const char *name)
 {
     if (!set || !name) return NULL;
-    const struct nb_tensor_index *x = set->index;
-    if (x && x->n == set->n && x->n_meta == set->n_meta) {
+    const struct nb_tensor_index *x = valid_index(set);
+    if (x) {
         void *v = nb__strmap_get(&x->names, name);
         return v ? &set->items[(size_t)(uintptr_t)v - 1].t : NULL;
     }
