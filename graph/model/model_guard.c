@@ -18,6 +18,7 @@ typedef struct anchor {
 typedef struct guard {
     ny_ctx *c;
     double stack[NY_MAX_DEPTH + 2];  /* the open collections' sizes so far */
+    char *open[NY_MAX_DEPTH + 2];    /* ... and their anchors (NULL: none) */
     int depth;
     anchor *anchors;
     size_t n_anchors, cap;
@@ -66,29 +67,32 @@ static bool step(guard *g, const yaml_event_t *e)
         return g->failed = true, false;
     }
     case YAML_SEQUENCE_START_EVENT:
-    case YAML_MAPPING_START_EVENT:
+    case YAML_MAPPING_START_EVENT: {
         if (g->depth == NY_MAX_DEPTH) {
             ny_err_mark(g->c, e->start_mark, "nesting deeper than %d levels", NY_MAX_DEPTH);
             return g->failed = true, false;
         }
+        const yaml_char_t *a = e->type == YAML_SEQUENCE_START_EVENT ? e->data.sequence_start.anchor
+                                                                    : e->data.mapping_start.anchor;
         g->stack[++g->depth] = 1;
+        g->open[g->depth] = a ? nb__strdup((const char *)a) : NULL;
         return true;
+    }
     case YAML_SEQUENCE_END_EVENT:
-    case YAML_MAPPING_END_EVENT:
+    case YAML_MAPPING_END_EVENT: {
         if (g->depth == 0) return true;
-        g->depth--;
-        add(g, g->stack[g->depth + 1]);
+        double size = g->stack[g->depth];
+        char *name = g->open[g->depth];
+        g->open[g->depth--] = NULL;
+        add(g, size);
+        remember(g, (const yaml_char_t *)name, size);  /* its aliases stand for all of it */
+        nb_free(name);
         return true;
+    }
     case YAML_STREAM_END_EVENT: return false;
     default: return true;
     }
 }
-
-/* Anchors of collections are known only at their start event: kept aside. */
-typedef struct open_anchor {
-    char *name;
-    int depth;
-} open_anchor;
 
 bool ny_guard(ny_ctx *c, const char *text, size_t len)
 {
@@ -96,26 +100,13 @@ bool ny_guard(ny_ctx *c, const char *text, size_t len)
     if (!yaml_parser_initialize(&p)) return true;  /* the loader will say it */
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     guard g = {.c = c};
-    open_anchor open[NY_MAX_DEPTH + 1];
-    int n_open = 0;
-    for (;;) {
+    for (bool go = true; go;) {
         yaml_event_t e;
         if (!yaml_parser_parse(&p, &e)) break;  /* a syntax error: the loader reports it */
-        const yaml_char_t *a = e.type == YAML_SEQUENCE_START_EVENT ? e.data.sequence_start.anchor
-                               : e.type == YAML_MAPPING_START_EVENT ? e.data.mapping_start.anchor
-                                                                    : NULL;
-        bool go = step(&g, &e);
-        if (go && a && n_open <= NY_MAX_DEPTH) open[n_open++] = (open_anchor){nb__strdup((const char *)a), g.depth};
-        if (go && (e.type == YAML_SEQUENCE_END_EVENT || e.type == YAML_MAPPING_END_EVENT) && n_open &&
-            open[n_open - 1].depth == g.depth + 1) {
-            n_open--;
-            if (open[n_open].name) remember(&g, (const yaml_char_t *)open[n_open].name, g.stack[g.depth + 1]);
-            nb_free(open[n_open].name);
-        }
+        go = step(&g, &e);
         yaml_event_delete(&e);
-        if (!go) break;
     }
-    while (n_open) nb_free(open[--n_open].name);
+    for (int d = 1; d <= g.depth; d++) nb_free(g.open[d]);
     for (size_t i = 0; i < g.n_anchors; i++) nb_free(g.anchors[i].name);
     nb_free(g.anchors);
     yaml_parser_delete(&p);
