@@ -2,6 +2,7 @@
  * names the function whose result went non-finite; this names the node, its
  * op, whether it computes a gradient, what it holds and its inputs' state. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 
 #include "internal.h"
@@ -28,10 +29,15 @@ static count count_of(const nb_plan *p, const nb_node *n)
     return c;
 }
 
-static int put(char *buf, size_t cap, int at, const char *fmt, const char *a, const char *b)
+/* Appends to buf at `at` (the length so far, or more once it is full). */
+static int put(char *buf, size_t cap, int at, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int put(char *buf, size_t cap, int at, const char *fmt, ...)
 {
     if (at < 0 || (size_t)at >= cap) return at;
-    int k = snprintf(buf + at, cap - (size_t)at, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + at, cap - (size_t)at, fmt, ap);
+    va_end(ap);
     return k < 0 ? at : at + k;
 }
 
@@ -45,13 +51,13 @@ int nb_plan_anomaly(const nb_plan *p, const nb_node *bad, char *buf, size_t cap)
     if (c.known) snprintf(what, sizeof what, "%zu NaN and %zu infinite of %zu values", c.nan, c.inf, c.n);
     const char *kind = bad->kind == NB_NODE_INPUT ? "input" : bad->kind == NB_NODE_PARAM ? "param"
                        : nb_node_is_grad(bad) ? "gradient node" : "node";
-    int at = snprintf(buf, cap, "%s '%s'", kind, bad->name);
-    if (bad->op) at = put(buf, cap, at, " (%s%s)", bad->op->name, "");
-    at = put(buf, cap, at, " holds %s%s", what, "");
+    int at = put(buf, cap, 0, "%s '%s'", kind, bad->name);
+    if (bad->op) at = put(buf, cap, at, " (%s)", bad->op->name);
+    at = put(buf, cap, at, " holds %s", what);
     if (!bad->op || bad->n_in == 0) return at;
     /* run_checked stops at the first non-finite value, so every input it made
      * was finite; inputs the plan holds are shown with their state */
-    at = put(buf, cap, at, "; its inputs were finite:%s%s", "", "");
+    at = put(buf, cap, at, "; its inputs were finite:");
     for (int j = 0; j < bad->n_in; j++)
         at = put(buf, cap, at, "%s '%s'", j ? "," : "", bad->in[j]->name);
     return at;
