@@ -39,5 +39,13 @@ if [ "$sanitizer" -gt 0 ]; then
   failed=$((failed + sanitizer)); passing=$((passing > sanitizer ? passing - sanitizer : 0)); rc=1
 fi
 [ $rc -ne 0 ] && [ $failed -eq 0 ] && failed=1   # a binary crashed or timed out before its summary
+# What failed, compactly, just above the count line (CI shows only the end):
+# Criterion's failed tests with their assertion lines, and meson's failed binaries.
+if [ $rc -ne 0 ] || [ $failed -ne 0 ]; then
+  echo "---- failures ($dir) ----"
+  grep -a -B4 "\[FAIL\]" "$log" | grep -a "\[FAIL\]\|\[----\]" | tail -n 24
+  grep -a "^FAIL: " "$log" | tail -n 8   # tests/mpi.sh's own checks
+  grep -aE "^ *[0-9]+/[0-9]+ .*(FAIL|TIMEOUT|ERROR)" "$dir/nabla-test.log" | tail -n 8
+fi
 echo "$passing passed, $failed failed"
 [ $rc -eq 0 ] && [ $failed -eq 0 ]

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -513,4 +514,22 @@ void check_node(nb_graph *g, const char *name, const char *op, const char *shape
     cr_assert_not_null(n, "no node '%s'", name);
     cr_expect_str_eq(nb_node_op(n), op, "op of '%s'", name);
     cr_expect_str_eq(node_shape(g, n), shape, "shape of '%s'", name);
+}
+
+double user_cpu_seconds(int who)
+{
+    struct rusage u;
+    getrusage(who, &u);
+    return (double)u.ru_utime.tv_sec + 1e-6 * (double)u.ru_utime.tv_usec;
+}
+
+void expect_linear(double small, double large, double slack, const char *fmt, ...)
+{
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    printf("%s\n", what);
+    cr_expect_lt(large, 8 * small + slack, "%s", what);
 }

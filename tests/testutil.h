@@ -159,4 +159,14 @@ int model_grads(nb_model *m, bool trainable_only, bool inputs_too, nb_node **gra
 /* Node `name` exists (fails if not); expects its op `op` and printed shape `shape`. */
 void check_node(nb_graph *g, const char *name, const char *op, const char *shape);
 
+/* User CPU seconds of this process (RUSAGE_SELF) or of its waited-for
+ * children (RUSAGE_CHILDREN). Scaling tests compare these rather than wall
+ * or system time: other processes and the file system's speed (which differs
+ * between machines) do not count, the algorithm's work does. */
+double user_cpu_seconds(int who);
+/* Expects `large` (4x the work of `small`) under 8 * small + slack seconds,
+ * well under the 16x of a quadratic cost; prints the figures either way. */
+void expect_linear(double small, double large, double slack, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif
