@@ -53,16 +53,18 @@ static nb_status pad_shape(nb_shape_ctx *c)
         int64_t lo = b->i[d], hi = a->i[d], n;
         if (!lo && !hi) continue;  /* a free dim may stay free */
         if (!nb_sdim_is_const(x->d[d]))
-            return nb_shape_fail(c, NB_ERR_SHAPE, "needs a constant size along axis %d to pad it; %s",
-                                 d, nb_shape_desc(c, 0));
+            return nb_shape_fail(c, NB_ERR_SHAPE,
+                                 "needs a constant size along axis %d to pad it; %s", d,
+                                 nb_shape_desc(c, 0));
         if (__builtin_add_overflow(x->d[d].c, lo + hi, &n))
             return nb_shape_fail(c, NB_ERR_OVERFLOW, "size of axis %d overflows; %s", d,
                                  nb_shape_desc(c, 0));
         if (n < 1)
             return nb_shape_fail(c, NB_ERR_SHAPE,
-                                 "pads (%lld, %lld) of axis %d leave %lld elements of %s "
-                                 "(dims must be >= 1)",
-                                 (long long)lo, (long long)hi, d, (long long)n, nb_shape_desc(c, 0));
+                                 "pads (%lld, %lld) leave %lld elements along axis %d (dims must "
+                                 "be >= 1); %s",
+                                 (long long)lo, (long long)hi, (long long)n, d,
+                                 nb_shape_desc(c, 0));
         c->out.d[d] = nb_sdim_const(n);
     }
     nb_sdim numel;
@@ -164,10 +166,11 @@ static const nb_attr_def pad_attrs[] = {
     {"value", NB_ATTR_FLOAT, false, {.n = 1, .f = 0}},
 };
 
-#define INTS(nm, ...) \
-    {.name = (nm), .type = NB_ATTR_INTS, .n = NB_NELEMS(((int64_t[]){__VA_ARGS__})), .i = {__VA_ARGS__}}
-#define PADS(b, a) .attrs = {INTS("before", NB_UNPAREN b), INTS("after", NB_UNPAREN a)}, .n_attrs = 2
-#define NB_UNPAREN(...) __VA_ARGS__
+#define INTS(nm, ...)                                                               \
+    {.name = (nm), .type = NB_ATTR_INTS, .n = NB_NELEMS(((int64_t[]){__VA_ARGS__})), \
+     .i = {__VA_ARGS__}}
+#define UNPAREN(...) __VA_ARGS__
+#define PADS(b, a) .attrs = {INTS("before", UNPAREN b), INTS("after", UNPAREN a)}, .n_attrs = 2
 static const nb_op_case pad_cases[] = {
     {.in = {"3"}, PADS((2), (1))},
     {.in = {"2,3"}, PADS((1, 0), (0, 2))},                       /* asymmetric */
