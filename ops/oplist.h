@@ -97,3 +97,5 @@ OP(layernorm)
 /* issue 9: conv, pool */
 OP(max_pool2d_gather)
 OP(global_avg_pool2d)
+/* issue 12: ONNX import needs */
+OP(pad)

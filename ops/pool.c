@@ -8,7 +8,10 @@
  *   global_avg_pool2d(x)               [N, C, 1, 1]: the mean of each plane
  * size, stride and pad are one integer or [h, w]. max ignores the padding (a
  * padded cell never wins); a NaN in a window is its maximum. avg counts padded
- * zeros, always dividing by kh*kw. stride 0 (the default) means stride = size.
+ * zeros, dividing by kh*kw, unless count_include_pad is false: then it divides
+ * by the number of real cells in the window (the default true is what nabla
+ * always did and PyTorch's default; ONNX's AveragePool defaults to false).
+ * stride 0 (the default) means stride = size.
  * As in PyTorch, pad is at most size / 2, so every window holds a real cell.
  * x gets no gradient through max_pool2d_backward or the gather (they are
  * piecewise constant in x), as in PyTorch. */
@@ -18,18 +21,22 @@
 
 #include "kernel.h"
 
-enum { A_SIZE, A_STRIDE, A_PAD };
-static const nb_attr_def pool_attrs[] = {
-    {"size", NB_ATTR_INTS, true, {0}},
-    {"stride", NB_ATTR_INTS, false, {.n = 1, .i = {0}}},
-    {"pad", NB_ATTR_INTS, false, {.n = 1, .i = {0}}},
-};
+enum { A_SIZE, A_STRIDE, A_PAD, A_COUNT_PAD };
+#define POOL_ATTRS                                          \
+    {"size", NB_ATTR_INTS, true, {0}},                      \
+    {"stride", NB_ATTR_INTS, false, {.n = 1, .i = {0}}},    \
+    {"pad", NB_ATTR_INTS, false, {.n = 1, .i = {0}}}
+static const nb_attr_def pool_attrs[] = {POOL_ATTRS};
+/* avg_pool2d and its gradient add count_include_pad */
+static const nb_attr_def avg_attrs[] = {
+    POOL_ATTRS, {"count_include_pad", NB_ATTR_BOOL, false, {.n = 1, .i = {1}}}};
 
 /* Entry `axis` (0: height, 1: width) of a one-integer-or-[h, w] attribute. */
 static int64_t hw(const nb_attr *a, int axis) { return a->n == 2 ? a->i[axis] : a->i[0]; }
 
 typedef struct pgeom {
     int64_t planes, H, W, OH, OW, kh, kw, sh, sw, ph, pw;  /* planes = N * C */
+    bool real_only;  /* avg divides by the real cells of a window (count_include_pad false) */
 } pgeom;
 
 /* stride along an axis: 0 means the window's size */
@@ -198,6 +205,7 @@ static nb_status max_pool_forward(const nb_kctx *k)
 static nb_status avg_pool_forward(const nb_kctx *k)
 {
     pgeom g = pgeom_of(&k->in_shape[0], k->attr);
+    g.real_only = !k->attr[A_COUNT_PAD].i[0];
     if (k->dtype == NB_F64) avg_pool_fwd_f64(k->in[0], &g, k->work, k->out);
     else avg_pool_fwd_f32(k->in[0], &g, k->work, k->out);
     return NB_OK;
@@ -217,6 +225,7 @@ static nb_status gather_forward(const nb_kctx *k) { return route(k, true); }
 static nb_status avg_pool_backward_forward(const nb_kctx *k)
 {
     pgeom g = pgeom_of(&k->out_shape, k->attr);
+    g.real_only = !k->attr[A_COUNT_PAD].i[0];
     if (k->dtype == NB_F64) avg_pool_bwd_f64(k->in[0], &g, k->work, k->out);
     else avg_pool_bwd_f32(k->in[0], &g, k->work, k->out);
     return NB_OK;
@@ -233,11 +242,14 @@ static double pool_grad_flops(const nb_kctx *k) { return window_flops(k, &k->in_
 
 /* ---- gradient rules ---- */
 
+/* op on in with like's attributes (the avg ops' four, the max ops' three) */
 static nb_node *pool_op(nb_graph *g, const nb_op_def *op, const nb_node *like, nb_node *const *in,
                         int n)
 {
-    nb_attr at[3] = {*nb__attr(like, A_SIZE), *nb__attr(like, A_STRIDE), *nb__attr(like, A_PAD)};
-    return nb_apply(g, op, NULL, in, n, at, 3);
+    nb_attr at[4];
+    int n_at = nb_node_opdef(like)->n_attrs;
+    for (int i = 0; i < n_at; i++) at[i] = *nb__attr(like, i);
+    return nb_apply(g, op, NULL, in, n, at, n_at);
 }
 
 static nb_status max_pool_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
@@ -286,18 +298,30 @@ static nb_status avg_pool_backward_bwd(nb_graph *g, nb_node *y, nb_node *G, uint
 #define POOL(k, s, p) \
     .attrs = {NB_AINT("size", k), NB_AINT("stride", s), NB_AINT("pad", p)}, .n_attrs = 3
 #define HW(nm, h, w) {.name = (nm), .type = NB_ATTR_INTS, .n = 2, .i = {(h), (w)}}
-static const nb_op_case pool_cases[] = {
-    {.in = {"2,3,4,4"}, .attrs = {NB_AINT("size", 2)}, .n_attrs = 1},  /* stride = size */
-    {.in = {"2,2,5,5"}, POOL(3, 1, 1)},                                 /* overlapping, padded */
-    {.in = {"1,2,5,6"}, POOL(3, 2, 0)},                                 /* H != W, floor */
-    {.in = {"2,1,4,5"}, POOL(2, 1, 0)},
-    {.in = {"2,2,5,4"}, POOL(2, 2, 1)},
-    {.in = {"1,1,3,3"}, POOL(3, 3, 0)},                                 /* one window */
-    {.in = {"1,2,6,7"}, POOL(4, 2, 2)},                                 /* size not unrolled */
-    {.in = {"2,2,4,5"}, .attrs = {HW("size", 2, 2), HW("stride", 2, 1)}, .n_attrs = 2},
-    {.in = {"1,2,5,6"}, .attrs = {HW("size", 3, 2), HW("stride", 1, 2), HW("pad", 1, 0)},
-     .n_attrs = 3},
-    {.in = {"2,1,6,5"}, .attrs = {HW("size", 2, 4), HW("pad", 0, 2)}, .n_attrs = 2},
+/* shared by max_pool2d and avg_pool2d (which adds count_include_pad cases) */
+#define POOL_CASES                                                                                \
+    {.in = {"2,3,4,4"}, .attrs = {NB_AINT("size", 2)}, .n_attrs = 1},  /* stride = size */        \
+    {.in = {"2,2,5,5"}, POOL(3, 1, 1)},  /* overlapping, padded */                                \
+    {.in = {"1,2,5,6"}, POOL(3, 2, 0)},  /* H != W, floor */                                      \
+    {.in = {"2,1,4,5"}, POOL(2, 1, 0)},                                                           \
+    {.in = {"2,2,5,4"}, POOL(2, 2, 1)},                                                           \
+    {.in = {"1,1,3,3"}, POOL(3, 3, 0)},  /* one window */                                         \
+    {.in = {"1,2,6,7"}, POOL(4, 2, 2)},  /* size not unrolled */                                  \
+    {.in = {"2,2,4,5"}, .attrs = {HW("size", 2, 2), HW("stride", 2, 1)}, .n_attrs = 2},           \
+    {.in = {"1,2,5,6"}, .attrs = {HW("size", 3, 2), HW("stride", 1, 2), HW("pad", 1, 0)},         \
+     .n_attrs = 3},                                                                               \
+    {.in = {"2,1,6,5"}, .attrs = {HW("size", 2, 4), HW("pad", 0, 2)}, .n_attrs = 2}
+static const nb_op_case pool_cases[] = {POOL_CASES};
+#define NO_PAD_COUNT NB_ABOOL("count_include_pad", 0)
+static const nb_op_case avg_cases[] = {
+    POOL_CASES,
+    {.in = {"2,2,5,5"}, .attrs = {NB_AINT("size", 3), NB_AINT("stride", 1), NB_AINT("pad", 1),
+                                  NO_PAD_COUNT}, .n_attrs = 4},
+    {.in = {"1,2,5,6"}, .attrs = {HW("size", 3, 2), HW("stride", 1, 2), HW("pad", 1, 0),
+                                  NO_PAD_COUNT}, .n_attrs = 4},
+    {.in = {"1,2,6,7"}, .attrs = {NB_AINT("size", 4), NB_AINT("stride", 2), NB_AINT("pad", 2),
+                                  NO_PAD_COUNT}, .n_attrs = 4},
+    {.in = {"2,1,4,5"}, .attrs = {NB_AINT("size", 2), NO_PAD_COUNT}, .n_attrs = 2},  /* no pad */
 };
 static const nb_op_case avg_grad_cases[] = {
     {.in = {"2,3,2,2", "2,3,4,4"}, .attrs = {NB_AINT("size", 2)}, .n_attrs = 1},
@@ -305,6 +329,10 @@ static const nb_op_case avg_grad_cases[] = {
     {.in = {"1,2,2,2", "1,2,5,6"}, POOL(3, 2, 0)},
     {.in = {"1,2,5,3", "1,2,5,6"}, .attrs = {HW("size", 3, 2), HW("stride", 1, 2), HW("pad", 1, 0)},
      .n_attrs = 3},
+    {.in = {"2,2,5,5", "2,2,5,5"}, .attrs = {NB_AINT("size", 3), NB_AINT("stride", 1),
+                                             NB_AINT("pad", 1), NO_PAD_COUNT}, .n_attrs = 4},
+    {.in = {"1,2,5,3", "1,2,5,6"}, .attrs = {HW("size", 3, 2), HW("stride", 1, 2), HW("pad", 1, 0),
+                                             NO_PAD_COUNT}, .n_attrs = 4},
 };
 /* (gy, x) for the backward, (G, x) for the gather */
 static const nb_op_case max_grad_cases[] = {
@@ -328,11 +356,12 @@ const nb_op_def nb_op_max_pool2d = {
     .n_cases = NB_NELEMS(pool_cases),
     .doc = "maximum over" POOL_DOC " (padding never wins; NaN does)"};
 const nb_op_def nb_op_avg_pool2d = {
-    .name = "avg_pool2d", .min_in = 1, .max_in = 1, .attrs = pool_attrs, .n_attrs = 3,
+    .name = "avg_pool2d", .min_in = 1, .max_in = 1, .attrs = avg_attrs, .n_attrs = 4,
     .shape = pool_shape, .forward = avg_pool_forward, .backward = avg_pool_bwd,
-    .flops = pool_flops, .workspace = pool_fwd_work, .cases = pool_cases,
-    .n_cases = NB_NELEMS(pool_cases),
-    .doc = "mean over" POOL_DOC " (padded zeros count)"};
+    .flops = pool_flops, .workspace = pool_fwd_work, .cases = avg_cases,
+    .n_cases = NB_NELEMS(avg_cases),
+    .doc = "mean over" POOL_DOC "; count_include_pad (default true): padded zeros count in "
+           "the divisor"};
 const nb_op_def nb_op_max_pool2d_backward = {
     .name = "max_pool2d_backward", .min_in = 2, .max_in = 2, .attrs = pool_attrs, .n_attrs = 3,
     .flags = NB_OP_INTERNAL, .no_grad = 2, .shape = pool_grad_shape,
@@ -341,12 +370,12 @@ const nb_op_def nb_op_max_pool2d_backward = {
     .n_cases = NB_NELEMS(max_grad_cases),
     .doc = "gradient of max_pool2d: each window's gy to its maximum in x"};
 const nb_op_def nb_op_avg_pool2d_backward = {
-    .name = "avg_pool2d_backward", .min_in = 2, .max_in = 2, .attrs = pool_attrs, .n_attrs = 3,
+    .name = "avg_pool2d_backward", .min_in = 2, .max_in = 2, .attrs = avg_attrs, .n_attrs = 4,
     .flags = NB_OP_INTERNAL, .shape_only = 2, .no_grad = 2, .shape = pool_grad_shape,
     .forward = avg_pool_backward_forward, .backward = avg_pool_backward_bwd,
     .flops = pool_grad_flops, .workspace = pool_bwd_work, .cases = avg_grad_cases,
     .n_cases = NB_NELEMS(avg_grad_cases),
-    .doc = "gradient of avg_pool2d: gy / (kh kw) spread over each window"};
+    .doc = "gradient of avg_pool2d: gy / (kh kw, or the real cells) spread over each window"};
 const nb_op_def nb_op_max_pool2d_gather = {
     .name = "max_pool2d_gather", .min_in = 2, .max_in = 2, .attrs = pool_attrs, .n_attrs = 3,
     .flags = NB_OP_INTERNAL, .no_grad = 2, .shape = gather_shape, .forward = gather_forward,

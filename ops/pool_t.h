@@ -7,7 +7,8 @@
  * copied between pad cells (-inf for max, 0 for avg), so every window of the
  * row pass is whole; the row passes take the window width as a constant for
  * the common sizes (WITH_SIZE) so their inner loops unroll. Padding never
- * wins a max, and avg divides by kh*kw whatever the window holds. For max,
+ * wins a max, and avg divides by kh*kw whatever the window holds (by its
+ * real cells with count_include_pad false: avg_scale). For max,
  * a value wins when it is greater than the maximum so far or NaN (PyTorch's
  * rule, `val > max || isnan(val)`): a window holding a NaN has the maximum
  * NaN and its gradient goes to its last NaN; otherwise to its first maximum,
@@ -175,9 +176,19 @@ static void F(max_pool_route)(const T *restrict src, const T *restrict x, const 
     }
 }
 
+/* 1 / the divisor of output cell (oh, ow) whose window holds rows [h0, h1):
+ * kh kw, or with real_only its real cells, (h1 - h0) times its real columns. */
+static inline T F(avg_scale)(const pgeom *g, int64_t h0, int64_t h1, int64_t ow)
+{
+    if (!g->real_only) return (T)1 / (T)(g->kh * g->kw);
+    int64_t c0 = ow * g->sw - g->pw, c1 = c0 + g->kw;
+    c0 = c0 < 0 ? 0 : c0;
+    c1 = c1 > g->W ? g->W : c1;
+    return (T)1 / (T)((h1 - h0) * (c1 - c0));
+}
+
 static void F(avg_pool_fwd)(const T *restrict x, const pgeom *g, void *work, T *restrict y)
 {
-    const T scale = (T)1 / (T)(g->kh * g->kw);
     T *rv = work, *buf = rv + g->H * g->OW;
     for (int64_t pl = 0; pl < g->planes; pl++, x += g->H * g->W) {
         for (int64_t ih = 0; ih < g->H; ih++) {
@@ -190,25 +201,26 @@ static void F(avg_pool_fwd)(const T *restrict x, const pgeom *g, void *work, T *
             for (int64_t ow = 0; ow < g->OW; ow++) {
                 T sum = 0;
                 for (int64_t ih = h0; ih < h1; ih++) sum += rv[ih * g->OW + ow];
-                y[ow] = sum * scale;
+                y[ow] = sum * F(avg_scale)(g, h0, h1, ow);
             }
         }
     }
 }
 
-/* The two passes transposed: gy / (kh kw) summed over the windows holding
+/* The two passes transposed: gy / divisor summed over the windows holding
  * each input row (rv), then spread along the row. */
 static void F(avg_pool_bwd)(const T *restrict gy, const pgeom *g, void *work, T *restrict gx)
 {
-    const T scale = (T)1 / (T)(g->kh * g->kw);
     T *rv = work, *buf = rv + g->H * g->OW;
     for (int64_t pl = 0; pl < g->planes; pl++, gx += g->H * g->W) {
         memset(rv, 0, (size_t)(g->H * g->OW) * sizeof(T));
         for (int64_t oh = 0; oh < g->OH; oh++, gy += g->OW) {
             int64_t h0, h1;
             window(oh, g, &h0, &h1);
-            for (int64_t ih = h0; ih < h1; ih++)
-                for (int64_t ow = 0; ow < g->OW; ow++) rv[ih * g->OW + ow] += gy[ow] * scale;
+            for (int64_t ow = 0; ow < g->OW; ow++) {
+                T share = gy[ow] * F(avg_scale)(g, h0, h1, ow);
+                for (int64_t ih = h0; ih < h1; ih++) rv[ih * g->OW + ow] += share;
+            }
         }
         for (int64_t ih = 0; ih < g->H; ih++) {
             T *gr = g->pw ? buf + g->pw : gx + ih * g->W;  /* padded rows go through buf */

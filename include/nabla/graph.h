@@ -179,6 +179,10 @@ NB_API nb_node *nb_transpose(nb_graph *g, nb_node *a, const int64_t *perm, int n
 NB_API nb_node *nb_flatten(nb_graph *g, nb_node *a, int64_t axis);
 NB_API nb_node *nb_concat(nb_graph *g, nb_node *const *in, int n, int64_t axis);
 NB_API nb_node *nb_slice(nb_graph *g, nb_node *a, int64_t axis, int64_t start, int64_t end);
+/* issue 12: constant padding. before[d] and after[d] cells of `value` ahead of and
+ * behind axis d (arrays of x's rank; NULL: zeros); a negative amount crops. */
+NB_API nb_node *nb_pad(nb_graph *g, nb_node *x, const int64_t *before, const int64_t *after,
+                       double value);
 NB_API nb_node *nb_softmax(nb_graph *g, nb_node *a, int64_t axis);
 NB_API nb_node *nb_log_softmax(nb_graph *g, nb_node *a, int64_t axis);
 /* b may be NULL */
