@@ -295,6 +295,7 @@ static int end(session *s, int rc)
     plend();
     active = NULL;
     if (!rc && s->errcode) rc = plplot_failed(s);
+    if (!rc) rc = nbt_check_output(s->cmd, s->out, true, false);  /* never over a link or a device */
     if (!rc && rename(s->tmp, s->out)) rc = nbt_fail(s->cmd, "cannot write %s: %s", s->out, strerror(errno));
     if (rc) unlink(s->tmp);
     return rc;
