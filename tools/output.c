@@ -65,7 +65,7 @@ bool nbt_in_folder(const char *path, const char *dir)
 /* ---- staging ---------------------------------------------------------------- */
 
 /* The temporary folder beside `folder` (made on first use). */
-static const char *stage_dir(nbt_stage *s, const char *folder)
+static const char *stage_dir(nbt_stage *s, const char *folder, const char *final)
 {
     for (int i = 0; i < s->n_dirs; i++)
         if (!strcmp(s->dirs[i].folder, folder)) return s->dirs[i].tmp;
@@ -80,7 +80,8 @@ static const char *stage_dir(nbt_stage *s, const char *folder)
         return NULL;
     }
     if (!mkdtemp(d->tmp)) {
-        nbt_fail(s->cmd, "cannot create a temporary folder in %s: %s", folder, strerror(errno));
+        nbt_fail(s->cmd, "cannot write %s: cannot create a temporary folder in %s: %s", final, folder,
+                 strerror(errno));
         return NULL;
     }
     s->n_dirs++;
@@ -91,7 +92,7 @@ const char *nbt_stage_file(nbt_stage *s, const char *final)
 {
     char folder[4096];
     folder_of(final, folder, sizeof folder);
-    const char *dir = stage_dir(s, folder), *base = strrchr(final, '/');
+    const char *dir = stage_dir(s, folder, final), *base = strrchr(final, '/');
     base = base ? base + 1 : final;
     if (!dir) return NULL;
     if (s->n == s->cap) {
