@@ -392,3 +392,25 @@ Test(crash, two_trainers_saving_to_one_path_never_mix)
     cr_expect_eq(remove_leftovers("both.st"), 0, "no temporary file left");
     cr_log_info("read the shared checkpoint %d times while two processes wrote it", reads);
 }
+
+Test(crash, save_every_is_checked)
+{
+    write_training("8");
+    tool_result r = TOOL("train", tmp_path("m.yaml"), "--save-every", "3");
+    cr_expect_eq(r.status, 2);
+    assert_has(r.err, "--save-every needs --save W");
+    tool_result_free(&r);
+    r = TOOL("train", tmp_path("m.yaml"), "--save", tmp_path("w.st"), "--save-every", "0");
+    cr_expect_eq(r.status, 2);
+    assert_has(r.err, "--save-every needs an integer >= 1, not '0'");
+    tool_result_free(&r);
+    /* the saves within the epoch (batch 10, 20) come first; the end of the epoch saves last */
+    r = TOOL("train", tmp_path("m.yaml"), "--save", tmp_path("w.st"), "--save-every", "10", "--epochs", "1");
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    tool_result_free(&r);
+    nb_tensor_set s;
+    cr_assert_eq(nb_tensors_read_meta(tmp_path("w.st"), &s), NB_OK);
+    cr_expect_str_eq(meta(&s, "epoch"), "1", "the end of the epoch saves last");
+    cr_expect_str_eq(meta(&s, "batch"), "0");
+    nb_tensor_set_free(&s);
+}
