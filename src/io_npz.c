@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <zip.h>
 
 #include "base.h"
@@ -161,6 +162,33 @@ nb_status nb_npz_read(const char *path, nb_tensor_set *out)
     nb_free(buf);
     if (st) nb_tensor_set_free(out);
     return st;
+}
+
+/* The archive comment only: libzip reads the central directory, not the members. */
+nb_status nb_npz_read_meta(const char *path, nb_tensor_set *out)
+{
+    npz_ctx c = {path ? path : "(null)", nb__thread_err(), NB_ERR_CAP};
+    if (!path || !out) return fail(&c, NB_ERR_ARG, "no path or no set given");
+    memset(out, 0, sizeof *out);
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))  /* libzip would block on a FIFO */
+        return fail(&c, NB_ERR_IO, "not a regular file");
+    int zerr = 0;
+    zip_t *za = zip_open(path, ZIP_RDONLY, &zerr);
+    if (!za) {
+        zip_error_t ze;
+        zip_error_init_with_code(&ze, zerr);
+        return zip_fail(&c, NB_ERR_FORMAT, "not a valid .npz (zip) file", &ze);
+    }
+    nb_status st = read_comment(&c, za, out);
+    zip_discard(za);
+    if (st) nb_tensor_set_free(out);
+    return st;
+}
+
+nb_status nb_tensors_read_meta(const char *path, nb_tensor_set *out)
+{
+    return nb_is_npz_path(path) ? nb_npz_read_meta(path, out) : nb_safetensors_read_meta(path, out);
 }
 
 /* ---- writing ---- */

@@ -4,11 +4,15 @@
  * {"NAME": {"dtype": "F32", "shape": [2, 3], "data_offsets": [BEGIN, END]},
  *  "__metadata__": {"KEY": "VALUE"}}, then the data section, which the
  * tensors must cover exactly, without gaps or overlaps. */
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base.h"
 #include "io_util.h"
@@ -253,6 +257,56 @@ nb_status nb_safetensors_read(const char *path, nb_tensor_set *out)
     if (st) return st;
     st = parse_file(&c, buf, len, out);
     nb_free(buf);
+    if (st) nb_tensor_set_free(out);
+    return st;
+}
+
+/* Only the header: 8 bytes of length, then the JSON, read with plain reads
+ * so that a large checkpoint costs no more than its header. */
+static nb_status read_header(const st_ctx *c, int fd, char **json, size_t *len)
+{
+    unsigned char b8[8];
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || pread(fd, b8, 8, 0) != 8)
+        return fail(c, NB_ERR_FORMAT, "too short for the 8-byte header length");
+    uint64_t hlen = nb_io_le64(b8);
+    if (hlen > (uint64_t)sb.st_size - 8 || hlen > ((size_t)1 << 30))
+        return fail(c, NB_ERR_FORMAT, "header length %llu overruns the file of %lld bytes",
+                    (unsigned long long)hlen, (long long)sb.st_size);
+    if (!(*json = nb_malloc((size_t)hlen + 1))) return fail(c, NB_ERR_NOMEM, "out of memory");
+    size_t got = 0;
+    while (got < hlen) {
+        ssize_t r = pread(fd, *json + got, (size_t)hlen - got, (off_t)(8 + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            nb_free(*json);
+            return fail(c, NB_ERR_IO, "cannot read the header");
+        }
+        got += (size_t)r;
+    }
+    *len = (size_t)hlen;
+    return NB_OK;
+}
+
+nb_status nb_safetensors_read_meta(const char *path, nb_tensor_set *out)
+{
+    st_ctx c = {path ? path : "(null)", nb__thread_err(), NB_ERR_CAP};
+    if (!path || !out) return fail(&c, NB_ERR_ARG, "no path or no set given");
+    memset(out, 0, sizeof *out);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);  /* O_NONBLOCK: a FIFO must not hang us */
+    if (fd < 0) return fail(&c, NB_ERR_IO, "cannot open: %s", strerror(errno));
+    char *json = NULL;
+    size_t len = 0;
+    nb_status st = read_header(&c, fd, &json, &len);
+    close(fd);
+    json_t *root = NULL, *meta = NULL;
+    json_error_t jerr;
+    if (!st && !(root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr)))
+        st = fail(&c, NB_ERR_FORMAT, "header is not valid JSON: %s", jerr.text);
+    if (!st && !json_is_object(root)) st = fail(&c, NB_ERR_FORMAT, "header is not a JSON object");
+    if (!st && (meta = json_object_get(root, META_KEY))) st = parse_metadata(&c, meta, out);
+    json_decref(root);
+    nb_free(json);
     if (st) nb_tensor_set_free(out);
     return st;
 }

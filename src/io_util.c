@@ -157,9 +157,44 @@ static void sync_dir(const char *path)
     nb_free(dir);
 }
 
+const char *nb_io_kind_name(mode_t mode)
+{
+    return S_ISLNK(mode)    ? "a symbolic link"
+           : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISDIR(mode)  ? "a folder"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a regular file";
+}
+
+/* Renaming over a device node, a FIFO or a symbolic link would replace it by
+ * a regular file (and a symbolic link's target would not get the data):
+ * nabla writes only where nothing is or a regular file is. lstat, not stat,
+ * so that a link to /dev/null is refused too. */
+nb_status nb_io_check_replaceable(const char *path, char *err, size_t cap)
+{
+    struct stat sb;
+    if (lstat(path, &sb) != 0 || S_ISREG(sb.st_mode)) return NB_OK;  /* a failing lstat: the write says why */
+    return nb_io_fail(err, cap, NB_ERR_IO, path, "is %s, not a regular file: nabla replaces only regular files",
+                      nb_io_kind_name(sb.st_mode));
+}
+
+/* A failed write names the cause (a full disk, a file size limit) and says
+ * that the file there is untouched. */
+static nb_status fail_write(char *err, size_t cap, const char *path)
+{
+    char msg[128];
+    int e = errno;
+    return nb_io_fail(err, cap, e == ENOMEM ? NB_ERR_NOMEM : NB_ERR_IO, path,
+                      "cannot write: %s (any file already there is left as it was)", errno_text(e, msg, sizeof msg));
+}
+
 nb_status nb_io_write_atomic(const char *path, const nb_io_chunk *chunks, size_t n, char *err, size_t cap)
 {
     static const char suffix[] = ".tmp-XXXXXX";
+    nb_status ck = nb_io_check_replaceable(path, err, cap);
+    if (ck) return ck;
     size_t plen = strlen(path);
     char *tmp = nb_malloc(plen + sizeof suffix);
     if (!tmp) return nb_io_fail(err, cap, NB_ERR_NOMEM, path, "out of memory");
@@ -173,14 +208,21 @@ nb_status nb_io_write_atomic(const char *path, const nb_io_chunk *chunks, size_t
         nb_free(tmp);
         return st;
     }
-    if (!write_all(fd, chunks, n)) st = fail_errno(err, cap, path, "cannot write");
+    if (!write_all(fd, chunks, n)) st = fail_write(err, cap, path);
     else if (set_mode(fd, path) != 0) st = fail_errno(err, cap, path, "cannot set the mode");
-    else if (fsync(fd) != 0) st = fail_errno(err, cap, path, "cannot sync");
-    if (close(fd) != 0 && st == NB_OK) st = fail_errno(err, cap, path, "cannot close");
+    else if (fsync(fd) != 0) st = fail_write(err, cap, path);
+    if (close(fd) != 0 && st == NB_OK) st = fail_write(err, cap, path);
     if (st == NB_OK && rename(tmp, path) != 0)
         st = fail_errno(err, cap, path, "cannot rename the temporary file over it");
     if (st == NB_OK) sync_dir(path);
     else unlink(tmp);
     nb_free(tmp);
     return st;
+}
+
+nb_status nb_file_write(const char *path, const void *data, size_t len)
+{
+    char *err = nb__thread_err();
+    if (!path || (len && !data)) return nb_io_fail(err, NB_ERR_CAP, NB_ERR_ARG, "(null)", "no path or no data given");
+    return nb_io_write_atomic(path, &(nb_io_chunk){data, len}, 1, err, NB_ERR_CAP);
 }

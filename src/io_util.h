@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "nabla/io.h"
 
@@ -30,9 +31,17 @@ typedef struct nb_io_chunk {
     size_t len;
 } nb_io_chunk;
 
-/* Writes the chunks, in order, to a temporary file in the folder of path,
- * syncs it and renames it over path. */
+/* Writes the chunks, in order, to a temporary file in the folder of path
+ * (a unique name from mkstemp, so that two writers never share one), syncs
+ * it and renames it over path. Refuses (NB_ERR_IO) when path is there and is
+ * not a regular file (nb_io_check_replaceable). */
 nb_status nb_io_write_atomic(const char *path, const nb_io_chunk *chunks, size_t n, char *err, size_t cap);
+
+/* NB_ERR_IO with a message when path exists and is not a regular file (a
+ * symbolic link, even to a regular file, a FIFO, a device, a folder). */
+nb_status nb_io_check_replaceable(const char *path, char *err, size_t cap);
+/* "a symbolic link", "a FIFO (named pipe)", ... for a st_mode that is not S_ISREG. */
+const char *nb_io_kind_name(mode_t mode);
 
 /* Checks a tensor given to a writer (dtype, rank, size, data) and sets
  * *bytes to its data size; `what` names it in the message. */

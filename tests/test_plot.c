@@ -137,7 +137,7 @@ Test(plot, training_svg_has_labels_legend_and_white_background)
     parse_svg(tmp_path("mlp.svg"), &s);
     expect_texts(&s, (const char *[]){"mlp-run", "loss", "accuracy", "epoch", "train", "test"}, 6);
     cr_expect(!strcasecmp(s.bg, "#ffffff") || !strcmp(s.bg, "white"), "background fill is '%s'", s.bg);
-    PLOT_OK(tmp_path("mlp-run.csv"), "--title", "MLP #2 <adam>", "-o", tmp_path("mlp.svg"));
+    PLOT_OK(tmp_path("mlp-run.csv"), "--title", "MLP #2 <adam>", "-o", tmp_path("mlp.svg"), "--force");
     parse_svg(tmp_path("mlp.svg"), &s);
     expect_texts(&s, (const char *[]){"MLP #2 <adam>"}, 1);
     cr_expect(!svg_has_text(&s, "mlp-run"), "--title replaces the file name");
@@ -307,7 +307,7 @@ Test(plot, failure_keeps_the_old_picture)
     char *old = read_text(tmp_path("run.png"), NULL);
     cr_expect_str_eq(old, "old");
     free(old);
-    PLOT_OK(tmp_path("run.csv"), "-o", tmp_path("run.png"));  /* and a good one replaces it */
+    PLOT_OK(tmp_path("run.csv"), "-o", tmp_path("run.png"), "--force");  /* and a good one replaces it */
     struct stat st;
     cr_assert_eq(stat(tmp_path("run.png"), &st), 0);
     cr_expect_gt(st.st_size, 1000);

@@ -102,6 +102,48 @@ void nbt_unravel(size_t i, int rank, const int64_t *shape, char *buf, size_t cap
 /* 1234 -> "1,234". */
 void nbt_commas(double v, char *buf, size_t cap);
 
+/* ---- outputs (output.c): nothing lost, nothing clobbered ----------------- */
+
+/* The `format` metadata of the files nabla writes: "nabla-checkpoint-1"
+ * (train --save), "nabla-weights-1" (run --save-weights). */
+#define NBT_FORMAT_PREFIX "nabla-"
+#define NBT_WEIGHTS_FORMAT "nabla-weights-1"
+/* A safetensors or .npz file (by extension) whose metadata (read alone, not
+ * the tensors) has a `format` beginning with "nabla-". */
+bool nbt_is_nabla_weights(const char *path);
+/* May the command write path? Nothing there: yes. Something that is not a
+ * regular file (a symbolic link, FIFO, device, folder): never. A regular
+ * file: with force, or when weights and nbt_is_nabla_weights. Prints why not
+ * and returns NBT_ERROR. */
+int nbt_check_output(const char *cmd, const char *path, bool force, bool weights);
+/* Is path's folder the folder dir (the same inode)? */
+bool nbt_in_folder(const char *path, const char *dir);
+
+/* Outputs written to temporary folders (FOLDER/.nabla-stage-XXXXXX, one per
+ * target folder, so that the final move is a rename) and moved in together
+ * at the end: a command that fails before nbt_stage_commit leaves nothing. */
+#define NBT_STAGE_DIRS 8
+typedef struct nbt_staged {
+    char *tmp, *final;
+} nbt_staged;
+typedef struct nbt_stage {
+    const char *cmd;
+    struct nbt_stage_dir {
+        char folder[4096], tmp[4096];
+    } dirs[NBT_STAGE_DIRS];
+    int n_dirs;
+    nbt_staged *files;
+    size_t n, cap;
+} nbt_stage;
+/* Where to write the file that goes to `final` (same base name, so the
+ * extension stays); NULL after printing why not. */
+const char *nbt_stage_file(nbt_stage *s, const char *final);
+/* Renames every staged file over its final path (refusing non-regular files
+ * there), syncs the folders and removes the temporary ones. */
+int nbt_stage_commit(nbt_stage *s);
+/* Removes everything staged. */
+void nbt_stage_discard(nbt_stage *s);
+
 /* ---- the subcommands ---------------------------------------------------- */
 
 int nbt_cmd_check(int argc, char **argv);

@@ -33,6 +33,7 @@ void nbt_usage_plot(FILE *f)
             "  --hist             one histogram per .npy file, side by side\n"
             "  --bins N           the number of bins (default 30)\n"
             "  --range LO,HI      the values the bins cover (default: smallest to largest)\n"
+            "  --force            replace OUT when it exists (never a link, FIFO or device)\n"
             "  -h, --help         this text\n\n"
             "examples:\n"
             "  nabla plot mlp.csv -o mlp.png\n"
@@ -138,7 +139,7 @@ static int plot_hists(char **files, int n, const char *const *labels, int64_t bi
 
 int nbt_cmd_plot(int argc, char **argv)
 {
-    enum { O_Y = 256, O_LABEL, O_TITLE, O_HIST, O_BINS, O_RANGE };
+    enum { O_Y = 256, O_LABEL, O_TITLE, O_HIST, O_BINS, O_RANGE, O_FORCE };
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                          {"y", required_argument, NULL, O_Y},
                                          {"label", required_argument, NULL, O_LABEL},
@@ -146,12 +147,13 @@ int nbt_cmd_plot(int argc, char **argv)
                                          {"hist", no_argument, NULL, O_HIST},
                                          {"bins", required_argument, NULL, O_BINS},
                                          {"range", required_argument, NULL, O_RANGE},
+                                         {"force", no_argument, NULL, O_FORCE},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     const char *out = NULL, *ycol = NULL, *title = NULL, *bins_opt = NULL, *range_opt = NULL;
     const char *labels[MAX_FILES + 1] = {0};
     int n_labels = 0, c;
-    bool hist = false;
+    bool hist = false, force = false;
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":ho:", opts, NULL)) != -1) {
@@ -161,6 +163,7 @@ int nbt_cmd_plot(int argc, char **argv)
         if (c == O_Y) ycol = optarg;
         if (c == O_TITLE) title = optarg;
         if (c == O_HIST) hist = true;
+        if (c == O_FORCE) force = true;
         if (c == O_BINS) bins_opt = optarg;
         if (c == O_RANGE) range_opt = optarg;
         if (c == O_LABEL) {
@@ -183,7 +186,7 @@ int nbt_cmd_plot(int argc, char **argv)
     if (bins_opt && nbt_parse_i64(CMD, "--bins", bins_opt, 1, &bins)) return NBT_ERROR;
     if (bins > 10000) return nbt_fail(CMD, "--bins %s: at most 10000", bins_opt);
     if (range_opt && parse_range(range_opt, &lo, &hi)) return NBT_ERROR;
-    if (nbt_plot_check_output(CMD, out)) return NBT_ERROR;
+    if (nbt_plot_check_output(CMD, out) || nbt_check_output(CMD, out, force, false)) return NBT_ERROR;
     return hist ? plot_hists(argv + optind, n, labels, bins, lo, hi, title, out)
                 : plot_logs(argv + optind, n, labels, ycol, title, out);
 }

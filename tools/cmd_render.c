@@ -18,6 +18,7 @@ void nbt_usage_render(FILE *f)
             "  --backward         add the gradient nodes of the loss with respect to every\n"
             "                     trainable param and float input (dashed, orange)\n"
             "  --dim SYM=SIZE     show that free dimension by its size\n"
+            "  --force            replace OUT when it exists (never a link, FIFO or device)\n"
             "  -h, --help         this text\n\n"
             "example:\n"
             "  nabla render examples/models/mlp2.yaml --backward -o mlp2.svg\n");
@@ -62,11 +63,12 @@ int nbt_cmd_render(int argc, char **argv)
     static const struct option opts[] = {{"output", required_argument, NULL, 'o'},
                                          {"backward", no_argument, NULL, 'b'},
                                          {"dim", required_argument, NULL, 'd'},
+                                         {"force", no_argument, NULL, 'F'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     nbt_dims dims = {0};
     const char *out = NULL;
-    bool backward = false;
+    bool backward = false, force = false;
     int c;
     optind = 0;
     opterr = 0;
@@ -75,11 +77,13 @@ int nbt_cmd_render(int argc, char **argv)
         if (c == '?' || c == ':') return nbt_bad_usage(CMD, c, argv[optind - 1]);
         if (c == 'o') out = optarg;
         if (c == 'b') backward = true;
+        if (c == 'F') force = true;
         if (c == 'd' && nbt_parse_dim(CMD, optarg, &dims)) return NBT_ERROR;
     }
     if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla render --help')");
     if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     if (!out) return nbt_fail(CMD, "needs -o OUT.{dot,svg,png,pdf}");
+    if (nbt_check_output(CMD, out, force, false)) return NBT_ERROR;
     nb_model *m = NULL;
     if (nbt_load(CMD, argv[optind], false, &m)) return NBT_ERROR;
     int rc = nbt_check_dim_names(CMD, nb_model_graph(m), &dims);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -27,11 +28,15 @@ void nbt_usage_run(FILE *f)
             "  --in NAME=FILE       value of an input (f4/f8, or i4/i8 converted exactly, for\n"
             "                       float inputs; i4/i8 for labels);\n"
             "                       free dimensions are bound from the arrays' shapes\n"
-            "  -o, --output DIR     where results go (created if missing)\n"
+            "  -o, --output DIR     where results go (created if missing); its NAME.npy files\n"
+            "                       are the run's own and are replaced; all files are moved\n"
+            "                       in at the end, so a run that fails writes nothing\n"
             "  --weights W          param values from a safetensors or .npz file (by its\n"
             "                       extension), by param name\n"
             "  --save-weights W     write the params used to W.npz (numpy.load reads it) or,\n"
-            "                       any other name, to a safetensors file\n"
+            "                       any other name, to a safetensors file; an existing W is\n"
+            "                       replaced when nabla wrote it (or it is in DIR)\n"
+            "  --force              replace W even when it is not a nabla weights file\n"
             "  --grad               also write DIR/grad.NAME.npy for every trainable param\n"
             "                       and float input given (not for batchnorm's running\n"
             "                       statistics); needs the loss, so its inputs are required\n"
@@ -58,7 +63,7 @@ typedef struct run_args {
     nbt_feeds feeds;
     nbt_dims dims;
     const char *model, *out, *weights, *save;
-    bool grad, training, seeded, quiet, anomaly;
+    bool grad, training, seeded, quiet, anomaly, force;
     uint64_t seed;
 } run_args;
 
@@ -85,10 +90,16 @@ static int load_weights(const run_state *s, const char *path)
     return NBT_OK;
 }
 
-static int save_weights(const run_state *s, const char *path)
+/* Into the stage; the `format` marks the file as nabla's (nbt_is_nabla_weights),
+ * so that the next run may replace it without --force. */
+static int save_weights(const run_state *s, nbt_stage *stage, const char *path)
 {
-    const char *meta[2] = {"model", nb_model_name(s->m)};
-    return nb_weights_save(s->g, path, meta, 1) ? nbt_fail(CMD, "%s", nb_graph_error(s->g)) : NBT_OK;
+    const char *meta[6] = {"format", NBT_WEIGHTS_FORMAT, "model", nb_model_name(s->m), "nabla", NB_VERSION_STRING};
+    const char *tmp = nbt_stage_file(stage, path);
+    if (!tmp) return NBT_ERROR;
+    if (nb_weights_save(s->g, tmp, meta, 3))  /* the message names the final path, not the stage */
+        return nbt_fail(CMD, "%s: %s", path, nb_graph_error(s->g));
+    return NBT_OK;
 }
 
 /* ---- what to compute ---------------------------------------------------------- */
@@ -187,16 +198,20 @@ static int add_gradients(run_state *s)
 
 /* ---- running and writing -------------------------------------------------------- */
 
-static int make_dir(const char *path)
+/* Creates the folder and its missing parents; *made (from malloc, NULL when
+ * every folder was there) is the first one it created, for unmake_dir. */
+static int make_dir(const char *path, char **made)
 {
     char buf[4096];
+    *made = NULL;
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return nbt_fail(CMD, "path too long");
     for (char *p = buf + 1;; p++) {
         bool end = !*p;
         if (*p != '/' && !end) continue;
         *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST)
-            return nbt_fail(CMD, "cannot create folder %s: %s", buf, strerror(errno));
+        int r = mkdir(buf, 0777);
+        if (r && errno != EEXIST) return nbt_fail(CMD, "cannot create folder %s: %s", buf, strerror(errno));
+        if (!r && !*made && !(*made = strdup(buf))) return nbt_fail(CMD, "out of memory");
         if (end) break;
         *p = '/';
     }
@@ -205,16 +220,54 @@ static int make_dir(const char *path)
     return NBT_OK;
 }
 
-static int write_node(const nb_plan *p, const nb_node *n, const char *dir, const char *prefix,
+/* A run that fails leaves no folder it made: removes path and its parents up
+ * to `made` while they are empty. */
+static void unmake_dir(const char *path, char *made)
+{
+    char buf[4096];
+    if (!made) return;
+    snprintf(buf, sizeof buf, "%s", path);
+    for (;;) {
+        if (rmdir(buf) != 0 || !strcmp(buf, made)) break;
+        char *slash = strrchr(buf, '/');
+        if (!slash || slash == buf) break;
+        *slash = 0;
+    }
+    free(made);
+}
+
+static int write_node(const nb_plan *p, nbt_stage *stage, const nb_node *n, const char *dir, const char *prefix,
                       const char *name)
 {
     nb_tensor t = {.dtype = nb_node_dtype(n), .data = (void *)nb_plan_get(p, n)};
     char path[4096];
     t.rank = nb_plan_shape(p, n, t.shape);
-    snprintf(path, sizeof path, "%s/%s%s.npy", dir, prefix, name);
+    if (snprintf(path, sizeof path, "%s/%s%s.npy", dir, prefix, name) >= (int)sizeof path)
+        return nbt_fail(CMD, "%s/%s%s.npy: path too long", dir, prefix, name);
     if (t.rank < 0 || !t.data) return nbt_fail(CMD, "node '%s' was not computed", nb_node_name(n));
-    if (nb_npy_write(path, &t)) return nbt_fail(CMD, "%s", nb_last_error());
+    const char *tmp = nbt_stage_file(stage, path);
+    if (!tmp) return NBT_ERROR;
+    if (nb_npy_write(tmp, &t)) return nbt_fail(CMD, "%s: %s", path, nb_last_error());
     return NBT_OK;
+}
+
+/* Every file goes to a stage first and is moved in at the end: a run that
+ * fails writes nothing (and removes the folder it made). */
+static int write_all(const run_state *s, const nb_plan *p, const run_args *a)
+{
+    nbt_stage stage = {.cmd = CMD};
+    char *made = NULL;
+    int rc = make_dir(a->out, &made);
+    for (int i = 0; i < s->n_res && !rc; i++)
+        rc = write_node(p, &stage, s->nodes[i], a->out, "", nb_node_name(s->nodes[i]));
+    for (int i = 0; i < s->n_wrt && !rc; i++)
+        rc = write_node(p, &stage, s->nodes[s->n_res + i], a->out, "grad.", nb_node_name(s->wrt[i]));
+    if (!rc && a->save) rc = save_weights(s, &stage, a->save);
+    if (!rc) rc = nbt_stage_commit(&stage);
+    else nbt_stage_discard(&stage);
+    if (rc) unmake_dir(a->out, made);
+    else free(made);
+    return rc;
 }
 
 /* ---- the summary ------------------------------------------------------------------ */
@@ -334,14 +387,23 @@ static int run_plan(run_state *s, const run_args *a)
         nb_plan_free(p);
         return nbt_fail(CMD, "anomaly: %s", what);
     }
-    int rc = st ? nbt_fail(CMD, "%s", nb_plan_error(p)) : make_dir(a->out);
-    for (int i = 0; i < s->n_res && !rc; i++)
-        rc = write_node(p, s->nodes[i], a->out, "", nb_node_name(s->nodes[i]));
-    for (int i = 0; i < s->n_wrt && !rc; i++)
-        rc = write_node(p, s->nodes[s->n_res + i], a->out, "grad.", nb_node_name(s->wrt[i]));
+    int rc = st ? nbt_fail(CMD, "%s", nb_plan_error(p)) : write_all(s, p, a);
     if (!rc) summarize(s, p, a);
     nb_plan_free(p);
     return rc;
+}
+
+/* Before any work: -o is a folder (or nothing yet), and --save-weights may
+ * be replaced: a nabla weights file, a file of the -o folder (the run's own),
+ * or anything regular with --force. The files of the folder are checked as
+ * they are moved in (nbt_stage_commit). */
+static int check_outputs(const run_args *a)
+{
+    struct stat sb;
+    if (stat(a->out, &sb) == 0 && !S_ISDIR(sb.st_mode)) return nbt_fail(CMD, "-o %s is not a folder", a->out);
+    if (a->save && nbt_check_output(CMD, a->save, a->force || nbt_in_folder(a->save, a->out), true))
+        return NBT_ERROR;
+    return NBT_OK;
 }
 
 static int parse(int argc, char **argv, run_args *a)
@@ -352,7 +414,8 @@ static int parse(int argc, char **argv, run_args *a)
         {"grad", no_argument, NULL, 'g'},          {"dim", required_argument, NULL, 'd'},
         {"mode", required_argument, NULL, 'm'},    {"seed", required_argument, NULL, 'e'},
         {"help", no_argument, NULL, 'h'},          {"quiet", no_argument, NULL, 'q'},
-        {"detect-anomaly", no_argument, NULL, 'A'}, {0, 0, 0, 0}};
+        {"detect-anomaly", no_argument, NULL, 'A'}, {"force", no_argument, NULL, 'F'},
+        {0, 0, 0, 0}};
     int c, rc = NBT_OK;
     int64_t v = 0;
     optind = 0;
@@ -367,6 +430,7 @@ static int parse(int argc, char **argv, run_args *a)
         case 'g': a->grad = true; break;
         case 'q': a->quiet = true; break;
         case 'A': a->anomaly = true; break;
+        case 'F': a->force = true; break;
         case 'd': rc = nbt_parse_dim(CMD, optarg, &a->dims); break;
         case 'm': rc = nbt_parse_mode(CMD, optarg, &a->training); break;
         case 'e':
@@ -381,7 +445,7 @@ static int parse(int argc, char **argv, run_args *a)
     if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
     if (!a->out) return nbt_fail(CMD, "needs -o DIR");
     a->model = argv[optind];
-    return NBT_OK;
+    return check_outputs(a);
 }
 
 int nbt_cmd_run(int argc, char **argv)
@@ -398,7 +462,6 @@ int nbt_cmd_run(int argc, char **argv)
     if (!rc && a.weights) rc = load_weights(&s, a.weights);
     if (!rc && a.grad) rc = add_gradients(&s);
     if (!rc) rc = run_plan(&s, &a);
-    if (!rc && a.save) rc = save_weights(&s, a.save);
     nbt_inputs_free(&s.in);
     free(s.nodes);
     free(s.wrt);

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -23,7 +24,7 @@ void nbt_usage_train(FILE *f)
             "                         [--seed S] [--data DIR] [--save W.safetensors]\n"
             "                         [--resume W.safetensors] [--threads T] [--log LOG.csv]\n"
             "                         [--plot LOSS.{png,svg,pdf}] [--profile] [--sync-bn]\n"
-            "                         [--detect-anomaly]\n"
+            "                         [--detect-anomaly] [--save-every N] [--force]\n"
             "Trains MODEL as its `train:` section says; each flag overrides that key. One line\n"
             "per epoch: train loss and accuracy, test (or validation) loss and accuracy,\n"
             "samples/s and time; a progress bar while an epoch runs, on a terminal.\n\n"
@@ -35,13 +36,20 @@ void nbt_usage_train(FILE *f)
             "  --data DIR         where data files are, after the model's own folder\n"
             "                     (then $NABLA_DATA, then /usr/share/datasets/fashion-mnist)\n"
             "  --save W           checkpoint after every epoch (params, optimizer state, where\n"
-            "                     training stands), written atomically\n"
-            "  --resume W         continue from a checkpoint\n"
+            "                     training stands), written atomically: W is always a whole\n"
+            "                     checkpoint, old or new; an existing W must be a nabla\n"
+            "                     checkpoint or weights file (or give --force)\n"
+            "  --save-every N     also checkpoint every N steps within an epoch\n"
+            "  --resume W         continue from a checkpoint (--resume W --save W goes on\n"
+            "                     saving to it)\n"
+            "  --force            replace --save, --log and --plot files that nabla cannot\n"
+            "                     tell are its own (never a link, FIFO, device or folder)\n"
             "  --threads T        OpenBLAS threads (default 1, or $OPENBLAS_NUM_THREADS: on\n"
             "                     these models' small matrices a second thread costs more\n"
             "                     than it gives, e.g. 146 s against 65 s an epoch for\n"
             "                     deep_convnet.yaml on 2 cores)\n"
-            "  --log LOG.csv      the epoch lines as CSV (appended to when resuming)\n"
+            "  --log LOG.csv      the epoch lines as CSV (appended to when resuming; rewritten\n"
+            "                     atomically after every epoch)\n"
             "  --plot FILE        loss and accuracy per epoch, drawn after every epoch (the\n"
             "                     whole --log when given, else this run's epochs)\n"
             "  --detect-anomaly   check every value of every step; the first NaN or infinity\n"
@@ -66,8 +74,9 @@ void nbt_usage_train(FILE *f)
 
 typedef struct opts {
     const char *model, *data, *save, *resume, *log, *plot, *optimizer;
-    int64_t epochs, batch, threads, seed;
+    int64_t epochs, batch, threads, seed, save_every;
     double lr;
+    bool force;
     bool profile;
     bool sync_bn;
     bool anomaly;
@@ -83,6 +92,7 @@ static int parse(int argc, char **argv, opts *o)
         {"threads", required_argument, NULL, 't'}, {"log", required_argument, NULL, 'L'},
         {"plot", required_argument, NULL, 'P'},   {"profile", no_argument, NULL, 'f'},
         {"sync-bn", no_argument, NULL, 'B'},     {"detect-anomaly", no_argument, NULL, 'A'},
+        {"save-every", required_argument, NULL, 'E'}, {"force", no_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},         {0, 0, 0, 0}};
     *o = (opts){.epochs = -1, .batch = -1, .threads = -1, .seed = -1, .lr = -1};
     int c;
@@ -95,6 +105,8 @@ static int parse(int argc, char **argv, opts *o)
         if (c == 'e') rc = nbt_parse_i64(CMD, "--epochs", optarg, 1, &o->epochs);
         if (c == 'b') rc = nbt_parse_i64(CMD, "--batch", optarg, 1, &o->batch);
         if (c == 't') rc = nbt_parse_i64(CMD, "--threads", optarg, 1, &o->threads);
+        if (c == 'E') rc = nbt_parse_i64(CMD, "--save-every", optarg, 1, &o->save_every);
+        if (c == 'F') o->force = true;
         if (c == 's') rc = nbt_parse_i64(CMD, "--seed", optarg, 0, &o->seed);
         if (c == 'l') rc = nbt_parse_double(CMD, "--lr", optarg, &o->lr);
         if (c == 'l' && !rc && !(o->lr > 0)) rc = nbt_fail(CMD, "--lr must be > 0; got %s", optarg);
@@ -111,6 +123,7 @@ static int parse(int argc, char **argv, opts *o)
     }
     if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla train --help')");
     if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
+    if (o->save_every && !o->save) return nbt_fail(CMD, "--save-every needs --save W");
     o->model = argv[optind];
     return o->plot ? nbt_plot_check_output(CMD, o->plot) : NBT_OK;
 }
@@ -160,7 +173,9 @@ typedef struct run {
     nb_trainer *t;
     nb_dataset *train, *test;
     const char *test_name;   /* "test" or "validation" */
-    FILE *log;
+    char *log;               /* --log's text: rewritten whole after every epoch */
+    size_t log_len;
+    int failed;              /* a checkpoint within the epoch failed: its status */
     nbt_log rows;            /* this run's epochs, for --plot without --log */
     bool tty;
     nbt_mpi w;               /* the processes of mpirun (0 of 1 without) */
@@ -168,9 +183,14 @@ typedef struct run {
     bool everywhere;         /* the error is every process's (no MPI_Abort needed) */
 } run;
 
+static int save(run *r);
+
 static bool progress(void *user, const nb_progress *p)
 {
     run *r = user;
+    if (r->o.save_every && p->batch % (size_t)r->o.save_every == 0 && p->batch < p->batches &&
+        (r->failed = save(r)))
+        return false;  /* the end of the epoch saves anyway */
     if (r->tty && (p->batch % 10 == 0 || p->batch == p->batches)) {
         const nb_metrics *s = &p->so_far;
         double rate = s->seconds > 0 ? (double)s->samples / s->seconds : 0;
@@ -202,9 +222,20 @@ static const char *num(double v, int digits, char *buf, size_t cap)
     return buf;
 }
 
-static void report(run *r, const nb_metrics *tr, const nb_metrics *te)
+/* Appends to the log's text and writes it whole, atomically. */
+static int log_add(run *r, const char *text, size_t n)
 {
-    if (!r->lead) return;
+    char *p = realloc(r->log, r->log_len + n + 1);
+    if (!p) return nbt_fail(CMD, "out of memory");
+    memcpy(p + r->log_len, text, n + 1);
+    r->log = p;
+    r->log_len += n;
+    return nb_file_write(r->o.log, r->log, r->log_len) ? nbt_fail(CMD, "%s", nb_last_error()) : NBT_OK;
+}
+
+static int report(run *r, const nb_metrics *tr, const nb_metrics *te)
+{
+    if (!r->lead) return NBT_OK;
     char rs[32], a[4][32];
     double rate = tr->seconds > 0 ? (double)tr->samples / tr->seconds : 0;
     nbt_commas(rate, rs, sizeof rs);
@@ -218,12 +249,14 @@ static void report(run *r, const nb_metrics *tr, const nb_metrics *te)
     printf(" | %s samples/s | %.1f s\n", rs, tr->seconds + (te ? te->seconds : 0));
     fflush(stdout);
     if (r->log) {
-        fprintf(r->log, "%lld,%s,%s,%s,%s,%.1f,%.3f\n", (long long)nb_trainer_epochs(r->t),
-                num(tr->loss, 6, a[0], 32), num(tr->accuracy, 6, a[1], 32),
-                te ? num(te->loss, 6, a[2], 32) : "", te ? num(te->accuracy, 6, a[3], 32) : "", rate,
-                tr->seconds + (te ? te->seconds : 0));
-        fflush(r->log);
+        char line[512];
+        int n = snprintf(line, sizeof line, "%lld,%s,%s,%s,%s,%.1f,%.3f\n", (long long)nb_trainer_epochs(r->t),
+                         num(tr->loss, 6, a[0], 32), num(tr->accuracy, 6, a[1], 32),
+                         te ? num(te->loss, 6, a[2], 32) : "", te ? num(te->accuracy, 6, a[3], 32) : "", rate,
+                         tr->seconds + (te ? te->seconds : 0));
+        return log_add(r, line, (size_t)n);
     }
+    return NBT_OK;
 }
 
 /* Keeps the epoch's numbers for --plot. */
@@ -258,6 +291,8 @@ static int draw(run *r)
 static int save(run *r)
 {
     if (!r->o.save || !r->lead) return NBT_OK;
+    /* before every save: another process may have put something else there */
+    if (nbt_check_output(CMD, r->o.save, r->o.force, true)) return NBT_ERROR;
     const char *meta[4] = {"model", nb_model_name(r->m), "nabla", NB_VERSION_STRING};
     if (nb_trainer_save(r->t, r->o.save, meta, 2)) return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
     return NBT_OK;
@@ -299,6 +334,39 @@ static int parallel(run *r, int64_t batch)
     return NBT_OK;
 }
 
+#define LOG_HEADER "epoch,train_loss,train_acc,test_loss,test_acc,samples_per_s,elapsed_s\n"
+
+/* A resumed run appends to a log nabla wrote (it starts with the header);
+ * any other existing file is replaced only with --force. */
+static int open_log(run *r)
+{
+    FILE *f = NULL;
+    struct stat sb;
+    bool there = lstat(r->o.log, &sb) == 0, ours = false;
+    if (there && S_ISREG(sb.st_mode) && r->o.resume && (f = fopen(r->o.log, "r"))) {
+        char head[sizeof LOG_HEADER] = "";
+        ours = fread(head, 1, sizeof head - 1, f) == sizeof head - 1 && !strcmp(head, LOG_HEADER);
+        if (ours && fseek(f, 0, SEEK_END) == 0 && sb.st_size > 0 && (r->log = malloc((size_t)sb.st_size + 1))) {
+            rewind(f);
+            r->log_len = fread(r->log, 1, (size_t)sb.st_size, f);
+            r->log[r->log_len] = 0;
+        }
+        fclose(f);
+        if (ours && !r->log) return nbt_fail(CMD, "%s: cannot read the log", r->o.log);
+    }
+    if (!ours && nbt_check_output(CMD, r->o.log, r->o.force, false)) return NBT_ERROR;
+    return ours ? log_add(r, "", 0) : log_add(r, LOG_HEADER, strlen(LOG_HEADER));
+}
+
+/* Before the first epoch, so that a refusal costs nothing: --save (a
+ * checkpoint being resumed from is one), --plot, --log. */
+static int check_outputs(run *r)
+{
+    if (r->o.save && nbt_check_output(CMD, r->o.save, r->o.force, true)) return NBT_ERROR;
+    if (r->o.plot && nbt_check_output(CMD, r->o.plot, r->o.force, false)) return NBT_ERROR;
+    return r->o.log ? open_log(r) : NBT_OK;
+}
+
 static int setup(run *r)
 {
     const nb_train_cfg *tc = nb_model_train(r->m);
@@ -316,13 +384,7 @@ static int setup(run *r)
     if (r->o.resume && nb_trainer_resume(r->t, r->o.resume))
         return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
     if (parallel(r, c.batch)) return NBT_ERROR;
-    if (r->o.log && r->lead) {
-        bool fresh = !r->o.resume || access(r->o.log, F_OK) != 0;
-        if (!(r->log = fopen(r->o.log, fresh ? "w" : "a")))
-            return nbt_fail(CMD, "%s: cannot write the log", r->o.log);
-        if (fresh) fprintf(r->log, "epoch,train_loss,train_acc,test_loss,test_acc,samples_per_s,elapsed_s\n");
-    }
-    return NBT_OK;
+    return r->lead ? check_outputs(r) : NBT_OK;
 }
 
 static int epochs(run *r)
@@ -332,6 +394,7 @@ static int epochs(run *r)
         nb_status st = nb_trainer_epoch(r->t, r->train, progress, r, &tr);
         clear_bar(r);
         if (st) return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
+        if (r->failed) return r->failed;  /* a checkpoint within the epoch */
         if (nb_trainer_mid_epoch(r->t)) {  /* interrupted */
             int rc = save(r);
             fprintf(stderr, "nabla train: interrupted in epoch %lld after %zu samples; %s\n",
@@ -341,8 +404,7 @@ static int epochs(run *r)
         }
         if (r->test && nb_trainer_evaluate(r->t, r->test, &te, NULL))
             return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
-        report(r, &tr, r->test ? &te : NULL);
-        if (save(r) || remember(r, &tr, r->test ? &te : NULL) || draw(r)) return NBT_ERROR;
+        if (report(r, &tr, r->test ? &te : NULL) || save(r) || remember(r, &tr, r->test ? &te : NULL) || draw(r)) return NBT_ERROR;
         if (interrupted) {
             fprintf(stderr, "nabla train: interrupted after epoch %lld; %s\n",
                     (long long)nb_trainer_epochs(r->t),
@@ -379,7 +441,7 @@ int nbt_cmd_train(int argc, char **argv)
      * as the others wait in the next allreduce */
     rc = nbt_mpi_end(&r.w, rc, !r.everywhere);
     sigaction(SIGINT, &old, NULL);
-    if (r.log) fclose(r.log);
+    free(r.log);
     nbt_log_free(&r.rows);
     nb_trainer_free(r.t);
     nb_dataset_free(r.train);

@@ -21,6 +21,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <plplot.h>
 #include <stdarg.h>
@@ -289,12 +290,24 @@ static int begin(session *s, const char *cmd, const char *out, int width, int he
     return NBT_OK;
 }
 
+/* PLplot closed the file without syncing it: sync before the rename, as
+ * every writer of nabla does, so that a crash leaves the old or the new file. */
+static int sync_file(session *s)
+{
+    int fd = open(s->tmp, O_RDONLY | O_CLOEXEC);
+    int rc = fd < 0 || fsync(fd) != 0 ? nbt_fail(s->cmd, "cannot write %s: %s", s->out, strerror(errno)) : NBT_OK;
+    if (fd >= 0) close(fd);
+    return rc;
+}
+
 /* Closes the page and puts the file in place (or removes it when failed). */
 static int end(session *s, int rc)
 {
     plend();
     active = NULL;
     if (!rc && s->errcode) rc = plplot_failed(s);
+    if (!rc) rc = sync_file(s);
+    if (!rc) rc = nbt_check_output(s->cmd, s->out, true, false);  /* never over a link or a device */
     if (!rc && rename(s->tmp, s->out)) rc = nbt_fail(s->cmd, "cannot write %s: %s", s->out, strerror(errno));
     if (rc) unlink(s->tmp);
     return rc;

@@ -67,6 +67,17 @@ NB_API nb_status nb_npz_write(const char *path, const nb_tensor_set *set);
 /* By the file's extension: .npz (any case) as above, anything else safetensors. */
 NB_API nb_status nb_tensors_read(const char *path, nb_tensor_set *out);
 NB_API nb_status nb_tensors_write(const char *path, const nb_tensor_set *set);
+/* Only the metadata of a safetensors file (its header's __metadata__) or of a
+ * .npz file (its archive comment), by extension as above: out->n is 0. Reads
+ * the header alone, so it costs little on a large checkpoint; the tensors
+ * are not checked. */
+NB_API nb_status nb_safetensors_read_meta(const char *path, nb_tensor_set *out);
+NB_API nb_status nb_npz_read_meta(const char *path, nb_tensor_set *out);
+NB_API nb_status nb_tensors_read_meta(const char *path, nb_tensor_set *out);
+
+/* Writes len bytes of data to path, atomically and refusing to replace
+ * anything but a regular file, as every writer here does. */
+NB_API nb_status nb_file_write(const char *path, const void *data, size_t len);
 
 /* Writes every param of g, by name, atomically, to a .npz file when path
  * ends in .npz, else to a safetensors file; meta holds n_meta key/value
