@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -358,6 +359,10 @@ void nbt_unravel(size_t i, int rank, const int64_t *shape, char *buf, size_t cap
 void nbt_commas(double v, char *buf, size_t cap)
 {
     char digits[64];
+    if (fabs(v) >= 1e21) {  /* past 2^64 and more digits than a table column holds */
+        snprintf(buf, cap, "%.3e", v);
+        return;
+    }
     snprintf(digits, sizeof digits, "%.0f", v);
     size_t n = strlen(digits), len = 0, lead = digits[0] == '-';
     for (size_t i = 0; i < n && len + 2 < cap; i++) {
