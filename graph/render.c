@@ -134,6 +134,109 @@ static char *caption(Agraph_t *G, const nb_graph *g, const nb_render_opts *o)
     return agstrdup_html(G, html);
 }
 
+/* ---- what dot would lay out ------------------------------------------------
+ * dot ranks the nodes, then turns an edge that spans k ranks into a chain
+ * through k - 1 virtual nodes, then reorders every rank against its
+ * neighbours to reduce crossings (cost near the product of adjacent ranks'
+ * widths, times passes). A 40 000-node chain crashed Graphviz out of memory;
+ * a node read by 100 nodes of an add chain (200 nodes, but ~5 000 virtual
+ * ones, 100 wide) took 16 s; --backward over a 2 000-way fan-out 12.8 GB.
+ * So before building anything: ranks by longest path (the graph's order is
+ * topological), rank widths with virtual nodes by a difference array, and
+ * the sum of adjacent widths' products as the crossing work. */
+
+typedef struct layout_size {
+    size_t nodes;         /* drawn */
+    double with_virtual;  /* plus one per rank an edge passes through */
+    double work;          /* sum over ranks of width(r) * width(r + 1) */
+    size_t widest;        /* the widest rank's width */
+    const nb_node *hub;   /* the node with the most drawn readers */
+    size_t hub_readers;
+} layout_size;
+
+static bool drawn(const nb_node *n, const nb_render_opts *o) { return o->show_grad || !n->is_grad; }
+
+/* ranks[i]: node i's rank (0 for undrawn nodes, which have no edges drawn). */
+static void widths(const nb_graph *g, const nb_render_opts *o, const size_t *rank, double *diff,
+                   size_t n_ranks, layout_size *ls)
+{
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        const nb_node *n = g->nodes[i];
+        if (!drawn(n, o)) continue;
+        diff[rank[i]] += 1;
+        diff[rank[i] + 1] -= 1;
+        for (int j = 0; j < n->n_in; j++) {
+            if (!drawn(n->in[j], o)) continue;
+            size_t from = rank[n->in[j]->id] + 1;  /* virtual nodes on ranks [from, rank[i]) */
+            if (from < rank[i]) {
+                diff[from] += 1;
+                diff[rank[i]] -= 1;
+                ls->with_virtual += (double)(rank[i] - from);
+            }
+        }
+    }
+    double w = 0, prev = 0;
+    for (size_t r = 0; r < n_ranks; r++) {
+        w += diff[r];
+        ls->work += prev * w;
+        if (w > (double)ls->widest) ls->widest = (size_t)w;
+        prev = w;
+    }
+}
+
+static nb_status measure(const nb_graph *g, const nb_render_opts *o, layout_size *ls)
+{
+    *ls = (layout_size){0};
+    size_t n = g->n_nodes, n_ranks = 0;
+    size_t *rank = nb_calloc(n + 1, sizeof *rank), *readers = nb_calloc(n + 1, sizeof *readers);
+    double *diff = NULL;
+    nb_status st = NB_ERR_NOMEM;
+    if (!rank || !readers) goto done;
+    for (size_t i = 0; i < n; i++) {
+        const nb_node *nd = g->nodes[i];
+        if (!drawn(nd, o)) continue;
+        ls->nodes++;
+        for (int j = 0; j < nd->n_in; j++) {
+            if (!drawn(nd->in[j], o)) continue;
+            size_t k = nd->in[j]->id;
+            if (rank[k] + 1 > rank[i]) rank[i] = rank[k] + 1;
+            if (++readers[k] > ls->hub_readers) ls->hub_readers = readers[k], ls->hub = nd->in[j];
+        }
+        if (rank[i] + 1 > n_ranks) n_ranks = rank[i] + 1;
+    }
+    ls->with_virtual = (double)ls->nodes;
+    if (!(diff = nb_calloc(n_ranks + 1, sizeof *diff))) goto done;
+    widths(g, o, rank, diff, n_ranks, ls);
+    st = NB_OK;
+done:
+    nb_free(rank);
+    nb_free(readers);
+    nb_free(diff);
+    return st;
+}
+
+/* Refuses a graph past the limits with what it would cost and how to go on. */
+static nb_status check_size(const nb_graph *g, const nb_render_opts *o, char *err, size_t cap)
+{
+    layout_size ls;
+    if (measure(g, o, &ls)) return nb_io_fail(err, cap, NB_ERR_NOMEM, "render", "out of memory");
+    size_t max = o->max_nodes ? o->max_nodes : NB_RENDER_MAX_NODES;
+    double work = (double)max * NB_RENDER_WORK_PER_NODE;
+    if (ls.nodes <= max && ls.work <= work) return NB_OK;
+    int len = ls.nodes > max
+                  ? snprintf(err, cap, "render: the graph has %zu nodes to draw, more than the limit of %zu",
+                             ls.nodes, max)
+                  : snprintf(err, cap, "render: the graph has %zu nodes, but its edges pass through so "
+                             "many ranks that dot would lay out %.0f nodes, %zu on the widest rank "
+                             "(node '%s' is read by %zu nodes)", ls.nodes, ls.with_virtual, ls.widest,
+                             ls.hub ? ls.hub->name : "?", ls.hub_readers);
+    if (len >= 0 && (size_t)len < cap)
+        snprintf(err + len, cap - (size_t)len, "; Graphviz takes minutes or runs out of memory on "
+                 "layouts that large: draw a smaller part of the model%s, or raise the limit "
+                 "(max_nodes; nabla render --max-nodes N)", o->show_grad ? ", or without the gradient" : "");
+    return NB_ERR_ARG;
+}
+
 /* ---- building the cgraph graph ------------------------------------------ */
 
 static void set(void *obj, const char *name, const char *value)
@@ -291,12 +394,14 @@ static nb_status draw(const nb_graph *g, const char *path, const char *format,
     if (!ok)
         return nb_io_fail(err, cap, NB_ERR_ARG, path, "unknown diagram format '%s': use .dot, "
                           ".svg, .png or .pdf", fmt ? fmt : "");
+    nb_status st = check_size(g, o ? o : &none, err, cap);
+    if (st) return st;
     static GVC_t *gvc;
     gv_msg[0] = 0;
     agusererrf old = agseterrf(keep_message);
     if (!gvc) gvc = gvContext();
     Agraph_t *G = gvc ? build(g, o ? o : &none) : NULL;
-    nb_status st = G ? render(gvc, G, path, fmt, err, cap)
+    st = G ? render(gvc, G, path, fmt, err, cap)
                      : nb_io_fail(err, cap, NB_ERR_NOMEM, path, "graphviz: out of memory");
     if (G) agclose(G);
     agseterrf(old);
