@@ -207,6 +207,12 @@ nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dt, int rank, const nb
     if (!n) return NULL;
     for (int i = 0; i < rank; i++) {
         nb_sdim d = nb_sdim_const(1);
+        if (dims[i].sym && strlen(dims[i].sym) > NB_MAX_SYM_LEN) {
+            nb__fail(g, NB_ERR_SHAPE, "input '%s': the free dimension '%.24s...' has a name of %zu "
+                     "characters; at most %d", name, dims[i].sym, strlen(dims[i].sym), NB_MAX_SYM_LEN);
+            node_free(n);
+            return NULL;
+        }
         if (dims[i].sym) {
             int k = nb__name_valid(dims[i].sym) ? nb__sym_index(g, dims[i].sym) : -1;
             if (k < 0) {

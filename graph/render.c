@@ -59,21 +59,29 @@ static role role_of(const nb_node *n, const nb_render_opts *o)
 
 /* ---- labels ------------------------------------------------------------ */
 
-/* Appends s to buf with HTML's special characters escaped. */
-static void put_html(char *buf, size_t cap, const char *s)
+/* Characters of a name, op or title shown; a longer one is cut with its
+ * length (4096-byte labels hold 200 characters escaped six-fold). */
+#define MAX_LABEL 200
+
+/* Appends s to buf with HTML's special characters escaped, control
+ * characters shown as \xNN (XML forbids most of them: an SVG holding one is
+ * not XML), and past max characters cut, saying how long s was: nothing of
+ * a name is dropped or replaced without a sign in the diagram. */
+static void put_html(char *buf, size_t cap, const char *s, size_t max)
 {
-    size_t len = strlen(buf);
-    for (; *s && len + 8 < cap; s++) {
-        const char *e = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;"
-                      : *s == '"' ? "&quot;" : NULL;
-        if (e) {
-            memcpy(buf + len, e, strlen(e));
-            len += strlen(e);
-        } else {
-            buf[len++] = *s;
-        }
+    size_t len = strlen(buf), n = strlen(s);
+    for (size_t i = 0; i < n && i < max && len + 8 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *e = c == '&' ? "&amp;" : c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '"' ? "&quot;" : NULL;
+        if (e)
+            len += (size_t)snprintf(buf + len, cap - len, "%s", e);
+        else if (c < 0x20 || c == 0x7f)
+            len += (size_t)snprintf(buf + len, cap - len, "\\x%02x", c);
+        else
+            buf[len++] = (char)c;
+        buf[len] = 0;
     }
-    buf[len] = 0;
+    if (n > max) snprintf(buf + len, cap - len, "... (%zu characters)", n);
 }
 
 static void put_raw(char *buf, size_t cap, const char *s)
@@ -85,20 +93,20 @@ static void put_raw(char *buf, size_t cap, const char *s)
 /* <b>name</b> over "op [shape]": the name is what a user looks for. */
 static char *node_label(Agraph_t *G, const nb_graph *g, const nb_node *n, const nb_render_opts *o)
 {
-    char html[1024] = "", shape[256];
+    char html[4096] = "", shape[256];
     nb_node_shape_str_bound(g, n, o->binds, o->n_binds, shape, sizeof shape);
     put_raw(html, sizeof html, "<b>");
-    put_html(html, sizeof html, n->name);
+    put_html(html, sizeof html, n->name, MAX_LABEL);
     put_raw(html, sizeof html, "</b><br/><font point-size=\"9\">");
-    put_html(html, sizeof html, nb_node_op(n));
+    put_html(html, sizeof html, nb_node_op(n), MAX_LABEL);
     put_raw(html, sizeof html, " ");
-    put_html(html, sizeof html, shape);
+    put_html(html, sizeof html, shape, MAX_LABEL);
     if (n->kind == NB_NODE_CONST && n->value.rank == 0) {  /* a scalar shows its value */
         char v[48];
         const void *d = n->value.data;
         if (n->dtype == NB_I32) snprintf(v, sizeof v, " = %d", *(const int32_t *)d);
         else snprintf(v, sizeof v, " = %.6g", n->dtype == NB_F32 ? *(const float *)d : *(const double *)d);
-        put_html(html, sizeof html, v);
+        put_html(html, sizeof html, v, MAX_LABEL);
     }
     put_raw(html, sizeof html, "</font>");
     return agstrdup_html(G, html);
@@ -115,10 +123,10 @@ static bool has_constants(const nb_graph *g)
  * when the graph has some). */
 static char *caption(Agraph_t *G, const nb_graph *g, const nb_render_opts *o)
 {
-    char html[1024] = "";
+    char html[4096] = "";
     if (o->title && *o->title) {
         put_raw(html, sizeof html, "<b>");
-        put_html(html, sizeof html, o->title);
+        put_html(html, sizeof html, o->title, MAX_LABEL);
         put_raw(html, sizeof html, "</b><br/>");
     }
     static const role key[] = {R_INPUT, R_PARAM, R_CONST, R_OP, R_OUTPUT, R_LOSS, R_GRAD};
@@ -263,12 +271,17 @@ static void defaults(Agraph_t *G)
 /* One cluster per layer name: "cluster_" is what makes dot draw a box. */
 static Agraph_t *cluster(Agraph_t *G, const char *group)
 {
-    char name[300];
-    snprintf(name, sizeof name, "cluster_%s", group);
+    size_t cap = strlen(group) + 16;  /* the whole name: two long layer names stay apart */
+    char *name = nb_malloc(cap), label[4096] = "";
+    if (!name) return G;  /* out of memory: the node is drawn outside any box */
+    snprintf(name, cap, "cluster_%s", group);
     Agraph_t *sub = agsubg(G, name, 0);
-    if (sub) return sub;
-    sub = agsubg(G, name, 1);
-    set(sub, "label", group);
+    bool made = !sub;
+    if (made) sub = agsubg(G, name, 1);
+    nb_free(name);
+    if (!made || !sub) return sub ? sub : G;
+    put_html(label, sizeof label, group, MAX_LABEL);
+    set(sub, "label", agstrdup_html(G, label));
     set(sub, "labeljust", "l");
     set(sub, "labelloc", "t");  /* the graph's caption sits at the bottom; layers' names on top */
     set(sub, "fontsize", "11");

@@ -99,6 +99,10 @@ int64_t nbt_dim_value(const nbt_dims *d, const char *sym)
 
 int nbt_bind(const char *cmd, nbt_dims *d, const char *sym, int64_t v, const char *from)
 {
+    /* an empty array (zero rows) is the usual way to get here: say so, not "unbound" */
+    if (v < 1)
+        return nbt_fail(cmd, "dimension %s is %" PRId64 " from %s: that array is empty along the "
+                        "axis of %s, and free dimensions must be >= 1", sym, v, from, sym);
     for (int i = 0; i < d->n; i++) {
         if (strcmp(d->b[i].sym, sym)) continue;
         if (d->b[i].value == v) return NBT_OK;
@@ -117,10 +121,13 @@ int nbt_bind(const char *cmd, nbt_dims *d, const char *sym, int64_t v, const cha
 int nbt_parse_dim(const char *cmd, const char *s, nbt_dims *d)
 {
     const char *eq = strchr(s, '=');
-    char sym[64];
+    char sym[NB_MAX_SYM_LEN + 1];
     int64_t v;
-    if (!eq || !is_identifier(s, (size_t)(eq - s)) || (size_t)(eq - s) >= sizeof sym)
+    if (!eq || !is_identifier(s, (size_t)(eq - s)))
         return nbt_fail(cmd, "--dim needs SYMBOL=SIZE (like N=64), not '%s'", s);
+    if ((size_t)(eq - s) >= sizeof sym)
+        return nbt_fail(cmd, "--dim: the symbol '%.24s...' has %zu characters; a free dimension's name "
+                        "has at most %d", s, (size_t)(eq - s), NB_MAX_SYM_LEN);
     memcpy(sym, s, (size_t)(eq - s));
     sym[eq - s] = 0;
     if (nbt_parse_i64(cmd, "--dim", eq + 1, 1, &v)) return NBT_ERROR;

@@ -19,7 +19,7 @@ enum { NBT_OK = 0, NBT_MISMATCH = 1, NBT_ERROR = 2 };
 typedef struct nbt_dims {
     nb_bind b[NB_MAX_SYMS];
     char from[NB_MAX_SYMS][96];  /* "--dim", "input 'x'" */
-    char sym[NB_MAX_SYMS][64];   /* storage for b[i].sym */
+    char sym[NB_MAX_SYMS][NB_MAX_SYM_LEN + 1];   /* storage for b[i].sym: any name a model may use */
     int n;
 } nbt_dims;
 
