@@ -25,7 +25,7 @@ only=()
 if [ "${1:-}" = "--tsan" ]; then
   dir=build-tsan
   setup=(-Db_sanitize=thread -Db_lundef=false)
-  only=(test_threads_tsan test_contract_tsan test_shard_tsan)
+  only=(test_threads_tsan test_contract_tsan test_shard_tsan test_threads_train_tsan)
   export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:halt_on_error=0:exitcode=66:second_deadlock_stack=1"
 fi
 if [ ! -f "$dir/build.ninja" ]; then
@@ -33,6 +33,7 @@ if [ ! -f "$dir/build.ninja" ]; then
 fi
 targets=()
 for t in "${only[@]}"; do targets+=("tests/$t"); done
+[ ${#targets[@]} -gt 0 ] && targets+=(tools/nabla)  # test_threads_train runs the tool
 if ! ninja -C "$dir" "${targets[@]}" >"$dir/nabla-ninja.log" 2>&1; then
   cat "$dir/nabla-ninja.log"; echo "0 passed, 1 failed"; exit 2
 fi

@@ -42,7 +42,8 @@ void nbt_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
     __attribute__((constructor)) static void suite##_suite_reg(void)                    \
     {                                                                                   \
         nbt_suite(#suite, (struct nbt_opts){__VA_ARGS__});                              \
-    }
+    }                                                                                   \
+    extern int nbt_swallows_the_semicolon
 
 /* Every macro appends "" so that the format may be left out (-Wpedantic
  * wants an argument for "..."); nbt_fail has no format attribute for that
