@@ -143,20 +143,23 @@ static char *caption(Agraph_t *G, const nb_graph *g, const nb_render_opts *o)
 }
 
 /* ---- what dot would lay out ------------------------------------------------
- * dot ranks the nodes, then turns an edge that spans k ranks into a chain
- * through k - 1 virtual nodes, then reorders every rank against its
- * neighbours to reduce crossings (cost near the product of adjacent ranks'
- * widths, times passes). A 40 000-node chain crashed Graphviz out of memory;
- * a node read by 100 nodes of an add chain (200 nodes, but ~5 000 virtual
- * ones, 100 wide) took 16 s; --backward over a 2 000-way fan-out 12.8 GB.
- * So before building anything: ranks by longest path (the graph's order is
- * topological), rank widths with virtual nodes by a difference array, and
- * the sum of adjacent widths' products as the crossing work. */
+ * dot ranks the nodes, turns an edge that spans k ranks into a chain through
+ * k - 1 virtual nodes, then reorders every rank to reduce crossings. Its time
+ * grows with the nodes (a 40 000-node chain crashed Graphviz out of memory)
+ * and, far faster, with long edges across wide ranks: a node read by 100
+ * nodes of an add chain (200 nodes, but 4 851 virtual ones on ranks 100 wide)
+ * took 16 s; --backward over a 2 000-way fan-out, 12.8 GB. Wide ranks alone
+ * are cheap (300 parallel chains: 1 s). So before building anything: ranks by
+ * longest path (the graph's order is topological), rank widths with virtual
+ * nodes by a difference array, and as the layout's work the virtual nodes
+ * times the widest rank. Measured (Graphviz 2.43): work 59 000 0.4 s,
+ * 131 000-134 000 (transformer_block, deep_convnet with --backward) 1 s,
+ * 164 000 2.2 s, 296 000 7 s, 485 000 16 s. */
 
 typedef struct layout_size {
     size_t nodes;         /* drawn */
     double with_virtual;  /* plus one per rank an edge passes through */
-    double work;          /* sum over ranks of width(r) * width(r + 1) */
+    double work;          /* virtual nodes times the widest rank */
     size_t widest;        /* the widest rank's width */
     const nb_node *hub;   /* the node with the most drawn readers */
     size_t hub_readers;
@@ -183,13 +186,12 @@ static void widths(const nb_graph *g, const nb_render_opts *o, const size_t *ran
             }
         }
     }
-    double w = 0, prev = 0;
+    double w = 0;
     for (size_t r = 0; r < n_ranks; r++) {
         w += diff[r];
-        ls->work += prev * w;
         if (w > (double)ls->widest) ls->widest = (size_t)w;
-        prev = w;
     }
+    ls->work = (ls->with_virtual - (double)ls->nodes) * (double)ls->widest;
 }
 
 static nb_status measure(const nb_graph *g, const nb_render_opts *o, layout_size *ls)

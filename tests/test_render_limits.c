@@ -91,6 +91,21 @@ Test(render_limits, wide_layouts)
 
 /* The gradient of a 2000-way fan-out: refused at once, and the message
  * suggests drawing without the gradient. */
+/* 300 chains side by side: wide, but no edge passes through a rank, and dot
+ * lays it out in a second: not refused (drawn as dot here, without layout). */
+Test(render_limits, wide_ranks_alone_are_fine)
+{
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F32, 1, (nb_dim[]){NB_DIM(4)});
+    for (int i = 0; i < 300; i++) {
+        nb_node *y = x;
+        for (int j = 0; j < 5; j++) y = nb_exp(g, y);
+        cr_assert_not_null(y, "%s", nb_graph_error(g));
+    }
+    cr_expect_eq(nb_render(g, tmp_path("w.dot"), NULL, NULL), NB_OK, "%s", nb_graph_error(g));
+    nb_graph_free(g);
+}
+
 Test(render_limits, backward_fan_out)
 {
     write_text(tmp_path("fan.yaml"), fan_yaml(2000));
