@@ -178,12 +178,41 @@ static nb_node *new_leaf(nb_graph *g, const char *name, nb_node_kind kind, nb_dt
     return n;
 }
 
+/* A node's shape must fit in memory whatever its free dimensions are bound
+ * to (each >= 1): its fixed factors times the element size must stay under
+ * 2^63 bytes, or every later size (plans, workspaces, FLOP counts) would
+ * overflow. A dimension below 1 can only come from a faulty shape rule. */
+static nb_status check_size(nb_graph *g, const nb_node *n)
+{
+    char who[320], s[256];
+    if (n->op) snprintf(who, sizeof who, "node '%s': %s gives", n->name, n->op->name);
+    else snprintf(who, sizeof who, "input '%s' is", n->name);
+    uint64_t bytes = nb_dtype_size(n->dtype);
+    for (int i = 0; i < n->shape.rank; i++) {
+        int64_t c = n->shape.d[i].c;
+        if (c < 1)
+            return nb__fail(g, NB_ERR_SHAPE, "%s dimension %d of size %lld", who, i, (long long)c);
+        if (__builtin_mul_overflow(bytes, (uint64_t)c, &bytes) || bytes > INT64_MAX) {
+            nb_shape_format(g, &n->shape, s, sizeof s);
+            return nb__fail(g, NB_ERR_OVERFLOW, "%s %s: more than 2^63 bytes of %s", who, s,
+                            nb_dtype_name(n->dtype));
+        }
+    }
+    return NB_OK;
+}
+
 nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dt, int rank, const nb_dim *dims)
 {
     nb_node *n = new_leaf(g, name, NB_NODE_INPUT, dt, rank);
     if (!n) return NULL;
     for (int i = 0; i < rank; i++) {
         nb_sdim d = nb_sdim_const(1);
+        if (dims[i].sym && strlen(dims[i].sym) > NB_MAX_SYM_LEN) {
+            nb__fail(g, NB_ERR_SHAPE, "input '%s': the free dimension '%.24s...' has a name of %zu "
+                     "characters; at most %d", name, dims[i].sym, strlen(dims[i].sym), NB_MAX_SYM_LEN);
+            node_free(n);
+            return NULL;
+        }
         if (dims[i].sym) {
             int k = nb__name_valid(dims[i].sym) ? nb__sym_index(g, dims[i].sym) : -1;
             if (k < 0) {
@@ -203,7 +232,7 @@ nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dt, int rank, const nb
         }
         n->shape.d[i] = d;
     }
-    if (append(g, n)) {
+    if (check_size(g, n) || append(g, n)) {
         node_free(n);
         return NULL;
     }
@@ -443,7 +472,7 @@ static nb_status infer_node(nb_graph *g, nb_node *n)
     }
     nb_free(in);
     nb_free(dt);
-    return st ? nb__fail(g, st, "%s", err) : NB_OK;
+    return st ? nb__fail(g, st, "%s", err) : check_size(g, n);
 }
 
 /* ---- op-owned state ------------------------------------------------ */

@@ -368,6 +368,24 @@ static int make_bufs(nb_plan *p, instance *in, bool inplace)
     return n_bufs;
 }
 
+/* Every buffer side by side must fit a size_t (with room to spare): the
+ * layout's offsets never exceed that sum, so no offset or arena size wraps,
+ * however large each node is. */
+static nb_status check_arena_bound(nb_plan *p, const instance *in)
+{
+    size_t sum = 0;
+    for (size_t i = 0; i < p->n_nodes; i++) {
+        const nb_node *nd = p->nodes[i];
+        if (!p->runs[i] || !(nd->kind == NB_NODE_INPUT || nd->op)) continue;
+        size_t own = is_view(nd) ? 0 : node_bytes(p, in, i);
+        if (__builtin_add_overflow(sum, round_up(own), &sum) ||
+            __builtin_add_overflow(sum, round_up(in->work_size[i]), &sum) || sum > SIZE_MAX / 2)
+            return plan_fail(p, NB_ERR_OVERFLOW, "the plan's buffers overflow a 64-bit size "
+                             "(at node '%s')", nd->name);
+    }
+    return NB_OK;
+}
+
 /* Offsets of every node and workspace. In place shares buffers, which never
  * raises the bytes live at a step, but the placement is a heuristic that now
  * and then does better without: both are laid out and the smaller arena wins,
@@ -388,6 +406,8 @@ static nb_status lay_out(nb_plan *p, instance *in)
         if (nd->op->workspace) in->work_size[i] = nd->op->workspace(&k);
     }
     for (int k = 0; k < p->n_out; k++) last[root_of(p, local_of(p, p->out[k]))] = (int)n;
+    nb_status st = check_arena_bound(p, in);
+    if (st) return st;
     size_t apart = nb__place(p->placer, p->bufs, make_bufs(p, in, false));
     int n_bufs = make_bufs(p, in, true);
     in->arena_bytes = nb__place(p->placer, p->bufs, n_bufs);
@@ -820,6 +840,11 @@ double nb_node_flops(const nb_graph *g, const nb_node *n, const nb_bind *binds, 
         dts[j] = n->in[j]->dtype;
     }
     if (nb__bind_shape(g, &n->shape, v, &k.out_shape, err, sizeof err)) return -1;
+    /* a size that overflows with these bindings has no meaningful count */
+    size_t numel;
+    for (int j = 0; j < n->n_in; j++)
+        if (nb_shape_numel(shapes[j].rank, shapes[j].d, &numel)) return -1;
+    if (nb_shape_numel(k.out_shape.rank, k.out_shape.d, &numel)) return -1;
     k.node = n;
     k.dtype = n->dtype;
     k.n_in = n->n_in;

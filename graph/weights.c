@@ -1,6 +1,8 @@
 /* A graph's params in and out of safetensors or .npz files (by the path's
  * extension), by param name: what `nabla run --weights/--save-weights` and
  * checkpoints use. */
+#include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +48,14 @@ static void missing(const nb_tensor_set *set, const nb_node *p, const char *path
     }
 }
 
+/* The file's dtype of t, a tensor of the set: what the file holds ("i64"),
+ * not what reading made of it. nb_tensor_set_find returns &items[i].t. */
+static const char *file_dtype(const nb_tensor *t)
+{
+    const nb_named_tensor *it = (const nb_named_tensor *)(const void *)((const char *)t - offsetof(nb_named_tensor, t));
+    return it->stored ? it->stored : nb_dtype_name(t->dtype);
+}
+
 /* The file's tensor for param p, if it has p's shape and a float dtype. */
 static nb_status match(const nb_tensor_set *set, const nb_node *p, const char *path, char *err,
                        size_t cap, const nb_tensor **out)
@@ -66,8 +76,39 @@ static nb_status match(const nb_tensor_set *set, const nb_node *p, const char *p
         len += (size_t)snprintf(got + len, sizeof got - len, "%s%lld", a ? ", " : "", (long long)t->shape[a]);
     snprintf(got + len, sizeof got - len, "]");
     snprintf(err, cap, "%s: param '%s' is %s %s but the file's tensor is %s %s", path, p->name,
-             nb_dtype_name(p->value.dtype), want, nb_dtype_name(t->dtype), got);
+             nb_dtype_name(p->value.dtype), want, file_dtype(t), got);
     return NB_ERR_SHAPE;
+}
+
+/* "[1, 3]": the index of flat element i of t. */
+static void index_of(size_t i, const nb_tensor *t, char *buf, size_t cap)
+{
+    int64_t idx[NB_MAX_DIMS];
+    for (int a = t->rank - 1; a >= 0; a--) {
+        idx[a] = t->shape[a] ? (int64_t)(i % (size_t)t->shape[a]) : 0;
+        i = t->shape[a] ? i / (size_t)t->shape[a] : 0;
+    }
+    size_t len = (size_t)snprintf(buf, cap, "[");
+    for (int a = 0; a < t->rank && len < cap; a++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%lld", a ? ", " : "", (long long)idx[a]);
+    if (len < cap) snprintf(buf + len, cap - len, "]");
+}
+
+/* An f64 value past f32's range would become an infinity in an f32 param:
+ * an error naming the param and the element, as for any bad file. */
+static nb_status check_range(const nb_node *p, const nb_tensor *t, const char *path, char *err, size_t cap)
+{
+    if (p->value.dtype != NB_F32 || t->dtype != NB_F64) return NB_OK;
+    const double *v = t->data;
+    for (size_t i = 0, n = nb_tensor_numel(t); i < n; i++)
+        if (isfinite(v[i]) && !isfinite((float)v[i])) {
+            char at[160];
+            index_of(i, t, at, sizeof at);
+            snprintf(err, cap, "%s: param '%s': element %s is %g, beyond f32's range (+-3.4e38): it would "
+                     "become infinite", path, p->name, at, v[i]);
+            return NB_ERR_FORMAT;
+        }
+    return NB_OK;
 }
 
 /* Copies t, converted to p's dtype, into p. */
@@ -103,7 +144,8 @@ static nb_status load(nb_graph *g, const char *path, nb_diags *ignored, char *er
     if (st) snprintf(err, cap, "%s", nb_last_error());
     /* every param is checked before any is written: a bad file changes nothing */
     for (size_t i = 0; i < g->n_nodes && !st; i++)
-        if (saved(g->nodes[i])) st = match(&set, g->nodes[i], path, err, cap, &t);
+        if (saved(g->nodes[i]) && !(st = match(&set, g->nodes[i], path, err, cap, &t)))
+            st = check_range(g->nodes[i], t, path, err, cap);
     for (size_t i = 0; i < g->n_nodes && !st; i++)
         if (saved(g->nodes[i]) && (st = copy_into(g->nodes[i], nb_tensor_set_find(&set, g->nodes[i]->name))))
             snprintf(err, cap, "%s: param '%s': %s", path, g->nodes[i]->name, nb_status_str(st));

@@ -27,6 +27,22 @@ static void store(nb_tensor *t, size_t i, double v)
         ((float *)t->data)[i] = (float)v;
 }
 
+/* A finite number that f32 cannot hold would silently become an infinity. */
+static nb_status check_f32(const nb_tensor *t, const double *v, size_t n, bool indexed, char *err,
+                           size_t cap)
+{
+    if (t->dtype != NB_F32) return NB_OK;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(v[i]) && !isfinite((float)v[i])) {
+            int w = indexed ? snprintf(err, cap, "value %zu (%g)", i, v[i]) : snprintf(err, cap, "%g", v[i]);
+            if (w >= 0 && (size_t)w < cap)
+                snprintf(err + w, cap - (size_t)w, " is beyond f32's range (+-3.4e38): it would become "
+                         "infinite");
+            return NB_ERR_ARG;
+        }
+    return NB_OK;
+}
+
 nb_status nb__init_tensor(nb_tensor *t, const nb_init *in, const char *name, char *err, size_t cap)
 {
     size_t n = nb_tensor_numel(t);
@@ -39,12 +55,14 @@ nb_status nb__init_tensor(nb_tensor *t, const nb_init *in, const char *name, cha
             snprintf(err, cap, "values has %zu numbers but the shape holds %zu", in->n_values, n);
             return NB_ERR_SHAPE;
         }
+        if (check_f32(t, in->values, n, true, err, cap)) return NB_ERR_ARG;
         for (size_t i = 0; i < n; i++) store(t, i, in->values[i]);
         return NB_OK;
     case NB_INIT_ZEROS:
     case NB_INIT_ONES:
     case NB_INIT_CONSTANT: {
         double v = in->kind == NB_INIT_ZEROS ? 0 : in->kind == NB_INIT_ONES ? 1 : in->a;
+        if (check_f32(t, &v, 1, false, err, cap)) return NB_ERR_ARG;
         for (size_t i = 0; i < n; i++) store(t, i, v);
         return NB_OK;
     }

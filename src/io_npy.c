@@ -258,14 +258,15 @@ static nb_status ints_to_float(const npy_parser *r, const npy_header *h, size_t 
 
 /* Reads the file's bytes; as < 0 keeps the stored dtype (i8 as i32), a float
  * dtype converts floats and integers to it. */
-static nb_status parse_as(const char *name, const unsigned char *b, size_t len, int as, nb_tensor *out, char *err,
-                          size_t cap)
+static nb_status parse_as(const char *name, const unsigned char *b, size_t len, int as, nb_tensor *out,
+                         bool *from_i64, char *err, size_t cap)
 {
     npy_parser r = {name, NULL, NULL, NULL, err, cap};
     npy_header h = {0};
     memset(out, 0, sizeof *out);
     nb_status st = parse_preamble(&r, b, len);
     if (!st) st = parse_dict(&r, &h);
+    if (from_i64) *from_i64 = h.from_i8;
     size_t avail = st ? 0 : len - (size_t)(r.end - b), numel = 0; /* the data follows the header */
     if (!st && as >= 0 && h.dtype == NB_I32) {
         size_t elem = h.from_i8 ? 8 : 4;
@@ -284,17 +285,17 @@ static nb_status parse_as(const char *name, const unsigned char *b, size_t len, 
     return st;
 }
 
-nb_status nb_io_npy_parse(const char *name, const unsigned char *b, size_t len, nb_tensor *out, char *err,
-                          size_t cap)
+nb_status nb_io_npy_parse(const char *name, const unsigned char *b, size_t len, nb_tensor *out, bool *from_i64,
+                          char *err, size_t cap)
 {
-    return parse_as(name, b, len, -1, out, err, cap);
+    return parse_as(name, b, len, -1, out, from_i64, err, cap);
 }
 
 nb_status nb_npy_parse(const void *buf, size_t len, nb_tensor *out)
 {
     char *err = nb__thread_err();
     if (!out || (!buf && len)) return nb_io_fail(err, NB_ERR_CAP, NB_ERR_ARG, "<buffer>", "no buffer or no tensor given");
-    return nb_io_npy_parse("<buffer>", buf, len, out, err, NB_ERR_CAP);
+    return nb_io_npy_parse("<buffer>", buf, len, out, NULL, err, NB_ERR_CAP);
 }
 
 nb_status nb_npy_read(const char *path, nb_tensor *out)
@@ -306,7 +307,7 @@ nb_status nb_npy_read(const char *path, nb_tensor *out)
     memset(out, 0, sizeof *out);
     nb_status st = nb_io_read_file(path, &buf, &len, err, cap);
     if (st) return st;
-    st = nb_io_npy_parse(path, buf, len, out, err, cap);
+    st = nb_io_npy_parse(path, buf, len, out, NULL, err, cap);
     nb_free(buf);
     return st;
 }
@@ -321,7 +322,7 @@ nb_status nb_npy_read_float(const char *path, nb_dtype as, nb_tensor *out)
     memset(out, 0, sizeof *out);
     nb_status st = nb_io_read_file(path, &buf, &len, err, cap);
     if (st) return st;
-    st = parse_as(path, buf, len, (int)as, out, err, cap);
+    st = parse_as(path, buf, len, (int)as, out, NULL, err, cap);
     nb_free(buf);
     return st;
 }

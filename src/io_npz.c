@@ -115,14 +115,16 @@ static nb_status read_member(const npz_ctx *c, zip_t *za, zip_uint64_t i, nb_ten
     char *name = NULL, what[1200];
     unsigned char *buf = NULL;
     nb_tensor t = {0};
+    bool from_i64 = false;
     nb_status st = member_name(c, zs.name, &name);
     if (!st && nb_tensor_set_find(out, name)) st = fail(c, NB_ERR_FORMAT, "two members are named '%s'", zs.name);
     if (!st) st = member_bytes(c, za, i, &zs, &buf);
     snprintf(what, sizeof what, "%s: member %s", c->path, zs.name);
-    if (!st) st = nb_io_npy_parse(what, buf, (size_t)zs.size, &t, c->err, c->cap);
+    if (!st) st = nb_io_npy_parse(what, buf, (size_t)zs.size, &t, &from_i64, c->err, c->cap);
     nb_free(buf);
     /* the set takes the name and the data (nb_tensor_set_add copies: move instead) */
     if (!st) st = nb_io_set_push(out, name, &t) ? fail(c, NB_ERR_NOMEM, "out of memory") : NB_OK;
+    if (!st && from_i64) out->items[out->n - 1].stored = "i64";
     if (st) {
         nb_free(name);
         nb_tensor_free(&t);

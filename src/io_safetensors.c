@@ -190,6 +190,7 @@ static nb_status load_entry(const st_ctx *c, const st_entry *e, const unsigned c
         nb_tensor_free(&t);
         return fail(c, NB_ERR_NOMEM, "out of memory");
     }
+    if (e->from_i64) out->items[out->n - 1].stored = "i64";
     return NB_OK;
 }
 

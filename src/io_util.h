@@ -74,7 +74,9 @@ bool nb_is_npz_path(const char *path);
  * file's bytes (name is used in messages), and writes the preamble of t
  * (magic, version 1.0, header padded to a multiple of 64) into buf, which
  * needs NB_IO_NPY_HEADER_CAP bytes, returning its length. */
-nb_status nb_io_npy_parse(const char *name, const unsigned char *b, size_t len, nb_tensor *out, char *err,
+/* *from_i64 (may be NULL): the array was stored as int64 and read as i32. */
+nb_status nb_io_npy_parse(const char *name, const unsigned char *b, size_t len, nb_tensor *out, bool *from_i64,
+                          char *err,
                           size_t cap);
 #define NB_IO_NPY_HEADER_CAP 512
 size_t nb_io_npy_header(const nb_tensor *t, char *buf, size_t cap);

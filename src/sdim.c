@@ -1,6 +1,7 @@
 /* Symbolic dimensions: c * prod(sym_k ^ e_k). Enough algebra for shape rules
  * to multiply (flatten), divide (reshape with -1) and compare dimensions that
  * involve free sizes such as the batch N. */
+#include <stdint.h>
 #include <string.h>
 
 #include "nabla/op.h"
@@ -75,9 +76,12 @@ bool nb_shape_numel_sym(const nb_shape *s, nb_sdim *out)
     return true;
 }
 
+/* Saturates at SIZE_MAX instead of wrapping (a wrapped count reads as a small
+ * tensor, or 0 FLOPs); shapes that reach a kernel are checked long before. */
 size_t nb_dims_numel(const nb_dims *s)
 {
     size_t n = 1;
-    for (int i = 0; i < s->rank; i++) n *= (size_t)s->d[i];
+    for (int i = 0; i < s->rank; i++)
+        if (s->d[i] < 0 || __builtin_mul_overflow(n, (size_t)s->d[i], &n)) return SIZE_MAX;
     return n;
 }

@@ -55,6 +55,7 @@ nb_status nb_io_set_push(nb_tensor_set *set, char *name, const nb_tensor *t)
     if (x && nb__strmap_put(&x->names, name, pos(set->n))) return NB_ERR_NOMEM;
     set->items[set->n].name = name;
     set->items[set->n].t = *t;
+    set->items[set->n].stored = NULL;
     set->n++;
     if (x) x->n = set->n;
     return NB_OK;

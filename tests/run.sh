@@ -4,6 +4,10 @@
 #   tests/run.sh                 build dir "build"
 #   tests/run.sh --asan          build dir "build-asan", address+undefined sanitizers,
 #                                leak checking in every test worker
+#   tests/run.sh --tsan          build dir "build-tsan", ThreadSanitizer; builds and runs
+#                                the tests that start threads, against a stand-in for
+#                                Criterion's runner (tests/tsan/criterion/criterion.h says
+#                                why). OpenBLAS is not instrumented: see tests/tsan.supp.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export OPENBLAS_NUM_THREADS=1
@@ -17,13 +21,23 @@ if [ "${1:-}" = "--asan" ]; then
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
   export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 fi
+only=()
+if [ "${1:-}" = "--tsan" ]; then
+  dir=build-tsan
+  setup=(-Db_sanitize=thread -Db_lundef=false)
+  only=(test_threads_tsan test_contract_tsan test_shard_tsan test_threads_train_tsan)
+  export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:halt_on_error=0:exitcode=66:second_deadlock_stack=1"
+fi
 if [ ! -f "$dir/build.ninja" ]; then
   meson setup "$dir" "${setup[@]}" >/dev/null || { echo "0 passed, 1 failed"; exit 2; }
 fi
-if ! ninja -C "$dir" >"$dir/nabla-ninja.log" 2>&1; then
+targets=()
+for t in "${only[@]}"; do targets+=("tests/$t"); done
+[ ${#targets[@]} -gt 0 ] && targets+=(tools/nabla)  # test_threads_train runs the tool
+if ! ninja -C "$dir" "${targets[@]}" >"$dir/nabla-ninja.log" 2>&1; then
   cat "$dir/nabla-ninja.log"; echo "0 passed, 1 failed"; exit 2
 fi
-meson test -C "$dir" --print-errorlogs --num-processes 2 >"$dir/nabla-test.log" 2>&1
+meson test -C "$dir" --no-rebuild --print-errorlogs --num-processes 2 "${only[@]}" >"$dir/nabla-test.log" 2>&1
 rc=$?
 grep -E "^ *[0-9]+/[0-9]+ " "$dir/nabla-test.log"
 [ $rc -ne 0 ] && cat "$dir/nabla-test.log" | tail -n 80
@@ -33,9 +47,10 @@ read -r tested passing < <(grep -ah "Synthesis: Tested:" "$log" |
   awk '{t += $1; p += $2} END {print t + 0, p + 0}')
 failed=$((tested - passing))
 # Criterion's workers report leaks after the test verdict: count them here.
-sanitizer=$(grep -ac "ERROR: LeakSanitizer\|ERROR: AddressSanitizer\|runtime error:" "$log")
+pat="ERROR: LeakSanitizer\|ERROR: AddressSanitizer\|runtime error:\|WARNING: ThreadSanitizer"
+sanitizer=$(grep -ac "$pat" "$log")
 if [ "$sanitizer" -gt 0 ]; then
-  grep -a -A12 "ERROR: LeakSanitizer\|ERROR: AddressSanitizer\|runtime error:" "$log" | head -n 60
+  grep -a -A12 "$pat" "$log" | head -n 60
   failed=$((failed + sanitizer)); passing=$((passing > sanitizer ? passing - sanitizer : 0)); rc=1
 fi
 [ $rc -ne 0 ] && [ $failed -eq 0 ] && failed=1   # a binary crashed or timed out before its summary

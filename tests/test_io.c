@@ -528,7 +528,7 @@ Test(safetensors, tensor_set_api)
 Test(safetensors, write_rejects_duplicate_names)
 {
     nb_tensor t = make_tensor(NB_F64, 0, NULL);
-    nb_named_tensor items[2] = {{"same", t}, {"same", t}};
+    nb_named_tensor items[2] = {{"same", t, NULL}, {"same", t, NULL}};
     nb_tensor_set set = {2, items, 0, NULL, NULL, NULL};  /* filled by hand: no index */
     assert_error(nb_safetensors_write(tmp_path("d.safetensors"), &set), NB_ERR_NAME,
                  "two tensors are named 'same'");

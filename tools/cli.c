@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -98,6 +99,10 @@ int64_t nbt_dim_value(const nbt_dims *d, const char *sym)
 
 int nbt_bind(const char *cmd, nbt_dims *d, const char *sym, int64_t v, const char *from)
 {
+    /* an empty array (zero rows) is the usual way to get here: say so, not "unbound" */
+    if (v < 1)
+        return nbt_fail(cmd, "dimension %s is %" PRId64 " from %s: that array is empty along the "
+                        "axis of %s, and free dimensions must be >= 1", sym, v, from, sym);
     for (int i = 0; i < d->n; i++) {
         if (strcmp(d->b[i].sym, sym)) continue;
         if (d->b[i].value == v) return NBT_OK;
@@ -116,10 +121,13 @@ int nbt_bind(const char *cmd, nbt_dims *d, const char *sym, int64_t v, const cha
 int nbt_parse_dim(const char *cmd, const char *s, nbt_dims *d)
 {
     const char *eq = strchr(s, '=');
-    char sym[64];
+    char sym[NB_MAX_SYM_LEN + 1];
     int64_t v;
-    if (!eq || !is_identifier(s, (size_t)(eq - s)) || (size_t)(eq - s) >= sizeof sym)
+    if (!eq || !is_identifier(s, (size_t)(eq - s)))
         return nbt_fail(cmd, "--dim needs SYMBOL=SIZE (like N=64), not '%s'", s);
+    if ((size_t)(eq - s) >= sizeof sym)
+        return nbt_fail(cmd, "--dim: the symbol '%.24s...' has %zu characters; a free dimension's name "
+                        "has at most %d", s, (size_t)(eq - s), NB_MAX_SYM_LEN);
     memcpy(sym, s, (size_t)(eq - s));
     sym[eq - s] = 0;
     if (nbt_parse_i64(cmd, "--dim", eq + 1, 1, &v)) return NBT_ERROR;
@@ -358,6 +366,10 @@ void nbt_unravel(size_t i, int rank, const int64_t *shape, char *buf, size_t cap
 void nbt_commas(double v, char *buf, size_t cap)
 {
     char digits[64];
+    if (fabs(v) >= 1e21) {  /* past 2^64 and more digits than a table column holds */
+        snprintf(buf, cap, "%.3e", v);
+        return;
+    }
     snprintf(digits, sizeof digits, "%.0f", v);
     size_t n = strlen(digits), len = 0, lead = digits[0] == '-';
     for (size_t i = 0; i < n && len + 2 < cap; i++) {

@@ -19,7 +19,7 @@ enum { NBT_OK = 0, NBT_MISMATCH = 1, NBT_ERROR = 2 };
 typedef struct nbt_dims {
     nb_bind b[NB_MAX_SYMS];
     char from[NB_MAX_SYMS][96];  /* "--dim", "input 'x'" */
-    char sym[NB_MAX_SYMS][64];   /* storage for b[i].sym */
+    char sym[NB_MAX_SYMS][NB_MAX_SYM_LEN + 1];   /* storage for b[i].sym: any name a model may use */
     int n;
 } nbt_dims;
 
@@ -99,7 +99,7 @@ int nbt_depends_on(const char *cmd, const nb_graph *g, nb_node *const *from, int
 
 /* "(1, 3)" for flat index i of a tensor of that shape; "()" for rank 0. */
 void nbt_unravel(size_t i, int rank, const int64_t *shape, char *buf, size_t cap);
-/* 1234 -> "1,234". */
+/* 1234 -> "1,234"; from 1e21 on "1.845e+21" (a count that long fits no column). */
 void nbt_commas(double v, char *buf, size_t cap);
 
 /* ---- outputs (output.c): nothing lost, nothing clobbered ----------------- */

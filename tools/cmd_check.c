@@ -172,7 +172,7 @@ static int print_table(const nb_model *m, const nbt_dims *d)
     char unbound[256], shape[256], params[32], flops[32];
     flops_binds(g, d, &fb, unbound, sizeof unbound);
     widths w = measure(g, d);
-    double total_params = 0, total_flops = 0, state = 0, consts = 0, const_values = 0;
+    double total_params = 0, total_flops = 0, state = 0, consts = 0, const_values = 0, unknown = 0;
     printf("%-*s  %-*s  %-*s  %12s  %14s\n", w.name, "node", w.op, "op", w.shape, "shape", "params",
            "FLOPs");
     rule(w);
@@ -191,15 +191,19 @@ static int print_table(const nb_model *m, const nbt_dims *d)
         }
         if (nb_node_kind_of(n) == NB_NODE_OP) {
             if (f >= 0) nbt_commas(f, flops, sizeof flops), total_flops += f;
-            else snprintf(flops, sizeof flops, "-");
+            else snprintf(flops, sizeof flops, "-"), unknown++;
         }
         printf("%-*s  %-*s  %-*s  %12s  %14s\n", w.name, nb_node_name(n), w.op, nb_node_op(n),
                w.shape, shape, params, flops);
     }
     nbt_commas(total_params, params, sizeof params);
     nbt_commas(total_flops, flops, sizeof flops);
+    if (unknown) snprintf(flops, sizeof flops, "-");
     rule(w);
     printf("%-*s  %-*s  %-*s  %12s  %14s\n", w.name, "total", w.op, "", w.shape, "", params, flops);
+    if (unknown)
+        printf("FLOPs of %.0f node%s unknown: %s size overflows with these dimensions\n", unknown,
+               unknown == 1 ? " is" : "s are", unknown == 1 ? "its" : "their");
     if (state > 0) {
         nbt_commas(state, params, sizeof params);
         printf("of the params, %s are op state (running statistics), not trained\n", params);

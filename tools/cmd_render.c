@@ -12,6 +12,7 @@ void nbt_usage_render(FILE *f)
 {
     fprintf(f,
             "usage: nabla render MODEL -o OUT.{dot,svg,png,pdf} [--backward] [--dim SYM=SIZE]...\n"
+            "                    [--max-nodes N]\n"
             "Draws MODEL with Graphviz: each node with its name, op and shape; inputs, params,\n"
             "outputs and the loss set apart; a layer's nodes boxed under the layer's name.\n\n"
             "  -o, --output FILE  the diagram; its extension picks the format\n"
@@ -19,9 +20,13 @@ void nbt_usage_render(FILE *f)
             "                     trainable param and float input (dashed, orange)\n"
             "  --dim SYM=SIZE     show that free dimension by its size\n"
             "  --force            replace OUT when it exists (never a link, FIFO or device)\n"
+            "  --max-nodes N      refuse graphs past N nodes, or whose layout is as costly as\n"
+            "                     N nodes in a chain (edges through many ranks); default %d:\n"
+            "                     Graphviz takes minutes or runs out of memory past that\n"
             "  -h, --help         this text\n\n"
             "example:\n"
-            "  nabla render examples/models/mlp2.yaml --backward -o mlp2.svg\n");
+            "  nabla render examples/models/mlp2.yaml --backward -o mlp2.svg\n",
+            NB_RENDER_MAX_NODES);
 }
 
 /* Gradient nodes for every trainable param and every float input: what --grad would run. */
@@ -46,13 +51,14 @@ static int add_backward(nb_model *m)
     return rc;
 }
 
-static int draw(nb_model *m, const char *out, const nbt_dims *d, bool backward)
+static int draw(nb_model *m, const char *out, const nbt_dims *d, bool backward, size_t max_nodes)
 {
     nb_node *outputs[256];
     int n_out = 0;
     for (size_t i = 0; i < nb_model_num_outputs(m) && n_out < 256; i++) outputs[n_out++] = nb_model_output(m, i);
     nb_render_opts o = {.show_grad = backward, .binds = d->b, .n_binds = d->n, .outputs = outputs,
-                        .n_outputs = n_out, .loss = nb_model_loss(m), .title = nb_model_name(m)};
+                        .n_outputs = n_out, .loss = nb_model_loss(m), .title = nb_model_name(m),
+                        .max_nodes = max_nodes};
     if (nb_render(nb_model_graph(m), out, NULL, &o))
         return nbt_fail(CMD, "%s", nb_graph_error(nb_model_graph(m)));
     return NBT_OK;
@@ -64,11 +70,13 @@ int nbt_cmd_render(int argc, char **argv)
                                          {"backward", no_argument, NULL, 'b'},
                                          {"dim", required_argument, NULL, 'd'},
                                          {"force", no_argument, NULL, 'F'},
+                                         {"max-nodes", required_argument, NULL, 'n'},
                                          {"help", no_argument, NULL, 'h'},
                                          {0, 0, 0, 0}};
     nbt_dims dims = {0};
     const char *out = NULL;
     bool backward = false, force = false;
+    int64_t max_nodes = NB_RENDER_MAX_NODES;
     int c;
     optind = 0;
     opterr = 0;
@@ -79,6 +87,7 @@ int nbt_cmd_render(int argc, char **argv)
         if (c == 'b') backward = true;
         if (c == 'F') force = true;
         if (c == 'd' && nbt_parse_dim(CMD, optarg, &dims)) return NBT_ERROR;
+        if (c == 'n' && nbt_parse_i64(CMD, "--max-nodes", optarg, 1, &max_nodes)) return NBT_ERROR;
     }
     if (argc - optind < 1) return nbt_fail(CMD, "needs one MODEL file (see 'nabla render --help')");
     if (nbt_extra_args(CMD, argc, argv, optind, 1)) return NBT_ERROR;
@@ -88,7 +97,7 @@ int nbt_cmd_render(int argc, char **argv)
     if (nbt_load(CMD, argv[optind], false, &m)) return NBT_ERROR;
     int rc = nbt_check_dim_names(CMD, nb_model_graph(m), &dims);
     if (!rc && backward) rc = add_backward(m);
-    if (!rc) rc = draw(m, out, &dims, backward);
+    if (!rc) rc = draw(m, out, &dims, backward, (size_t)max_nodes);
     nb_model_free(m);
     return rc;
 }

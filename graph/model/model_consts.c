@@ -53,6 +53,11 @@ static bool number(nm_ctx *c, const char *name, const yaml_node_t *v, nb_dtype d
                "2147483647 only; got %s", name, x.s);
         return false;
     }
+    if (dt == NB_F32 && isfinite(x.f) && !isfinite((float)x.f)) {
+        ny_err(&c->y, v, "constant '%s' is f32, whose range is +-3.4e38; got %s (write dtype: f64 "
+               "for a larger value)", name, x.s);
+        return false;
+    }
     *out = x.f;
     return true;
 }
@@ -150,7 +155,13 @@ static nb_node *make(nm_ctx *c, const char *name, const cvalue *v, int rank, con
     nb_tensor t = {0};
     nb_node *n = NULL;
     nb_status st = fill(v, rank, shape, dt, &t);
-    if (st == NB_ERR_NOMEM) c->y.oom = true;
+    size_t numel, bytes;
+    if (st == NB_ERR_NOMEM && !nb_shape_numel(rank, shape, &numel) &&
+        !__builtin_mul_overflow(numel, nb_dtype_size(dt), &bytes) && bytes > nb_memory_limit())
+        ny_err(&c->y, at, "constant '%s' needs %.3g GB, over the memory limit of %.3g GB "
+               "(nb_set_memory_limit; nabla --max-memory)", name, (double)bytes / 1e9,
+               (double)nb_memory_limit() / 1e9);  /* a refusal, not out of memory: the load goes on */
+    else if (st == NB_ERR_NOMEM) c->y.oom = true;
     else if (st) ny_err(&c->y, at, "constant '%s' is too large", name);
     else if (!(n = nb_constant(c->m->g, name, &t))) nm_graph_err(c, at);
     nb_tensor_free(&t);

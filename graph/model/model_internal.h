@@ -172,6 +172,9 @@ bool nm_parse_dtype(nm_ctx *c, const yaml_node_t *v, nb_dtype *out, bool allow_i
 /* A shape list: positive integers, and symbols unless ints_only; reports at the list. */
 bool nm_parse_shape(nm_ctx *c, const yaml_node_t *list, bool ints_only, nb_dim *dims,
                     int64_t *ints, int *rank);
+/* nm_graph_err for a failure to make a tensor of that shape: a refusal for
+ * the memory limit is reported as any error, not as running out of memory. */
+void nm_graph_err_sized(nm_ctx *c, const yaml_node_t *at, int rank, const int64_t *shape, nb_dtype dt);
 /* Runs `fn` on each entry of an inputs/params mapping whose name is valid and new. */
 void nm_each_entry(nm_ctx *c, const yaml_node_t *map, const char *what,
                    void (*fn)(nm_ctx *, const yaml_node_t *, const char *, const yaml_node_t *));

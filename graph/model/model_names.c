@@ -165,6 +165,22 @@ nb_node *nm_resolve(nm_ctx *c, const yaml_node_t *ref, const char *where)
     return NULL;
 }
 
+/* A tensor refused for the memory limit fails with NB_ERR_NOMEM too, but
+ * nothing ran out: the load goes on (its users are skipped silently), so the
+ * refusal is the only message, not followed by outputs "not defined". */
+void nm_graph_err_sized(nm_ctx *c, const yaml_node_t *at, int rank, const int64_t *shape, nb_dtype dt)
+{
+    nb_graph *g = c->m->g;
+    size_t numel, bytes;
+    if (nb_graph_status(g) == NB_ERR_NOMEM && !nb_shape_numel(rank, shape, &numel) &&
+        !__builtin_mul_overflow(numel, nb_dtype_size(dt), &bytes) && bytes > nb_memory_limit()) {
+        ny_err(&c->y, at, "%s", nb_graph_error(g));
+        nb_graph_clear_error(g);
+        return;
+    }
+    nm_graph_err(c, at);
+}
+
 void nm_graph_err(nm_ctx *c, const yaml_node_t *at)
 {
     nb_graph *g = c->m->g;

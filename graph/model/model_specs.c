@@ -271,7 +271,7 @@ nb_node *nm_make_param(nm_ctx *c, const char *name, int rank, const int64_t *sha
     }
     nb_node *p = nb_param(c->m->g, name, c->dt, rank, shape, in);
     if (!p) {
-        nm_graph_err(c, at);
+        nm_graph_err_sized(c, at, rank, shape, c->dt);
         return NULL;
     }
     return nm_add_param(c, p) ? p : NULL;

@@ -91,6 +91,7 @@ NB_API const char *nb_version(void);
 
 #define NB_MAX_DIMS 8   /* highest tensor rank */
 #define NB_MAX_SYMS 8   /* distinct free dimensions (N, batch, ...) per graph */
+#define NB_MAX_SYM_LEN 255  /* characters in a free dimension's name */
 
 typedef enum { NB_F32, NB_F64, NB_I32 } nb_dtype;
 

@@ -243,7 +243,8 @@ NB_API nb_status nb_node_set_name(nb_graph *g, nb_node *n, const char *name);
 NB_API nb_status nb_node_set_group(nb_graph *g, nb_node *n, const char *group);
 NB_API const char *nb_node_group(const nb_node *n);
 /* Floating-point operations of one evaluation of the node with the given
- * bindings of free dimensions; -1 when a dimension is unbound. */
+ * bindings of free dimensions; -1 when a dimension is unbound or a size
+ * overflows with those bindings. Counted in double: never wraps. */
 NB_API double nb_node_flops(const nb_graph *g, const nb_node *n, const nb_bind *binds, int n_binds);
 
 /* Free dimensions (symbols) of the graph, in order of first use. */

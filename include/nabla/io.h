@@ -30,6 +30,8 @@ NB_API nb_status nb_npy_write(const char *path, const nb_tensor *t);
 typedef struct nb_named_tensor {
     char *name;
     nb_tensor t;
+    const char *stored;  /* the file's dtype when reading converted it ("i64", read
+                            as i32), for messages; NULL otherwise */
 } nb_named_tensor;
 
 /* Named tensors plus string metadata, as in a safetensors file. Start from

@@ -87,6 +87,7 @@ typedef struct nb_dims {
     int rank;
     int64_t d[NB_MAX_DIMS];
 } nb_dims;
+/* Product of the dims; SIZE_MAX when it does not fit (never wraps). */
 NB_API size_t nb_dims_numel(const nb_dims *s);
 
 /* What a kernel gets. For flops() and workspace() the data pointers are NULL. */
