@@ -64,6 +64,7 @@ void nbt_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 #define cr_assert_not_null(...) NBT_PTR(true, !=, __VA_ARGS__, "")
 #define cr_expect_eq(...) NBT_CMP(false, ==, __VA_ARGS__, "")
 #define cr_expect_neq(...) NBT_CMP(false, !=, __VA_ARGS__, "")
+#define cr_expect_lt(...) NBT_CMP(false, <, __VA_ARGS__, "")
 #define cr_expect_null(...) NBT_PTR(false, ==, __VA_ARGS__, "")
 #define cr_expect_str_eq(...) NBT_STR(__VA_ARGS__, "")
 #define NBT_STR(a, b, ...) NBT_CHECK(false, !strcmp((a), (b)), __VA_ARGS__)
