@@ -7,6 +7,7 @@
 #   fuzz/run.sh [SECONDS]          e.g. fuzz/run.sh 1800 for the 30 minutes of issue 11
 #   FUZZ_JOBS=1 fuzz/run.sh 60     one target at a time
 #   FUZZ_TARGETS="idx npz" fuzz/run.sh   some targets only
+#   FUZZ_DIR=build-fuzz2 fuzz/run.sh     another build folder
 # Corpora grow in build-fuzz/corpus/TARGET across runs; each run is seeded
 # again from the repository, so deleting build-fuzz/ loses only what the
 # fuzzer found on its own.
@@ -15,14 +16,14 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 jobs=${FUZZ_JOBS:-$(nproc)}
 targets=(${FUZZ_TARGETS:-model npy safetensors npz idx idx_gz})
-dir=build-fuzz
+dir=${FUZZ_DIR:-build-fuzz}
 CC=${CC_FUZZ:-clang}
 
 build() {
   if [ ! -f "$dir/build.ninja" ]; then
     CC=$CC meson setup "$dir" -Db_sanitize=address,undefined -Db_lundef=false -Dtests=false \
-      -Dwerror=false -Dmpi=disabled -Dc_args=-fsanitize=fuzzer-no-link >"$dir.setup.log" 2>&1 ||
-      { cat "$dir.setup.log"; return 1; }
+      -Dwerror=false -Dmpi=disabled -Dc_args=-fsanitize=fuzzer-no-link >"$TMPDIR/nabla-fuzz-setup.log" 2>&1 ||
+      { cat "$TMPDIR/nabla-fuzz-setup.log"; return 1; }
   fi
   ninja -C "$dir" libnabla.a >"$dir/ninja.log" 2>&1 || { cat "$dir/ninja.log"; return 1; }
   local libs
@@ -63,9 +64,8 @@ run_one() {
   echo $? >"$dir/logs/$t.rc"
 }
 
-mkdir -p "$dir"
-build || { echo "fuzz: build failed"; exit 2; }
 export TMPDIR=${TMPDIR:-/tmp}
+build || { echo "fuzz: build failed"; exit 2; }
 running=0
 for t in "${targets[@]}"; do
   run_one "$t" &
@@ -83,7 +83,9 @@ for t in "${targets[@]}"; do
     echo "$t: ${execs:-?} execs in ${secs} s: CRASH (exit $rc), see $dir/logs/$t.log and $dir/crashes/$t/"
     grep -a -m3 "ERROR:\|runtime error\|Test unit written" "$dir/logs/$t.log" | sed 's/^/  /'
   else
-    echo "$t: ${execs:-?} execs in ${secs} s: no crash ($crashes earlier crash files kept)"
+    earlier=""
+    [ "$crashes" -gt 0 ] && earlier=" ($crashes crash files of earlier runs in $dir/crashes/$t/)"
+    echo "$t: ${execs:-?} execs in ${secs} s: no crash$earlier"
   fi
 done
 exit $failed
