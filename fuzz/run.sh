@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 jobs=${FUZZ_JOBS:-$(nproc)}
-targets=(${FUZZ_TARGETS:-model npy safetensors npz idx idx_gz})
+targets=(${FUZZ_TARGETS:-model npy safetensors npz idx idx_gz checkpoint})
 dir=${FUZZ_DIR:-build-fuzz}
 CC=${CC_FUZZ:-clang}
 
@@ -45,6 +45,7 @@ seeds() {
     npz) find tests/data tests/bad/npz -name '*.npz' ;;
     idx) find tests/bad/idx -type f ! -name '*.yaml' ! -name '*.safetensors' ;;
     idx_gz) find tests/bad/idx -type f ! -name '*.gz' ! -name '*.yaml' ! -name '*.safetensors' ;;
+    checkpoint) find tests/bad/checkpoint -name '*.safetensors' ;;
   esac 2>/dev/null
 }
 

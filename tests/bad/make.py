@@ -358,6 +358,61 @@ idx("gz_trailing", gz(IMAGES + b"\0"), LABELS, "images", "trailing data: 1 bytes
 idx("gz_count", IMAGES, gz(idx_bytes([5], bytes(5))), "labels", "4 images, but $FILE has 5 labels",
     compressed=True, prefix="")
 
+# ---- checkpoints: nabla train --resume FILE (the IDX model, data next to it) ----
+
+write("checkpoint/model.yaml", IDX_MODEL % ("images-idx3-ubyte", "labels-idx1-ubyte"))
+write("checkpoint/images-idx3-ubyte", IMAGES)
+write("checkpoint/labels-idx1-ubyte", LABELS)
+CK_RUN = "train $BAD/checkpoint/model.yaml --resume $FILE --epochs 3"
+CK_META = {"format": "nabla-checkpoint-1", "epoch": "1", "batch": "0", "loss_sum": "0", "samples": "0",
+           "correct": "0", "seed": "0", "seconds": "0"}
+
+
+def checkpoint(drop=(), step=1.0, **meta):
+    """A checkpoint of the model after one epoch, as nabla train --save writes
+    it (params, Adam's state), with metadata `meta` changed, Adam's step
+    count `step` and the tensors `drop` left out."""
+    tensors = [("y.W", "F32", [4, 3]), ("y.b", "F32", [3]), ("opt.step", "F64", []),
+               ("opt.y.W.m", "F32", [4, 3]), ("opt.y.W.v", "F32", [4, 3]), ("opt.y.b.m", "F32", [3]),
+               ("opt.y.b.v", "F32", [3])]
+    header, data = {"__metadata__": {k: v for k, v in dict(CK_META, **meta).items() if v is not None}}, b""
+    for name, dtype, shape in tensors:
+        if name in drop:
+            continue
+        n = 8 if dtype == "F64" else 4 * (shape[0] * (shape[1] if len(shape) > 1 else 1))
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + n]}
+        data += struct.pack("<d", step) if dtype == "F64" else bytes(n)
+    return st_file(header, data)
+
+
+write("checkpoint/good.safetensors", checkpoint())  # resumes (the fuzzer's seed)
+
+
+def ck(name, data, expected):
+    case("checkpoint/" + name + ".safetensors", data, CK_RUN, expected)
+
+
+ck("weights_only", checkpoint(format=None), "$FILE: not a nabla checkpoint (no format 'nabla-checkpoint-1' in its metadata)")
+ck("other_format", checkpoint(format="nabla-checkpoint-2"), "$FILE: not a nabla checkpoint")
+ck("no_epoch", checkpoint(epoch=None), "$FILE: the checkpoint has no 'epoch' in its metadata")
+ck("epoch_text", checkpoint(epoch="one"), "$FILE: the checkpoint's 'epoch' is 'one', not a whole number from 0 to 2^53")
+ck("epoch_huge", checkpoint(epoch="1e300"), "$FILE: the checkpoint's 'epoch' is '1e300', not a whole number from 0 to 2^53")
+ck("epoch_negative", checkpoint(epoch="-1"), "$FILE: the checkpoint's 'epoch' is '-1', not a whole number from 0 to 2^53")
+ck("batch_fraction", checkpoint(batch="0.5"), "$FILE: the checkpoint's 'batch' is '0.5', not a whole number from 0 to 2^53")
+ck("batch_past_end", checkpoint(batch="1000"),
+   "trainer: resumed after batch 1000 of epoch 2, but an epoch of these 4 samples has 2 batches of 2 "
+   "(another dataset or batch size than the checkpoint's?)")
+ck("loss_nan", checkpoint(loss_sum="nan"), "$FILE: the checkpoint's 'loss_sum' is 'nan', not a finite number >= 0")
+ck("samples_huge", checkpoint(samples="99999999999999999999"),
+   "$FILE: the checkpoint's 'samples' is '99999999999999999999', not a whole number from 0 to 2^53")
+ck("no_adam_state", checkpoint(drop=("opt.y.W.v",)), "$FILE: no tensor for param 'opt.y.W.v'")
+ck("step_huge", checkpoint(step=1.86599e+261),
+   "$FILE: the checkpoint's optimizer step count 'opt.step' is 1.86599e+261, not a whole number from 0 to 2^53")
+ck("step_nan", checkpoint(step=float("nan")), "$FILE: the checkpoint's optimizer step count 'opt.step' is nan")
+ck("step_negative", checkpoint(step=-3.0), "$FILE: the checkpoint's optimizer step count 'opt.step' is -3")
+ck("step_fraction", checkpoint(step=2.5), "$FILE: the checkpoint's optimizer step count 'opt.step' is 2.5")
+ck("truncated", checkpoint()[:-5], "$FILE: tensor 'opt.y.b.v' data [176, 188) overruns the data section of 183 bytes")
+
 # ---- the manifest -----------------------------------------------------------
 
 with open(os.path.join(HERE, "MANIFEST"), "w") as f:
