@@ -4,7 +4,7 @@
  * message the manifest gives: no crash, no hang and, in the sanitizer pass
  * (where NABLA_TOOL is the ASan build, which exits 23 on a leak), no leak.
  *
- * Also training checkpoints (nabla train --resume).
+ * Also training checkpoints (nabla train --resume) and logs (nabla plot).
  *
  * A manifest line is FILE <TAB> COMMAND <TAB> EXPECTED (tests/bad/make.py
  * writes them and says what $FILE, $DIR, $BAD and $OUT stand for). */
@@ -117,6 +117,7 @@ Test(bad_inputs, safetensors) { cr_expect_geq(run_cases("safetensors/"), 20); }
 Test(bad_inputs, npz) { cr_expect_geq(run_cases("npz/"), 10); }
 Test(bad_inputs, idx) { cr_expect_geq(run_cases("idx/"), 20); }
 Test(bad_inputs, checkpoints) { cr_expect_geq(run_cases("checkpoint/"), 10); }
+Test(bad_inputs, training_logs) { cr_expect_geq(run_cases("log/"), 10); }
 
 /* The corpus is as large as issue 11 asks, and every file it names exists. */
 Test(bad_inputs, manifest_has_60_cases_of_existing_files)

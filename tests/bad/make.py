@@ -413,6 +413,28 @@ ck("step_negative", checkpoint(step=-3.0), "$FILE: the checkpoint's optimizer st
 ck("step_fraction", checkpoint(step=2.5), "$FILE: the checkpoint's optimizer step count 'opt.step' is 2.5")
 ck("truncated", checkpoint()[:-5], "$FILE: tensor 'opt.y.b.v' data [176, 188) overruns the data section of 183 bytes")
 
+# ---- training logs: nabla plot FILE (the CSV of nabla train --log) ----------
+
+LOG_HEAD = "epoch,train_loss,train_acc,test_loss,test_acc,samples_per_s,elapsed_s"
+PLOT = "plot $FILE -o $OUT.svg"
+
+
+def log(name, text, expected):
+    case("log/" + name + ".csv", text, PLOT, expected)
+
+
+log("empty", "", "$FILE:1: empty file; a training log starts with the line " + LOG_HEAD)
+log("not_log", "epoch,loss\n1,0.5\n", "$FILE:1: not a training log: the first line must be " + LOG_HEAD)
+log("header_only", LOG_HEAD + "\n", "$FILE: no epochs (only the header line)")
+log("three_fields", LOG_HEAD + "\n1,0.5,0.9\n", "$FILE:2: 3 fields, expected 7 (" + LOG_HEAD + ")")
+log("not_number", LOG_HEAD + "\n1,0.5,0.9,,,,\n2,abc,0.9,,,,\n", "$FILE:3: train_loss: 'abc' is not a number")
+log("epoch_empty", LOG_HEAD + "\n,0.5,0.9,,,,\n", "$FILE:2: epoch is empty")
+log("epoch_inf", LOG_HEAD + "\ninf,0.5,0.9,,,,\n", "$FILE:2: epoch is inf")
+log("accuracy_above_1", LOG_HEAD + "\n1,0.5,1.5,,,,\n", "$FILE:2: train_acc is 1.5; accuracies are fractions in [0, 1]")
+log("nul_byte", LOG_HEAD + "\n1,0.5\0,0.9,,,,\n", "$FILE:2: a NUL byte in the line")
+log("empty_line", LOG_HEAD + "\n1,0.5,0.9,,,,\n\n2,0.4,0.9,,,,\n", "$FILE:3: empty line")
+log("no_values", LOG_HEAD + "\n1,nan,nan,nan,nan,nan,nan\n", "the log has no loss values to plot")
+
 # ---- the manifest -----------------------------------------------------------
 
 with open(os.path.join(HERE, "MANIFEST"), "w") as f:
