@@ -146,7 +146,8 @@ static nb_status read_growing(gzFile z, const char *path, idx_array *a, size_t *
     size_t cap = 0, n = 0;
     *got = 0;
     do {
-        size_t next = cap ? (cap > a->bytes / 2 ? a->bytes : 2 * cap) : (a->bytes < IDX_FIRST ? a->bytes : IDX_FIRST);
+        size_t next = cap ? 2 * cap : IDX_FIRST;
+        if (cap > a->bytes / 2 || next > a->bytes) next = a->bytes;
         unsigned char *grown = nb_realloc(a->data, next);
         if (!grown)
             return nb_io_fail(err, NB_ERR_CAP, NB_ERR_NOMEM, path, "out of memory for %zu bytes of data (%s)", a->bytes,
