@@ -1,13 +1,13 @@
 /* libFuzzer target for the YAML model loader: any bytes must either load (and
  * then plan for N = 2) or fail with FILE:LINE:COL messages, never crash or leak.
- * Not built by meson; with clang:
+ * Not built by meson: fuzz/run.sh builds and runs every target; by hand, with clang:
  *
  *   CC=clang meson setup build-fuzz -Db_sanitize=address,undefined -Db_lundef=false \
  *       -Dtests=false -Dwerror=false -Dc_args=-fsanitize=fuzzer-no-link
  *   ninja -C build-fuzz libnabla.a
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ibuild-fuzz/include fuzz/model_fuzz.c \
  *       build-fuzz/libnabla.a $(pkg-config --libs openblas yaml-0.1 libcgraph libgvc \
- *       jansson zlib) -lm -o model_fuzz
+ *       jansson zlib libzip) -lm -o model_fuzz
  *   mkdir -p corpus-model && cp examples/models/ *.yaml tests/conformance/ *.yaml corpus-model/
  *   ./model_fuzz -max_total_time=120 -dict=fuzz/model.dict corpus-model
  *

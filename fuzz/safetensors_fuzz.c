@@ -1,4 +1,5 @@
-/* libFuzzer target for the safetensors reader. Build as fuzz/model_fuzz.c says
+/* libFuzzer target for the safetensors reader (fuzz/run.sh builds and runs
+ * it). Build by hand as fuzz/model_fuzz.c says
  * (with this file), seed the corpus with tests/conformance's weights.safetensors
  * files, and run:  ./safetensors_fuzz -max_total_time=120 corpus-st
  * A parse must either fail with a message and no tensors, or give tensors whose
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nabla/core.h"
 #include "nabla/io.h"
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t len);
@@ -13,7 +15,6 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t len);
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t len)
 {
     nb_tensor_set set;
-    char err[256] = "";
     if (nb_safetensors_parse(data, len, &set) == NB_OK) {
         volatile unsigned char sum = 0;
         for (size_t i = 0; i < set.n; i++)
@@ -21,7 +22,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t len)
                 sum += ((unsigned char *)set.items[i].t.data)[b];
         for (size_t i = 0; i < set.n_meta; i++) sum += (unsigned char)set.meta_vals[i][0];
         nb_tensor_set_free(&set);
-    } else if (set.n || set.items || !err[0]) {
+    } else if (set.n || set.items || !nb_last_error()[0]) {
         abort(); /* a failure leaves an empty set and a message */
     }
     return 0;

@@ -484,6 +484,12 @@ nb_status nb_trainer_epoch(nb_trainer *t, nb_dataset *d, nb_progress_fn progress
     nb_status st = check_data(t, d);
     if (st) return st;
     size_t n = nb_dataset_size(d), batches = (n + (size_t)t->batch - 1) / (size_t)t->batch;
+    /* a checkpoint of another dataset or batch size may stand past the end */
+    if (t->done > batches)
+        return fail(t, NB_ERR_ARG,
+                    "trainer: resumed after batch %zu of epoch %lld, but an epoch of these %zu samples has %zu "
+                    "batches of %lld (another dataset or batch size than the checkpoint's?)",
+                    t->done, (long long)t->epochs + 1, n, batches, (long long)t->batch);
     size_t *perm = nb_malloc(n * sizeof *perm);
     if (!perm) return fail(t, NB_ERR_NOMEM, "out of memory");
     if (t->shuffle) nb_shuffle(t->seed, (uint64_t)t->epochs, perm, n);
@@ -607,14 +613,39 @@ static const char *meta_of(const nb_tensor_set *s, const char *key)
     return NULL;
 }
 
-/* A number of the metadata into *out; false when missing or malformed. */
-static bool meta_num(const nb_tensor_set *s, const char *key, double *out)
+/* A number of the metadata into *out; false when missing or malformed. The
+ * counts (epoch, batch, samples, correct) must be whole numbers up to 2^53:
+ * "1e300" made the epoch count undefined behaviour (a cast out of range) and
+ * training run without end, "0.5" became 0. */
+static bool meta_num(const nb_tensor_set *s, const char *key, bool count, double *out)
 {
     const char *v = meta_of(s, key);
     char *end;
     if (!v || !*v) return false;
+    if (count && strspn(v, "0123456789") != strlen(v)) return false;
     *out = strtod(v, &end);
-    return !*end && isfinite(*out) && *out >= 0;
+    return !*end && isfinite(*out) && *out >= 0 && (!count || *out <= 9007199254740992.0);
+}
+
+static nb_status bad_meta(nb_trainer *t, const char *path, const nb_tensor_set *s, const char *key, bool count)
+{
+    const char *v = meta_of(s, key);
+    if (!v) return fail(t, NB_ERR_FORMAT, "%s: the checkpoint has no '%s' in its metadata", path, key);
+    return fail(t, NB_ERR_FORMAT, "%s: the checkpoint's '%s' is '%s', not %s", path, key, v,
+                count ? "a whole number from 0 to 2^53" : "a finite number >= 0");
+}
+
+/* The optimizer's step count, a param like the others: a whole number, or
+ * the dropout seed (cast to an integer) is undefined behaviour and Adam's
+ * bias correction NaN. Its absence is nb_weights_load's to report. */
+static nb_status check_step_count(nb_trainer *t, const char *path, const nb_tensor_set *s)
+{
+    const nb_tensor *c = t->count ? nb_tensor_set_find(s, t->count->name) : NULL;
+    if (!c || nb_tensor_numel(c) != 1 || (c->dtype != NB_F32 && c->dtype != NB_F64)) return NB_OK;
+    double v = c->dtype == NB_F64 ? *(const double *)c->data : *(const float *)c->data;
+    if (isfinite(v) && v >= 0 && v <= 9007199254740992.0 && v == floor(v)) return NB_OK;
+    return fail(t, NB_ERR_FORMAT, "%s: the checkpoint's optimizer step count '%s' is %g, not a whole number from 0 "
+                "to 2^53", path, t->count->name, v);
 }
 
 nb_status nb_trainer_resume(nb_trainer *t, const char *path)
@@ -632,8 +663,8 @@ nb_status nb_trainer_resume(nb_trainer *t, const char *path)
         st = fail(t, NB_ERR_FORMAT, "%s: not a nabla checkpoint (no format '%s' in its metadata)",
                   path, CKPT_FORMAT);
     for (int i = 0; i < 6 && !st; i++)
-        if (!meta_num(&s, keys[i], &v[i]))
-            st = fail(t, NB_ERR_FORMAT, "%s: the checkpoint's '%s' is missing or malformed", path, keys[i]);
+        if (!meta_num(&s, keys[i], i != 2 && i != 5, &v[i])) st = bad_meta(t, path, &s, keys[i], i != 2 && i != 5);
+    if (!st) st = check_step_count(t, path, &s);
     nb_tensor_set_free(&s);
     if (st) return st;
     /* the file is whole and ours: now the params, all or nothing */

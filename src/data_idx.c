@@ -16,6 +16,7 @@
 
 #define IDX_MAX_DIMS 4
 #define IDX_CHUNK (1u << 30) /* gzread takes an unsigned and returns an int */
+#define IDX_FIRST ((size_t)1 << 20) /* the first buffer for the data */
 
 /* One IDX array as read. */
 typedef struct idx_array {
@@ -135,16 +136,42 @@ static nb_status read_sizes(gzFile z, const char *path, idx_array *a, char *err)
     return NB_OK;
 }
 
+/* Reads the a->bytes of data the header promises into a->data, growing the
+ * buffer as the data arrives (doubling from 1 MB): a 20-byte file whose header
+ * claims 4 GB allocated 4 GB before finding out it was truncated. *got says
+ * how many bytes there were, up to a->bytes. */
+static nb_status read_growing(gzFile z, const char *path, idx_array *a, size_t *got, char *err)
+{
+    char dims[128];
+    size_t cap = 0, n = 0;
+    *got = 0;
+    do {
+        size_t next = cap ? 2 * cap : IDX_FIRST;
+        if (cap > a->bytes / 2 || next > a->bytes) next = a->bytes;
+        unsigned char *grown = nb_realloc(a->data, next);
+        if (!grown)
+            return nb_io_fail(err, NB_ERR_CAP, NB_ERR_NOMEM, path, "out of memory for %zu bytes of data (%s)", a->bytes,
+                              dims_text(a, dims, sizeof dims));
+        a->data = grown;
+        nb_status st = read_up_to(z, path, a->data + cap, next - cap, &n, err);
+        if (st) return st;
+        *got = cap + n;
+        cap = next;
+    } while (*got == cap && cap < a->bytes);
+    return NB_OK;
+}
+
 /* The data, which must have exactly the size of the header. */
 static nb_status read_data(gzFile z, const char *path, idx_array *a, char *err)
 {
     char dims[128];
     size_t got;
-    a->data = nb_malloc(a->bytes);
-    if (!a->data)
-        return nb_io_fail(err, NB_ERR_CAP, NB_ERR_NOMEM, path, "out of memory for %zu bytes of data (%s)", a->bytes,
-                          dims_text(a, dims, sizeof dims));
-    nb_status st = read_up_to(z, path, a->data, a->bytes, &got, err);
+    if (a->bytes > nb_memory_limit())
+        return nb_io_fail(err, NB_ERR_CAP, NB_ERR_NOMEM, path,
+                          "the IDX header's sizes (%s) need %.3g GB, over the memory limit of %.3g GB "
+                          "(nabla --max-memory)", dims_text(a, dims, sizeof dims), (double)a->bytes / 1e9,
+                          (double)nb_memory_limit() / 1e9);
+    nb_status st = read_growing(z, path, a, &got, err);
     if (st) return st;
     if (got < a->bytes)
         return nb_io_fail(err, NB_ERR_CAP, NB_ERR_FORMAT, path,

@@ -187,8 +187,12 @@ static nb_status parse_dict(npy_parser *r, npy_header *h)
 /* Magic, version and header length; points r at the header text. */
 static nb_status parse_preamble(npy_parser *r, const unsigned char *b, size_t len)
 {
-    if (len < 10 || memcmp(b, npy_magic, sizeof npy_magic) != 0)
+    /* A file cut inside the preamble is truncated, not "not a .npy file". */
+    size_t magic_len = len < sizeof npy_magic ? len : sizeof npy_magic;
+    if (len == 0) return fail(r, NB_ERR_FORMAT, "empty (0 bytes): not a .npy file");
+    if (memcmp(b, npy_magic, magic_len) != 0)
         return fail(r, NB_ERR_FORMAT, "not a .npy file (no \\x93NUMPY magic)");
+    if (len < 8) return fail(r, NB_ERR_FORMAT, "truncated in the magic and version (%zu of 8 bytes)", len);
     if (b[6] < 1 || b[6] > 3 || b[7] != 0)
         return fail(r, NB_ERR_FORMAT, ".npy version %d.%d is not supported", b[6], b[7]);
     /* Version 1.0 has a 2-byte header length, 2.0 and 3.0 a 4-byte one. */

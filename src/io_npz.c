@@ -37,9 +37,14 @@ static nb_status fail(const npz_ctx *c, nb_status st, const char *fmt, ...)
     return st;
 }
 
+/* libzip's message, with what it means for an .npz where its own says
+ * little ("File already exists" for two members of one name). */
 static nb_status zip_fail(const npz_ctx *c, nb_status st, const char *what, zip_error_t *ze)
 {
-    nb_status r = fail(c, st, "%s: %s", what, zip_error_strerror(ze));
+    const char *hint = "";
+    if (zip_error_code_zip(ze) == ZIP_ER_EXISTS) hint = " (two members have the same name)";
+    if (zip_error_code_zip(ze) == ZIP_ER_NOZIP) hint = " (no zip directory at its end: truncated, or another format)";
+    nb_status r = fail(c, st, "%s: %s%s", what, zip_error_strerror(ze), hint);
     zip_error_fini(ze);
     return r;
 }
@@ -98,7 +103,8 @@ static nb_status member_bytes(const npz_ctx *c, zip_t *za, zip_uint64_t i, const
     if (!st && (got < 0 || end < 0))
         st = fail(c, NB_ERR_FORMAT, "member '%s' cannot be read: %s", zs->name, zip_file_strerror(f));
     else if (!st && ((zip_uint64_t)got != zs->size || end != 0))
-        st = fail(c, NB_ERR_FORMAT, "member '%s' is not of the size its header says", zs->name);
+        st = fail(c, NB_ERR_FORMAT, "member '%s' is corrupt: its data gives %s%llu bytes, its header says %llu",
+                  zs->name, end != 0 ? "more than " : "", (unsigned long long)got, (unsigned long long)zs->size);
     zip_fclose(f);
     if (st) {
         nb_free(*buf);
@@ -134,6 +140,8 @@ static nb_status read_member(const npz_ctx *c, zip_t *za, zip_uint64_t i, nb_ten
 
 static nb_status read_archive(const npz_ctx *c, const unsigned char *buf, size_t len, nb_tensor_set *out)
 {
+    /* libzip reads 0 bytes as an empty archive; numpy writes 22 bytes for one */
+    if (len == 0) return fail(c, NB_ERR_FORMAT, "empty (0 bytes): not a valid .npz (zip) file");
     zip_error_t ze;
     zip_error_init(&ze);
     zip_source_t *src = zip_source_buffer_create(buf, len, 0, &ze);

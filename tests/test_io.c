@@ -238,7 +238,9 @@ Test(npy, rejects_truncated_and_extra_data)
     unsigned char *b = npy_buf(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (), }", f, 4, &len);
     nb_tensor t;
     assert_error(nb_npy_parse(b, 40, &t), NB_ERR_FORMAT, "truncated in the header");
-    assert_error(nb_npy_parse(b, 9, &t), NB_ERR_FORMAT, "magic");
+    /* cut inside the preamble: truncated, not "no magic" (issue 11) */
+    assert_error(nb_npy_parse(b, 9, &t), NB_ERR_FORMAT, "truncated in the header length");
+    assert_error(nb_npy_parse(b, 4, &t), NB_ERR_FORMAT, "truncated in the magic and version (4 of 8 bytes)");
     free(b);
 }
 
