@@ -213,12 +213,41 @@ nb_status nb_model_load_string(const char *yaml, size_t len, const char *filenam
     return st;
 }
 
+#ifndef NABLA_HAVE_ONNX
+nb_status nb_model_load_onnx(const char *path, const nb_load_opts *opts, nb_model **out,
+                             nb_diags *diags)
+{
+    (void)opts;
+    if (diags) *diags = (nb_diags){0, NULL};
+    if (out) *out = NULL;
+    if (!path || !out) return NB_ERR_ARG;
+    char *line = nb_malloc(strlen(path) + 96);
+    char **lines = line ? nb_malloc(sizeof *lines) : NULL;
+    if (diags && lines) {
+        sprintf(line, "%s: unsupported: this nabla was built without ONNX (meson option onnx)", path);
+        lines[0] = line;
+        *diags = (nb_diags){1, lines};
+    } else {
+        nb_free(line);
+        nb_free(lines);
+    }
+    return NB_ERR_FORMAT;
+}
+#endif
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 nb_status nb_model_load_file(const char *path, const nb_load_opts *opts, nb_model **out,
                              nb_diags *diags)
 {
     if (diags) *diags = (nb_diags){0, NULL};
     if (out) *out = NULL;
     if (!path || !out) return NB_ERR_ARG;
+    if (ends_with(path, ".onnx")) return nb_model_load_onnx(path, opts, out, diags);
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
     size_t len = 0, cap = 0;

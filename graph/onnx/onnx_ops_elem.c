@@ -1,0 +1,265 @@
+/* Converters of elementwise ONNX ops: arithmetic (folded at load time when
+ * both operands are known, as shape computations need), activations,
+ * comparisons and selection. Ops nabla lacks are composed from its ops. */
+#include <math.h>
+#include <string.h>
+
+#include "onnx_internal.h"
+
+/* ---- folding known operands ------------------------------------------- */
+
+typedef double (*fold_fn)(double a, double b);
+static double f_add(double a, double b) { return a + b; }
+static double f_sub(double a, double b) { return a - b; }
+static double f_mul(double a, double b) { return a * b; }
+static double f_div(double a, double b) { return a / b; }
+
+/* Offset in a broadcast operand of rank r and shape s for output index idx. */
+static size_t bcast_off(const ox_const *k, int out_rank, const int64_t *idx)
+{
+    size_t off = 0;
+    for (int d = 0; d < k->rank; d++) {
+        int64_t i = idx[out_rank - k->rank + d];
+        off = off * (size_t)k->shape[d] + (size_t)(k->shape[d] == 1 ? 0 : i);
+    }
+    return off;
+}
+
+/* Both inputs known and free of symbols: the result on the host (integer
+ * division truncates, as ONNX's on integers). false when not foldable. */
+static bool fold_binary(ox_ctx *c, ox_node_io *io, fold_fn fn, nb_status *st)
+{
+    if (io->n_in != 2 || !ox_has_in(io, 0) || !ox_has_in(io, 1)) return false;
+    const ox_const *a = &io->in[0]->k, *b = &io->in[1]->k;
+    if (!io->in[0]->has_k || !io->in[1]->has_k || io->in[0]->initializer || io->in[1]->initializer ||
+        a->sym || b->sym || a->type != b->type)
+        return false;
+    int r = a->rank > b->rank ? a->rank : b->rank;
+    int64_t shape[NB_MAX_DIMS], idx[NB_MAX_DIMS] = {0};
+    for (int d = 0; d < r; d++) {
+        int64_t x = d - (r - a->rank) >= 0 ? a->shape[d - (r - a->rank)] : 1;
+        int64_t y = d - (r - b->rank) >= 0 ? b->shape[d - (r - b->rank)] : 1;
+        if (x != y && x != 1 && y != 1) return false;
+        shape[d] = x == 1 ? y : x;
+    }
+    ox_const *o = &io->outk[0];
+    if ((*st = ox_const_alloc(o, a->type, r, shape))) return true;
+    io->has_outk[0] = true;
+    for (size_t j = 0; j < o->n; j++) {
+        size_t rem = j;
+        for (int d = r; d-- > 0;) idx[d] = (int64_t)(rem % (size_t)shape[d]), rem /= (size_t)shape[d];
+        size_t ia = bcast_off(a, r, idx), ib = bcast_off(b, r, idx);
+        if (o->i) {
+            int64_t x = a->i[ia], y = b->i[ib];
+            o->i[j] = fn == f_div ? (y ? x / y : 0) : (int64_t)fn((double)x, (double)y);
+        } else {
+            o->f[j] = fn(a->f[ia], b->f[ib]);
+        }
+    }
+    (void)c;
+    return true;
+}
+
+typedef nb_node *(*bin_fn)(nb_graph *, nb_node *, nb_node *);
+
+static nb_status binary(ox_ctx *c, ox_node_io *io, bin_fn fn, fold_fn fold)
+{
+    nb_status st = NB_OK;
+    if (fold && fold_binary(c, io, fold, &st)) return st;
+    nb_node *a = ox_in(c, io, 0), *b = ox_in(c, io, 1);
+    if (!a || !b) return c->st;
+    return (io->out[0] = fn(c->g, a, b)) ? NB_OK : ox_graph_fail(c);
+}
+
+static nb_status cv_add(ox_ctx *c, ox_node_io *io) { return binary(c, io, nb_add, f_add); }
+static nb_status cv_sub(ox_ctx *c, ox_node_io *io) { return binary(c, io, nb_sub, f_sub); }
+static nb_status cv_mul(ox_ctx *c, ox_node_io *io) { return binary(c, io, nb_mul, f_mul); }
+static nb_status cv_div(ox_ctx *c, ox_node_io *io) { return binary(c, io, nb_div, f_div); }
+static nb_status cv_greater(ox_ctx *c, ox_node_io *io) { return binary(c, io, nb_greater, NULL); }
+static nb_status cv_less(ox_ctx *c, ox_node_io *io) { return binary(c, io, nb_less, NULL); }
+static nb_status cv_equal(ox_ctx *c, ox_node_io *io) { return binary(c, io, nb_equal, NULL); }
+
+/* a >= b is not (a < b): 1 - less */
+static nb_status cv_greater_eq(ox_ctx *c, ox_node_io *io)
+{
+    nb_status st = cv_less(c, io);
+    if (st) return st;
+    return (io->out[0] = nb_scale(c->g, io->out[0], -1, 1)) ? NB_OK : ox_graph_fail(c);
+}
+
+static nb_status cv_less_eq(ox_ctx *c, ox_node_io *io)
+{
+    nb_status st = cv_greater(c, io);
+    if (st) return st;
+    return (io->out[0] = nb_scale(c->g, io->out[0], -1, 1)) ? NB_OK : ox_graph_fail(c);
+}
+
+/* Sum, Max, Min, Mean: a chain of binary ops over any number of inputs. */
+static nb_status variadic(ox_ctx *c, ox_node_io *io, bin_fn fn, double scale)
+{
+    nb_node *acc = ox_in(c, io, 0);
+    for (int i = 1; acc && i < io->n_in; i++) {
+        nb_node *x = ox_in(c, io, i);
+        if (!x) return c->st;
+        if (!(acc = fn(c->g, acc, x))) return ox_graph_fail(c);
+    }
+    if (!acc) return c->st;
+    if (scale != 1 && !(acc = nb_scale(c->g, acc, scale, 0))) return ox_graph_fail(c);
+    if (io->n_in == 1 && !(acc = nb_scale(c->g, acc, 1, 0))) return ox_graph_fail(c);
+    io->out[0] = acc;
+    return NB_OK;
+}
+
+static nb_status cv_sum(ox_ctx *c, ox_node_io *io) { return variadic(c, io, nb_add, 1); }
+static nb_status cv_max(ox_ctx *c, ox_node_io *io) { return variadic(c, io, nb_maximum, 1); }
+static nb_status cv_min(ox_ctx *c, ox_node_io *io) { return variadic(c, io, nb_minimum, 1); }
+static nb_status cv_mean(ox_ctx *c, ox_node_io *io) { return variadic(c, io, nb_add, 1.0 / io->n_in); }
+
+/* ---- one-input ops ------------------------------------------------------ */
+
+typedef nb_node *(*un_fn)(nb_graph *, nb_node *);
+
+static nb_status unary(ox_ctx *c, ox_node_io *io, un_fn fn)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    return (io->out[0] = fn(c->g, x)) ? NB_OK : ox_graph_fail(c);
+}
+
+#define UNARY(CV, FN) \
+    static nb_status CV(ox_ctx *c, ox_node_io *io) { return unary(c, io, FN); }
+UNARY(cv_neg, nb_neg)
+UNARY(cv_exp, nb_exp)
+UNARY(cv_log, nb_log)
+UNARY(cv_sqrt, nb_sqrt)
+UNARY(cv_abs, nb_abs)
+UNARY(cv_relu, nb_relu)
+UNARY(cv_sigmoid, nb_sigmoid)
+UNARY(cv_tanh, nb_tanh)
+UNARY(cv_sin, nb_sin)
+UNARY(cv_cos, nb_cos)
+UNARY(cv_erf, nb_erf)
+
+static nb_node *sign(nb_graph *g, nb_node *x) { return nb_op(g, "sign", NULL, &x, 1, NULL, 0); }
+static nb_node *reciprocal(nb_graph *g, nb_node *x) { return nb_pow(g, x, -1); }
+/* x / (1 + |x|) */
+static nb_node *softsign(nb_graph *g, nb_node *x) { return nb_div(g, x, nb_scale(g, nb_abs(g, x), 1, 1)); }
+UNARY(cv_sign, sign)
+UNARY(cv_reciprocal, reciprocal)
+UNARY(cv_softsign, softsign)
+
+static nb_status cv_leaky_relu(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    io->out[0] = nb_leaky_relu(c->g, x, ox_attr_float(io, "alpha", 0.01));
+    return io->out[0] ? NB_OK : ox_graph_fail(c);
+}
+
+static nb_status cv_elu(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    io->out[0] = nb_elu(c->g, x, ox_attr_float(io, "alpha", 1));
+    return io->out[0] ? NB_OK : ox_graph_fail(c);
+}
+
+/* gamma * elu(x, alpha) */
+static nb_status cv_selu(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    double alpha = ox_attr_float(io, "alpha", 1.67326319217681884765625);
+    double gamma = ox_attr_float(io, "gamma", 1.05070102214813232421875);
+    io->out[0] = nb_scale(c->g, nb_elu(c->g, x, alpha), gamma, 0);
+    return io->out[0] ? NB_OK : ox_graph_fail(c);
+}
+
+/* ONNX's softplus has no threshold; nabla's at 20 differs by < 3e-9 relative. */
+static nb_status cv_softplus(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    return (io->out[0] = nb_softplus(c->g, x, 1, 20)) ? NB_OK : ox_graph_fail(c);
+}
+
+static nb_status cv_gelu(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    const Onnx__AttributeProto *a = ox_attr(io, "approximate");
+    bool tanh_mode = a && a->has_s && a->s.len == 4 && !memcmp(a->s.data, "tanh", 4);
+    return (io->out[0] = nb_gelu(c->g, x, tanh_mode)) ? NB_OK : ox_graph_fail(c);
+}
+
+/* clip(alpha x + beta, 0, 1) */
+static nb_status cv_hard_sigmoid(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    double alpha = ox_attr_float(io, "alpha", 0.2), beta = ox_attr_float(io, "beta", 0.5);
+    io->out[0] = nb_clip(c->g, nb_scale(c->g, x, alpha, beta), 0, 1);
+    return io->out[0] ? NB_OK : ox_graph_fail(c);
+}
+
+/* x * clip(x / 6 + 1/2, 0, 1) */
+static nb_status cv_hard_swish(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    io->out[0] = nb_mul(c->g, x, nb_clip(c->g, nb_scale(c->g, x, 1.0 / 6, 0.5), 0, 1));
+    return io->out[0] ? NB_OK : ox_graph_fail(c);
+}
+
+/* relu(x) - slope * relu(-x) */
+static nb_status cv_prelu(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0), *s = ox_in(c, io, 1);
+    if (!x || !s) return c->st;
+    nb_graph *g = c->g;
+    io->out[0] = nb_sub(g, nb_relu(g, x), nb_mul(g, s, nb_relu(g, nb_neg(g, x))));
+    return io->out[0] ? NB_OK : ox_graph_fail(c);
+}
+
+/* The exponent must be known: nabla's pow takes it as an attribute. */
+static nb_status cv_pow(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    double e;
+    if (ox_known_scalar(c, io, 1, 1, &e)) return c->st;
+    return (io->out[0] = nb_pow(c->g, x, e)) ? NB_OK : ox_graph_fail(c);
+}
+
+/* Bounds from attributes (opset < 11) or known inputs; none: x itself. */
+static nb_status cv_clip(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    double lo = ox_attr_float(io, "min", NAN), hi = ox_attr_float(io, "max", NAN);
+    if (ox_known_scalar(c, io, 1, lo, &lo) || ox_known_scalar(c, io, 2, hi, &hi)) return c->st;
+    io->out[0] = isnan(lo) && isnan(hi) ? nb_scale(c->g, x, 1, 0) : nb_clip(c->g, x, lo, hi);
+    return io->out[0] ? NB_OK : ox_graph_fail(c);
+}
+
+static nb_status cv_where(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *k = ox_in(c, io, 0), *a = ox_in(c, io, 1), *b = ox_in(c, io, 2);
+    if (!k || !a || !b) return c->st;
+    return (io->out[0] = nb_where(c->g, k, a, b)) ? NB_OK : ox_graph_fail(c);
+}
+
+const ox_op ox_ops_elem[] = {
+    {"Add", cv_add}, {"Sub", cv_sub}, {"Mul", cv_mul}, {"Div", cv_div},
+    {"Greater", cv_greater}, {"Less", cv_less}, {"Equal", cv_equal},
+    {"GreaterOrEqual", cv_greater_eq}, {"LessOrEqual", cv_less_eq},
+    {"Sum", cv_sum}, {"Max", cv_max}, {"Min", cv_min}, {"Mean", cv_mean},
+    {"Neg", cv_neg}, {"Exp", cv_exp}, {"Log", cv_log}, {"Sqrt", cv_sqrt}, {"Abs", cv_abs},
+    {"Relu", cv_relu}, {"Sigmoid", cv_sigmoid}, {"Tanh", cv_tanh}, {"Sin", cv_sin},
+    {"Cos", cv_cos}, {"Erf", cv_erf}, {"Sign", cv_sign}, {"Reciprocal", cv_reciprocal},
+    {"Softsign", cv_softsign}, {"LeakyRelu", cv_leaky_relu}, {"Elu", cv_elu},
+    {"Selu", cv_selu}, {"Softplus", cv_softplus}, {"Gelu", cv_gelu},
+    {"HardSigmoid", cv_hard_sigmoid}, {"HardSwish", cv_hard_swish}, {"PRelu", cv_prelu},
+    {"Pow", cv_pow}, {"Clip", cv_clip}, {"Where", cv_where},
+};
+const size_t ox_n_ops_elem = sizeof ox_ops_elem / sizeof *ox_ops_elem;
