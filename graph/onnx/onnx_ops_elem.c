@@ -217,6 +217,14 @@ static nb_status cv_prelu(ox_ctx *c, ox_node_io *io)
     nb_node *x = ox_in(c, io, 0), *s = ox_in(c, io, 1);
     if (!x || !s) return c->st;
     nb_graph *g = c->g;
+    int r = nb_node_rank(x);
+    /* opset < 7 broadcast a [C] slope along axis 1 */
+    if (nb_node_rank(s) == 1 && r > 2 && nb_node_dim(s, 0) == nb_node_dim(x, 1) &&
+        nb_node_dim(s, 0) != nb_node_dim(x, r - 1)) {
+        nb_dim d[NB_MAX_DIMS] = {NB_DIM(nb_node_dim(s, 0))};
+        for (int i = 1; i < r - 1; i++) d[i] = NB_DIM(1);
+        s = nb_reshape(g, s, r - 1, d);
+    }
     io->out[0] = nb_sub(g, nb_relu(g, x), nb_mul(g, s, nb_relu(g, nb_neg(g, x))));
     return io->out[0] ? NB_OK : ox_graph_fail(c);
 }
@@ -249,7 +257,44 @@ static nb_status cv_where(ox_ctx *c, ox_node_io *io)
     return (io->out[0] = nb_where(c->g, k, a, b)) ? NB_OK : ox_graph_fail(c);
 }
 
+/* ---- logic: ONNX bools are nabla i32 inputs or 0/1 floats of comparisons ---- */
+
+static nb_node *truth(ox_ctx *c, nb_node *x)
+{
+    if (!x || nb_node_dtype(x) != NB_I32) return x;
+    nb_tensor t;
+    if (nb_tensor_alloc(&t, NB_I32, 0, NULL)) return NULL;
+    nb_node *zero = nb_constant(c->g, NULL, &t);
+    nb_tensor_free(&t);
+    return nb_greater(c->g, x, zero);
+}
+
+static nb_status logic(ox_ctx *c, ox_node_io *io, bin_fn fn, bool negate)
+{
+    nb_node *a = truth(c, ox_in(c, io, 0)), *b = io->n_in > 1 ? truth(c, ox_in(c, io, 1)) : NULL;
+    if (!a || (io->n_in > 1 && !b)) return c->st ? c->st : ox_graph_fail(c);
+    nb_node *y = b ? fn(c->g, a, b) : a;
+    if (y && negate) y = nb_scale(c->g, y, -1, 1);
+    return (io->out[0] = y) ? NB_OK : ox_graph_fail(c);
+}
+
+static nb_status cv_and(ox_ctx *c, ox_node_io *io) { return logic(c, io, nb_mul, false); }
+static nb_status cv_or(ox_ctx *c, ox_node_io *io) { return logic(c, io, nb_maximum, false); }
+static nb_status cv_xor(ox_ctx *c, ox_node_io *io) { return logic(c, io, nb_equal, true); }
+static nb_status cv_not(ox_ctx *c, ox_node_io *io) { return logic(c, io, NULL, true); }
+
+/* x where x > alpha, else 0 */
+static nb_status cv_thresholded_relu(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0);
+    if (!x) return c->st;
+    nb_node *t = nb_scale(c->g, x, 0, ox_attr_float(io, "alpha", 1));
+    return (io->out[0] = nb_mul(c->g, x, nb_greater(c->g, x, t))) ? NB_OK : ox_graph_fail(c);
+}
+
 const ox_op ox_ops_elem[] = {
+    {"And", cv_and}, {"Or", cv_or}, {"Xor", cv_xor}, {"Not", cv_not},
+    {"ThresholdedRelu", cv_thresholded_relu},
     {"Add", cv_add}, {"Sub", cv_sub}, {"Mul", cv_mul}, {"Div", cv_div},
     {"Greater", cv_greater}, {"Less", cv_less}, {"Equal", cv_equal},
     {"GreaterOrEqual", cv_greater_eq}, {"LessOrEqual", cv_less_eq},

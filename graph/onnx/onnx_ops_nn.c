@@ -111,6 +111,8 @@ static nb_status pool(ox_ctx *c, ox_node_io *io, const char *op)
     /* nabla's avg_pool2d counts padded zeros (count_include_pad=1); ONNX's
      * default excludes them (TODO: nabla's count_include_pad attribute) */
     bool pads = s.pad[0] || s.pad[1];
+    if (2 * s.pad[0] > s.kernel[0] || 2 * s.pad[1] > s.kernel[1])
+        return ox_unsupported(c, "pads larger than half the kernel");
     if (!strcmp(op, "avg_pool2d") && pads && !ox_attr_int(io, "count_include_pad", 0))
         return ox_unsupported(c, "count_include_pad=0 with pads");
     nb_node *in = to_2d(c, &s, x);
@@ -167,16 +169,32 @@ static nb_status cv_batchnorm(ox_ctx *c, ox_node_io *io)
     return OK_OR_FAIL(c, io->out[0] = nb_add(g, y, per_channel(c, v[2], r)));
 }
 
+/* ONNX's optional outputs Mean and InvStdDev, over axes axis..last, kept. */
+static nb_status layernorm_stats(ox_ctx *c, ox_node_io *io, nb_node *x, int64_t axis, double eps)
+{
+    int r = nb_node_rank(x), a;
+    if (ox_axis(c, axis, r, &a)) return c->st;
+    int64_t axes[NB_MAX_DIMS];
+    for (int i = a; i < r; i++) axes[i - a] = i;
+    nb_graph *g = c->g;
+    nb_node *mean = nb_mean(g, x, axes, r - a, true), *d = nb_sub(g, x, mean);
+    if (io->n_out > 1 && *io->p->output[1]) io->out[1] = mean;
+    if (io->n_out > 2 && *io->p->output[2])
+        io->out[2] = nb_pow(g, nb_scale(g, nb_mean(g, nb_mul(g, d, d), axes, r - a, true), 1, eps), -0.5);
+    return mean && (io->n_out < 3 || io->out[2] || !*io->p->output[2]) ? NB_OK : ox_graph_fail(c);
+}
+
 static nb_status cv_layernorm(ox_ctx *c, ox_node_io *io)
 {
-    for (int i = 1; i < io->n_out; i++)
-        if (*io->p->output[i]) return ox_unsupported(c, "output %d (mean or inverse std)", i);
+    if (ox_attr_int(io, "stash_type", 1) != 1) return ox_unsupported(c, "stash_type");
     nb_node *x = ox_in(c, io, 0), *gam = ox_in(c, io, 1), *beta = NULL;
     if (!x || !gam) return c->st;
     if (ox_has_in(io, 2) && !(beta = ox_in(c, io, 2))) return c->st;
     if (!beta) beta = nb_scale(c->g, gam, 0, 0);  /* zeros of the scale's shape */
     int64_t axis = ox_attr_int(io, "axis", -1);
-    return OK_OR_FAIL(c, io->out[0] = nb_layernorm(c->g, x, gam, beta, axis, ox_attr_float(io, "epsilon", 1e-5)));
+    double eps = ox_attr_float(io, "epsilon", 1e-5);
+    if (io->n_out > 1 && layernorm_stats(c, io, x, axis, eps)) return c->st;
+    return OK_OR_FAIL(c, io->out[0] = nb_layernorm(c->g, x, gam, beta, axis, eps));
 }
 
 /* ---- softmax ---------------------------------------------------------------- */
@@ -211,6 +229,7 @@ static nb_status loss(ox_ctx *c, ox_node_io *io, bool softmax)
         return ox_unsupported(c, "weights or log_prob output");
     nb_node *x = ox_in(c, io, 0), *t = ox_in(c, io, 1);
     if (!x || !t) return c->st;
+    if (nb_node_rank(x) != 2) return ox_unsupported(c, "input of rank %d (nabla's losses take [N, C])", nb_node_rank(x));
     nb_node *y = softmax ? nb_softmax_cross_entropy(c->g, x, t) : nb_nll_loss(c->g, x, t);
     return OK_OR_FAIL(c, io->out[0] = y);
 }

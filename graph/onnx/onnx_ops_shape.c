@@ -83,6 +83,21 @@ static nb_status cv_shape(ox_ctx *c, ox_node_io *io)
     return NB_OK;
 }
 
+static nb_status cv_size(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = foldable(io, 0) ? NULL : ox_in(c, io, 0);
+    if (!x && !foldable(io, 0)) return c->st;
+    int64_t n = 1;
+    for (int d = 0; x && d < nb_node_rank(x); d++) {
+        if (nb_node_dim(x, d) < 0) return ox_unsupported(c, "size of a tensor with free dimensions");
+        n *= nb_node_dim(x, d);
+    }
+    if (ox_const_alloc(&io->outk[0], OX_INT64, 0, NULL)) return ox_fail(c, NB_ERR_NOMEM, "oom");
+    io->outk[0].i[0] = x ? n : (int64_t)io->in[0]->k.n;
+    io->has_outk[0] = true;
+    return NB_OK;
+}
+
 static nb_status cv_constant(ox_ctx *c, ox_node_io *io)
 {
     const Onnx__AttributeProto *a = ox_attr(io, "value");
@@ -147,6 +162,10 @@ static nb_status cv_identity(ox_ctx *c, ox_node_io *io) { return identity(c, io)
 static nb_status cv_dropout(ox_ctx *c, ox_node_io *io)
 {
     if (io->n_out > 1 && *io->p->output[1]) return ox_unsupported(c, "output 'mask'");
+    double training = 0;
+    if (ox_known_scalar(c, io, 2, 0, &training)) return c->st;
+    if (training != 0 || ox_attr_int(io, "is_test", 1) == 0 || ox_attr_int(io, "training_mode", 0))
+        return ox_unsupported(c, "training mode (nabla's dropout draws other masks)");
     return identity(c, io);
 }
 
@@ -284,7 +303,7 @@ static nb_status cv_transpose(ox_ctx *c, ox_node_io *io)
 }
 
 const ox_op ox_ops_shape[] = {
-    {"Shape", cv_shape}, {"Constant", cv_constant}, {"ConstantOfShape", cv_constant_of_shape},
+    {"Shape", cv_shape}, {"Size", cv_size}, {"Constant", cv_constant}, {"ConstantOfShape", cv_constant_of_shape},
     {"Identity", cv_identity}, {"Dropout", cv_dropout}, {"Cast", cv_cast},
     {"Reshape", cv_reshape}, {"Squeeze", cv_squeeze}, {"Unsqueeze", cv_unsqueeze},
     {"Flatten", cv_flatten}, {"Transpose", cv_transpose},
