@@ -318,6 +318,20 @@ nb_node *nb_model_param(const nb_model *m, size_t i) { return m && i < m->n_para
 size_t nb_model_num_outputs(const nb_model *m) { return m ? m->n_outputs : 0; }
 nb_node *nb_model_output(const nb_model *m, size_t i) { return m && i < m->n_outputs ? m->outputs[i] : NULL; }
 nb_node *nb_model_loss(const nb_model *m) { return m ? m->loss : NULL; }
+nb_status nb_model_set_loss(nb_model *m, nb_node *loss)
+{
+    if (!m || !loss) return NB_ERR_ARG;
+    bool mine = false;
+    for (size_t i = 0; i < nb_graph_num_nodes(m->g) && !mine; i++) mine = nb_graph_node(m->g, i) == loss;
+    nb__begin(m->g);
+    if (!mine || nb_node_rank(loss) != 0 || nb_node_dtype(loss) == NB_I32) {
+        nb__fail(m->g, NB_ERR_ARG, "the loss must be a float scalar node of the model; '%s' is not",
+                       nb_node_name(loss));
+        return NB_ERR_ARG;
+    }
+    m->loss = loss;
+    return NB_OK;
+}
 const nb_train_cfg *nb_model_train(const nb_model *m) { return m ? &m->train : NULL; }
 const char *nb_model_dir(const nb_model *m) { return m && m->dir ? m->dir : "."; }
 

@@ -69,6 +69,7 @@ typedef struct ox_ctx {
     nb_graph *g;
     const char *file;
     bool force_f64;
+    bool saw_float;        /* a float input was read (it gives the model's dtype) */
     int64_t opset;         /* of the default domain */
     ox_val **vals;
     size_t n_vals, cap_vals;

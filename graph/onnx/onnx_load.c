@@ -136,6 +136,10 @@ static nb_status add_input(ox_ctx *c, const Onnx__ValueInfoProto *vi)
             dims[d] = NB_SYM(dim_symbol(c, dm->value_case ? dm->dim_param : NULL, nm, (int)d,
                                         syms[d], sizeof syms[d]));
     }
+    if (!ox_is_int_type(type) && !c->saw_float) {
+        c->saw_float = true;
+        c->m->dtype = type == OX_DOUBLE ? NB_F64 : NB_F32;
+    }
     ox_val *v = ox_define(c, nm);
     const char *name = v ? ox_name(c, nm) : NULL;
     if (!name) return oom(c);
@@ -347,7 +351,7 @@ nb_status nb_model_load_onnx(const char *path, const nb_load_opts *opts, nb_mode
         m->g = c.g = nb_graph_new();
         m->name = nb__strdup("");
         m->dir = dir_of(path);
-        m->dtype = c.force_f64 ? NB_F64 : NB_F32;
+        m->dtype = NB_F32;  /* the file's: f64 when its first float input is double */
     }
     if (!m || !m->g || !m->name || !m->dir || !m->train.format || !m->train.optimizer)
         st = oom(&c);

@@ -91,6 +91,10 @@ NB_API size_t nb_model_num_trainable(const nb_model *m);
 NB_API size_t nb_model_num_outputs(const nb_model *m);
 NB_API nb_node *nb_model_output(const nb_model *m, size_t i);
 NB_API nb_node *nb_model_loss(const nb_model *m);       /* NULL when the file names none */
+/* Makes `loss` (a float scalar node of the model's graph) the model's loss,
+ * e.g. for an ONNX model, which has none (nabla gradcheck differentiates
+ * the sum of the outputs). NB_ERR_ARG, with the message on the graph, when it is not one. */
+NB_API nb_status nb_model_set_loss(nb_model *m, nb_node *loss);
 
 /* The `train` section (defaults of model-format.md where absent). File names
  * are as written in the file (resolve them as model-format.md says, against
