@@ -62,6 +62,7 @@ typedef struct ox_val {
     ox_const k;            /* known value when has_k */
     bool has_k;
     bool initializer;      /* a float initializer: becomes a param */
+    bool own;              /* node was made for this name and carries it */
 } ox_val;
 
 typedef struct ox_ctx {

@@ -85,6 +85,7 @@ nb_node *ox_node(ox_ctx *c, ox_val *v)
         nb_tensor_free(&t);
     }
     if (!v->node) ox_graph_fail(c);
+    v->own = true;
     return v->node;
 }
 
@@ -143,6 +144,7 @@ static nb_status add_input(ox_ctx *c, const Onnx__ValueInfoProto *vi)
     ox_val *v = ox_define(c, nm);
     const char *name = v ? ox_name(c, nm) : NULL;
     if (!name) return oom(c);
+    v->own = true;
     v->node = nb_input(c->g, name, ox_dtype(c, type), (int)tt->shape->n_dim, dims);
     if (!v->node) return ox_graph_fail(c);
     size_t cap = c->m->n_inputs;
@@ -192,6 +194,7 @@ static nb_status define_outputs(ox_ctx *c, ox_node_io *io, size_t before)
             const char *name = ox_name(c, nm);
             if (!name) return oom(c);
             if (nb_node_set_name(c->g, v->node, name)) return ox_graph_fail(c);
+            v->own = true;
         }
     }
     return NB_OK;
@@ -234,11 +237,11 @@ static nb_status add_output(ox_ctx *c, const Onnx__ValueInfoProto *vi)
     if (!v) return ox_fail(c, NB_ERR_FORMAT, "output '%s' is not computed by any node", vi->name);
     nb_node *n = ox_node(c, v);
     if (!n) return c->st ? c->st : ox_fail(c, NB_ERR_FORMAT, "output '%s' has no value", vi->name);
-    char want[NM_MAX_NAME];
-    ox_sanitize(vi->name, want, sizeof want);
-    /* An output that is an input, a param or another output (Identity): a
+    /* An output that is an input, a param or another value (Identity): a
      * copy of its own, so that it is written under its own name. */
-    if (strcmp(nb_node_name(n), want) && nb_node_dtype(n) != NB_I32) {
+    bool shared = false;
+    for (size_t i = 0; i < c->m->n_outputs; i++) shared |= c->m->outputs[i] == n;
+    if ((!v->own || shared) && nb_node_dtype(n) != NB_I32) {
         const char *name = ox_name(c, vi->name);
         if (!name) return oom(c);
         n = nb_scale(c->g, n, 1, 0);
