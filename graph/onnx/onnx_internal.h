@@ -6,7 +6,7 @@
  *   onnx_ops.c     the table op_type -> converter, and the helpers converters share
  *   onnx_ops_*.c   the converters, one small function per ONNX op: elementwise
  *                  (elem), shapes (shape), indexing (index), layers (nn),
- *                  reductions (reduce)
+ *                  reductions (reduce), compositions of ops nabla lacks (more)
  *
  * Design. Every ONNX tensor name maps to an ox_val: a graph node, or a value
  * known at load time (initializers, Constant, and whatever is computed from
@@ -118,8 +118,10 @@ typedef struct ox_op {
     ox_convert_fn fn;
 } ox_op;
 const ox_op *ox_op_find(const char *op_type);
-extern const ox_op ox_ops_elem[], ox_ops_shape[], ox_ops_index[], ox_ops_nn[], ox_ops_reduce[];
-extern const size_t ox_n_ops_elem, ox_n_ops_shape, ox_n_ops_index, ox_n_ops_nn, ox_n_ops_reduce;
+extern const ox_op ox_ops_elem[], ox_ops_shape[], ox_ops_index[], ox_ops_nn[], ox_ops_reduce[],
+    ox_ops_more[];
+extern const size_t ox_n_ops_elem, ox_n_ops_shape, ox_n_ops_index, ox_n_ops_nn, ox_n_ops_reduce,
+    ox_n_ops_more;
 
 /* Errors name the node and its op: "node 'NAME' (OP): ...". */
 nb_status ox_fail(ox_ctx *c, nb_status st, const char *fmt, ...)

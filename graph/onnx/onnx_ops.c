@@ -10,7 +10,8 @@ const ox_op *ox_op_find(const char *op_type)
 {
     const struct { const ox_op *ops; size_t n; } tables[] = {
         {ox_ops_elem, ox_n_ops_elem}, {ox_ops_shape, ox_n_ops_shape}, {ox_ops_index, ox_n_ops_index},
-        {ox_ops_nn, ox_n_ops_nn}, {ox_ops_reduce, ox_n_ops_reduce}};
+        {ox_ops_nn, ox_n_ops_nn}, {ox_ops_reduce, ox_n_ops_reduce},
+        {ox_ops_more, ox_n_ops_more}};
     for (size_t t = 0; op_type && t < sizeof tables / sizeof *tables; t++)
         for (size_t i = 0; i < tables[t].n; i++)
             if (!strcmp(tables[t].ops[i].op_type, op_type)) return &tables[t].ops[i];
