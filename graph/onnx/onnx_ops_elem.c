@@ -128,11 +128,29 @@ static nb_status unary(ox_ctx *c, ox_node_io *io, un_fn fn)
 
 #define UNARY(CV, FN) \
     static nb_status CV(ox_ctx *c, ox_node_io *io) { return unary(c, io, FN); }
-UNARY(cv_neg, nb_neg)
 UNARY(cv_exp, nb_exp)
 UNARY(cv_log, nb_log)
 UNARY(cv_sqrt, nb_sqrt)
-UNARY(cv_abs, nb_abs)
+
+/* Neg and Abs of a known value (shape arithmetic: LayerNormalization's
+ * expanded function negates an axis count) are folded. */
+static nb_status unary_known(ox_ctx *c, ox_node_io *io, un_fn fn, bool neg)
+{
+    if (!ox_has_in(io, 0) || !io->in[0]->has_k || io->in[0]->initializer || io->in[0]->k.sym)
+        return unary(c, io, fn);
+    const ox_const *k = &io->in[0]->k;
+    ox_const *o = &io->outk[0];
+    if (ox_const_alloc(o, k->type, k->rank, k->shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
+    io->has_outk[0] = true;
+    for (size_t j = 0; j < k->n; j++) {
+        if (k->i) o->i[j] = neg ? -k->i[j] : k->i[j] < 0 ? -k->i[j] : k->i[j];
+        else o->f[j] = neg ? -k->f[j] : fabs(k->f[j]);
+    }
+    return NB_OK;
+}
+
+static nb_status cv_neg(ox_ctx *c, ox_node_io *io) { return unary_known(c, io, nb_neg, true); }
+static nb_status cv_abs(ox_ctx *c, ox_node_io *io) { return unary_known(c, io, nb_abs, false); }
 UNARY(cv_relu, nb_relu)
 UNARY(cv_sigmoid, nb_sigmoid)
 UNARY(cv_tanh, nb_tanh)
