@@ -257,11 +257,19 @@ static nb_status cv_pow(ox_ctx *c, ox_node_io *io)
     return (io->out[0] = nb_pow(c->g, x, e)) ? NB_OK : ox_graph_fail(c);
 }
 
-/* Bounds from attributes (opset < 11) or known inputs; none: x itself. */
+/* Bounds from attributes (opset < 11) or known inputs: clip; none: x
+ * itself; bounds computed at run time: maximum and minimum. */
 static nb_status cv_clip(ox_ctx *c, ox_node_io *io)
 {
     nb_node *x = ox_in(c, io, 0);
     if (!x) return c->st;
+    bool run_time = (ox_has_in(io, 1) && !io->in[1]->has_k) || (ox_has_in(io, 2) && !io->in[2]->has_k);
+    if (run_time) {
+        nb_node *lo = ox_has_in(io, 1) ? ox_in(c, io, 1) : NULL, *hi = ox_has_in(io, 2) ? ox_in(c, io, 2) : NULL;
+        if (c->st) return c->st;
+        nb_node *y = lo ? nb_maximum(c->g, x, lo) : x;
+        return (io->out[0] = hi ? nb_minimum(c->g, y, hi) : y) ? NB_OK : ox_graph_fail(c);
+    }
     double lo = ox_attr_float(io, "min", NAN), hi = ox_attr_float(io, "max", NAN);
     if (ox_known_scalar(c, io, 1, lo, &lo) || ox_known_scalar(c, io, 2, hi, &hi)) return c->st;
     io->out[0] = isnan(lo) && isnan(hi) ? nb_scale(c->g, x, 1, 0) : nb_clip(c->g, x, lo, hi);

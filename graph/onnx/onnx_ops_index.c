@@ -205,6 +205,42 @@ static nb_status gather_slices(ox_ctx *c, ox_node_io *io, nb_node *x, int axis, 
     return (io->out[0] = y) ? NB_OK : ox_graph_fail(c);
 }
 
+/* Indices computed at run time: embedding, which gathers rows of a [V, D]
+ * table, on x with the axis moved first and the rest flattened; the index
+ * axes then go back where the axis was. Static shapes only. */
+static nb_status gather_rows(ox_ctx *c, ox_node_io *io, nb_node *x, int a, nb_node *ids)
+{
+    nb_graph *g = c->g;
+    int r = nb_node_rank(x), q = nb_node_rank(ids);
+    if (q + r - 1 > NB_MAX_DIMS) return ox_unsupported(c, "rank %d", q + r - 1);
+    int64_t perm[NB_MAX_DIMS], rest = 1;
+    nb_dim out[NB_MAX_DIMS];
+    perm[0] = a;
+    for (int d = 0, k = 1; d < r; d++) {
+        if (d == a) continue;
+        perm[k++] = d;
+        rest *= nb_node_dim(x, d);
+        out[q + k - 2] = NB_DIM(nb_node_dim(x, d));
+        if (nb_node_dim(x, d) < 0) return ox_unsupported(c, "gather on a tensor with free dimensions");
+    }
+    for (int d = 0; d < q; d++) {
+        out[d] = NB_DIM(nb_node_dim(ids, d));
+        if (nb_node_dim(ids, d) < 0) return ox_unsupported(c, "indices with free dimensions");
+    }
+    nb_node *t = a ? nb_transpose(g, x, perm, r) : x;
+    nb_node *y = nb_embedding(g, ids, nb_reshape(g, t, 2, (nb_dim[]){NB_DIM(nb_node_dim(x, a)), NB_DIM(rest)}));
+    y = nb_reshape(g, y, q + r - 1, out);
+    if (y && a) {  /* [idx..., before..., after...] -> [before..., idx..., after...] */
+        int64_t back[NB_MAX_DIMS];
+        int k = 0;
+        for (int d = 0; d < a; d++) back[k++] = q + d;
+        for (int d = 0; d < q; d++) back[k++] = d;
+        for (int d = q + a; d < q + r - 1; d++) back[k++] = d;
+        y = nb_transpose(g, y, back, q + r - 1);
+    }
+    return (io->out[0] = y) ? NB_OK : ox_graph_fail(c);
+}
+
 static nb_status cv_gather(ox_ctx *c, ox_node_io *io)
 {
     int64_t axis = ox_attr_int(io, "axis", 0);
@@ -215,15 +251,9 @@ static nb_status cv_gather(ox_ctx *c, ox_node_io *io)
     if (foldable(io, 0) && foldable(io, 1)) return fold_gather(c, io, a);
     nb_node *x = ox_in(c, io, 0);
     if (!x) return c->st;
-    /* a row lookup in a table: embedding (the table gets the gradient) */
-    if (a == 0 && nb_node_rank(x) == 2 && nb_node_dtype(x) != NB_I32 &&
-        !(io->in[1]->has_k && io->in[1]->k.rank == 0)) {
-        nb_node *ids = ox_in(c, io, 1);
-        if (!ids) return c->st;
-        return (io->out[0] = nb_embedding(c->g, ids, x)) ? NB_OK : ox_graph_fail(c);
-    }
-    const ox_const *ix = ox_known(c, io, 1, "indices");
-    return ix ? gather_slices(c, io, x, a, ix) : c->st;
+    if (io->in[1]->has_k) return gather_slices(c, io, x, a, &io->in[1]->k);
+    nb_node *ids = ox_in(c, io, 1);
+    return ids ? gather_rows(c, io, x, a, ids) : c->st;
 }
 
 /* x broadcast to the shape: x times ones of that shape. */

@@ -158,15 +158,25 @@ static nb_status identity(ox_ctx *c, ox_node_io *io)
 
 static nb_status cv_identity(ox_ctx *c, ox_node_io *io) { return identity(c, io); }
 
-/* Inference: dropout is the identity; its mask output is not produced. */
+/* Inference: dropout is the identity, its mask all true (for a fixed shape). */
 static nb_status cv_dropout(ox_ctx *c, ox_node_io *io)
 {
-    if (io->n_out > 1 && *io->p->output[1]) return ox_unsupported(c, "output 'mask'");
     double training = 0;
     if (ox_known_scalar(c, io, 2, 0, &training)) return c->st;
     if (training != 0 || ox_attr_int(io, "is_test", 1) == 0 || ox_attr_int(io, "training_mode", 0))
         return ox_unsupported(c, "training mode (nabla's dropout draws other masks)");
-    return identity(c, io);
+    nb_status st = identity(c, io);
+    if (st || io->n_out < 2 || !*io->p->output[1]) return st;
+    nb_node *x = io->out[0];
+    int64_t shape[NB_MAX_DIMS];
+    int r = x ? nb_node_rank(x) : io->in[0]->k.rank;
+    for (int d = 0; d < r; d++)
+        if ((shape[d] = x ? nb_node_dim(x, d) : io->in[0]->k.shape[d]) < 0)
+            return ox_unsupported(c, "output 'mask' of a tensor with free dimensions");
+    if (ox_const_alloc(&io->outk[1], OX_BOOL, r, shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
+    io->has_outk[1] = true;
+    for (size_t j = 0; j < io->outk[1].n; j++) io->outk[1].i[j] = 1;
+    return NB_OK;
 }
 
 /* Casts between types nabla keeps in one dtype are the identity; known
