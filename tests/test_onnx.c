@@ -166,3 +166,23 @@ Test(onnx, tool_commands_take_onnx_files)
     assert_has(dot, "fc.weight");
     free(dot);
 }
+
+Test(onnx, tensor_without_its_values_is_refused)
+{
+    const char *parts[] = {"bad_tensor.onnx: initializer: tensor 'W': 0 values for a shape of "
+                           "1000000000000 elements"};
+    expect_load_error(test_file("data/onnx/bad_tensor.onnx"), NB_ERR_FORMAT, parts, 1);
+}
+
+Test(onnx, set_loss_takes_float_scalars_of_the_model)
+{
+    nb_model *m = load_onnx("tiny.onnx");
+    nb_graph *g = nb_model_graph(m);
+    nb_node *out = nb_model_output(m, 0);
+    cr_expect_eq(nb_model_set_loss(m, out), NB_ERR_ARG);
+    assert_has(nb_graph_error(g), "the loss must be a float scalar node of the model; 'output'");
+    nb_node *s = nb_sum(g, out, NULL, 0, false);
+    cr_assert_eq(nb_model_set_loss(m, s), NB_OK);
+    cr_expect_eq(nb_model_loss(m), s);
+    nb_model_free(m);
+}

@@ -74,6 +74,7 @@ typedef struct ox_ctx {
     int64_t opset;         /* of the default domain */
     ox_val **vals;
     size_t n_vals, cap_vals;
+    size_t cap_outputs;    /* of m->outputs (nb_model keeps no capacity for them) */
     nb_strmap index;       /* ONNX name -> ox_val */
     nb_strmap taken;       /* nabla names given so far */
     const Onnx__NodeProto *node;  /* the node being converted, for messages */

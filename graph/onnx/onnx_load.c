@@ -62,8 +62,7 @@ static nb_node *make_param(ox_ctx *c, ox_val *v, const char *name)
 {
     nb_init init = {.kind = NB_INIT_VALUES, .values = v->k.f, .n_values = v->k.n};
     nb_node *p = nb_param(c->g, name, ox_dtype(c, v->k.type), v->k.rank, v->k.shape, init);
-    size_t cap = c->m->n_params;
-    if (p && !push(&c->m->params, &c->m->n_params, &cap, p)) return NULL;
+    if (p && !push(&c->m->params, &c->m->n_params, &c->m->cap_params, p)) return NULL;
     return p;
 }
 
@@ -147,8 +146,7 @@ static nb_status add_input(ox_ctx *c, const Onnx__ValueInfoProto *vi)
     v->own = true;
     v->node = nb_input(c->g, name, ox_dtype(c, type), (int)tt->shape->n_dim, dims);
     if (!v->node) return ox_graph_fail(c);
-    size_t cap = c->m->n_inputs;
-    return push(&c->m->inputs, &c->m->n_inputs, &cap, v->node) ? NB_OK : oom(c);
+    return push(&c->m->inputs, &c->m->n_inputs, &c->m->cap_inputs, v->node) ? NB_OK : oom(c);
 }
 
 static nb_status add_initializer(ox_ctx *c, const Onnx__TensorProto *t)
@@ -247,8 +245,7 @@ static nb_status add_output(ox_ctx *c, const Onnx__ValueInfoProto *vi)
         n = nb_scale(c->g, n, 1, 0);
         if (!n || nb_node_set_name(c->g, n, name)) return ox_graph_fail(c);
     }
-    size_t cap = c->m->n_outputs;
-    return push(&c->m->outputs, &c->m->n_outputs, &cap, n) ? NB_OK : oom(c);
+    return push(&c->m->outputs, &c->m->n_outputs, &c->cap_outputs, n) ? NB_OK : oom(c);
 }
 
 /* ---- the model -------------------------------------------------------- */

@@ -103,17 +103,20 @@ nb_status ox_const_from_proto(const Onnx__TensorProto *t, ox_const *k, char *err
             snprintf(err, cap, "tensor '%s': negative dimension", nm);
             return NB_ERR_FORMAT;
         }
-    nb_status st = ox_const_alloc(k, type, (int)t->n_dims, t->dims);
-    if (st) {
-        snprintf(err, cap, "tensor '%s': %s", nm, nb_status_str(st));
-        return st;
-    }
+    /* the values must be there before anything is allocated for them */
+    size_t numel;
     bool raw = t->has_raw_data;
     size_t have = raw ? t->raw_data.len / elem_size(type) : typed_count(t, type);
-    if (have != k->n || (raw && t->raw_data.len % elem_size(type))) {
-        snprintf(err, cap, "tensor '%s': %zu values for a shape of %zu elements", nm, have, k->n);
-        ox_const_free(k);
+    nb_status st = nb_shape_numel((int)t->n_dims, t->dims, &numel);
+    if (!st && (have != numel || (raw && t->raw_data.len % elem_size(type)))) {
+        snprintf(err, cap, "tensor '%s': %zu values for a shape of %zu elements", nm, have, numel);
         return NB_ERR_FORMAT;
+    }
+    if (!st) st = ox_const_alloc(k, type, (int)t->n_dims, t->dims);
+    if (st) {
+        snprintf(err, cap, "tensor '%s': %s", nm, nb_status_str(st));
+        ox_const_free(k);
+        return st;
     }
     for (size_t j = 0; j < k->n; j++) {
         int64_t iv = 0;

@@ -8,6 +8,7 @@ tiny.onnx        x [N, 2, 3] -> x.view(N, -1) as torch.onnx.export writes it
                  (transB, alpha 0.5, beta 2) and Relu; ONNX names to sanitise
 collide.onnx     inputs 'a:b' and 'a_b' (both sanitise to a_b), output 'a/b'
 unsupported.onnx a NonMaxSuppression node called 'nms1'
+bad_tensor.onnx  an initializer of 10^12 elements without values
 """
 import numpy as np
 import onnx
@@ -57,3 +58,11 @@ g = h.make_graph([h.make_node("NonMaxSuppression", ["boxes", "scores"], ["sel"],
 m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
 onnx.checker.check_model(m)
 onnx.save(m, "unsupported.onnx")
+
+# an initializer whose shape promises 10^12 elements and holds none: refused
+# before anything is allocated
+bad = onnx.TensorProto(name="W", data_type=T.FLOAT, dims=[1000000, 1000000])
+g = h.make_graph([h.make_node("Add", ["x", "W"], ["y"], name="add")], "bad_tensor",
+                 [h.make_tensor_value_info("x", T.FLOAT, [2])],
+                 [h.make_tensor_value_info("y", T.FLOAT, [2])], [bad])
+onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), "bad_tensor.onnx")
