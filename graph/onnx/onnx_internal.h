@@ -82,6 +82,12 @@ typedef struct ox_ctx {
     char err[512];
 } ox_ctx;
 
+/* nb_model_load_onnx on bytes already read (`path` for messages and the
+ * model's folder); *out and *diags must be cleared by the caller. For the
+ * fuzzer, which has no file. */
+nb_status ox_load_bytes(const char *path, const uint8_t *buf, size_t len, const nb_load_opts *opts,
+                        nb_model **out, nb_diags *diags);
+
 /* ---- names (onnx_names.c) ---- */
 /* A valid nabla name for ONNX name `onnx` (characters outside
  * [A-Za-z0-9_.-] become '_', "_2", "_3", ... on collision), recorded as

@@ -320,31 +320,21 @@ static char *dir_of(const char *path)
     return d;
 }
 
-nb_status nb_model_load_onnx(const char *path, const nb_load_opts *opts, nb_model **out,
-                             nb_diags *diags)
+nb_status ox_load_bytes(const char *path, const uint8_t *buf, size_t len, const nb_load_opts *opts,
+                        nb_model **out, nb_diags *diags)
 {
-    if (diags) *diags = (nb_diags){0, NULL};
-    if (out) *out = NULL;
-    if (!path || !out) return NB_ERR_ARG;
     ox_ctx c;
     memset(&c, 0, sizeof c);
     c.file = path;
     c.force_f64 = opts && opts->force_f64;
-    uint8_t *buf;
-    size_t len;
-    nb_status st = ox_read_file(path, &buf, &len, c.err, sizeof c.err);
-    if (st) {
-        give_diag(c.err, diags);
-        return st;
-    }
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, buf);
-    nb_free(buf);
     if (!mp) {
         snprintf(c.err, sizeof c.err, "%s: not an ONNX model (the protobuf cannot be decoded: "
                  "truncated or not a .onnx file)", path);
         give_diag(c.err, diags);
         return NB_ERR_FORMAT;
     }
+    nb_status st;
     nb_model *m = c.m = nb_calloc(1, sizeof *m);
     if (m) {
         nm_train_defaults(&m->train);
@@ -366,4 +356,23 @@ nb_status nb_model_load_onnx(const char *path, const nb_load_opts *opts, nb_mode
     }
     *out = m;
     return NB_OK;
+}
+
+nb_status nb_model_load_onnx(const char *path, const nb_load_opts *opts, nb_model **out,
+                             nb_diags *diags)
+{
+    if (diags) *diags = (nb_diags){0, NULL};
+    if (out) *out = NULL;
+    if (!path || !out) return NB_ERR_ARG;
+    uint8_t *buf;
+    size_t len;
+    char err[512];
+    nb_status st = ox_read_file(path, &buf, &len, err, sizeof err);
+    if (st) {
+        give_diag(err, diags);
+        return st;
+    }
+    st = ox_load_bytes(path, buf, len, opts, out, diags);
+    nb_free(buf);
+    return st;
 }

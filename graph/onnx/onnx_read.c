@@ -26,6 +26,7 @@ nb_status ox_const_alloc(ox_const *k, int type, int rank, const int64_t *shape)
     nb_status st = nb_shape_numel(rank, shape, &n);
     if (st) return st;
     k->n = n;
+    if (n > nb_memory_limit() / 8) return NB_ERR_NOMEM;  /* refused before trying */
     size_t bytes = (n ? n : 1) * 8;
     if (ox_is_int_type(type))
         k->i = nb_calloc(1, bytes);
