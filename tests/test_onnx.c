@@ -186,3 +186,9 @@ Test(onnx, set_loss_takes_float_scalars_of_the_model)
     cr_expect_eq(nb_model_loss(m), s);
     nb_model_free(m);
 }
+
+Test(onnx, unknown_attribute_is_refused)
+{
+    const char *parts[] = {"attr.onnx: node 'r1' (LeakyRelu): unsupported attribute 'beta'"};
+    expect_load_error(test_file("data/onnx/attr.onnx"), NB_ERR_FORMAT, parts, 1);
+}

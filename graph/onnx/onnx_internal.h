@@ -120,9 +120,13 @@ typedef struct ox_node_io {
 } ox_node_io;
 
 typedef nb_status (*ox_convert_fn)(ox_ctx *c, ox_node_io *io);
+/* attrs: the attributes the converter reads, space-separated; any other
+ * attribute of the node is refused as unsupported before it runs (besides
+ * opset 1's consumed_inputs, a memory hint). */
 typedef struct ox_op {
     const char *op_type;
     ox_convert_fn fn;
+    const char *attrs;
 } ox_op;
 const ox_op *ox_op_find(const char *op_type);
 extern const ox_op ox_ops_elem[], ox_ops_shape[], ox_ops_index[], ox_ops_nn[], ox_ops_reduce[],
@@ -145,9 +149,6 @@ int64_t ox_attr_int(const ox_node_io *io, const char *name, int64_t def);
 double ox_attr_float(const ox_node_io *io, const char *name, double def);
 /* The INTS attribute into out (at most cap); returns its length, -1 when absent. */
 int ox_attr_ints(const ox_node_io *io, const char *name, int64_t *out, int cap);
-/* Does the node have attributes other than those listed? Reports the first as
- * unsupported. */
-nb_status ox_only_attrs(ox_ctx *c, const ox_node_io *io, const char *const *known, int n);
 
 /* Inputs. */
 nb_node *ox_in(ox_ctx *c, ox_node_io *io, int i);        /* NULL: absent or failed */

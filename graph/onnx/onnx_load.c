@@ -198,6 +198,15 @@ static nb_status define_outputs(ox_ctx *c, ox_node_io *io, size_t before)
     return NB_OK;
 }
 
+/* Is `name` one of the space-separated words of `list`? */
+static bool known_attr(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *s = list; n && (s = strstr(s, name)); s += n)
+        if ((s == list || s[-1] == ' ') && (s[n] == ' ' || !s[n])) return true;
+    return false;
+}
+
 static nb_status convert_node(ox_ctx *c, const Onnx__NodeProto *p)
 {
     c->node = p;
@@ -205,6 +214,11 @@ static nb_status convert_node(ox_ctx *c, const Onnx__NodeProto *p)
         return ox_unsupported(c, "domain '%s'", p->domain);
     const ox_op *op = ox_op_find(p->op_type);
     if (!op) return ox_unsupported(c, "op (no converter for '%s')", p->op_type);
+    for (size_t i = 0; i < p->n_attribute; i++) {
+        const char *a = p->attribute[i]->name ? p->attribute[i]->name : "";
+        if (!known_attr(op->attrs, a) && strcmp(a, "consumed_inputs"))
+            return ox_unsupported(c, "attribute '%s'", a);
+    }
     if (p->n_input > 16 || p->n_output > 8)
         return ox_unsupported(c, "number of inputs or outputs (%zu, %zu)", p->n_input, p->n_output);
     ox_node_io io;

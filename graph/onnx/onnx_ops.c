@@ -96,17 +96,6 @@ int ox_attr_ints(const ox_node_io *io, const char *name, int64_t *out, int cap)
     return a->n_ints > (size_t)cap ? cap + 1 : n;
 }
 
-nb_status ox_only_attrs(ox_ctx *c, const ox_node_io *io, const char *const *known, int n)
-{
-    for (size_t i = 0; i < io->p->n_attribute; i++) {
-        const char *nm = io->p->attribute[i]->name ? io->p->attribute[i]->name : "";
-        bool ok = false;
-        for (int k = 0; k < n && !ok; k++) ok = !strcmp(known[k], nm);
-        if (!ok) return ox_unsupported(c, "attribute '%s'", nm);
-    }
-    return NB_OK;
-}
-
 /* ---- inputs ------------------------------------------------------------ */
 
 bool ox_has_in(const ox_node_io *io, int i) { return i >= 0 && i < io->n_in && io->in[i]; }

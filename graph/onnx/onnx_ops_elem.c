@@ -62,12 +62,29 @@ static bool fold_binary(ox_ctx *c, ox_node_io *io, fold_fn fn, nb_status *st)
 
 typedef nb_node *(*bin_fn)(nb_graph *, nb_node *, nb_node *);
 
+/* Before opset 7, broadcast=1 with `axis` aligns b's axes with a's from
+ * `axis` on: b gets unit axes after its own to align as numpy does. */
+static nb_node *legacy_broadcast(ox_ctx *c, ox_node_io *io, nb_node *a, nb_node *b)
+{
+    const Onnx__AttributeProto *ax = ox_attr(io, "axis");
+    if (!ax || !ox_attr_int(io, "broadcast", 0)) return b;
+    int ra = nb_node_rank(a), rb = nb_node_rank(b), a0;
+    if (ox_axis(c, ax->i, ra, &a0)) return NULL;
+    int pad = ra - a0 - rb;
+    if (pad < 0) return ox_fail(c, NB_ERR_FORMAT, "axis %d leaves no room for b's %d axes", a0, rb), NULL;
+    nb_dim d[NB_MAX_DIMS];
+    for (int i = 0; i < rb; i++) d[i] = NB_DIM(nb_node_dim(b, i));
+    for (int i = 0; i < pad; i++) d[rb + i] = NB_DIM(1);
+    return pad ? nb_reshape(c->g, b, rb + pad, d) : b;
+}
+
 static nb_status binary(ox_ctx *c, ox_node_io *io, bin_fn fn, fold_fn fold)
 {
     nb_status st = NB_OK;
-    if (fold && fold_binary(c, io, fold, &st)) return st;
+    if (fold && !ox_attr(io, "axis") && fold_binary(c, io, fold, &st)) return st;
     nb_node *a = ox_in(c, io, 0), *b = ox_in(c, io, 1);
-    if (!a || !b) return c->st;
+    if (a && b) b = legacy_broadcast(c, io, a, b);
+    if (!a || !b) return c->st ? c->st : ox_graph_fail(c);
     return (io->out[0] = fn(c->g, a, b)) ? NB_OK : ox_graph_fail(c);
 }
 
@@ -318,19 +335,23 @@ static nb_status cv_thresholded_relu(ox_ctx *c, ox_node_io *io)
     return (io->out[0] = nb_mul(c->g, x, nb_greater(c->g, x, t))) ? NB_OK : ox_graph_fail(c);
 }
 
+#define BC "broadcast axis" /* opset < 7: legacy_broadcast */
 const ox_op ox_ops_elem[] = {
-    {"And", cv_and}, {"Or", cv_or}, {"Xor", cv_xor}, {"Not", cv_not},
-    {"ThresholdedRelu", cv_thresholded_relu},
-    {"Add", cv_add}, {"Sub", cv_sub}, {"Mul", cv_mul}, {"Div", cv_div},
-    {"Greater", cv_greater}, {"Less", cv_less}, {"Equal", cv_equal},
-    {"GreaterOrEqual", cv_greater_eq}, {"LessOrEqual", cv_less_eq},
-    {"Sum", cv_sum}, {"Max", cv_max}, {"Min", cv_min}, {"Mean", cv_mean},
-    {"Neg", cv_neg}, {"Exp", cv_exp}, {"Log", cv_log}, {"Sqrt", cv_sqrt}, {"Abs", cv_abs},
-    {"Relu", cv_relu}, {"Sigmoid", cv_sigmoid}, {"Tanh", cv_tanh}, {"Sin", cv_sin},
-    {"Cos", cv_cos}, {"Erf", cv_erf}, {"Sign", cv_sign}, {"Reciprocal", cv_reciprocal},
-    {"Softsign", cv_softsign}, {"LeakyRelu", cv_leaky_relu}, {"Elu", cv_elu},
-    {"Selu", cv_selu}, {"Softplus", cv_softplus}, {"Gelu", cv_gelu},
-    {"HardSigmoid", cv_hard_sigmoid}, {"HardSwish", cv_hard_swish}, {"PRelu", cv_prelu},
-    {"Pow", cv_pow}, {"Clip", cv_clip}, {"Where", cv_where},
+    /* logic ops: "broadcast" (opset < 7) without axis is numpy's trailing alignment */
+    {"And", cv_and, "broadcast"}, {"Or", cv_or, "broadcast"}, {"Xor", cv_xor, "broadcast"},
+    {"Not", cv_not, ""}, {"ThresholdedRelu", cv_thresholded_relu, "alpha"},
+    {"Add", cv_add, BC}, {"Sub", cv_sub, BC}, {"Mul", cv_mul, BC}, {"Div", cv_div, BC},
+    {"Greater", cv_greater, BC}, {"Less", cv_less, BC}, {"Equal", cv_equal, BC},
+    {"GreaterOrEqual", cv_greater_eq, ""}, {"LessOrEqual", cv_less_eq, ""},
+    {"Sum", cv_sum, ""}, {"Max", cv_max, ""}, {"Min", cv_min, ""}, {"Mean", cv_mean, ""},
+    {"Neg", cv_neg, ""}, {"Exp", cv_exp, ""}, {"Log", cv_log, ""}, {"Sqrt", cv_sqrt, ""},
+    {"Abs", cv_abs, ""}, {"Relu", cv_relu, ""}, {"Sigmoid", cv_sigmoid, ""},
+    {"Tanh", cv_tanh, ""}, {"Sin", cv_sin, ""}, {"Cos", cv_cos, ""}, {"Erf", cv_erf, ""},
+    {"Sign", cv_sign, ""}, {"Reciprocal", cv_reciprocal, ""}, {"Softsign", cv_softsign, ""},
+    {"LeakyRelu", cv_leaky_relu, "alpha"}, {"Elu", cv_elu, "alpha"},
+    {"Selu", cv_selu, "alpha gamma"}, {"Softplus", cv_softplus, ""},
+    {"Gelu", cv_gelu, "approximate"}, {"HardSigmoid", cv_hard_sigmoid, "alpha beta"},
+    {"HardSwish", cv_hard_swish, ""}, {"PRelu", cv_prelu, ""}, {"Pow", cv_pow, ""},
+    {"Clip", cv_clip, "min max"}, {"Where", cv_where, ""},
 };
 const size_t ox_n_ops_elem = sizeof ox_ops_elem / sizeof *ox_ops_elem;

@@ -277,7 +277,8 @@ static nb_status cv_expand(ox_ctx *c, ox_node_io *io)
 }
 
 const ox_op ox_ops_index[] = {
-    {"Concat", cv_concat}, {"Slice", cv_slice}, {"Split", cv_split},
-    {"Gather", cv_gather}, {"Expand", cv_expand},
+    {"Concat", cv_concat, "axis"}, {"Slice", cv_slice, "starts ends axes"},
+    {"Split", cv_split, "axis split num_outputs"}, {"Gather", cv_gather, "axis"},
+    {"Expand", cv_expand, ""},
 };
 const size_t ox_n_ops_index = sizeof ox_ops_index / sizeof *ox_ops_index;

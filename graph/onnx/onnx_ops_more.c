@@ -235,10 +235,13 @@ static nb_status cv_instance_norm(ox_ctx *c, ox_node_io *io)
 }
 
 const ox_op ox_ops_more[] = {
-    {"Sinh", cv_sinh}, {"Cosh", cv_cosh}, {"Tan", cv_tan}, {"Asinh", cv_asinh},
-    {"Acosh", cv_acosh}, {"Mish", cv_mish}, {"Celu", cv_celu}, {"Shrink", cv_shrink},
-    {"IsNaN", cv_isnan}, {"IsInf", cv_isinf}, {"Trilu", cv_trilu},
-    {"DepthToSpace", cv_depth_to_space}, {"SpaceToDepth", cv_space_to_depth}, {"Tile", cv_tile},
-    {"MeanVarianceNormalization", cv_mvn}, {"InstanceNormalization", cv_instance_norm},
+    {"Sinh", cv_sinh, ""}, {"Cosh", cv_cosh, ""}, {"Tan", cv_tan, ""}, {"Asinh", cv_asinh, ""},
+    {"Acosh", cv_acosh, ""}, {"Mish", cv_mish, ""}, {"Celu", cv_celu, "alpha"},
+    {"Shrink", cv_shrink, "bias lambd"}, {"IsNaN", cv_isnan, ""},
+    {"IsInf", cv_isinf, "detect_negative detect_positive"}, {"Trilu", cv_trilu, "upper"},
+    {"DepthToSpace", cv_depth_to_space, "blocksize mode"},
+    {"SpaceToDepth", cv_space_to_depth, "blocksize"}, {"Tile", cv_tile, ""},
+    {"MeanVarianceNormalization", cv_mvn, "axes"},
+    {"InstanceNormalization", cv_instance_norm, "epsilon"},
 };
 const size_t ox_n_ops_more = sizeof ox_ops_more / sizeof *ox_ops_more;

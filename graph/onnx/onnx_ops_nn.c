@@ -155,7 +155,9 @@ static nb_node *per_channel(ox_ctx *c, nb_node *v, int x_rank)
  * statistics may be inputs as well as initializers. */
 static nb_status cv_batchnorm(ox_ctx *c, ox_node_io *io)
 {
-    if (ox_attr_int(io, "training_mode", 0)) return ox_unsupported(c, "training_mode=1");
+    if (ox_attr_int(io, "training_mode", 0) || !ox_attr_int(io, "is_test", 1))
+        return ox_unsupported(c, "training mode");
+    if (!ox_attr_int(io, "spatial", 1)) return ox_unsupported(c, "spatial=0");
     for (int i = 1; i < io->n_out; i++)
         if (*io->p->output[i]) return ox_unsupported(c, "output %d (training statistics)", i);
     nb_node *v[5];
@@ -220,8 +222,6 @@ static nb_status cv_log_softmax(ox_ctx *c, ox_node_io *io) { return softmax_like
 
 static nb_status loss(ox_ctx *c, ox_node_io *io, bool softmax)
 {
-    static const char *const known[] = {"reduction"};
-    if (ox_only_attrs(c, io, known, 1)) return c->st;
     const Onnx__AttributeProto *r = ox_attr(io, "reduction");
     if (r && r->has_s && !(r->s.len == 4 && !memcmp(r->s.data, "mean", 4)))
         return ox_unsupported(c, "reduction '%.*s'", (int)r->s.len, (const char *)r->s.data);
@@ -238,11 +238,15 @@ static nb_status cv_nll(ox_ctx *c, ox_node_io *io) { return loss(c, io, false); 
 static nb_status cv_sce(ox_ctx *c, ox_node_io *io) { return loss(c, io, true); }
 
 const ox_op ox_ops_nn[] = {
-    {"MatMul", cv_matmul}, {"Gemm", cv_gemm}, {"Conv", cv_conv},
-    {"MaxPool", cv_max_pool}, {"AveragePool", cv_avg_pool},
-    {"GlobalAveragePool", cv_global_avg}, {"GlobalMaxPool", cv_global_max},
-    {"BatchNormalization", cv_batchnorm}, {"LayerNormalization", cv_layernorm},
-    {"Softmax", cv_softmax}, {"LogSoftmax", cv_log_softmax},
-    {"NegativeLogLikelihoodLoss", cv_nll}, {"SoftmaxCrossEntropyLoss", cv_sce},
+    {"MatMul", cv_matmul, ""}, {"Gemm", cv_gemm, "alpha beta transA transB broadcast"},
+    {"Conv", cv_conv, "auto_pad dilations group kernel_shape pads strides"},
+    {"MaxPool", cv_max_pool, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides"},
+    {"AveragePool", cv_avg_pool, "auto_pad ceil_mode count_include_pad kernel_shape pads strides"},
+    {"GlobalAveragePool", cv_global_avg, ""}, {"GlobalMaxPool", cv_global_max, ""},
+    {"BatchNormalization", cv_batchnorm, "epsilon momentum spatial is_test training_mode"},
+    {"LayerNormalization", cv_layernorm, "axis epsilon stash_type"},
+    {"Softmax", cv_softmax, "axis"}, {"LogSoftmax", cv_log_softmax, "axis"},
+    {"NegativeLogLikelihoodLoss", cv_nll, "reduction"},
+    {"SoftmaxCrossEntropyLoss", cv_sce, "reduction"},
 };
 const size_t ox_n_ops_nn = sizeof ox_ops_nn / sizeof *ox_ops_nn;

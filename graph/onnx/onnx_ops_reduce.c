@@ -64,10 +64,12 @@ static nb_status arg(ox_ctx *c, ox_node_io *io, bool min)
 static nb_status cv_argmax(ox_ctx *c, ox_node_io *io) { return arg(c, io, false); }
 static nb_status cv_argmin(ox_ctx *c, ox_node_io *io) { return arg(c, io, true); }
 
+#define RED "axes keepdims noop_with_empty_axes"
 const ox_op ox_ops_reduce[] = {
-    {"ReduceSum", cv_sum}, {"ReduceMean", cv_mean}, {"ReduceMax", cv_max}, {"ReduceMin", cv_min},
-    {"ReduceLogSumExp", cv_lse}, {"ReduceL1", cv_l1}, {"ReduceL2", cv_l2},
-    {"ReduceSumSquare", cv_sumsq}, {"ReduceLogSum", cv_logsum},
-    {"ArgMax", cv_argmax}, {"ArgMin", cv_argmin},
+    {"ReduceSum", cv_sum, RED}, {"ReduceMean", cv_mean, RED}, {"ReduceMax", cv_max, RED},
+    {"ReduceMin", cv_min, RED}, {"ReduceLogSumExp", cv_lse, RED}, {"ReduceL1", cv_l1, RED},
+    {"ReduceL2", cv_l2, RED}, {"ReduceSumSquare", cv_sumsq, RED}, {"ReduceLogSum", cv_logsum, RED},
+    {"ArgMax", cv_argmax, "axis keepdims select_last_index"},
+    {"ArgMin", cv_argmin, "axis keepdims select_last_index"},
 };
 const size_t ox_n_ops_reduce = sizeof ox_ops_reduce / sizeof *ox_ops_reduce;

@@ -163,7 +163,7 @@ static nb_status cv_dropout(ox_ctx *c, ox_node_io *io)
 {
     double training = 0;
     if (ox_known_scalar(c, io, 2, 0, &training)) return c->st;
-    if (training != 0 || ox_attr_int(io, "is_test", 1) == 0 || ox_attr_int(io, "training_mode", 0))
+    if (training != 0 || ox_attr_int(io, "is_test", 1) == 0)
         return ox_unsupported(c, "training mode (nabla's dropout draws other masks)");
     nb_status st = identity(c, io);
     if (st || io->n_out < 2 || !*io->p->output[1]) return st;
@@ -313,9 +313,12 @@ static nb_status cv_transpose(ox_ctx *c, ox_node_io *io)
 }
 
 const ox_op ox_ops_shape[] = {
-    {"Shape", cv_shape}, {"Size", cv_size}, {"Constant", cv_constant}, {"ConstantOfShape", cv_constant_of_shape},
-    {"Identity", cv_identity}, {"Dropout", cv_dropout}, {"Cast", cv_cast},
-    {"Reshape", cv_reshape}, {"Squeeze", cv_squeeze}, {"Unsqueeze", cv_unsqueeze},
-    {"Flatten", cv_flatten}, {"Transpose", cv_transpose},
+    {"Shape", cv_shape, "start end"}, {"Size", cv_size, ""},
+    {"Constant", cv_constant, "value value_float value_floats value_int value_ints"},
+    {"ConstantOfShape", cv_constant_of_shape, "value"}, {"Identity", cv_identity, ""},
+    {"Dropout", cv_dropout, "ratio seed is_test"}, {"Cast", cv_cast, "to"},
+    {"Reshape", cv_reshape, "allowzero"}, {"Squeeze", cv_squeeze, "axes"},
+    {"Unsqueeze", cv_unsqueeze, "axes"}, {"Flatten", cv_flatten, "axis"},
+    {"Transpose", cv_transpose, "perm"},
 };
 const size_t ox_n_ops_shape = sizeof ox_ops_shape / sizeof *ox_ops_shape;

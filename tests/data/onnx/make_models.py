@@ -9,6 +9,7 @@ tiny.onnx        x [N, 2, 3] -> x.view(N, -1) as torch.onnx.export writes it
 collide.onnx     inputs 'a:b' and 'a_b' (both sanitise to a_b), output 'a/b'
 unsupported.onnx a NonMaxSuppression node called 'nms1'
 bad_tensor.onnx  an initializer of 10^12 elements without values
+attr.onnx        a LeakyRelu with an attribute it does not have
 """
 import numpy as np
 import onnx
@@ -66,3 +67,8 @@ g = h.make_graph([h.make_node("Add", ["x", "W"], ["y"], name="add")], "bad_tenso
                  [h.make_tensor_value_info("x", T.FLOAT, [2])],
                  [h.make_tensor_value_info("y", T.FLOAT, [2])], [bad])
 onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), "bad_tensor.onnx")
+
+# an attribute the converter does not read is refused, not ignored
+g = h.make_graph([h.make_node("LeakyRelu", ["x"], ["y"], name="r1", alpha=0.1, beta=2.0)], "attr",
+                 [h.make_tensor_value_info("x", T.FLOAT, [2])], [h.make_tensor_value_info("y", T.FLOAT, [2])])
+onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), "attr.onnx")
