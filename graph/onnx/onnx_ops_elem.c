@@ -314,8 +314,9 @@ static nb_node *truth(ox_ctx *c, nb_node *x)
 
 static nb_status logic(ox_ctx *c, ox_node_io *io, bin_fn fn, bool negate)
 {
-    nb_node *a = truth(c, ox_in(c, io, 0)), *b = io->n_in > 1 ? truth(c, ox_in(c, io, 1)) : NULL;
-    if (!a || (io->n_in > 1 && !b)) return c->st ? c->st : ox_graph_fail(c);
+    bool two = fn != NULL;  /* Not reads one input, whatever the node lists */
+    nb_node *a = truth(c, ox_in(c, io, 0)), *b = two ? truth(c, ox_in(c, io, 1)) : NULL;
+    if (!a || (two && !b)) return c->st ? c->st : ox_graph_fail(c);
     nb_node *y = b ? fn(c->g, a, b) : a;
     if (y && negate) y = nb_scale(c->g, y, -1, 1);
     return (io->out[0] = y) ? NB_OK : ox_graph_fail(c);
