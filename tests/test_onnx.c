@@ -94,6 +94,7 @@ Test(onnx, colliding_names_get_suffixes)
     cr_expect_str_eq(nb_node_name(nb_model_input(m, 0)), "a_b");    /* "a:b" */
     cr_expect_str_eq(nb_node_name(nb_model_input(m, 1)), "a_b_2");  /* "a_b" */
     cr_expect_str_eq(nb_node_name(nb_model_output(m, 0)), "a_b_3"); /* "a/b" */
+    cr_expect_str_eq(nb_node_name(nb_model_output(m, 1)), "grad_y"); /* "grad.y" is reserved */
     nb_model_free(m);
 }
 

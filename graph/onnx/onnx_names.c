@@ -1,7 +1,8 @@
 /* ONNX names ("onnx::Gemm_0", "/fc1/Gemm_output_0") as nabla names: every
  * character outside [A-Za-z0-9_.-] becomes '_', and a name already taken
  * gets "_2", "_3", ... The backend tests' names are valid already, so their
- * inputs and outputs keep them. */
+ * inputs and outputs keep them. Names the library gives itself (grad.W,
+ * opt.W), which nb_input and nb_constant refuse, begin grad_ and opt_ instead. */
 #include <string.h>
 
 #include "onnx_internal.h"
@@ -20,18 +21,18 @@ void ox_sanitize(const char *onnx, char *buf, size_t cap)
     buf[k] = 0;
 }
 
-/* Names the library gives itself (grad.W, opt.W) are refused by nb_input and
- * nb_constant: an ONNX name like that is taken as a collision. */
 static bool taken(ox_ctx *c, const char *s)
 {
-    return nb__strmap_get(&c->taken, s) || nb_graph_find(c->g, s) || !strncmp(s, "grad.", 5) ||
-           !strncmp(s, "opt.", 4);
+    return nb__strmap_get(&c->taken, s) || nb_graph_find(c->g, s);
 }
 
 const char *ox_name(ox_ctx *c, const char *onnx)
 {
     char base[NM_MAX_NAME - 16], cand[NM_MAX_NAME + 1];
     ox_sanitize(onnx, base, sizeof base);
+    /* no suffix frees a reserved prefix: "grad.W" is "grad_W" from the start */
+    if (!strncmp(base, "grad.", 5)) base[4] = '_';
+    if (!strncmp(base, "opt.", 4)) base[3] = '_';
     snprintf(cand, sizeof cand, "%s", base);
     for (int k = 2; taken(c, cand); k++) snprintf(cand, sizeof cand, "%s_%d", base, k);
     char *s = nb__strdup(cand);

@@ -6,7 +6,8 @@ python3-numpy; run with /usr/bin/python3 from this folder).
 tiny.onnx        x [N, 2, 3] -> x.view(N, -1) as torch.onnx.export writes it
                  (Shape, Gather, Unsqueeze, Concat, Reshape), then Gemm
                  (transB, alpha 0.5, beta 2) and Relu; ONNX names to sanitise
-collide.onnx     inputs 'a:b' and 'a_b' (both sanitise to a_b), output 'a/b'
+collide.onnx     inputs 'a:b' and 'a_b' (both sanitise to a_b), outputs 'a/b' and
+                 'grad.y' (a prefix nabla reserves)
 unsupported.onnx a NonMaxSuppression node called 'nms1'
 bad_tensor.onnx  an initializer of 10^12 elements without values
 attr.onnx        a LeakyRelu with an attribute it does not have
@@ -45,9 +46,10 @@ np.save("tiny_x.npy", x)
 np.save("tiny_b.npy", b)
 np.save("tiny_out.npy", np.maximum(0.5 * x.reshape(3, -1) @ W.T + 2 * b, 0).astype(np.float32))
 
-g = h.make_graph([h.make_node("Add", ["a:b", "a_b"], ["a/b"], name="add")], "collide",
+g = h.make_graph([h.make_node("Add", ["a:b", "a_b"], ["a/b"], name="add"),
+                  h.make_node("Neg", ["a/b"], ["grad.y"], name="neg")], "collide",
                  [h.make_tensor_value_info("a:b", T.FLOAT, [2]), h.make_tensor_value_info("a_b", T.FLOAT, [2])],
-                 [h.make_tensor_value_info("a/b", T.FLOAT, [2])])
+                 [h.make_tensor_value_info("a/b", T.FLOAT, [2]), h.make_tensor_value_info("grad.y", T.FLOAT, [2])])
 m = h.make_model(g, opset_imports=[h.make_opsetid("", 13)])
 onnx.checker.check_model(m)
 onnx.save(m, "collide.onnx")
