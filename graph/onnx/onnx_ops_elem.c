@@ -51,12 +51,16 @@ static bool fold_binary(ox_ctx *c, ox_node_io *io, fold_fn fn, nb_status *st)
         size_t ia = bcast_off(a, r, idx), ib = bcast_off(b, r, idx);
         if (o->i) {
             int64_t x = a->i[ia], y = b->i[ib];
-            o->i[j] = fn == f_div ? (y ? x / y : 0) : (int64_t)fn((double)x, (double)y);
+            double v = fn((double)x, (double)y);
+            if (!(fabs(v) < 9e18) || (fn == f_div && y == -1 && x == INT64_MIN)) {
+                *st = ox_unsupported(c, "integer arithmetic beyond int64");
+                return true;
+            }
+            o->i[j] = fn == f_div ? (y ? x / y : 0) : (int64_t)v;
         } else {
             o->f[j] = fn(a->f[ia], b->f[ib]);
         }
     }
-    (void)c;
     return true;
 }
 

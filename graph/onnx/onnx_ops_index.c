@@ -142,9 +142,14 @@ static nb_status cv_split(ox_ctx *c, ox_node_io *io)
     int n = ox_attr_ints(io, "split", parts, 8);
     if (n < 0) n = slice_arg(c, io, "split", 1, parts);
     if (n < -1) return c->st;
+    if (io->n_out < 1) return ox_fail(c, NB_ERR_FORMAT, "no outputs");
     if (n < 0)
         for (int i = 0; i < io->n_out; i++) parts[i] = size / io->n_out, n = io->n_out;
-    if (n != io->n_out) return ox_fail(c, NB_ERR_FORMAT, "%d parts for %d outputs", n, io->n_out);
+    if (n != io->n_out || n > 8) return ox_fail(c, NB_ERR_FORMAT, "%d parts for %d outputs", n, io->n_out);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++)
+        if (parts[i] < 1 || parts[i] > size || (total += parts[i]) > size)
+            return ox_unsupported(c, "split into parts %lld (nabla has no empty tensors)", (long long)parts[i]);
     int64_t at = 0;
     for (int i = 0; i < n; i++, at += parts[i - 1])
         if (!(io->out[i] = nb_slice(c->g, x, a, at, at + parts[i]))) return ox_graph_fail(c);

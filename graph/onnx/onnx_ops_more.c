@@ -12,6 +12,8 @@
 static nb_node *scalar(ox_ctx *c, nb_node *x, double v)
 {
     nb_tensor t;
+    if (nb_node_dtype(x) == NB_I32 && !(v >= INT32_MIN && v <= INT32_MAX))
+        return ox_unsupported(c, "i32 input (%g is no i32)", v), NULL;
     if (nb_tensor_alloc(&t, nb_node_dtype(x), 0, NULL)) return NULL;
     if (t.dtype == NB_F64) *(double *)t.data = v;
     else if (t.dtype == NB_F32) *(float *)t.data = (float)v;
@@ -116,6 +118,7 @@ static nb_status cv_trilu(ox_ctx *c, ox_node_io *io)
     nb_node *x = ox_in(c, io, 0);
     double k = 0;
     if (!x || ox_known_scalar(c, io, 1, 0, &k)) return c->st;
+    if (!(fabs(k) < 1e15)) return ox_unsupported(c, "k %g", k);
     int r = nb_node_rank(x);
     int64_t shape[2] = {r >= 2 ? nb_node_dim(x, r - 2) : -1, r >= 2 ? nb_node_dim(x, r - 1) : -1};
     if (shape[0] < 0 || shape[1] < 0) return ox_unsupported(c, "input without two fixed trailing axes");
@@ -160,7 +163,7 @@ static nb_status depth_space(ox_ctx *c, ox_node_io *io, bool to_space)
     if (!x) return c->st;
     int64_t b = ox_attr_int(io, "blocksize", 0), C = nb_node_dim(x, 1), H = nb_node_dim(x, 2), W = nb_node_dim(x, 3);
     nb_dim n;
-    if (nb_node_rank(x) != 4 || b < 1 || C < 0 || H < 0 || W < 0 || !dim_of(c, x, 0, &n))
+    if (nb_node_rank(x) != 4 || b < 1 || b > 4096 || C < 0 || H < 0 || W < 0 || !dim_of(c, x, 0, &n))
         return ox_unsupported(c, "input (needs [N, C, H, W] with fixed C, H, W and a blocksize)");
     const Onnx__AttributeProto *m = ox_attr(io, "mode");
     bool crd = m && m->has_s && m->s.len == 3 && !memcmp(m->s.data, "CRD", 3);

@@ -3,6 +3,7 @@
  * On known values (shape computations) they are folded at load time, free
  * dimensions travelling as symbols; on graph nodes they become nabla's
  * reshape, transpose, concat, slice and embedding. */
+#include <math.h>
 #include <string.h>
 
 #include "onnx_internal.h"
@@ -192,6 +193,8 @@ static nb_status cv_cast(ox_ctx *c, ox_node_io *io)
         io->has_outk[0] = true;
         for (size_t j = 0; j < k->n; j++) {
             double v = s->i ? (double)s->i[j] : s->f[j];
+            if (k->i && !s->i && !(fabs(v) < 9e18))
+                return ox_unsupported(c, "cast of %g to an integer type", v);
             if (k->i) k->i[j] = s->i ? s->i[j] : (to == OX_BOOL ? v != 0 : (int64_t)v);
             else k->f[j] = to == OX_FLOAT ? (float)v : v;
         }
@@ -238,7 +241,8 @@ static nb_status cv_reshape(ox_ctx *c, ox_node_io *io)
         if (out[d].sym) return ox_unsupported(c, "free dimension in a known tensor's shape");
         shape[d] = out[d].size;
         if (shape[d] == -1) hole = (int64_t)d;
-        else known *= shape[d];
+        else if (shape[d] < 0 || __builtin_mul_overflow(known, shape[d], &known))
+            return ox_fail(c, NB_ERR_FORMAT, "shape entry %lld", (long long)shape[d]);
     }
     if (hole >= 0) shape[hole] = known ? (int64_t)io->in[0]->k.n / known : 0;
     nb_status st = known_reshape(&io->in[0]->k, (int)s->n, shape, &io->outk[0]);
