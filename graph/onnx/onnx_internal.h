@@ -154,7 +154,8 @@ int ox_attr_ints(const ox_node_io *io, const char *name, int64_t *out, int cap);
 nb_node *ox_in(ox_ctx *c, ox_node_io *io, int i);        /* NULL: absent or failed */
 bool ox_has_in(const ox_node_io *io, int i);
 /* A known integer input (axes, shape, pads): its values, or NULL with an
- * "unsupported" error when it is computed at run time. */
+ * "unsupported" error when it is computed at run time (an error when it
+ * holds floats). */
 const ox_const *ox_known(ox_ctx *c, ox_node_io *io, int i, const char *what);
 /* A scalar known float input (Clip's min), or the default when absent. */
 nb_status ox_known_scalar(ox_ctx *c, ox_node_io *io, int i, double def, double *out);

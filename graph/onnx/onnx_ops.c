@@ -109,7 +109,7 @@ nb_node *ox_in(ox_ctx *c, ox_node_io *io, int i)
     return ox_node(c, io->in[i]);
 }
 
-const ox_const *ox_known(ox_ctx *c, ox_node_io *io, int i, const char *what)
+static const ox_const *known_any(ox_ctx *c, ox_node_io *io, int i, const char *what)
 {
     if (!ox_has_in(io, i)) {
         ox_fail(c, NB_ERR_FORMAT, "input %d (%s) is missing", i, what);
@@ -123,11 +123,21 @@ const ox_const *ox_known(ox_ctx *c, ox_node_io *io, int i, const char *what)
     return &io->in[i]->k;
 }
 
+const ox_const *ox_known(ox_ctx *c, ox_node_io *io, int i, const char *what)
+{
+    const ox_const *k = known_any(c, io, i, what);
+    if (k && !k->i) {
+        ox_fail(c, NB_ERR_FORMAT, "%s must be integers; '%s' holds floats", what, io->in[i]->name);
+        return NULL;
+    }
+    return k;
+}
+
 nb_status ox_known_scalar(ox_ctx *c, ox_node_io *io, int i, double def, double *out)
 {
     *out = def;
     if (!ox_has_in(io, i)) return NB_OK;
-    const ox_const *k = ox_known(c, io, i, "scalar input");
+    const ox_const *k = known_any(c, io, i, "scalar input");
     if (!k) return c->st;
     if (k->n != 1) return ox_unsupported(c, "non-scalar input %d", i);
     *out = k->i ? (double)k->i[0] : k->f[0];

@@ -252,11 +252,14 @@ static nb_status cv_gather(ox_ctx *c, ox_node_io *io)
     int rank = foldable(io, 0) ? io->in[0]->k.rank : io->in[0] && io->in[0]->node ? nb_node_rank(io->in[0]->node)
                : io->in[0] && io->in[0]->has_k ? io->in[0]->k.rank : 0;
     int a;
-    if (!ox_has_in(io, 1) || ox_axis(c, axis, rank, &a)) return c->st ? c->st : ox_fail(c, NB_ERR_FORMAT, "no indices");
-    if (foldable(io, 0) && foldable(io, 1)) return fold_gather(c, io, a);
+    if (!ox_has_in(io, 1) || !rank || ox_axis(c, axis, rank, &a))
+        return c->st ? c->st : ox_fail(c, NB_ERR_FORMAT, "no indices, or a scalar to gather from");
+    const ox_const *ix = io->in[1]->has_k ? ox_known(c, io, 1, "indices") : NULL;
+    if (io->in[1]->has_k && !ix) return c->st;
+    if (foldable(io, 0) && ix) return fold_gather(c, io, a);
     nb_node *x = ox_in(c, io, 0);
     if (!x) return c->st;
-    if (io->in[1]->has_k) return gather_slices(c, io, x, a, &io->in[1]->k);
+    if (ix) return gather_slices(c, io, x, a, ix);
     nb_node *ids = ox_in(c, io, 1);
     return ids ? gather_rows(c, io, x, a, ids) : c->st;
 }
