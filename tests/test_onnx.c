@@ -149,6 +149,20 @@ Test(onnx, tool_commands_take_onnx_files)
     nb_tensor_free(&got);
     nb_tensor_free(&want);
 
+    /* --grad without a loss: the sum of the outputs; d/d fc.bias[j] is 2 (Gemm's beta)
+     * times the number of positive outputs in column j of tiny_out.npy */
+    r = TOOL("run", test_file("data/onnx/tiny.onnx"), "--in", in, "--grad", "-o", tmp_path("g"));
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    tool_result_free(&r);
+    nb_tensor gb = read_npy_f64(tmp_path("g/grad.fc.bias.npy"));
+    nb_tensor out = read_npy_f64(test_file("data/onnx/tiny_out.npy"));
+    double count[4] = {0};
+    for (int i = 0; i < 12; i++) count[i % 4] += 2 * (((double *)out.data)[i] > 0);
+    cr_assert_eq(nb_tensor_numel(&gb), 4);
+    expect_close(gb.data, count, 4, 1e-6, 0, "grad.fc.bias of the sum of the outputs");
+    nb_tensor_free(&gb);
+    nb_tensor_free(&out);
+
     r = TOOL("gradcheck", test_file("data/onnx/tiny.onnx"));
     cr_expect_eq(r.status, 0, "%s%s", r.out, r.err);
     assert_has(r.out, "gradcheck.loss");
@@ -159,12 +173,13 @@ Test(onnx, tool_commands_take_onnx_files)
     assert_has(r.err, "--loss nothing: the model has no such node");
     tool_result_free(&r);
 
-    r = TOOL("render", test_file("data/onnx/tiny.onnx"), "-o", tmp_path("tiny.dot"));
+    r = TOOL("render", test_file("data/onnx/tiny.onnx"), "--backward", "-o", tmp_path("tiny.dot"));
     cr_expect_eq(r.status, 0, "%s", r.err);
     tool_result_free(&r);
     size_t n;
     char *dot = read_text(tmp_path("tiny.dot"), &n);
     assert_has(dot, "fc.weight");
+    assert_has(dot, "grad.fc.weight");  /* --backward: of the sum of the outputs */
     free(dot);
 }
 

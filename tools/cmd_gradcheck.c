@@ -34,7 +34,8 @@ void nbt_usage_gradcheck(FILE *f)
             "  --max-elems K    elements checked per tensor, a seeded sample (1000; 0 = all)\n"
             "  --in NAME=FILE   take an input from a .npy file instead of random data\n"
             "  --loss NODE      differentiate the sum of NODE's elements instead of the model's\n"
-            "                   loss; a model without one (ONNX) checks the sum of its outputs\n"
+            "                   loss; an ONNX model, which has none, checks the sum of its\n"
+            "                   float outputs\n"
             "                   (float inputs are U(-1, 1), labels valid class ids)\n"
             "  --range NAME=LO:HI  random values of float input NAME from U(LO, HI) instead,\n"
             "                   to stay in the ops' domains (e.g. --range x=0.1:2 before a log)\n"
@@ -204,32 +205,6 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
     return NBT_OK;
 }
 
-/* The loss gradcheck differentiates when --loss names a node, or when the
- * model has none (ONNX): a node "gradcheck.loss", the sum of every element
- * of that node (of every float output), made alike in the f64 and f32
- * models so that the f32 check finds it by name. */
-static int sum_loss(nb_model *m, const char *node)
-{
-    nb_graph *g = nb_model_graph(m);
-    nb_node *parts[64];
-    int n = 0;
-    if (node) {
-        if (!(parts[n++] = nb_graph_find(g, node))) return nbt_fail(CMD, "--loss %s: the model has no such node", node);
-    } else {
-        for (size_t i = 0; i < nb_model_num_outputs(m) && n < 64; i++)
-            if (nb_node_dtype(nb_model_output(m, i)) != NB_I32) parts[n++] = nb_model_output(m, i);
-        if (!n) return nbt_fail(CMD, "the model has no loss and no float output to differentiate");
-    }
-    nb_node *loss = NULL;
-    for (int i = 0; i < n; i++) {
-        nb_node *s = nb_sum(g, parts[i], NULL, 0, false);
-        loss = loss ? nb_add(g, loss, s) : s;
-    }
-    if (!loss || nb_node_set_name(g, loss, "gradcheck.loss") || nb_model_set_loss(m, loss))
-        return nbt_fail(CMD, "cannot make the loss: %s", nb_graph_error(g));
-    return NBT_OK;
-}
-
 int nbt_cmd_gradcheck(int argc, char **argv)
 {
     nbt_gc_cfg cfg = NBT_GC_DEFAULTS;
@@ -244,7 +219,9 @@ int nbt_cmd_gradcheck(int argc, char **argv)
         nb_model_free(m);
         return NBT_ERROR;
     }
-    if ((loss || !nb_model_loss(m)) && (sum_loss(m, loss) || (cfg.m32 && sum_loss(cfg.m32, loss)))) {
+    /* made alike in the f64 and f32 models: the f32 check finds it by name */
+    if ((loss || (!nb_model_loss(m) && nbt_is_onnx(path))) && (nbt_sum_loss(CMD, m, loss, "gradcheck.loss") ||
+                                        (cfg.m32 && nbt_sum_loss(CMD, cfg.m32, loss, "gradcheck.loss")))) {
         nb_model_free(cfg.m32);
         nb_model_free(m);
         return NBT_ERROR;
