@@ -99,6 +99,51 @@ static nb_status cv_conv(ox_ctx *c, ox_node_io *io)
     return OK_OR_FAIL(c, io->out[0] = from_2d(c, &s, y));
 }
 
+/* A node of shape [N, C, H, W] (its values unused): the sum of x over its
+ * other axes, [N, 1, 1, 1], times zeros [1, C, H, W], so that N may be free. */
+static nb_node *shaped_like(ox_ctx *c, nb_node *x, int64_t C, int64_t H, int64_t W)
+{
+    nb_tensor t;
+    if (nb_tensor_alloc(&t, nb_node_dtype(x), 4, (int64_t[]){1, C, H, W})) return NULL;
+    nb_node *zeros = nb_constant(c->g, NULL, &t);
+    nb_tensor_free(&t);
+    return nb_mul(c->g, nb_sum(c->g, x, (int64_t[]){1, 2, 3}, 3, true), zeros);
+}
+
+/* The gradient of a convolution for its input: nabla's conv2d_backward_input
+ * with x as the output gradient and W [C_in, C_out/group, kH, kW] as the
+ * convolution's filter; output_padding widens the output it is shaped by. */
+static nb_status cv_conv_transpose(ox_ctx *c, ox_node_io *io)
+{
+    nb_node *x = ox_in(c, io, 0), *w = ox_in(c, io, 1);
+    nb_node *b = ox_has_in(io, 2) ? ox_in(c, io, 2) : NULL;
+    spatial s;
+    if (!x || !w || (ox_has_in(io, 2) && !b) || read_spatial(c, io, nb_node_rank(x), &s)) return c->st;
+    if (ox_attr(io, "output_shape")) return ox_unsupported(c, "attribute output_shape");
+    int64_t op[2] = {0, 0}, opad[2] = {0, 0};
+    int n_op = ox_attr_ints(io, "output_padding", op, 2);
+    for (int i = 0; i < n_op && i < s.n; i++) opad[2 - s.n + i] = op[i];
+    nb_node *x2 = to_2d(c, &s, x), *w2 = to_2d(c, &s, w);
+    if (!x2 || !w2) return c->st ? c->st : ox_graph_fail(c);
+    int64_t g = ox_attr_int(io, "group", 1), hw[2];
+    for (int i = 0; i < 2; i++) {
+        int64_t in = nb_node_dim(x2, 2 + i), k = nb_node_dim(w2, 2 + i);
+        if (in < 0 || k < 0 || opad[i] < 0 || opad[i] >= s.stride[i])
+            return ox_unsupported(c, "free spatial dimensions or output_padding >= stride");
+        hw[i] = (in - 1) * s.stride[i] - 2 * s.pad[i] + s.dil[i] * (k - 1) + 1 + opad[i];
+    }
+    int64_t cout = nb_node_dim(w2, 1) * g;
+    if (cout < 1 || hw[0] < 1 || hw[1] < 1) return ox_fail(c, NB_ERR_FORMAT, "no output (filter or pads too large)");
+    nb_node *in[3] = {x2, w2, shaped_like(c, x2, cout, hw[0], hw[1])};
+    nb_attr at[4] = {{.name = "stride", .type = NB_ATTR_INTS, .n = 2, .i = {s.stride[0], s.stride[1]}},
+                     {.name = "pad", .type = NB_ATTR_INTS, .n = 2, .i = {s.pad[0], s.pad[1]}},
+                     {.name = "dilation", .type = NB_ATTR_INTS, .n = 2, .i = {s.dil[0], s.dil[1]}},
+                     NB_AINT("groups", g)};
+    nb_node *y = nb_op(c->g, "conv2d_backward_input", NULL, in, 3, at, 4);
+    if (y && b) y = nb_add(c->g, y, nb_reshape(c->g, b, 3, (nb_dim[]){NB_DIM(cout), NB_DIM(1), NB_DIM(1)}));
+    return OK_OR_FAIL(c, io->out[0] = from_2d(c, &s, y));
+}
+
 static nb_status pool(ox_ctx *c, ox_node_io *io, const char *op)
 {
     nb_node *x = ox_in(c, io, 0);
@@ -240,6 +285,8 @@ static nb_status cv_sce(ox_ctx *c, ox_node_io *io) { return loss(c, io, true); }
 const ox_op ox_ops_nn[] = {
     {"MatMul", cv_matmul, ""}, {"Gemm", cv_gemm, "alpha beta transA transB broadcast"},
     {"Conv", cv_conv, "auto_pad dilations group kernel_shape pads strides"},
+    {"ConvTranspose", cv_conv_transpose,
+     "auto_pad dilations group kernel_shape output_padding output_shape pads strides"},
     {"MaxPool", cv_max_pool, "auto_pad ceil_mode dilations kernel_shape pads storage_order strides"},
     {"AveragePool", cv_avg_pool, "auto_pad ceil_mode count_include_pad kernel_shape pads strides"},
     {"GlobalAveragePool", cv_global_avg, ""}, {"GlobalMaxPool", cv_global_max, ""},
