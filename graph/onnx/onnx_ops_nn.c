@@ -72,6 +72,10 @@ static nb_status read_spatial(ox_ctx *c, ox_node_io *io, int rank, spatial *s)
     for (int i = 0; i < s->n; i++)
         if (p[i] != p[i + s->n])
             return ox_unsupported(c, "asymmetric pads (TODO: nb_pad, from the ops helper)");
+    for (int i = 0; i < 2 * s->n; i++)  /* nabla's own limits (conv2d: 2^30) */
+        if (k[i % 2] < 0 || k[i % 2] > (1 << 30) || st[i % 2] < 1 || st[i % 2] > (1 << 30) ||
+            p[i] < 0 || p[i] > (1 << 30) || d[i % 2] < 1 || d[i % 2] > (1 << 30))
+            return ox_fail(c, NB_ERR_FORMAT, "kernel, strides, pads or dilations out of range");
     int off = 2 - s->n;  /* 1-D: the one axis is the width */
     s->kernel[0] = 1, s->stride[0] = 1, s->pad[0] = 0, s->dil[0] = 1;
     for (int i = 0; i < s->n; i++) {
@@ -130,7 +134,11 @@ static nb_status cv_conv_transpose(ox_ctx *c, ox_node_io *io)
         int64_t in = nb_node_dim(x2, 2 + i), k = nb_node_dim(w2, 2 + i);
         if (in < 0 || k < 0 || opad[i] < 0 || opad[i] >= s.stride[i])
             return ox_unsupported(c, "free spatial dimensions or output_padding >= stride");
-        hw[i] = (in - 1) * s.stride[i] - 2 * s.pad[i] + s.dil[i] * (k - 1) + 1 + opad[i];
+        int64_t a, b;  /* (in - 1) stride - 2 pad + dil (k - 1) + 1 + output_padding */
+        if (__builtin_mul_overflow(in - 1, s.stride[i], &a) || __builtin_mul_overflow(s.dil[i], k - 1, &b) ||
+            __builtin_add_overflow(a, b, &a) || __builtin_sub_overflow(a, 2 * s.pad[i], &a) ||
+            __builtin_add_overflow(a, 1 + opad[i], &hw[i]))
+            return ox_fail(c, NB_ERR_OVERFLOW, "output size overflows");
     }
     int64_t cout = nb_node_dim(w2, 1) * g;
     if (cout < 1 || hw[0] < 1 || hw[1] < 1) return ox_fail(c, NB_ERR_FORMAT, "no output (filter or pads too large)");
