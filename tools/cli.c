@@ -179,6 +179,35 @@ int nbt_load(const char *cmd, const char *path, bool force_f64, nb_model **out)
     return st ? NBT_ERROR : NBT_OK;
 }
 
+bool nbt_is_onnx(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 5 && !strcmp(path + n - 5, ".onnx");
+}
+
+int nbt_sum_loss(const char *cmd, nb_model *m, const char *node, const char *name)
+{
+    nb_graph *g = nb_model_graph(m);
+    nb_node *parts[64];
+    int n = 0;
+    if (node) {
+        if (!(parts[n++] = nb_graph_find(g, node)))
+            return nbt_fail(cmd, "--loss %s: the model has no such node", node);
+    } else {
+        for (size_t i = 0; i < nb_model_num_outputs(m) && n < 64; i++)
+            if (nb_node_dtype(nb_model_output(m, i)) != NB_I32) parts[n++] = nb_model_output(m, i);
+        if (!n) return nbt_fail(cmd, "the model has no loss and no float output to differentiate");
+    }
+    nb_node *loss = NULL;
+    for (int i = 0; i < n; i++) {
+        nb_node *s = nb_sum(g, parts[i], NULL, 0, false);
+        loss = loss ? nb_add(g, loss, s) : s;
+    }
+    if (!loss || nb_node_set_name(g, loss, name) || nb_model_set_loss(m, loss))
+        return nbt_fail(cmd, "cannot make the loss: %s", nb_graph_error(g));
+    return NBT_OK;
+}
+
 nb_node *nbt_find_input(const char *cmd, const nb_model *m, const char *name, int *rc)
 {
     const char *names[256];

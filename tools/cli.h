@@ -74,6 +74,13 @@ int nbt_check_dim_names(const char *cmd, const nb_graph *g, const nbt_dims *d);
 /* Loads a model file; loader errors are printed one per line as
  * FILE:LINE:COL: message. */
 int nbt_load(const char *cmd, const char *path, bool force_f64, nb_model **out);
+/* Makes the model's loss a node called `name`: the sum of every element of
+ * node `node` (--loss), or when node is NULL of every float output (for
+ * models without a loss, such as ONNX ones). */
+int nbt_sum_loss(const char *cmd, nb_model *m, const char *node, const char *name);
+/* Is path an ONNX file (read by its extension)? An ONNX model has no loss:
+ * run --grad, render --backward and gradcheck use the sum of its outputs. */
+bool nbt_is_onnx(const char *path);
 /* Finds a model input by name (with a "did you mean" on failure). */
 nb_node *nbt_find_input(const char *cmd, const nb_model *m, const char *name, int *rc);
 /* Reads every --in file into in, checks its dtype and shape against the

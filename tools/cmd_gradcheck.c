@@ -33,6 +33,9 @@ void nbt_usage_gradcheck(FILE *f)
             "  --mode train|eval  the mode the model (or op) runs in (train)\n"
             "  --max-elems K    elements checked per tensor, a seeded sample (1000; 0 = all)\n"
             "  --in NAME=FILE   take an input from a .npy file instead of random data\n"
+            "  --loss NODE      differentiate the sum of NODE's elements instead of the model's\n"
+            "                   loss; an ONNX model, which has none, checks the sum of its\n"
+            "                   float outputs\n"
             "                   (float inputs are U(-1, 1), labels valid class ids)\n"
             "  --range NAME=LO:HI  random values of float input NAME from U(LO, HI) instead,\n"
             "                   to stay in the ops' domains (e.g. --range x=0.1:2 before a log)\n"
@@ -158,7 +161,8 @@ int nbt_parse_range(const char *cmd, char *s, nbt_gc_cfg *cfg)
     return NBT_OK;
 }
 
-static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const char **model)
+static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const char **model,
+                 const char **loss)
 {
     static const struct option opts[] = {
         {"eps", required_argument, NULL, 'e'},      {"atol", required_argument, NULL, 'a'},
@@ -167,7 +171,7 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
         {"dim", required_argument, NULL, 'd'},      {"in", required_argument, NULL, 'i'},
         {"op", required_argument, NULL, 'o'},       {"help", no_argument, NULL, 'h'},
         {"mode", required_argument, NULL, 'M'},     {"range", required_argument, NULL, 'R'},
-        {0, 0, 0, 0}};
+        {"loss", required_argument, NULL, 'L'},     {0, 0, 0, 0}};
     int c, rc = NBT_OK;
     int64_t v = 0;
     optind = 0;
@@ -186,6 +190,7 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
         case 'o': *op = optarg; break;
         case 'M': rc = nbt_parse_mode(CMD, optarg, &cfg->opts.training); break;
         case 'R': rc = nbt_parse_range(CMD, optarg, cfg); break;
+        case 'L': *loss = optarg; break;
         default: return nbt_bad_usage(CMD, c, argv[optind - 1]);
         }
     }
@@ -203,14 +208,21 @@ static int parse(int argc, char **argv, nbt_gc_cfg *cfg, const char **op, const 
 int nbt_cmd_gradcheck(int argc, char **argv)
 {
     nbt_gc_cfg cfg = NBT_GC_DEFAULTS;
-    const char *op = NULL, *path = NULL;
-    int rc = parse(argc, argv, &cfg, &op, &path);
+    const char *op = NULL, *path = NULL, *loss = NULL;
+    int rc = parse(argc, argv, &cfg, &op, &path, &loss);
     if (rc) return rc < 0 ? NBT_OK : rc;
     if (op) return check_ops(op, &cfg.opts);
     nb_model *m = NULL;
     if (nbt_load(CMD, path, true, &m)) return NBT_ERROR;
     /* the same file as it runs, for the f32 check; a model of dtype f64 has no f32 kernels to check */
     if (nb_model_dtype(m) == NB_F32 && nbt_load(CMD, path, false, &cfg.m32)) {
+        nb_model_free(m);
+        return NBT_ERROR;
+    }
+    /* made alike in the f64 and f32 models: the f32 check finds it by name */
+    if ((loss || (!nb_model_loss(m) && nbt_is_onnx(path))) && (nbt_sum_loss(CMD, m, loss, "gradcheck.loss") ||
+                                        (cfg.m32 && nbt_sum_loss(CMD, cfg.m32, loss, "gradcheck.loss")))) {
+        nb_model_free(cfg.m32);
         nb_model_free(m);
         return NBT_ERROR;
     }

@@ -17,7 +17,8 @@ void nbt_usage_render(FILE *f)
             "outputs and the loss set apart; a layer's nodes boxed under the layer's name.\n\n"
             "  -o, --output FILE  the diagram; its extension picks the format\n"
             "  --backward         add the gradient nodes of the loss with respect to every\n"
-            "                     trainable param and float input (dashed, orange)\n"
+            "                     trainable param and float input (dashed, orange); of the\n"
+            "                     sum of the float outputs for an ONNX model (it has no loss)\n"
             "  --dim SYM=SIZE     show that free dimension by its size\n"
             "  --force            replace OUT when it exists (never a link, FIFO or device)\n"
             "  --max-nodes N      refuse graphs past N nodes, or whose layout is as costly as\n"
@@ -30,9 +31,11 @@ void nbt_usage_render(FILE *f)
 }
 
 /* Gradient nodes for every trainable param and every float input: what --grad would run. */
-static int add_backward(nb_model *m)
+static int add_backward(nb_model *m, bool onnx)
 {
     nb_graph *g = nb_model_graph(m);
+    /* an ONNX model has no loss: the gradient of the sum of its outputs */
+    if (onnx && !nb_model_loss(m) && nbt_sum_loss(CMD, m, NULL, "sum_of_outputs")) return NBT_ERROR;
     nb_node *loss = nb_model_loss(m);
     if (!loss) return nbt_fail(CMD, "--backward needs a model with a 'loss:'");
     size_t n = 0, cap = nb_model_num_params(m) + nb_model_num_inputs(m);
@@ -96,7 +99,7 @@ int nbt_cmd_render(int argc, char **argv)
     nb_model *m = NULL;
     if (nbt_load(CMD, argv[optind], false, &m)) return NBT_ERROR;
     int rc = nbt_check_dim_names(CMD, nb_model_graph(m), &dims);
-    if (!rc && backward) rc = add_backward(m);
+    if (!rc && backward) rc = add_backward(m, nbt_is_onnx(argv[optind]));
     if (!rc) rc = draw(m, out, &dims, backward, (size_t)max_nodes);
     nb_model_free(m);
     return rc;

@@ -39,7 +39,9 @@ void nbt_usage_run(FILE *f)
             "  --force              replace W even when it is not a nabla weights file\n"
             "  --grad               also write DIR/grad.NAME.npy for every trainable param\n"
             "                       and float input given (not for batchnorm's running\n"
-            "                       statistics); needs the loss, so its inputs are required\n"
+            "                       statistics); needs the loss, so its inputs are required;\n"
+            "                       an ONNX model, which has none, differentiates the sum of its\n"
+            "                       float outputs, written as DIR/sum_of_outputs.npy\n"
             "  --dim SYM=SIZE       bind a free dimension no input fixes\n"
             "  --mode train|eval    eval (default): dropout is the identity and batchnorm uses\n"
             "                       its running statistics; train: dropout drops, batchnorm\n"
@@ -457,6 +459,8 @@ int nbt_cmd_run(int argc, char **argv)
     if (nbt_load(CMD, a.model, false, &s.m)) return NBT_ERROR;
     s.g = nb_model_graph(s.m);
     rc = nbt_check_dim_names(CMD, s.g, &a.dims);
+    /* an ONNX model has no loss: --grad differentiates the sum of its outputs */
+    if (!rc && a.grad && !nb_model_loss(s.m) && nbt_is_onnx(a.model)) rc = nbt_sum_loss(CMD, s.m, NULL, "sum_of_outputs");
     if (!rc) rc = nbt_read_inputs(CMD, s.m, &a.feeds, &a.dims, &s.in);
     if (!rc) rc = choose_results(&s, a.grad);
     if (!rc && a.weights) rc = load_weights(&s, a.weights);

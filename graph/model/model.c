@@ -213,12 +213,41 @@ nb_status nb_model_load_string(const char *yaml, size_t len, const char *filenam
     return st;
 }
 
+#ifndef NABLA_HAVE_ONNX
+nb_status nb_model_load_onnx(const char *path, const nb_load_opts *opts, nb_model **out,
+                             nb_diags *diags)
+{
+    (void)opts;
+    if (diags) *diags = (nb_diags){0, NULL};
+    if (out) *out = NULL;
+    if (!path || !out) return NB_ERR_ARG;
+    char *line = nb_malloc(strlen(path) + 96);
+    char **lines = line ? nb_malloc(sizeof *lines) : NULL;
+    if (diags && lines) {
+        sprintf(line, "%s: unsupported: this nabla was built without ONNX (meson option onnx)", path);
+        lines[0] = line;
+        *diags = (nb_diags){1, lines};
+    } else {
+        nb_free(line);
+        nb_free(lines);
+    }
+    return NB_ERR_FORMAT;
+}
+#endif
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcmp(s + n - k, suffix);
+}
+
 nb_status nb_model_load_file(const char *path, const nb_load_opts *opts, nb_model **out,
                              nb_diags *diags)
 {
     if (diags) *diags = (nb_diags){0, NULL};
     if (out) *out = NULL;
     if (!path || !out) return NB_ERR_ARG;
+    if (ends_with(path, ".onnx")) return nb_model_load_onnx(path, opts, out, diags);
     FILE *f = fopen(path, "rb");
     char *buf = NULL;
     size_t len = 0, cap = 0;
@@ -289,6 +318,20 @@ nb_node *nb_model_param(const nb_model *m, size_t i) { return m && i < m->n_para
 size_t nb_model_num_outputs(const nb_model *m) { return m ? m->n_outputs : 0; }
 nb_node *nb_model_output(const nb_model *m, size_t i) { return m && i < m->n_outputs ? m->outputs[i] : NULL; }
 nb_node *nb_model_loss(const nb_model *m) { return m ? m->loss : NULL; }
+nb_status nb_model_set_loss(nb_model *m, nb_node *loss)
+{
+    if (!m || !loss) return NB_ERR_ARG;
+    bool mine = false;
+    for (size_t i = 0; i < nb_graph_num_nodes(m->g) && !mine; i++) mine = nb_graph_node(m->g, i) == loss;
+    nb__begin(m->g);
+    if (!mine || nb_node_rank(loss) != 0 || nb_node_dtype(loss) == NB_I32) {
+        nb__fail(m->g, NB_ERR_ARG, "the loss must be a float scalar node of the model; '%s' is not",
+                       nb_node_name(loss));
+        return NB_ERR_ARG;
+    }
+    m->loss = loss;
+    return NB_OK;
+}
 const nb_train_cfg *nb_model_train(const nb_model *m) { return m ? &m->train : NULL; }
 const char *nb_model_dir(const nb_model *m) { return m && m->dir ? m->dir : "."; }
 

@@ -59,6 +59,18 @@ typedef struct nb_load_opts {
  * empty on success and is freed with nb_diags_free. */
 NB_API nb_status nb_model_load_file(const char *path, const nb_load_opts *opts, nb_model **out,
                              nb_diags *diags);
+/* ONNX (a path ending in ".onnx" given to nb_model_load_file comes here;
+ * docs/onnx.md lists the ops): initializers become params named as in the
+ * file, holding its values; graph inputs that are not initializers become
+ * inputs (dim_param a free dimension); the graph's outputs the outputs; no
+ * loss. Names are sanitised: every character outside [A-Za-z0-9_.-] becomes
+ * '_', with "_2", "_3", ... on collision. Returns NB_ERR_IO, NB_ERR_FORMAT
+ * (not an ONNX file; an unsupported op, attribute or dtype: one line
+ * "PATH: node 'NAME' (OP): unsupported ..."), NB_ERR_NOMEM or NB_ERR_ARG;
+ * nothing is half-loaded. A nabla built without ONNX (meson option onnx)
+ * returns NB_ERR_FORMAT saying so. */
+NB_API nb_status nb_model_load_onnx(const char *path, const nb_load_opts *opts, nb_model **out,
+                                    nb_diags *diags);
 /* `filename` is used in messages and to resolve relative data paths; NULL
  * gives "<string>" in messages and "." as the folder. */
 NB_API nb_status nb_model_load_string(const char *yaml, size_t len, const char *filename,
@@ -79,6 +91,10 @@ NB_API size_t nb_model_num_trainable(const nb_model *m);
 NB_API size_t nb_model_num_outputs(const nb_model *m);
 NB_API nb_node *nb_model_output(const nb_model *m, size_t i);
 NB_API nb_node *nb_model_loss(const nb_model *m);       /* NULL when the file names none */
+/* Makes `loss` (a float scalar node of the model's graph) the model's loss,
+ * e.g. for an ONNX model, which has none (nabla gradcheck differentiates
+ * the sum of the outputs). NB_ERR_ARG, with the message on the graph, when it is not one. */
+NB_API nb_status nb_model_set_loss(nb_model *m, nb_node *loss);
 
 /* The `train` section (defaults of model-format.md where absent). File names
  * are as written in the file (resolve them as model-format.md says, against
