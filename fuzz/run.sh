@@ -15,7 +15,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
 jobs=${FUZZ_JOBS:-$(nproc)}
-targets=(${FUZZ_TARGETS:-model npy safetensors npz idx idx_gz checkpoint})
+targets=(${FUZZ_TARGETS:-model npy safetensors npz idx idx_gz checkpoint onnx})
 dir=${FUZZ_DIR:-build-fuzz}
 CC=${CC_FUZZ:-clang}
 
@@ -27,11 +27,11 @@ build() {
   fi
   ninja -C "$dir" libnabla.a >"$dir/ninja.log" 2>&1 || { cat "$dir/ninja.log"; return 1; }
   local libs
-  libs=$(pkg-config --libs openblas yaml-0.1 libcgraph libgvc jansson zlib libzip) || return 1
+  libs=$(pkg-config --libs openblas yaml-0.1 libcgraph libgvc jansson zlib libzip libprotobuf-c) || return 1
   for t in "${targets[@]}"; do
     local src=fuzz/${t}_fuzz.c flags=()
     [ "$t" = idx_gz ] && { src=fuzz/idx_fuzz.c; flags=(-DFUZZ_GZ); }
-    $CC -g -O1 -fsanitize=fuzzer,address,undefined "${flags[@]}" -Iinclude -I"$dir/include" -Ifuzz "$src" \
+    $CC -g -O1 -fsanitize=fuzzer,address,undefined "${flags[@]}" -Iinclude -Isrc -I"$dir/include" -I"$dir/graph/onnx" -Ifuzz "$src" \
       "$dir/libnabla.a" $libs -lm -lpthread -o "$dir/${t}_fuzz" || return 1
   done
 }
@@ -46,6 +46,7 @@ seeds() {
     idx) find tests/bad/idx -type f ! -name '*.yaml' ! -name '*.safetensors' ;;
     idx_gz) find tests/bad/idx -type f ! -name '*.gz' ! -name '*.yaml' ! -name '*.safetensors' ;;
     checkpoint) find tests/bad/checkpoint -name '*.safetensors' ;;
+    onnx) find tests/data/onnx examples/onnx -name '*.onnx' ;;
   esac 2>/dev/null
 }
 
