@@ -213,7 +213,9 @@ static Onnx__ValueInfoProto *value_info(ow_ctx *c, const nb_node *n)
     sp->n_dim = (size_t)rank;
     sp->dim = dims;
     tt->has_elem_type = 1;
-    tt->elem_type = onnx_type(nb_node_dtype(n));
+    /* i32 computed by an op is an index (argmax): ONNX's indices are int64 */
+    bool index = nb_node_dtype(n) == NB_I32 && nb_node_kind_of(n) == NB_NODE_OP;
+    tt->elem_type = index ? ONNX__TENSOR_PROTO__DATA_TYPE__INT64 : onnx_type(nb_node_dtype(n));
     tt->shape = sp;
     tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
     tp->tensor_type = tt;

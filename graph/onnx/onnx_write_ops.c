@@ -73,10 +73,13 @@ static nb_status w_greater(ow_ctx *c, const nb_node *n) { return compare(c, n, "
 static nb_status w_less(ow_ctx *c, const nb_node *n) { return compare(c, n, "Less"); }
 static nb_status w_equal(ow_ctx *c, const nb_node *n) { return compare(c, n, "Equal"); }
 
+/* Where takes a bool condition: Not(Equal(c, 0)) is nabla's c != 0 (NaN included). */
+static const char *scalar(ow_ctx *c, const nb_node *n, const char *what, double v);
 static nb_status w_where(ow_ctx *c, const nb_node *n)
 {
-    const char *cond = ow_aux(c, "cond");
-    ow_attr_int(c, EMIT("Cast", cond, in_name(n, 0)), "to", T_BOOL);
+    const char *zero = ow_aux(c, "is_zero"), *cond = ow_aux(c, "cond");
+    EMIT("Equal", zero, in_name(n, 0), scalar(c, nb_node_input(n, 0), "zero", 0));
+    EMIT("Not", cond, zero);
     EMIT("Where", nb_node_name(n), cond, in_name(n, 1), in_name(n, 2));
     return c->st;
 }
@@ -216,14 +219,13 @@ static nb_status w_max(ow_ctx *c, const nb_node *n) { return reduce(c, n, "Reduc
 static nb_status w_min(ow_ctx *c, const nb_node *n) { return reduce(c, n, "ReduceMin", false); }
 static nb_status w_lse(ow_ctx *c, const nb_node *n) { return reduce(c, n, "ReduceLogSumExp", false); }
 
-/* ONNX's ArgMax gives int64; nabla's indices are i32. */
+/* ONNX's ArgMax gives int64 (the output is declared so: nabla's i32 op
+ * outputs are int64 in ONNX, onnx_write.c), which the importer reads as i32. */
 static nb_status w_argmax(ow_ctx *c, const nb_node *n)
 {
-    const char *t = ow_aux(c, "argmax");
-    Onnx__NodeProto *p = EMIT("ArgMax", t, in_name(n, 0));
+    Onnx__NodeProto *p = same(c, n, "ArgMax");
     ow_attr_int(c, p, "axis", a_int(n, "axis"));
     ow_attr_int(c, p, "keepdims", a_int(n, "keepdims"));
-    ow_attr_int(c, EMIT("Cast", nb_node_name(n), t), "to", T_INT32);
     return c->st;
 }
 
