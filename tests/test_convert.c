@@ -323,12 +323,13 @@ Test(convert, bad_output_extension_and_missing_output)
     cr_expect_eq(tmp_count_files(), 0, "nothing is written");
 }
 
-/* Names that YAML would read as numbers or booleans are quoted; an optional
+/* Names that YAML would read as numbers or booleans are quoted, and so is the
+ * model's name, escaped; an optional
  * float attribute given as 0 (clip's min) is kept, absent ones stay absent. */
 Test(convert, yaml_names_quoted_and_attributes_kept)
 {
     nb_graph *g;
-    nb_model *a = load_ok("nabla: 1\ninputs: {x: [2, 3]}\n"
+    nb_model *a = load_ok("nabla: 1\nname: \"a \\\"q\\\" \\\\ b\"\ninputs: {x: [2, 3]}\n"
                           "params: {\"17\": {shape: [3], init: {values: [1, -2, 3]}}}\n"
                           "nodes:\n"
                           "  - {name: \"true\", op: add, in: [x, \"17\"]}\n"
@@ -343,6 +344,7 @@ Test(convert, yaml_names_quoted_and_attributes_kept)
     free(text);
     nb_model *b = load_model_file(tmp_path("m.yaml"));
     g = nb_model_graph(b);
+    cr_expect_str_eq(nb_model_name(b), "a \"q\" \\ b");
     cr_expect_eq(nb_node_attr(nb_graph_find(g, "c"), "min")->n, 1);
     cr_expect_eq(nb_node_attr(nb_graph_find(g, "c"), "max")->n, 0);
     nb_node *outs[] = {nb_model_output(a, 0), nb_model_output(a, 1)};

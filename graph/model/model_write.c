@@ -29,6 +29,18 @@ static bool needs_quotes(const char *s)
     return false;
 }
 
+/* key: "text", escaped as a YAML double-quoted scalar (the model's name is free text). */
+static void put_text(FILE *f, const char *key, const char *s)
+{
+    fprintf(f, "%s: \"", key);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p);
+        else fputc(*p, f);
+    }
+    fputs("\"\n", f);
+}
+
 static void put_name(FILE *f, const char *s)
 {
     fprintf(f, needs_quotes(s) ? "\"%s\"" : "%s", s);
@@ -262,7 +274,7 @@ static nb_status put_model(FILE *f, const nb_model *m, const char *weights)
     fputs("# written by nabla convert", f);
     if (weights) fprintf(f, "; param values are in %s (nabla run/train --weights)", weights);
     fputs("\nnabla: 1\n", f);
-    if (m->name && *m->name) fprintf(f, "name: \"%s\"\n", m->name);
+    if (m->name && *m->name) put_text(f, "name", m->name);
     if (m->dtype == NB_F64) fputs("dtype: f64\n", f);
     fprintf(f, "seed: %llu\n", (unsigned long long)m->seed);
     put_inputs(f, m);
