@@ -65,6 +65,12 @@ ParameterizedTest(int *i, convert, onnx_to_yaml)
     snprintf(in, sizeof in, "x=%s", x);
     expect_tool_ok(TOOL("run", yaml, "--weights", w, "--in", in, "-o", out), "run");
     compare_npy(tmp_path("out/y.npy"), y, 1e-4, 1e-5);
+    /* and back to ONNX with those weights: PyTorch's outputs again */
+    char again[1024];
+    snprintf(again, sizeof again, "%s", tmp_path("again.onnx"));
+    expect_tool_ok(TOOL("convert", yaml, "--weights", w, "-o", again), "convert back");
+    expect_tool_ok(TOOL("run", again, "--in", in, "-o", tmp_path("out2")), "run again");
+    compare_npy(tmp_path("out2/y.npy"), y, 1e-4, 1e-5);
 }
 
 /* Without --weights the values are written into the model file. */
@@ -194,6 +200,26 @@ ParameterizedTest(int *i, convert, yaml_to_onnx)
     for (size_t k = 0; k < nb_model_num_outputs(a) && n < 32; k++) outs[n++] = nb_model_output(a, k);
     cr_assert_eq(nb_model_num_outputs(b), (size_t)n);
     expect_same_outputs(a, b, outs, n, 1e-5);
+    nb_model_free(a);
+    nb_model_free(b);
+}
+
+/* An f64 model's params and constants are DOUBLE initializers. */
+Test(convert, f64_model_to_onnx)
+{
+    nb_model *a = NULL;
+    nb_diags d;
+    nb_load_opts o = {.force_f64 = true};
+    cr_assert_eq(nb_model_load_file(test_file("data/convert/ops.yaml"), &o, &a, &d), NB_OK);
+    nb_diags_free(&d);
+    cr_assert_eq(nb_model_save_onnx(a, tmp_path("m.onnx")), NB_OK, "%s", nb_last_error());
+    nb_model *b = load_model_file(tmp_path("m.onnx"));
+    cr_expect_eq(nb_model_dtype(b), NB_F64);
+    cr_expect_eq(nb_node_dtype(nb_model_param(b, 0)), NB_F64);
+    nb_node *outs[32];
+    int n = 0;
+    for (size_t k = 0; k < nb_model_num_outputs(a) && n < 32; k++) outs[n++] = nb_model_output(a, k);
+    expect_same_outputs(a, b, outs, n, 1e-12);
     nb_model_free(a);
     nb_model_free(b);
 }
