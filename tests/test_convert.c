@@ -189,7 +189,8 @@ ParameterizedTestParameters(convert, yaml_to_onnx)
     return cr_make_param_array(int, idx, sizeof idx / sizeof *idx);
 }
 
-/* What the outputs need goes to ONNX; imported back, it computes the same. */
+/* What the outputs need goes to ONNX; imported back, and from there to YAML,
+ * it computes the same. */
 ParameterizedTest(int *i, convert, yaml_to_onnx)
 {
     nb_model *a = load_example_or_ops(examples[*i]);
@@ -200,8 +201,14 @@ ParameterizedTest(int *i, convert, yaml_to_onnx)
     for (size_t k = 0; k < nb_model_num_outputs(a) && n < 32; k++) outs[n++] = nb_model_output(a, k);
     cr_assert_eq(nb_model_num_outputs(b), (size_t)n);
     expect_same_outputs(a, b, outs, n, 1e-5);
+    /* the imported model to YAML (the importer's compositions, batchnorm's
+     * scale among them, included): the same again */
+    cr_assert_eq(nb_model_save_yaml(b, tmp_path("m2.yaml"), NULL), NB_OK, "%s", nb_last_error());
+    nb_model *c = load_model_file(tmp_path("m2.yaml"));
+    expect_same_outputs(a, c, outs, n, 1e-5);
     nb_model_free(a);
     nb_model_free(b);
+    nb_model_free(c);
 }
 
 /* An f64 model's params and constants are DOUBLE initializers. */
@@ -377,4 +384,30 @@ Test(convert, yaml_names_quoted_and_attributes_kept)
     expect_same_outputs(a, b, outs, 2, 0);
     nb_model_free(a);
     nb_model_free(b);
+}
+
+/* An ONNX model whose output is computed when it is loaded (Shape of a
+ * fixed-size input, made with onnx.helper: Shape(x [2, 3]) -> y) has no op
+ * node, which a model file cannot say: an error, nothing written. */
+Test(convert, model_without_op_nodes_is_refused)
+{
+    expect_tool_error(TOOL("convert", test_file("data/convert/shape_only.onnx"), "-o", tmp_path("m.yaml")),
+                      "the model has no op node");
+    cr_expect_eq(tmp_count_files(), 0, "nothing is written");
+}
+
+/* scale and sign, which the importer builds (BatchNormalization, Sign), are
+ * model-file ops: an imported batchnorm converts to YAML. */
+Test(convert, imported_scale_and_sign_are_written)
+{
+    write_text(tmp_path("m.yaml"), "nabla: 1\ninputs: {x: [4]}\nnodes:\n"
+                                   "  - {name: s, op: scale, in: [x], alpha: 2, beta: -1}\n"
+                                   "  - {name: y, op: sign, in: [s]}\n");
+    nb_model *a = load_model_file(tmp_path("m.yaml"));
+    cr_assert_eq(nb_model_save_yaml(a, tmp_path("n.yaml"), NULL), NB_OK, "%s", nb_last_error());
+    char *text = read_text(tmp_path("n.yaml"), NULL);
+    assert_has(text, "{name: s, op: scale, in: [x], alpha: 2, beta: -1}");
+    assert_has(text, "op: sign, in: [s]}");
+    free(text);
+    nb_model_free(a);
 }

@@ -262,6 +262,11 @@ static void put_list(FILE *f, const char *key, nb_node *const *nodes, size_t n)
 static nb_status check_leaves(const nb_model *m)
 {
     nb_status st = NB_OK;
+    size_t ops = 0;
+    for (size_t i = 0; i < nb_graph_num_nodes(m->g); i++) ops += nb_node_kind_of(nb_graph_node(m->g, i)) == NB_NODE_OP;
+    if (!ops)   /* an ONNX model whose outputs were all computed at load time */
+        return nb__thread_fail(NB_ERR_ARG, "the model has no op node (its outputs are inputs, params or "
+                               "constants), and a model file needs at least one");
     for (size_t i = 0; i < nb_model_num_inputs(m) && !st; i++)
         st = check_shape(m->g, nb_model_input(m, i));
     return st;

@@ -56,6 +56,7 @@ SAME(w_tanh, "Tanh")
 SAME(w_sin, "Sin")
 SAME(w_cos, "Cos")
 SAME(w_erf, "Erf")
+SAME(w_sign, "Sign")
 SAME(w_minimum, "Min")
 SAME(w_maximum, "Max")
 SAME(w_dropout, "Identity")   /* inference */
@@ -392,7 +393,7 @@ static nb_status w_pad(ow_ctx *c, const nb_node *n)
 static const ow_op ops[] = {
     {"add", w_add}, {"sub", w_sub}, {"mul", w_mul}, {"div", w_div}, {"neg", w_neg},
     {"exp", w_exp}, {"log", w_log}, {"sqrt", w_sqrt}, {"abs", w_abs}, {"relu", w_relu},
-    {"sigmoid", w_sigmoid}, {"tanh", w_tanh}, {"sin", w_sin}, {"cos", w_cos}, {"erf", w_erf},
+    {"sigmoid", w_sigmoid}, {"tanh", w_tanh}, {"sin", w_sin}, {"cos", w_cos}, {"erf", w_erf}, {"sign", w_sign},
     {"minimum", w_minimum}, {"maximum", w_maximum}, {"dropout", w_dropout},
     {"global_avg_pool2d", w_gap}, {"greater", w_greater}, {"less", w_less}, {"equal", w_equal},
     {"where", w_where}, {"pow", w_pow}, {"leaky_relu", w_leaky_relu}, {"elu", w_elu},
