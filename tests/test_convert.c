@@ -2,7 +2,8 @@
  *   - the PyTorch exports of examples/onnx, converted to YAML (weights in a
  *     safetensors file, or inline), run by `nabla run` give PyTorch's outputs;
  *   - every example model written as YAML and loaded again computes the same
- *     outputs and loss (the writer knows no op: attributes come from the registry);
+ *     outputs and loss (the writer knows no op: attributes come from the registry),
+ *     and has the same train section;
  *   - the example models exported to ONNX and imported again compute the same
  *     outputs on random inputs;
  *   - the imported MLP, converted and given a loss and a train section, trains;
@@ -155,6 +156,34 @@ static nb_model *load_example_or_ops(const char *name)
     return load_example(file);
 }
 
+static void expect_str_same(const char *a, const char *b, const char *what)
+{
+    if (!a || !b) cr_expect(a == b, "%s: %s vs %s", what, a ? a : "NULL", b ? b : "NULL");
+    else cr_expect_str_eq(b, a, "%s", what);
+}
+
+/* The train section comes back setting for setting. */
+static void expect_same_train(const nb_train_cfg *a, const nb_train_cfg *b)
+{
+    cr_assert_eq(b->present, a->present);
+    expect_str_same(a->format, b->format, "format");
+    expect_str_same(a->train_images, b->train_images, "train images");
+    expect_str_same(a->test_labels, b->test_labels, "test labels");
+    expect_str_same(a->images_input, b->images_input, "feed images");
+    expect_str_same(a->labels_input, b->labels_input, "feed labels");
+    expect_str_same(a->optimizer, b->optimizer, "optimizer");
+    expect_str_same(a->schedule, b->schedule, "schedule");
+    cr_expect_eq(b->n_npy, a->n_npy);
+    const double av[] = {a->scale, a->lr, a->momentum, a->beta1, a->beta2, a->eps, a->weight_decay,
+                         a->validation, a->min_lr, a->gamma};
+    const double bv[] = {b->scale, b->lr, b->momentum, b->beta1, b->beta2, b->eps, b->weight_decay,
+                         b->validation, b->min_lr, b->gamma};
+    for (size_t i = 0; i < sizeof av / sizeof *av; i++) cr_expect_eq(bv[i], av[i], "setting %zu", i);
+    const int64_t ai[] = {a->batch, a->epochs, a->shuffle, (int64_t)a->seed, a->schedule_epochs, a->every};
+    const int64_t bi[] = {b->batch, b->epochs, b->shuffle, (int64_t)b->seed, b->schedule_epochs, b->every};
+    for (size_t i = 0; i < sizeof ai / sizeof *ai; i++) cr_expect_eq(bi[i], ai[i], "integer setting %zu", i);
+}
+
 ParameterizedTestParameters(convert, yaml_to_yaml)
 {
     static int idx[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
@@ -175,7 +204,17 @@ ParameterizedTest(int *i, convert, yaml_to_yaml)
         cr_expect_str_eq(nb_node_name(nb_model_loss(b)), nb_node_name(nb_model_loss(a)));
     }
     cr_expect_eq(nb_model_num_params(b), nb_model_num_params(a));
+    expect_same_train(nb_model_train(a), nb_model_train(b));
     cr_expect_eq(nb_graph_num_nodes(nb_model_graph(b)), nb_graph_num_nodes(nb_model_graph(a)));
+    /* values written inline come back bit for bit */
+    for (size_t k = 0; k < nb_model_num_trainable(a); k++) {
+        nb_node *p = nb_model_param(a, k), *q = nb_graph_find(nb_model_graph(b), nb_node_name(p));
+        cr_assert_not_null(q, "param '%s'", nb_node_name(p));
+        nb_tensor *u = nb_param_value(p), *v = nb_param_value(q);
+        size_t bytes = nb_tensor_numel(u) * nb_dtype_size(u->dtype);
+        cr_assert_eq(nb_tensor_numel(v) * nb_dtype_size(v->dtype), bytes);
+        cr_expect_eq(memcmp(u->data, v->data, bytes), 0, "param '%s' changed", nb_node_name(p));
+    }
     expect_same_outputs(a, b, outs, n, 1e-6);
     nb_model_free(a);
     nb_model_free(b);
@@ -410,4 +449,24 @@ Test(convert, imported_scale_and_sign_are_written)
     assert_has(text, "op: sign, in: [s]}");
     free(text);
     nb_model_free(a);
+}
+
+/* A train section of format npy, with the settings the examples do not use. */
+Test(convert, train_section_npy_written_back)
+{
+    nb_model *a = load_ok("nabla: 1\ninputs: {x: [N, 3], \"1t\": {shape: [N], dtype: i32}}\n"
+                          "nodes:\n  - {name: y, op: matmul, in: [x, x], transpose_b: true}\n"
+                          "train:\n  data: {format: npy, train: {x: \"x a.npy\", \"1t\": t.npy},\n"
+                          "         test: {x: \"x\\\"b.npy\", \"1t\": t2.npy}, scale: 0.5}\n"
+                          "  batch: 7\n  epochs: 3\n  shuffle: false\n  seed: 11\n  validation: 0.25\n"
+                          "  optimizer: {type: adagrad, lr: 0.03, eps: 1e-7, weight_decay: 0.001}\n"
+                          "  schedule: {type: step, every: 2, gamma: 0.5}\n");
+    cr_assert_eq(nb_model_save_yaml(a, tmp_path("m.yaml"), NULL), NB_OK, "%s", nb_last_error());
+    nb_model *b = load_model_file(tmp_path("m.yaml"));
+    expect_same_train(nb_model_train(a), nb_model_train(b));
+    cr_expect_str_eq(nb_model_train(b)->npy_train[0], "x a.npy");
+    cr_expect_str_eq(nb_model_train(b)->npy_test[0], "x\"b.npy");
+    cr_expect_str_eq(nb_model_train(b)->npy_inputs[1], "1t");
+    nb_model_free(a);
+    nb_model_free(b);
 }

@@ -3,7 +3,7 @@
  * {name, op, in, attrs} from the op registry's attribute descriptions (no
  * knowledge of particular ops): inputs with their free dimensions, params
  * with their shapes (values inline, or in a weights file), constants with
- * their values, outputs and loss. Layers were expanded when the model was
+ * their values, outputs, loss and the train section. Layers were expanded when the model was
  * loaded, so a YAML model comes back as its primitive nodes. */
 #include <math.h>
 #include <stdio.h>
@@ -29,29 +29,29 @@ static bool needs_quotes(const char *s)
     return false;
 }
 
-/* key: "text", escaped as a YAML double-quoted scalar (the model's name is free text). */
-static void put_text(FILE *f, const char *key, const char *s)
-{
-    fprintf(f, "%s: \"", key);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p);
-        else fputc(*p, f);
-    }
-    fputs("\"\n", f);
-}
-
 static void put_name(FILE *f, const char *s)
 {
     fprintf(f, needs_quotes(s) ? "\"%s\"" : "%s", s);
 }
 
-/* Shortest text that reads back as the same value in dtype dt. */
+/* Text that reads back as the same value in dtype dt. */
 static void put_float(FILE *f, double v, nb_dtype dt)
 {
     if (isnan(v)) fputs(".nan", f);
     else if (isinf(v)) fputs(v > 0 ? ".inf" : "-.inf", f);
-    else fprintf(f, dt == NB_F32 ? "%.9g" : "%.17g", v);
+    else {
+        /* the shortest of a few precisions that reads back as the same value */
+        char buf[40];
+        static const int f32[] = {6, 9}, f64[] = {15, 16, 17};
+        const int *p = dt == NB_F32 ? f32 : f64;
+        int n = dt == NB_F32 ? 2 : 3;
+        for (int i = 0; i < n; i++) {
+            snprintf(buf, sizeof buf, "%.*g", p[i], v);
+            double back = strtod(buf, NULL);
+            if (dt == NB_F32 ? (float)back == (float)v : back == v) break;
+        }
+        fputs(buf, f);
+    }
 }
 
 static double elem(const nb_tensor *t, size_t i)
@@ -259,6 +259,106 @@ static void put_list(FILE *f, const char *key, nb_node *const *nodes, size_t n)
     fputs("]\n", f);
 }
 
+/* "text" as a double-quoted YAML scalar, inline (file names are free text). */
+static void put_q(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f) fprintf(f, "\\x%02x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* {input: file, ...} of format npy's train (which 0) or test (1) mapping. */
+static void put_npy_map(FILE *f, const nb_train_cfg *t, const char *key, int which)
+{
+    bool any = false;
+    for (size_t i = 0; i < t->n_npy; i++) {
+        const char *file = which ? t->npy_test[i] : t->npy_train[i];
+        if (!file) continue;
+        fprintf(f, any ? ", " : "    %s: {", key);
+        any = true;
+        put_name(f, t->npy_inputs[i]);
+        fputs(": ", f);
+        put_q(f, file);
+    }
+    if (any) fputs("}\n", f);
+}
+
+static void put_pair(FILE *f, const char *key, const char *images, const char *labels)
+{
+    if (!images && !labels) return;
+    fprintf(f, "    %s: {", key);
+    if (images) fputs("images: ", f), put_q(f, images);
+    if (labels) fputs(images ? ", labels: " : "labels: ", f), put_q(f, labels);
+    fputs("}\n", f);
+}
+
+static void put_data(FILE *f, const nb_train_cfg *t)
+{
+    bool npy = t->format && !strcmp(t->format, "npy");
+    fprintf(f, "  data:\n    format: %s\n", npy ? "npy" : "idx");
+    if (npy) {
+        put_npy_map(f, t, "train", 0);
+        put_npy_map(f, t, "test", 1);
+    } else {
+        put_pair(f, "train", t->train_images, t->train_labels);
+        put_pair(f, "test", t->test_images, t->test_labels);
+        if (t->images_input || t->labels_input) {
+            fputs("    feed: {", f);
+            if (t->images_input) put_name(f, t->images_input), fputs(": images", f);
+            if (t->labels_input) fputs(t->images_input ? ", " : "", f), put_name(f, t->labels_input),
+                fputs(": labels", f);
+            fputs("}\n", f);
+        }
+    }
+    fputs("    scale: ", f);
+    put_float(f, t->scale, NB_F64);
+    fputc('\n', f);
+}
+
+static void put_schedule(FILE *f, const nb_train_cfg *t)
+{
+    if (!t->schedule || !strcmp(t->schedule, "constant")) return;
+    fprintf(f, "  schedule: {type: %s", t->schedule);
+    if (!strcmp(t->schedule, "cosine")) {
+        fputs(", min_lr: ", f);
+        put_float(f, t->min_lr, NB_F64);
+        if (t->schedule_epochs > 0) fprintf(f, ", epochs: %lld", (long long)t->schedule_epochs);
+    } else {
+        fprintf(f, ", every: %lld, gamma: ", (long long)t->every);
+        put_float(f, t->gamma, NB_F64);
+    }
+    fputs("}\n", f);
+}
+
+/* The `train` section, every setting spelled out; file names as written in
+ * the source file (relative ones are found from the new file's folder). */
+static void put_train(FILE *f, const nb_train_cfg *t)
+{
+    if (!t->present) return;
+    fputs("train:\n", f);
+    put_data(f, t);
+    fprintf(f, "  batch: %lld\n  epochs: %lld\n  shuffle: %s\n  seed: %llu\n", (long long)t->batch,
+            (long long)t->epochs, t->shuffle ? "true" : "false", (unsigned long long)t->seed);
+    fprintf(f, "  optimizer: {type: %s", t->optimizer ? t->optimizer : "adam");
+    const char *keys[] = {"lr", "momentum", "beta1", "beta2", "weight_decay", "eps"};
+    const double vals[] = {t->lr, t->momentum, t->beta1, t->beta2, t->weight_decay, t->eps};
+    for (int i = 0; i < (t->eps_given ? 6 : 5); i++) {
+        fprintf(f, ", %s: ", keys[i]);
+        put_float(f, vals[i], NB_F64);
+    }
+    fputs("}\n", f);
+    if (t->validation > 0) {
+        fputs("  validation: ", f);
+        put_float(f, t->validation, NB_F64);
+        fputc('\n', f);
+    }
+    put_schedule(f, t);
+}
+
 static nb_status check_leaves(const nb_model *m)
 {
     nb_status st = NB_OK;
@@ -279,7 +379,7 @@ static nb_status put_model(FILE *f, const nb_model *m, const char *weights)
     fputs("# written by nabla convert", f);
     if (weights) fprintf(f, "; param values are in %s (nabla run/train --weights)", weights);
     fputs("\nnabla: 1\n", f);
-    if (m->name && *m->name) put_text(f, "name", m->name);
+    if (m->name && *m->name) fputs("name: ", f), put_q(f, m->name), fputc('\n', f);
     if (m->dtype == NB_F64) fputs("dtype: f64\n", f);
     fprintf(f, "seed: %llu\n", (unsigned long long)m->seed);
     put_inputs(f, m);
@@ -291,7 +391,8 @@ static nb_status put_model(FILE *f, const nb_model *m, const char *weights)
         if (nb_node_kind_of(n) == NB_NODE_OP) st = put_node(f, n);
     }
     put_list(f, "outputs", m->outputs, m->n_outputs);
-    if (m->loss) fprintf(f, "loss: %s\n", nb_node_name(m->loss));
+    if (m->loss) fputs("loss: ", f), put_name(f, nb_node_name(m->loss)), fputc('\n', f);
+    put_train(f, &m->train);
     return st;
 }
 

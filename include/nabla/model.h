@@ -74,7 +74,8 @@ NB_API nb_status nb_model_load_onnx(const char *path, const nb_load_opts *opts, 
 /* Writes m as a model file (format version 1; `nabla convert`), atomically:
  * inputs with their free dimensions, params with their shapes, constants,
  * every op node as {name, op, in, attributes} (optional attributes at their
- * defaults left out), outputs and loss; no `train` section. Param values go
+ * defaults left out), outputs, loss and the `train` section (file names as
+ * written in the source, relative ones found from the new file). Param values go
  * to `weights` (safetensors, or .npz by extension; op state such as
  * batchnorm's running statistics too) with `init: zeros` in the file, or,
  * when weights is NULL, into the file as `init: {values: [...]}`. An op
