@@ -3,8 +3,9 @@
  * {name, op, in, attrs} from the op registry's attribute descriptions (no
  * knowledge of particular ops): inputs with their free dimensions, params
  * with their shapes (values inline, or in a weights file), constants with
- * their values, outputs, loss and the train section. Layers were expanded when the model was
- * loaded, so a YAML model comes back as its primitive nodes. */
+ * their values, outputs, loss and the train section. Layers were expanded
+ * when the model was loaded, so a YAML model comes back as its primitive
+ * nodes. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,7 +364,8 @@ static nb_status check_leaves(const nb_model *m)
 {
     nb_status st = NB_OK;
     size_t ops = 0;
-    for (size_t i = 0; i < nb_graph_num_nodes(m->g); i++) ops += nb_node_kind_of(nb_graph_node(m->g, i)) == NB_NODE_OP;
+    for (size_t i = 0; i < nb_graph_num_nodes(m->g); i++)
+        ops += nb_node_kind_of(nb_graph_node(m->g, i)) == NB_NODE_OP;
     if (!ops)   /* an ONNX model whose outputs were all computed at load time */
         return nb__thread_fail(NB_ERR_ARG, "the model has no op node (its outputs are inputs, params or "
                                "constants), and a model file needs at least one");

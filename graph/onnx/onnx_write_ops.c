@@ -208,7 +208,8 @@ static nb_status reduce(ow_ctx *c, const nb_node *n, const char *op_type, bool a
 {
     const nb_attr *ax = attr(n, "axis");
     Onnx__NodeProto *p;
-    if (axes_input && ax->n) p = EMIT(op_type, nb_node_name(n), in_name(n, 0), ow_const_i64(c, "axes", ax->i, ax->n));
+    if (axes_input && ax->n)
+        p = EMIT(op_type, nb_node_name(n), in_name(n, 0), ow_const_i64(c, "axes", ax->i, ax->n));
     else p = EMIT(op_type, nb_node_name(n), in_name(n, 0));
     if (!axes_input && ax->n) ow_attr_ints(c, p, "axes", ax->i, ax->n);
     ow_attr_int(c, p, "keepdims", a_int(n, "keepdims"));
@@ -247,7 +248,9 @@ static nb_status w_reshape(ow_ctx *c, const nb_node *n)
         if (!sym) v[i] = s->d[i].size;
         else if (xs && !strcmp(xs, sym)) v[i] = 0;
         else if (!minus1) v[i] = -1, minus1 = true;
-        else return ow_unsupported(c, "shape entry %d ('%s'): a free dimension moved to another axis", i, sym);
+        else
+            return ow_unsupported(c, "shape entry %d ('%s'): a free dimension moved to another axis", i,
+                                  sym);
     }
     EMIT("Reshape", nb_node_name(n), in_name(n, 0), ow_const_i64(c, "shape", v, s->n));
     return c->st;
@@ -393,7 +396,8 @@ static nb_status w_pad(ow_ctx *c, const nb_node *n)
 static const ow_op ops[] = {
     {"add", w_add}, {"sub", w_sub}, {"mul", w_mul}, {"div", w_div}, {"neg", w_neg},
     {"exp", w_exp}, {"log", w_log}, {"sqrt", w_sqrt}, {"abs", w_abs}, {"relu", w_relu},
-    {"sigmoid", w_sigmoid}, {"tanh", w_tanh}, {"sin", w_sin}, {"cos", w_cos}, {"erf", w_erf}, {"sign", w_sign},
+    {"sigmoid", w_sigmoid}, {"tanh", w_tanh}, {"sin", w_sin}, {"cos", w_cos}, {"erf", w_erf},
+    {"sign", w_sign},
     {"minimum", w_minimum}, {"maximum", w_maximum}, {"dropout", w_dropout},
     {"global_avg_pool2d", w_gap}, {"greater", w_greater}, {"less", w_less}, {"equal", w_equal},
     {"where", w_where}, {"pow", w_pow}, {"leaky_relu", w_leaky_relu}, {"elu", w_elu},
