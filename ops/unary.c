@@ -175,10 +175,12 @@ UNARY_OP(sqrt, positive_cases, .doc = "square root", .flags = NB_OP_INPLACE);
 UNARY_OP(abs, abs_cases, .doc = "|a| (gradient 0 at 0)", .flags = NB_OP_INPLACE);
 UNARY_OP(pow, pow_cases, .doc = "a^exponent", .attrs = pow_attrs, .n_attrs = 1,
          .flags = NB_OP_INPLACE);
+/* scale and sign are model-file ops too (issue 12): the ONNX importer builds
+ * them (BatchNormalization, Selu, Sign, ...), and `nabla convert` writes
+ * every node of an imported model into a model file. */
 UNARY_OP(scale, scale_cases, .doc = "alpha * a + beta", .attrs = scale_attrs, .n_attrs = 2,
-         .flags = NB_OP_INTERNAL | NB_OP_INPLACE);
-UNARY_OP(sign, any_cases, .doc = "-1, 0 or 1 (no gradient)",
-         .flags = NB_OP_INTERNAL | NB_OP_INPLACE);
+         .flags = NB_OP_INPLACE);
+UNARY_OP(sign, any_cases, .doc = "-1, 0 or 1 (no gradient)", .flags = NB_OP_INPLACE);
 UNARY_OP(log1p, log1p_cases, .doc = "log(1 + a), accurate near 0", .flags = NB_OP_INPLACE);
 UNARY_OP(sin, trig_cases, .doc = "sine", .flags = NB_OP_INPLACE);
 UNARY_OP(cos, trig_cases, .doc = "cosine", .flags = NB_OP_INPLACE);

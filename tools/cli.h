@@ -162,6 +162,8 @@ int nbt_cmd_plot(int argc, char **argv);
 int nbt_cmd_train(int argc, char **argv);
 int nbt_cmd_eval(int argc, char **argv);
 int nbt_cmd_bench(int argc, char **argv);
+int nbt_cmd_convert(int argc, char **argv);
+void nbt_usage_convert(FILE *f);
 void nbt_usage_bench(FILE *f);
 void nbt_usage_train(FILE *f);
 void nbt_usage_eval(FILE *f);

@@ -40,6 +40,8 @@ static const command commands[] = {
      nbt_cmd_bench, nbt_usage_bench, true},
     {"plot", "draw training logs (loss, accuracy) or histograms of .npy values", nbt_cmd_plot,
      nbt_usage_plot, false},
+    {"convert", "write a model as YAML (with its weights) or as ONNX", nbt_cmd_convert,
+     nbt_usage_convert, false},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

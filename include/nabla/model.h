@@ -71,6 +71,24 @@ NB_API nb_status nb_model_load_file(const char *path, const nb_load_opts *opts, 
  * returns NB_ERR_FORMAT saying so. */
 NB_API nb_status nb_model_load_onnx(const char *path, const nb_load_opts *opts, nb_model **out,
                                     nb_diags *diags);
+/* Writes m as a model file (format version 1; `nabla convert`), atomically:
+ * inputs with their free dimensions, params with their shapes, constants,
+ * every op node as {name, op, in, attributes} (optional attributes at their
+ * defaults left out), outputs, loss and the `train` section (file names as
+ * written in the source, relative ones found from the new file). Param values go
+ * to `weights` (safetensors, or .npz by extension; op state such as
+ * batchnorm's running statistics too) with `init: zeros` in the file, or,
+ * when weights is NULL, into the file as `init: {values: [...]}`. An op
+ * that model files cannot name (internal ops) is an error naming the node.
+ * The message of a failure is the thread's (nb_last_error). */
+NB_API nb_status nb_model_save_yaml(const nb_model *m, const char *path, const char *weights);
+/* Writes the part of m that its outputs need as an ONNX model (opset 17,
+ * IR version 8), atomically: params and constants as initializers, inputs
+ * with their free dimensions as dim_param, outputs with their shapes. One
+ * writer per nabla op; an op with no ONNX counterpart is an error
+ * "node 'NAME' (OP): unsupported ...". Without ONNX support (meson option
+ * onnx), NB_ERR_FORMAT saying so. The message of a failure is the thread's. */
+NB_API nb_status nb_model_save_onnx(const nb_model *m, const char *path);
 /* `filename` is used in messages and to resolve relative data paths; NULL
  * gives "<string>" in messages and "." as the folder. */
 NB_API nb_status nb_model_load_string(const char *yaml, size_t len, const char *filename,
