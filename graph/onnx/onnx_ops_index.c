@@ -1,5 +1,5 @@
 /* Converters of ONNX ops that select or join parts: Concat, Slice, Split,
- * Gather, Expand. Known values (shape computations) are folded at load
+ * Gather, Expand, Pad. Known values (shape computations) are folded at load
  * time; graph nodes become nabla's concat, slice, reshape and embedding. */
 #include <string.h>
 
@@ -284,9 +284,59 @@ static nb_status cv_expand(ox_ctx *c, ox_node_io *io)
     return (io->out[0] = nb_mul(c->g, x, ones)) ? NB_OK : ox_graph_fail(c);
 }
 
+/* ---- Pad ---------------------------------------------------------------- */
+
+/* ONNX's pads: every axis's before, then every axis's after; from the
+ * attribute `paddings` (opset 1), `pads` (2-10) or a known input (11 on).
+ * Returns their count, -2 on error. */
+static int pad_amounts(ox_ctx *c, ox_node_io *io, int64_t *out)
+{
+    int n = ox_attr_ints(io, c->opset < 2 ? "paddings" : "pads", out, 2 * NB_MAX_DIMS);
+    if (n >= 0) return n;
+    const ox_const *k = ox_known(c, io, 1, "pads");
+    if (!k) return -2;
+    if (k->n > 2 * NB_MAX_DIMS || k->sym) return ox_fail(c, NB_ERR_FORMAT, "too many pads"), -2;
+    for (size_t i = 0; i < k->n; i++) out[i] = k->i[i];
+    return (int)k->n;
+}
+
+/* Pad, constant mode: nabla's pad (negative amounts crop, as in ONNX). The
+ * value is the attribute `value` (opset < 11) or the optional scalar input
+ * 2; the optional input 3 (opset 18) names the axes the pads are for. */
+static nb_status cv_pad(ox_ctx *c, ox_node_io *io)
+{
+    const Onnx__AttributeProto *m = ox_attr(io, "mode");
+    if (m && m->has_s && !(m->s.len == 8 && !memcmp(m->s.data, "constant", 8)))
+        return ox_unsupported(c, "mode '%.*s' (nabla pads with a constant)", (int)m->s.len, (const char *)m->s.data);
+    nb_node *x = ox_in(c, io, 0);
+    int64_t p[2 * NB_MAX_DIMS], ax[NB_MAX_DIMS];
+    int n = x ? pad_amounts(c, io, p) : -2;
+    if (n < -1) return c->st;
+    double value = ox_attr_float(io, "value", 0);
+    if (c->opset >= 11 && ox_known_scalar(c, io, 2, 0, &value)) return c->st;
+    if (nb_node_dtype(x) == NB_I32) return ox_unsupported(c, "integer input (nabla pads floats)");
+    int r = nb_node_rank(x), na = r;
+    for (int i = 0; i < r; i++) ax[i] = i;
+    if (ox_has_in(io, 3)) {
+        const ox_const *k = ox_known(c, io, 3, "axes");
+        if (!k) return c->st;
+        if (k->n > (size_t)r) return ox_fail(c, NB_ERR_FORMAT, "more axes than the input's rank %d", r);
+        na = (int)k->n;
+        for (int i = 0; i < na; i++) ax[i] = k->i[i];
+    }
+    if (n != 2 * na) return ox_fail(c, NB_ERR_FORMAT, "%d pads for %d axes", n < 0 ? 0 : n, na);
+    int64_t lo[NB_MAX_DIMS] = {0}, hi[NB_MAX_DIMS] = {0};
+    for (int i = 0; i < na; i++) {
+        int a;
+        if (ox_axis(c, ax[i], r, &a)) return c->st;
+        lo[a] = p[i], hi[a] = p[i + na];
+    }
+    return (io->out[0] = nb_pad(c->g, x, lo, hi, value)) ? NB_OK : ox_graph_fail(c);
+}
+
 const ox_op ox_ops_index[] = {
     {"Concat", cv_concat, "axis"}, {"Slice", cv_slice, "starts ends axes"},
     {"Split", cv_split, "axis split num_outputs"}, {"Gather", cv_gather, "axis"},
-    {"Expand", cv_expand, ""},
+    {"Expand", cv_expand, ""}, {"Pad", cv_pad, "mode pads paddings value"},
 };
 const size_t ox_n_ops_index = sizeof ox_ops_index / sizeof *ox_ops_index;
