@@ -1,6 +1,8 @@
 /* nabla convert (issue 12): models to YAML and to ONNX and back.
- *   - the PyTorch exports of examples/onnx, converted to YAML (weights in a
- *     safetensors file, or inline), run by `nabla run` give PyTorch's outputs;
+ *   - the PyTorch exports of examples/onnx, run by `nabla run` as they are and
+ *     converted to YAML (weights in a safetensors file, or inline) and back to
+ *     ONNX, give PyTorch's outputs (pool_pad: F.pad and avg_pool2d with
+ *     count_include_pad=False, so the importer's Pad and convert's pad writer);
  *   - every example model written as YAML and loaded again computes the same
  *     outputs and loss (the writer knows no op: attributes come from the registry),
  *     and has the same train section;
@@ -38,11 +40,12 @@ static void compare_npy(const char *got_path, const char *want_path, double rtol
 
 /* ---- ONNX -> YAML: PyTorch's outputs ------------------------------------ */
 
-static const char *const torch_models[] = {"mlp", "simple_convnet", "gelu_layernorm", "gelu_layernorm17"};
+static const char *const torch_models[] = {"mlp", "simple_convnet", "gelu_layernorm", "gelu_layernorm17",
+                                           "pool_pad"};
 
 ParameterizedTestParameters(convert, onnx_to_yaml)
 {
-    static int idx[] = {0, 1, 2, 3};
+    static int idx[] = {0, 1, 2, 3, 4};
     return cr_make_param_array(int, idx, sizeof idx / sizeof *idx);
 }
 
@@ -56,14 +59,17 @@ ParameterizedTest(int *i, convert, onnx_to_yaml)
     snprintf(yaml, sizeof yaml, "%s", tmp_path("m.yaml"));
     snprintf(w, sizeof w, "%s", tmp_path("m.safetensors"));
     snprintf(out, sizeof out, "%s", tmp_path("out"));
+    char in[1100];
+    snprintf(in, sizeof in, "x=%s", x);
+    /* the export itself, through the importer */
+    expect_tool_ok(TOOL("run", onnx, "--in", in, "-o", tmp_path("out0")), "run the .onnx");
+    compare_npy(tmp_path("out0/y.npy"), y, 1e-4, 1e-5);
     expect_tool_ok(TOOL("convert", onnx, "-o", yaml, "--weights", w), "convert");
     /* the values are in the weights file: the model file says zeros */
     char *text = read_text(yaml, NULL);
     assert_has(text, "init: zeros");
     cr_expect_null(strstr(text, "values:"));
     free(text);
-    char in[1100];
-    snprintf(in, sizeof in, "x=%s", x);
     expect_tool_ok(TOOL("run", yaml, "--weights", w, "--in", in, "-o", out), "run");
     compare_npy(tmp_path("out/y.npy"), y, 1e-4, 1e-5);
     /* and back to ONNX with those weights: PyTorch's outputs again */

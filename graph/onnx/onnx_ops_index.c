@@ -94,6 +94,42 @@ static int slice_arg(ox_ctx *c, ox_node_io *io, const char *name, int in, int64_
     return (int)k->n;
 }
 
+/* ONNX's clamping of start and end for a step of either sign on an axis of
+ * size `size`; the count of elements taken. */
+static int64_t step_range(int64_t size, int64_t step, int64_t *start, int64_t end)
+{
+    int64_t s = *start < 0 ? *start + size : *start, e = end < 0 ? end + size : end;
+    int64_t lo = step > 0 ? 0 : -1, hi = step > 0 ? size : size - 1;
+    s = s < 0 ? 0 : s > hi ? hi : s;
+    e = e < lo ? lo : e > hi ? hi : e;
+    *start = s;
+    int64_t span = step > 0 ? e - s : s - e, a = step > 0 ? step : -step;
+    return span <= 0 ? 0 : (span + a - 1) / a;
+}
+
+/* Slice of a known value, any rank and steps (PyTorch's F.pad export
+ * reverses its pads with a step -1 slice). */
+static nb_status fold_slice(ox_ctx *c, ox_node_io *io, int n, const int64_t *st, const int64_t *en,
+                            const int64_t *ax, const int64_t *sp)
+{
+    const ox_const *k = &io->in[0]->k;
+    int64_t shape[NB_MAX_DIMS], step[NB_MAX_DIMS], strides[NB_MAX_DIMS], base = 0;
+    ox_known_strides(k, strides);
+    for (int d = 0; d < k->rank; d++) shape[d] = k->shape[d], step[d] = strides[d];
+    for (int i = 0; i < n; i++) {
+        int a;
+        if (ox_axis(c, ax[i], k->rank, &a)) return c->st;
+        if (sp[i] == 0) return ox_fail(c, NB_ERR_FORMAT, "step 0");
+        int64_t s = st[i];
+        shape[a] = step_range(k->shape[a], sp[i], &s, en[i]);
+        base += s * strides[a], step[a] = strides[a] * sp[i];
+    }
+    if (alloc_like(c, &io->outk[0], k->type, k->rank, shape, k->sym != NULL)) return c->st;
+    io->has_outk[0] = true;
+    ox_known_strided(&io->outk[0], k, base, step);
+    return NB_OK;
+}
+
 static nb_status cv_slice(ox_ctx *c, ox_node_io *io)
 {
     int64_t st[NB_MAX_DIMS], en[NB_MAX_DIMS], ax[NB_MAX_DIMS], sp[NB_MAX_DIMS];
@@ -104,18 +140,11 @@ static nb_status cv_slice(ox_ctx *c, ox_node_io *io)
         return ox_fail(c, NB_ERR_FORMAT, "starts, ends, axes and steps disagree in length");
     for (int i = 0; i < n; i++) {
         if (na < 0) ax[i] = i;
-        if (ns >= 0 && sp[i] != 1) return ox_unsupported(c, "step %lld (nabla slices with step 1)", (long long)sp[i]);
+        if (ns < 0) sp[i] = 1;
     }
-    if (foldable(io, 0) && io->in[0]->k.rank == 1 && n == 1) {
-        const ox_const *k = &io->in[0]->k;
-        int64_t s = st[0], e = en[0];
-        clamp_range((int64_t)k->n, &s, &e);
-        int64_t len = e - s;
-        if (alloc_like(c, &io->outk[0], k->type, 1, &len, k->sym != NULL)) return c->st;
-        io->has_outk[0] = true;
-        for (int64_t j = 0; j < len; j++) copy_elem(&io->outk[0], (size_t)j, k, (size_t)(s + j));
-        return NB_OK;
-    }
+    if (foldable(io, 0)) return fold_slice(c, io, n, st, en, ax, sp);
+    for (int i = 0; i < n; i++)
+        if (sp[i] != 1) return ox_unsupported(c, "step %lld (nabla slices with step 1)", (long long)sp[i]);
     nb_node *x = ox_in(c, io, 0);
     for (int i = 0; x && i < n; i++) {
         int a;
