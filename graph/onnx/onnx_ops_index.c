@@ -104,7 +104,7 @@ static int64_t step_range(int64_t size, int64_t step, int64_t *start, int64_t en
     e = e < lo ? lo : e > hi ? hi : e;
     *start = s;
     int64_t span = step > 0 ? e - s : s - e, a = step > 0 ? step : -step;
-    return span <= 0 ? 0 : (span + a - 1) / a;
+    return span <= 0 ? 0 : 1 + (span - 1) / a;  /* ceil(span / a), without overflow for a huge step */
 }
 
 /* Slice of a known value, any rank and steps (PyTorch's F.pad export
@@ -119,7 +119,7 @@ static nb_status fold_slice(ox_ctx *c, ox_node_io *io, int n, const int64_t *st,
     for (int i = 0; i < n; i++) {
         int a;
         if (ox_axis(c, ax[i], k->rank, &a)) return c->st;
-        if (sp[i] == 0) return ox_fail(c, NB_ERR_FORMAT, "step 0");
+        if (sp[i] == 0 || sp[i] == INT64_MIN) return ox_fail(c, NB_ERR_FORMAT, "step %lld", (long long)sp[i]);
         int64_t s = st[i];
         shape[a] = step_range(k->shape[a], sp[i], &s, en[i]);
         base += s * strides[a], step[a] = strides[a] * sp[i];
