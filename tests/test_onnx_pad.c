@@ -1,7 +1,8 @@
-/* The ONNX importer's Pad and asymmetric Conv/pool pads (nb_pad ahead of the
- * op), and AveragePool's count_include_pad: small backend-style cases in
- * tests/data/onnx_pad (made by make_cases.py there, expected outputs from
- * torch), each loaded, run and compared by onnx_case.c. */
+/* The ONNX importer's Pad, asymmetric Conv/pool pads (nb_pad ahead of the
+ * op; ConvTranspose crops after it) and AveragePool's count_include_pad:
+ * small backend-style cases in tests/data/onnx_pad (made by make_cases.py
+ * there, expected outputs from torch), each loaded, run and compared by
+ * onnx_case.c. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,7 @@ Test(onnx_pad, pad_input_opset11_without_value) { expect_pass("pad_v11_no_value"
 Test(onnx_pad, pad_opset18_axes_input) { expect_pass("pad_v18_axes"); }
 Test(onnx_pad, conv_asymmetric_pads) { expect_pass("conv_asym"); }
 Test(onnx_pad, conv1d_asymmetric_pads) { expect_pass("conv1d_asym"); }
+Test(onnx_pad, convtranspose_asymmetric_pads_crop) { expect_pass("convtranspose_asym"); }
 Test(onnx_pad, maxpool_asymmetric_pads_fill_minus_inf) { expect_pass("maxpool_asym"); }
 Test(onnx_pad, maxpool_pads_beyond_half_the_kernel) { expect_pass("maxpool_big_pads"); }
 Test(onnx_pad, avgpool_asymmetric_pads_counted) { expect_pass("avgpool_asym_include"); }

@@ -138,7 +138,6 @@ static nb_status cv_conv_transpose(ox_ctx *c, ox_node_io *io)
     spatial s;
     if (!x || !w || (ox_has_in(io, 2) && !b) || read_spatial(c, io, nb_node_rank(x), &s)) return c->st;
     if (ox_attr(io, "output_shape")) return ox_unsupported(c, "attribute output_shape");
-    if (s.asym) return ox_unsupported(c, "asymmetric pads");
     int64_t op[2] = {0, 0}, opad[2] = {0, 0};
     int n_op = ox_attr_ints(io, "output_padding", op, 2);
     for (int i = 0; i < n_op && i < s.n; i++) opad[2 - s.n + i] = op[i];
@@ -164,6 +163,11 @@ static nb_status cv_conv_transpose(ox_ctx *c, ox_node_io *io)
                      NB_AINT("groups", g)};
     nb_node *y = nb_op(c->g, "conv2d_backward_input", NULL, in, 3, at, 4);
     if (y && b) y = nb_add(c->g, y, nb_reshape(c->g, b, 3, (nb_dim[]){NB_DIM(cout), NB_DIM(1), NB_DIM(1)}));
+    if (y && s.asym) {  /* pads crop the output: computed unpadded, then cropped */
+        if (hw[0] <= s.lo[0] + s.hi[0] || hw[1] <= s.lo[1] + s.hi[1])
+            return ox_fail(c, NB_ERR_FORMAT, "no output (pads too large)");
+        y = nb_pad(c->g, y, (int64_t[]){0, 0, -s.lo[0], -s.lo[1]}, (int64_t[]){0, 0, -s.hi[0], -s.hi[1]}, 0);
+    }
     return OK_OR_FAIL(c, io->out[0] = from_2d(c, &s, y));
 }
 

@@ -11,6 +11,7 @@ pad_v11_no_value      Pad opset 11: no value input (zeros)
 pad_v18_axes          Pad opset 18: pads for the axes input [-1, 1] only
 conv_asym             Conv with pads [0, 1, 2, 1], stride 2
 conv1d_asym           1-D Conv with pads [2, 0]
+convtranspose_asym    ConvTranspose with pads [1, 0, 0, 2], stride 2, output_padding 1
 maxpool_asym          MaxPool with pads [1, 0, 0, 1] on negative inputs (-inf padding)
 maxpool_big_pads      MaxPool kernel 3, pads 2 (beyond half the kernel)
 avgpool_asym_include  AveragePool count_include_pad=1, pads [1, 0, 0, 1]
@@ -80,6 +81,12 @@ save("conv_asym", [h.make_node("Conv", ["x", "w", "b"], ["y"], pads=[0, 1, 2, 1]
 x, w = randn(1, 2, 5), randn(3, 2, 3)
 y = F.conv1d(F.pad(t(x), (2, 0)), t(w)).numpy()
 save("conv1d_asym", [h.make_node("Conv", ["x", "w"], ["y"], pads=[2, 0])], x, y, [nh.from_array(w, "w")])
+
+x, w, b = randn(1, 2, 3, 4), randn(2, 3, 3, 3), randn(3)
+y = F.conv_transpose2d(t(x), t(w), t(b), stride=2, output_padding=1)[:, :, 1:, :-2].numpy()
+save("convtranspose_asym", [h.make_node("ConvTranspose", ["x", "w", "b"], ["y"], pads=[1, 0, 0, 2],
+                                        strides=[2, 2], output_padding=[1, 1])], x, y,
+     [nh.from_array(w, "w"), nh.from_array(b, "b")])
 
 # pools
 x = -np.abs(randn(1, 2, 5, 5)) - 1  # all negative: zero padding would win the max
