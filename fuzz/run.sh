@@ -46,7 +46,7 @@ seeds() {
     idx) find tests/bad/idx -type f ! -name '*.yaml' ! -name '*.safetensors' ;;
     idx_gz) find tests/bad/idx -type f ! -name '*.gz' ! -name '*.yaml' ! -name '*.safetensors' ;;
     checkpoint) find tests/bad/checkpoint -name '*.safetensors' ;;
-    onnx) find tests/data/onnx examples/onnx -name '*.onnx' ;;
+    onnx) find tests/data/onnx tests/data/onnx_pad examples/onnx -name '*.onnx' ;;
   esac 2>/dev/null
 }
 

@@ -1,6 +1,8 @@
 /* nabla convert (issue 12): models to YAML and to ONNX and back.
- *   - the PyTorch exports of examples/onnx, converted to YAML (weights in a
- *     safetensors file, or inline), run by `nabla run` give PyTorch's outputs;
+ *   - the PyTorch exports of examples/onnx, run by `nabla run` as they are and
+ *     converted to YAML (weights in a safetensors file, or inline) and back to
+ *     ONNX, give PyTorch's outputs (pool_pad: F.pad and avg_pool2d with
+ *     count_include_pad=False, so the importer's Pad and convert's pad writer);
  *   - every example model written as YAML and loaded again computes the same
  *     outputs and loss (the writer knows no op: attributes come from the registry),
  *     and has the same train section;
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "toolutil.h"
@@ -38,11 +41,12 @@ static void compare_npy(const char *got_path, const char *want_path, double rtol
 
 /* ---- ONNX -> YAML: PyTorch's outputs ------------------------------------ */
 
-static const char *const torch_models[] = {"mlp", "simple_convnet", "gelu_layernorm", "gelu_layernorm17"};
+static const char *const torch_models[] = {"mlp", "simple_convnet", "gelu_layernorm", "gelu_layernorm17",
+                                           "pool_pad"};
 
 ParameterizedTestParameters(convert, onnx_to_yaml)
 {
-    static int idx[] = {0, 1, 2, 3};
+    static int idx[] = {0, 1, 2, 3, 4};
     return cr_make_param_array(int, idx, sizeof idx / sizeof *idx);
 }
 
@@ -56,14 +60,17 @@ ParameterizedTest(int *i, convert, onnx_to_yaml)
     snprintf(yaml, sizeof yaml, "%s", tmp_path("m.yaml"));
     snprintf(w, sizeof w, "%s", tmp_path("m.safetensors"));
     snprintf(out, sizeof out, "%s", tmp_path("out"));
+    char in[1100];
+    snprintf(in, sizeof in, "x=%s", x);
+    /* the export itself, through the importer */
+    expect_tool_ok(TOOL("run", onnx, "--in", in, "-o", tmp_path("out0")), "run the .onnx");
+    compare_npy(tmp_path("out0/y.npy"), y, 1e-4, 1e-5);
     expect_tool_ok(TOOL("convert", onnx, "-o", yaml, "--weights", w), "convert");
     /* the values are in the weights file: the model file says zeros */
     char *text = read_text(yaml, NULL);
     assert_has(text, "init: zeros");
     cr_expect_null(strstr(text, "values:"));
     free(text);
-    char in[1100];
-    snprintf(in, sizeof in, "x=%s", x);
     expect_tool_ok(TOOL("run", yaml, "--weights", w, "--in", in, "-o", out), "run");
     compare_npy(tmp_path("out/y.npy"), y, 1e-4, 1e-5);
     /* and back to ONNX with those weights: PyTorch's outputs again */
@@ -469,4 +476,91 @@ Test(convert, train_section_npy_written_back)
     cr_expect_str_eq(nb_model_train(b)->npy_inputs[1], "1t");
     nb_model_free(a);
     nb_model_free(b);
+}
+
+/* ---- what convert may replace (tools/output.c) ---------------------------- */
+
+static void expect_tool_fails(tool_result r, const char *why, const char *what)
+{
+    cr_expect_neq(r.status, 0, "%s: succeeded", what);
+    cr_expect(strstr(r.err, why), "%s: stderr '%s' lacks '%s'", what, r.err, why);
+    tool_result_free(&r);
+}
+
+static void expect_file_text(const char *path, const char *want)
+{
+    char *text = read_text(path, NULL);
+    cr_expect_str_eq(text, want, "%s was changed", path);
+    free(text);
+}
+
+/* The `format` of a weights file's metadata ("" when it has none). */
+static const char *weights_format(const char *path, char *buf, size_t cap)
+{
+    nb_tensor_set s;
+    cr_assert_eq(nb_tensors_read_meta(path, &s), NB_OK, "%s", nb_last_error());
+    snprintf(buf, cap, "%s", "");
+    for (size_t i = 0; i < s.n_meta; i++)
+        if (!strcmp(s.meta_keys[i], "format")) snprintf(buf, cap, "%s", s.meta_vals[i]);
+    nb_tensor_set_free(&s);
+    return buf;
+}
+
+Test(convert, existing_output_replaced_only_with_force)
+{
+    const char *mlp = test_file("../examples/onnx/mlp.onnx");
+    char out[1024], w[1024];
+    snprintf(out, sizeof out, "%s", tmp_path("m.yaml"));
+    snprintf(w, sizeof w, "%s", tmp_path("w.safetensors"));
+    write_text(out, "mine");
+    expect_tool_fails(TOOL("convert", mlp, "-o", out), "exists: give --force to replace it", "model file");
+    expect_file_text(out, "mine");
+    /* a weights file nabla did not write: refused before anything is written */
+    write_text(w, "theirs");
+    expect_tool_fails(TOOL("convert", mlp, "-o", tmp_path("n.yaml"), "--weights", w),
+                      "is not a nabla checkpoint or weights file", "weights file");
+    expect_file_text(w, "theirs");
+    cr_expect_neq(access(tmp_path("n.yaml"), F_OK), 0, "n.yaml written although the weights were refused");
+    expect_tool_ok(TOOL("convert", mlp, "-o", out, "--weights", w, "--force"), "with --force");
+    char *text = read_text(out, NULL);
+    assert_has(text, "init: zeros");
+    free(text);
+}
+
+/* The weights file convert writes is nabla's (nabla-weights-1): the next
+ * convert replaces it without --force; the model file still needs it. */
+Test(convert, weights_written_are_nabla_s_and_replaced)
+{
+    const char *mlp = test_file("../examples/onnx/mlp.onnx");
+    char w[1024], fmt[64];
+    snprintf(w, sizeof w, "%s", tmp_path("w.safetensors"));
+    expect_tool_ok(TOOL("convert", mlp, "-o", tmp_path("a.yaml"), "--weights", w), "first");
+    cr_expect_str_eq(weights_format(w, fmt, sizeof fmt), "nabla-weights-1");
+    expect_tool_ok(TOOL("convert", mlp, "-o", tmp_path("b.yaml"), "--weights", w), "weights again");
+    expect_tool_fails(TOOL("convert", mlp, "-o", tmp_path("a.yaml"), "--weights", w), "give --force",
+                      "model file again");
+    /* .npz too (the metadata in the archive comment) */
+    expect_tool_ok(TOOL("convert", mlp, "-o", tmp_path("c.yaml"), "--weights", tmp_path("w.npz")), "npz");
+    cr_expect_str_eq(weights_format(tmp_path("w.npz"), fmt, sizeof fmt), "nabla-weights-1");
+}
+
+/* A FIFO or a symbolic link is never replaced, --force or not. */
+Test(convert, fifo_and_symlink_never_replaced)
+{
+    const char *mlp = test_file("../examples/onnx/mlp.onnx");
+    cr_assert_eq(mkfifo(tmp_path("fifo.yaml"), 0600), 0);
+    write_text(tmp_path("real.safetensors"), "mine");
+    cr_assert_eq(symlink(tmp_path("real.safetensors"), tmp_path("link.safetensors")), 0);
+    cr_assert_eq(symlink(tmp_path("real.safetensors"), tmp_path("link.onnx")), 0);
+    expect_tool_fails(TOOL("convert", mlp, "-o", tmp_path("fifo.yaml"), "--force"), "is a FIFO (named pipe)",
+                      "fifo");
+    expect_tool_fails(TOOL("convert", mlp, "-o", tmp_path("n.yaml"), "--weights", tmp_path("link.safetensors"),
+                           "--force"),
+                      "is a symbolic link", "weights link");
+    expect_tool_fails(TOOL("convert", mlp, "-o", tmp_path("link.onnx"), "--force"), "is a symbolic link",
+                      "onnx link");
+    struct stat sb;
+    cr_expect(lstat(tmp_path("fifo.yaml"), &sb) == 0 && S_ISFIFO(sb.st_mode), "the FIFO is still one");
+    cr_expect(lstat(tmp_path("link.onnx"), &sb) == 0 && S_ISLNK(sb.st_mode), "the link is still one");
+    expect_file_text(tmp_path("real.safetensors"), "mine");
 }

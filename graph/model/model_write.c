@@ -408,7 +408,12 @@ nb_status nb_model_save_yaml(const nb_model *m, const char *path, const char *we
     nb_status st = put_model(f, m, weights);
     if (fclose(f) && !st) st = nb__thread_fail(NB_ERR_NOMEM, "out of memory");
     if (!st && weights) {
-        st = nb_weights_save(m->g, weights, NULL, 0);
+        /* the metadata of `nabla run --save-weights` (model-format.md, "Which
+         * files nabla recognises as its own"), so that the tools may replace
+         * the file without --force */
+        const char *name = nb_model_name(m), *meta[6] = {"format", "nabla-weights-1", "model",
+                                                         name ? name : "", "nabla", NB_VERSION_STRING};
+        st = nb_weights_save(m->g, weights, meta, 3);
         if (st) nb__thread_fail(st, "%s", nb_graph_error(m->g));
     }
     if (!st) {

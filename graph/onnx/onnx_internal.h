@@ -159,6 +159,13 @@ bool ox_has_in(const ox_node_io *io, int i);
 const ox_const *ox_known(ox_ctx *c, ox_node_io *io, int i, const char *what);
 /* A scalar known float input (Clip's min), or the default when absent. */
 nb_status ox_known_scalar(ox_ctx *c, ox_node_io *io, int i, double def, double *out);
+/* Folds an index-moving op (Slice with any step, Transpose) on a known
+ * value: out, allocated with its shape (and sym when src has symbols), takes
+ * at each row-major index o the element src[base + sum_d o[d] step[d]]
+ * (base and steps in src's elements). */
+void ox_known_strided(ox_const *out, const ox_const *src, int64_t base, const int64_t *step);
+/* src's row-major strides, in elements. */
+void ox_known_strides(const ox_const *src, int64_t *strides);
 /* Normalises a possibly negative axis of a rank-`rank` tensor. */
 nb_status ox_axis(ox_ctx *c, int64_t axis, int rank, int *out);
 

@@ -152,3 +152,22 @@ nb_status ox_axis(ox_ctx *c, int64_t axis, int rank, int *out)
     *out = (int)(axis < 0 ? axis + rank : axis);
     return NB_OK;
 }
+
+void ox_known_strides(const ox_const *src, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int d = src->rank - 1; d >= 0; d--) strides[d] = s, s *= src->shape[d];
+}
+
+void ox_known_strided(ox_const *out, const ox_const *src, int64_t base, const int64_t *step)
+{
+    int64_t o[NB_MAX_DIMS] = {0};
+    for (size_t j = 0; j < out->n; j++) {
+        int64_t from = base;
+        for (int d = 0; d < out->rank; d++) from += o[d] * step[d];
+        if (out->i) out->i[j] = src->i[from];
+        else out->f[j] = src->f[from];
+        if (out->sym && src->sym) out->sym[j] = src->sym[from];
+        for (int d = out->rank - 1; d >= 0 && ++o[d] == out->shape[d]; d--) o[d] = 0;  /* next index */
+    }
+}

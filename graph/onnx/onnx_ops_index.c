@@ -1,5 +1,5 @@
 /* Converters of ONNX ops that select or join parts: Concat, Slice, Split,
- * Gather, Expand. Known values (shape computations) are folded at load
+ * Gather, Expand, Pad. Known values (shape computations) are folded at load
  * time; graph nodes become nabla's concat, slice, reshape and embedding. */
 #include <string.h>
 
@@ -94,6 +94,42 @@ static int slice_arg(ox_ctx *c, ox_node_io *io, const char *name, int in, int64_
     return (int)k->n;
 }
 
+/* ONNX's clamping of start and end for a step of either sign on an axis of
+ * size `size`; the count of elements taken. */
+static int64_t step_range(int64_t size, int64_t step, int64_t *start, int64_t end)
+{
+    int64_t s = *start < 0 ? *start + size : *start, e = end < 0 ? end + size : end;
+    int64_t lo = step > 0 ? 0 : -1, hi = step > 0 ? size : size - 1;
+    s = s < 0 ? 0 : s > hi ? hi : s;
+    e = e < lo ? lo : e > hi ? hi : e;
+    *start = s;
+    int64_t span = step > 0 ? e - s : s - e, a = step > 0 ? step : -step;
+    return span <= 0 ? 0 : 1 + (span - 1) / a;  /* ceil(span / a), without overflow for a huge step */
+}
+
+/* Slice of a known value, any rank and steps (PyTorch's F.pad export
+ * reverses its pads with a step -1 slice). */
+static nb_status fold_slice(ox_ctx *c, ox_node_io *io, int n, const int64_t *st, const int64_t *en,
+                            const int64_t *ax, const int64_t *sp)
+{
+    const ox_const *k = &io->in[0]->k;
+    int64_t shape[NB_MAX_DIMS], step[NB_MAX_DIMS], strides[NB_MAX_DIMS], base = 0;
+    ox_known_strides(k, strides);
+    for (int d = 0; d < k->rank; d++) shape[d] = k->shape[d], step[d] = strides[d];
+    for (int i = 0; i < n; i++) {
+        int a;
+        if (ox_axis(c, ax[i], k->rank, &a)) return c->st;
+        if (sp[i] == 0 || sp[i] == INT64_MIN) return ox_fail(c, NB_ERR_FORMAT, "step %lld", (long long)sp[i]);
+        int64_t s = st[i];
+        shape[a] = step_range(k->shape[a], sp[i], &s, en[i]);
+        base += s * strides[a], step[a] = strides[a] * sp[i];
+    }
+    if (alloc_like(c, &io->outk[0], k->type, k->rank, shape, k->sym != NULL)) return c->st;
+    io->has_outk[0] = true;
+    ox_known_strided(&io->outk[0], k, base, step);
+    return NB_OK;
+}
+
 static nb_status cv_slice(ox_ctx *c, ox_node_io *io)
 {
     int64_t st[NB_MAX_DIMS], en[NB_MAX_DIMS], ax[NB_MAX_DIMS], sp[NB_MAX_DIMS];
@@ -104,18 +140,11 @@ static nb_status cv_slice(ox_ctx *c, ox_node_io *io)
         return ox_fail(c, NB_ERR_FORMAT, "starts, ends, axes and steps disagree in length");
     for (int i = 0; i < n; i++) {
         if (na < 0) ax[i] = i;
-        if (ns >= 0 && sp[i] != 1) return ox_unsupported(c, "step %lld (nabla slices with step 1)", (long long)sp[i]);
+        if (ns < 0) sp[i] = 1;
     }
-    if (foldable(io, 0) && io->in[0]->k.rank == 1 && n == 1) {
-        const ox_const *k = &io->in[0]->k;
-        int64_t s = st[0], e = en[0];
-        clamp_range((int64_t)k->n, &s, &e);
-        int64_t len = e - s;
-        if (alloc_like(c, &io->outk[0], k->type, 1, &len, k->sym != NULL)) return c->st;
-        io->has_outk[0] = true;
-        for (int64_t j = 0; j < len; j++) copy_elem(&io->outk[0], (size_t)j, k, (size_t)(s + j));
-        return NB_OK;
-    }
+    if (foldable(io, 0)) return fold_slice(c, io, n, st, en, ax, sp);
+    for (int i = 0; i < n; i++)
+        if (sp[i] != 1) return ox_unsupported(c, "step %lld (nabla slices with step 1)", (long long)sp[i]);
     nb_node *x = ox_in(c, io, 0);
     for (int i = 0; x && i < n; i++) {
         int a;
@@ -284,9 +313,59 @@ static nb_status cv_expand(ox_ctx *c, ox_node_io *io)
     return (io->out[0] = nb_mul(c->g, x, ones)) ? NB_OK : ox_graph_fail(c);
 }
 
+/* ---- Pad ---------------------------------------------------------------- */
+
+/* ONNX's pads: every axis's before, then every axis's after; from the
+ * attribute `paddings` (opset 1), `pads` (2-10) or a known input (11 on).
+ * Returns their count, -2 on error. */
+static int pad_amounts(ox_ctx *c, ox_node_io *io, int64_t *out)
+{
+    int n = ox_attr_ints(io, c->opset < 2 ? "paddings" : "pads", out, 2 * NB_MAX_DIMS);
+    if (n >= 0) return n;
+    const ox_const *k = ox_known(c, io, 1, "pads");
+    if (!k) return -2;
+    if (k->n > 2 * NB_MAX_DIMS || k->sym) return ox_fail(c, NB_ERR_FORMAT, "too many pads"), -2;
+    for (size_t i = 0; i < k->n; i++) out[i] = k->i[i];
+    return (int)k->n;
+}
+
+/* Pad, constant mode: nabla's pad (negative amounts crop, as in ONNX). The
+ * value is the attribute `value` (opset < 11) or the optional scalar input
+ * 2; the optional input 3 (opset 18) names the axes the pads are for. */
+static nb_status cv_pad(ox_ctx *c, ox_node_io *io)
+{
+    const Onnx__AttributeProto *m = ox_attr(io, "mode");
+    if (m && m->has_s && !(m->s.len == 8 && !memcmp(m->s.data, "constant", 8)))
+        return ox_unsupported(c, "mode '%.*s' (nabla pads with a constant)", (int)m->s.len, (const char *)m->s.data);
+    nb_node *x = ox_in(c, io, 0);
+    int64_t p[2 * NB_MAX_DIMS], ax[NB_MAX_DIMS];
+    int n = x ? pad_amounts(c, io, p) : -2;
+    if (n < -1) return c->st;
+    double value = ox_attr_float(io, "value", 0);
+    if (c->opset >= 11 && ox_known_scalar(c, io, 2, 0, &value)) return c->st;
+    if (nb_node_dtype(x) == NB_I32) return ox_unsupported(c, "integer input (nabla pads floats)");
+    int r = nb_node_rank(x), na = r;
+    for (int i = 0; i < r; i++) ax[i] = i;
+    if (ox_has_in(io, 3)) {
+        const ox_const *k = ox_known(c, io, 3, "axes");
+        if (!k) return c->st;
+        if (k->n > (size_t)r) return ox_fail(c, NB_ERR_FORMAT, "more axes than the input's rank %d", r);
+        na = (int)k->n;
+        for (int i = 0; i < na; i++) ax[i] = k->i[i];
+    }
+    if (n != 2 * na) return ox_fail(c, NB_ERR_FORMAT, "%d pads for %d axes", n < 0 ? 0 : n, na);
+    int64_t lo[NB_MAX_DIMS] = {0}, hi[NB_MAX_DIMS] = {0};
+    for (int i = 0; i < na; i++) {
+        int a;
+        if (ox_axis(c, ax[i], r, &a)) return c->st;
+        lo[a] = p[i], hi[a] = p[i + na];
+    }
+    return (io->out[0] = nb_pad(c->g, x, lo, hi, value)) ? NB_OK : ox_graph_fail(c);
+}
+
 const ox_op ox_ops_index[] = {
     {"Concat", cv_concat, "axis"}, {"Slice", cv_slice, "starts ends axes"},
     {"Split", cv_split, "axis split num_outputs"}, {"Gather", cv_gather, "axis"},
-    {"Expand", cv_expand, ""},
+    {"Expand", cv_expand, ""}, {"Pad", cv_pad, "mode pads paddings value"},
 };
 const size_t ox_n_ops_index = sizeof ox_ops_index / sizeof *ox_ops_index;

@@ -50,10 +50,14 @@ static nb_node *unit_axis(ox_ctx *c, nb_node *x, int at, bool insert)
 }
 
 /* The spatial attributes of Conv and the pools, for 1 or 2 spatial axes:
- * [h, w] each (1-D: h = 1 and its pad 0). Asymmetric pads are refused. */
+ * [h, w] each (1-D: h = 1 and its pad 0). Symmetric pads go to the op's
+ * `pad`; asymmetric ones (asym) are kept as lo/hi for an explicit nb_pad
+ * ahead of the op, whose `pad` is then 0. */
 typedef struct spatial {
     int n;                      /* spatial axes: 1 or 2 */
     int64_t kernel[2], stride[2], pad[2], dil[2];
+    bool asym;
+    int64_t lo[2], hi[2];       /* the pads ahead of and behind each axis */
 } spatial;
 
 static nb_status read_spatial(ox_ctx *c, ox_node_io *io, int rank, spatial *s)
@@ -69,20 +73,30 @@ static nb_status read_spatial(ox_ctx *c, ox_node_io *io, int rank, spatial *s)
     ox_attr_ints(io, "strides", st, 2);
     ox_attr_ints(io, "pads", p, 4);
     ox_attr_ints(io, "dilations", d, 2);
-    for (int i = 0; i < s->n; i++)
-        if (p[i] != p[i + s->n])
-            return ox_unsupported(c, "asymmetric pads (TODO: nb_pad, from the ops helper)");
+    s->asym = false;
+    for (int i = 0; i < s->n; i++) s->asym |= p[i] != p[i + s->n];
     for (int i = 0; i < 2 * s->n; i++)  /* nabla's own limits (conv2d: 2^30) */
         if (k[i % 2] < 0 || k[i % 2] > (1 << 30) || st[i % 2] < 1 || st[i % 2] > (1 << 30) ||
             p[i] < 0 || p[i] > (1 << 30) || d[i % 2] < 1 || d[i % 2] > (1 << 30))
             return ox_fail(c, NB_ERR_FORMAT, "kernel, strides, pads or dilations out of range");
     int off = 2 - s->n;  /* 1-D: the one axis is the width */
     s->kernel[0] = 1, s->stride[0] = 1, s->pad[0] = 0, s->dil[0] = 1;
+    s->lo[0] = s->hi[0] = 0;
     for (int i = 0; i < s->n; i++) {
         s->kernel[off + i] = k[i], s->stride[off + i] = st[i];
-        s->pad[off + i] = p[i], s->dil[off + i] = d[i];
+        s->pad[off + i] = s->asym ? 0 : p[i], s->dil[off + i] = d[i];
+        s->lo[off + i] = p[i], s->hi[off + i] = p[i + s->n];
     }
     return NB_OK;
+}
+
+/* x2 (already 2-D) with the asymmetric pads added explicitly, filled with
+ * `value`; x2 itself when the pads are symmetric (the op pads then). */
+static nb_node *pre_pad(ox_ctx *c, const spatial *s, nb_node *x2, double value)
+{
+    if (!s->asym || !x2) return x2;
+    int64_t lo[4] = {0, 0, s->lo[0], s->lo[1]}, hi[4] = {0, 0, s->hi[0], s->hi[1]};
+    return nb_pad(c->g, x2, lo, hi, value);
 }
 
 static nb_node *to_2d(ox_ctx *c, const spatial *s, nb_node *x) { return s->n == 1 ? unit_axis(c, x, 2, true) : x; }
@@ -94,7 +108,7 @@ static nb_status cv_conv(ox_ctx *c, ox_node_io *io)
     nb_node *b = ox_has_in(io, 2) ? ox_in(c, io, 2) : NULL;
     spatial s;
     if (!x || !w || (ox_has_in(io, 2) && !b) || read_spatial(c, io, nb_node_rank(x), &s)) return c->st;
-    nb_node *in[3] = {to_2d(c, &s, x), to_2d(c, &s, w), b};
+    nb_node *in[3] = {pre_pad(c, &s, to_2d(c, &s, x), 0), to_2d(c, &s, w), b};
     nb_attr at[4] = {{.name = "stride", .type = NB_ATTR_INTS, .n = 2, .i = {s.stride[0], s.stride[1]}},
                      {.name = "pad", .type = NB_ATTR_INTS, .n = 2, .i = {s.pad[0], s.pad[1]}},
                      {.name = "dilation", .type = NB_ATTR_INTS, .n = 2, .i = {s.dil[0], s.dil[1]}},
@@ -149,6 +163,11 @@ static nb_status cv_conv_transpose(ox_ctx *c, ox_node_io *io)
                      NB_AINT("groups", g)};
     nb_node *y = nb_op(c->g, "conv2d_backward_input", NULL, in, 3, at, 4);
     if (y && b) y = nb_add(c->g, y, nb_reshape(c->g, b, 3, (nb_dim[]){NB_DIM(cout), NB_DIM(1), NB_DIM(1)}));
+    if (y && s.asym) {  /* pads crop the output: computed unpadded, then cropped */
+        if (hw[0] <= s.lo[0] + s.hi[0] || hw[1] <= s.lo[1] + s.hi[1])
+            return ox_fail(c, NB_ERR_FORMAT, "no output (pads too large)");
+        y = nb_pad(c->g, y, (int64_t[]){0, 0, -s.lo[0], -s.lo[1]}, (int64_t[]){0, 0, -s.hi[0], -s.hi[1]}, 0);
+    }
     return OK_OR_FAIL(c, io->out[0] = from_2d(c, &s, y));
 }
 
@@ -161,18 +180,24 @@ static nb_status pool(ox_ctx *c, ox_node_io *io, const char *op)
     if (s.dil[0] != 1 || s.dil[1] != 1) return ox_unsupported(c, "dilations");
     if (ox_attr_int(io, "storage_order", 0)) return ox_unsupported(c, "storage_order=1");
     if (io->n_out > 1 && *io->p->output[1]) return ox_unsupported(c, "output 'Indices'");
-    /* nabla's avg_pool2d counts padded zeros (count_include_pad=1); ONNX's
-     * default excludes them (TODO: nabla's count_include_pad attribute) */
-    bool pads = s.pad[0] || s.pad[1];
-    if (2 * s.pad[0] > s.kernel[0] || 2 * s.pad[1] > s.kernel[1])
-        return ox_unsupported(c, "pads larger than half the kernel");
-    if (!strcmp(op, "avg_pool2d") && pads && !ox_attr_int(io, "count_include_pad", 0))
-        return ox_unsupported(c, "count_include_pad=0 with pads");
-    nb_node *in = to_2d(c, &s, x);
-    nb_attr at[3] = {{.name = "size", .type = NB_ATTR_INTS, .n = 2, .i = {s.kernel[0], s.kernel[1]}},
+    /* ONNX's AveragePool excludes padded cells from the divisor by default
+     * (count_include_pad=0): avg_pool2d's count_include_pad attribute, for
+     * symmetric pads; asymmetric pads are added explicitly (-inf for max,
+     * zeros for avg, which then count) and the op pools unpadded. */
+    bool avg = !strcmp(op, "avg_pool2d"), count_pad = ox_attr_int(io, "count_include_pad", 0);
+    if (s.asym && avg && !count_pad)
+        return ox_unsupported(c, "count_include_pad=0 with asymmetric pads");
+    if ((!avg || count_pad) && (2 * s.pad[0] > s.kernel[0] || 2 * s.pad[1] > s.kernel[1]))
+        s.asym = true, s.pad[0] = s.pad[1] = 0;  /* pads beyond half the kernel: explicit too */
+    if (2 * s.pad[0] > s.kernel[0] || 2 * s.pad[1] > s.kernel[1])  /* avg_pool2d's limit */
+        return ox_unsupported(c, "count_include_pad=0 with pads larger than half the kernel");
+    nb_node *in = pre_pad(c, &s, to_2d(c, &s, x), avg ? 0 : -INFINITY);
+    nb_attr at[4] = {{.name = "size", .type = NB_ATTR_INTS, .n = 2, .i = {s.kernel[0], s.kernel[1]}},
                      {.name = "stride", .type = NB_ATTR_INTS, .n = 2, .i = {s.stride[0], s.stride[1]}},
-                     {.name = "pad", .type = NB_ATTR_INTS, .n = 2, .i = {s.pad[0], s.pad[1]}}};
-    nb_node *y = nb_op(c->g, op, NULL, &in, 1, at, 3);
+                     {.name = "pad", .type = NB_ATTR_INTS, .n = 2, .i = {s.pad[0], s.pad[1]}},
+                     NB_ABOOL("count_include_pad", count_pad)};
+    bool pads = s.pad[0] || s.pad[1];
+    nb_node *y = nb_op(c->g, op, NULL, &in, 1, at, avg && pads && !count_pad ? 4 : 3);
     return OK_OR_FAIL(c, io->out[0] = from_2d(c, &s, y));
 }
 

@@ -306,13 +306,37 @@ static nb_status cv_flatten(ox_ctx *c, ox_node_io *io)
     return (io->out[0] = nb_flatten(c->g, x, ox_attr_int(io, "axis", 1))) ? NB_OK : ox_graph_fail(c);
 }
 
+/* A known value transposed (PyTorch's F.pad export reorders its pads so). */
+static nb_status fold_transpose(ox_ctx *c, ox_node_io *io, const int64_t *perm, int n)
+{
+    const ox_const *k = &io->in[0]->k;
+    int r = k->rank;
+    int64_t shape[NB_MAX_DIMS], step[NB_MAX_DIMS], st[NB_MAX_DIMS];
+    bool seen[NB_MAX_DIMS] = {false};
+    if (n >= 0 && n != r) return ox_fail(c, NB_ERR_FORMAT, "perm of %d axes for rank %d", n, r);
+    ox_known_strides(k, st);
+    for (int d = 0; d < r; d++) {
+        int64_t a = n < 0 ? r - 1 - d : perm[d];
+        if (a < 0 || a >= r || seen[a]) return ox_fail(c, NB_ERR_FORMAT, "perm is no permutation");
+        seen[a] = true, shape[d] = k->shape[a], step[d] = st[a];
+    }
+    ox_const *out = &io->outk[0];
+    if (ox_const_alloc(out, k->type, r, shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
+    io->has_outk[0] = true;  /* freed with the node's outputs from here on */
+    if (k->sym && !(out->sym = nb_calloc(out->n ? out->n : 1, sizeof *out->sym)))
+        return ox_fail(c, NB_ERR_NOMEM, "out of memory");
+    ox_known_strided(out, k, 0, step);
+    return NB_OK;
+}
+
 static nb_status cv_transpose(ox_ctx *c, ox_node_io *io)
 {
-    nb_node *x = ox_in(c, io, 0);
-    if (!x) return c->st;
+    nb_node *x = foldable(io, 0) ? NULL : ox_in(c, io, 0);
+    if (!x && !foldable(io, 0)) return c->st;
     int64_t perm[NB_MAX_DIMS];
     int n = ox_attr_ints(io, "perm", perm, NB_MAX_DIMS);
     if (n > NB_MAX_DIMS) return ox_unsupported(c, "perm of rank > %d", NB_MAX_DIMS);
+    if (foldable(io, 0)) return fold_transpose(c, io, perm, n);
     return (io->out[0] = nb_transpose(c->g, x, perm, n < 0 ? 0 : n)) ? NB_OK : ox_graph_fail(c);
 }
 

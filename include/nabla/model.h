@@ -77,7 +77,8 @@ NB_API nb_status nb_model_load_onnx(const char *path, const nb_load_opts *opts, 
  * defaults left out), outputs, loss and the `train` section (file names as
  * written in the source, relative ones found from the new file). Param values go
  * to `weights` (safetensors, or .npz by extension; op state such as
- * batchnorm's running statistics too) with `init: zeros` in the file, or,
+ * batchnorm's running statistics too; metadata format "nabla-weights-1",
+ * model, nabla) with `init: zeros` in the file, or,
  * when weights is NULL, into the file as `init: {values: [...]}`. An op
  * that model files cannot name (internal ops) is an error naming the node.
  * The message of a failure is the thread's (nb_last_error). */
