@@ -168,6 +168,17 @@ int nbt_check_dim_names(const char *cmd, const nb_graph *g, const nbt_dims *d)
 
 /* ---- models -------------------------------------------------------------- */
 
+int nbt_load_weights(const char *cmd, nb_graph *g, const char *path)
+{
+    nb_diags ignored = {0};
+    if (nb_weights_load(g, path, &ignored)) return nbt_fail(cmd, "%s", nb_graph_error(g));
+    for (size_t i = 0; i < ignored.n; i++)
+        if (strncmp(ignored.lines[i], "opt.", 4))
+            nbt_warn(cmd, "%s: tensor '%s' names no param of the model; ignored", path, ignored.lines[i]);
+    nb_diags_free(&ignored);
+    return NBT_OK;
+}
+
 int nbt_load(const char *cmd, const char *path, bool force_f64, nb_model **out)
 {
     nb_diags diags = {0};

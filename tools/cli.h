@@ -74,6 +74,10 @@ int nbt_check_dim_names(const char *cmd, const nb_graph *g, const nbt_dims *d);
 /* Loads a model file; loader errors are printed one per line as
  * FILE:LINE:COL: message. */
 int nbt_load(const char *cmd, const char *path, bool force_f64, nb_model **out);
+/* Loads the params of graph g from a weights or checkpoint file; tensors that
+ * name no param are warned about, except a checkpoint's optimizer state
+ * (opt.*), which is expected there. */
+int nbt_load_weights(const char *cmd, nb_graph *g, const char *path);
 /* Makes the model's loss a node called `name`: the sum of every element of
  * node `node` (--loss), or when node is NULL of every float output (for
  * models without a loss, such as ONNX ones). */

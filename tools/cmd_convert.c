@@ -37,24 +37,12 @@ static bool ends_with(const char *s, const char *suffix)
     return n > k && !strcasecmp(s + n - k, suffix);
 }
 
-static int load_weights(nb_model *m, const char *path)
-{
-    nb_diags ignored = {0};
-    nb_graph *g = nb_model_graph(m);
-    if (nb_weights_load(g, path, &ignored)) return nbt_fail(CMD, "%s", nb_graph_error(g));
-    for (size_t i = 0; i < ignored.n; i++)
-        if (strncmp(ignored.lines[i], "opt.", 4))
-            nbt_warn(CMD, "%s: tensor '%s' names no param of the model; ignored", path, ignored.lines[i]);
-    nb_diags_free(&ignored);
-    return NBT_OK;
-}
-
 static int convert(const char *model, const char *out, const char *weights, bool to_onnx)
 {
     nb_model *m = NULL;
     if (nbt_load(CMD, model, false, &m)) return NBT_ERROR;
     int rc = NBT_OK;
-    if (to_onnx && weights) rc = load_weights(m, weights);
+    if (to_onnx && weights) rc = nbt_load_weights(CMD, nb_model_graph(m), weights);
     if (!rc && (to_onnx ? nb_model_save_onnx(m, out) : nb_model_save_yaml(m, out, weights)))
         rc = nbt_fail(CMD, "%s", nb_last_error());
     nb_model_free(m);

@@ -24,19 +24,6 @@ void nbt_usage_eval(FILE *f)
             "  nabla eval examples/models/mnist_mlp.yaml --weights mlp.safetensors\n");
 }
 
-/* The weights, ignoring the optimizer's tensors of a checkpoint without a word. */
-static int load_weights(nb_model *m, const char *path)
-{
-    nb_diags ignored = {0};
-    nb_graph *g = nb_model_graph(m);
-    if (nb_weights_load(g, path, &ignored)) return nbt_fail(CMD, "%s", nb_graph_error(g));
-    for (size_t i = 0; i < ignored.n; i++)
-        if (strncmp(ignored.lines[i], "opt.", 4))
-            nbt_warn(CMD, "%s: tensor '%s' names no param of the model; ignored", path, ignored.lines[i]);
-    nb_diags_free(&ignored);
-    return NBT_OK;
-}
-
 static void print_confusion(const int64_t *cm, int64_t k)
 {
     printf("\nper class:\n");
@@ -105,7 +92,7 @@ int nbt_cmd_eval(int argc, char **argv)
     if (!weights) return nbt_fail(CMD, "needs --weights W.safetensors");
     nb_model *m = NULL;
     if (nbt_load(CMD, argv[optind], false, &m)) return NBT_ERROR;
-    int rc = load_weights(m, weights);
+    int rc = nbt_load_weights(CMD, nb_model_graph(m), weights);
     if (!rc) rc = evaluate(m, data, batch);
     nb_model_free(m);
     return rc;

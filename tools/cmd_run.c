@@ -82,16 +82,6 @@ typedef struct run_state {
 
 /* ---- weights ------------------------------------------------------------------ */
 
-static int load_weights(const run_state *s, const char *path)
-{
-    nb_diags ignored;
-    if (nb_weights_load(s->g, path, &ignored)) return nbt_fail(CMD, "%s", nb_graph_error(s->g));
-    for (size_t i = 0; i < ignored.n; i++)
-        nbt_warn(CMD, "%s: tensor '%s' names no param of the model; ignored", path, ignored.lines[i]);
-    nb_diags_free(&ignored);
-    return NBT_OK;
-}
-
 /* Into the stage; the `format` marks the file as nabla's (nbt_is_nabla_weights),
  * so that the next run may replace it without --force. */
 static int save_weights(const run_state *s, nbt_stage *stage, const char *path)
@@ -463,7 +453,7 @@ int nbt_cmd_run(int argc, char **argv)
     if (!rc && a.grad && !nb_model_loss(s.m) && nbt_is_onnx(a.model)) rc = nbt_sum_loss(CMD, s.m, NULL, "sum_of_outputs");
     if (!rc) rc = nbt_read_inputs(CMD, s.m, &a.feeds, &a.dims, &s.in);
     if (!rc) rc = choose_results(&s, a.grad);
-    if (!rc && a.weights) rc = load_weights(&s, a.weights);
+    if (!rc && a.weights) rc = nbt_load_weights(CMD, s.g, a.weights);
     if (!rc && a.grad) rc = add_gradients(&s);
     if (!rc) rc = run_plan(&s, &a);
     nbt_inputs_free(&s.in);
