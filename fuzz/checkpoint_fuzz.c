@@ -55,6 +55,10 @@ static nb_dataset *dataset(void)
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t len)
 {
+    /* 1 GiB, under the runner's -rss_limit_mb=2048: an input that makes nabla ask for
+     * more must meet the memory limit (nb_set_memory_limit) and be refused with a
+     * message; the default limit (80 % of physical memory) is beyond what a fuzzer allows. */
+    nb_set_memory_limit((size_t)1 << 30);
     if (len > (1u << 20)) return 0;
     const char *path = fuzz_file_write(".safetensors", data, len);
     nb_model *m;

@@ -53,6 +53,10 @@ static void touch(nb_dataset *d)
 
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t len)
 {
+    /* 1 GiB, under the runner's -rss_limit_mb=2048: an input that makes nabla ask for
+     * more must meet the memory limit (nb_set_memory_limit) and be refused with a
+     * message; the default limit (80 % of physical memory) is beyond what a fuzzer allows. */
+    nb_set_memory_limit((size_t)1 << 30);
     if (len > (1u << 20)) return 0;
     const char *path = write_input(data, len);
     nb_dataset *d = (nb_dataset *)1;
