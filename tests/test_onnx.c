@@ -208,3 +208,13 @@ Test(onnx, unknown_attribute_is_refused)
     const char *parts[] = {"attr.onnx: node 'r1' (LeakyRelu): unsupported attribute 'beta'"};
     expect_load_error(test_file("data/onnx/attr.onnx"), NB_ERR_FORMAT, parts, 1);
 }
+
+/* Found by CI's fuzz pass: a Slice of a known value with a step near -2^63
+ * taking one element multiplied the step by the axis stride (signed overflow,
+ * UBSan in the sanitizer pass). The step of an axis that keeps at most one
+ * element is never used now; this file then fails on a later node. */
+Test(onnx, slice_with_a_huge_step_on_known_values)
+{
+    const char *parts[] = {"fuzz_slice_huge_step.onnx: node '/Pad' (Pad): 2 pads for 4 axes"};
+    expect_load_error(test_file("data/onnx/fuzz_slice_huge_step.onnx"), NB_ERR_FORMAT, parts, 1);
+}

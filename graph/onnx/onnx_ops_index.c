@@ -122,7 +122,9 @@ static nb_status fold_slice(ox_ctx *c, ox_node_io *io, int n, const int64_t *st,
         if (sp[i] == 0 || sp[i] == INT64_MIN) return ox_fail(c, NB_ERR_FORMAT, "step %lld", (long long)sp[i]);
         int64_t s = st[i];
         shape[a] = step_range(k->shape[a], sp[i], &s, en[i]);
-        base += s * strides[a], step[a] = strides[a] * sp[i];
+        /* taking two or more, |step| < the axis size, so the product stays within the
+         * value's size; taking one or none, the step is never used (and may be huge) */
+        base += s * strides[a], step[a] = shape[a] > 1 ? strides[a] * sp[i] : strides[a];
     }
     if (alloc_like(c, &io->outk[0], k->type, k->rank, shape, k->sym != NULL)) return c->st;
     io->has_outk[0] = true;
