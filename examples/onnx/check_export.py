@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def convert(nabla, src, out):
-    r = subprocess.run([nabla, "convert", src, "-o", out], capture_output=True, text=True)
+    r = subprocess.run([nabla, "convert", src, "-o", out, "--force"], capture_output=True, text=True)
     if r.returncode != 0:
         return r.stderr.strip()
     return None
