@@ -31,7 +31,8 @@ static bool read_pb(const char *path, ox_const *k, char **name, char *msg, size_
     Onnx__TensorProto *t = onnx__tensor_proto__unpack(NULL, len, buf);
     nb_free(buf);
     if (!t) return say(false, msg, cap, "%s: not a TensorProto", path), false;
-    bool ok = !ox_const_from_proto(t, k, msg, cap);
+    ox_ctx c = {.file = path};  /* its memory budget: the reference tensors' own */
+    bool ok = !ox_const_from_proto(&c, t, k, msg, cap);
     *name = ok && t->name && *t->name ? strdup(t->name) : NULL;
     onnx__tensor_proto__free_unpacked(t, NULL);
     return ok;

@@ -218,3 +218,16 @@ Test(onnx, slice_with_a_huge_step_on_known_values)
     const char *parts[] = {"fuzz_slice_huge_step.onnx: node '/Pad' (Pad): 2 pads for 4 axes"};
     expect_load_error(test_file("data/onnx/fuzz_slice_huge_step.onnx"), NB_ERR_FORMAT, parts, 1);
 }
+
+/* Found by fuzz/run.sh: Concats of Concats of known values, folded at load
+ * time, each value under the fuzzer's 1 GiB memory limit but together 3.6 GB.
+ * A load now has one budget for all it computes: the memory limit. */
+Test(onnx, load_time_values_share_one_memory_budget)
+{
+    size_t was = nb_memory_limit();
+    nb_set_memory_limit((size_t)1 << 30);
+    const char *parts[] = {"fuzz_oom_concat.onnx: node '/Concat' (Concat): values computed at load "
+                           "time (67108868 elements here) exceed the memory limit of 1.07 GB"};
+    expect_load_error(test_file("data/onnx/fuzz_oom_concat.onnx"), NB_ERR_NOMEM, parts, 1);
+    nb_set_memory_limit(was);
+}

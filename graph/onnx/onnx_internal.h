@@ -43,12 +43,18 @@ typedef struct ox_const {
     const char **sym;          /* NULL, or n entries */
 } ox_const;
 
+struct ox_ctx;
 bool ox_is_int_type(int type);
-nb_status ox_const_alloc(ox_const *k, int type, int rank, const int64_t *shape);
+/* Allocates k's values (zeroed). Everything a load allocates this way counts
+ * against one budget, nb_memory_limit(), never refunded: load-time folding
+ * may not build up values each under the limit but together far over it
+ * (a fuzz finding: Concats of Concats took 3.6 GB). Fails through ox_fail
+ * with the limit in the message. */
+nb_status ox_const_alloc(struct ox_ctx *c, ox_const *k, int type, int rank, const int64_t *shape);
 void ox_const_free(ox_const *k);
 /* Reads a TensorProto into *k; a message in err on failure ("unsupported"
  * for element types nabla has no use for). */
-nb_status ox_const_from_proto(const Onnx__TensorProto *t, ox_const *k, char *err, size_t cap);
+nb_status ox_const_from_proto(struct ox_ctx *c, const Onnx__TensorProto *t, ox_const *k, char *err, size_t cap);
 /* k as an nb_tensor of dtype dt (f32/f64 from floats, i32 from integers with a
  * range check). */
 nb_status ox_const_to_tensor(const ox_const *k, nb_dtype dt, nb_tensor *t, char *err, size_t cap);
@@ -77,6 +83,7 @@ typedef struct ox_ctx {
     size_t cap_outputs;    /* of m->outputs (nb_model keeps no capacity for them) */
     nb_strmap index;       /* ONNX name -> ox_val */
     nb_strmap taken;       /* nabla names given so far */
+    size_t known_bytes;    /* allocated for known values so far (ox_const_alloc) */
     const Onnx__NodeProto *node;  /* the node being converted, for messages */
     nb_status st;
     char err[512];

@@ -155,7 +155,7 @@ static nb_status add_initializer(ox_ctx *c, const Onnx__TensorProto *t)
     ox_val *v = ox_define(c, t->name ? t->name : "");
     if (!v) return oom(c);
     char why[300];
-    nb_status st = ox_const_from_proto(t, &v->k, why, sizeof why);
+    nb_status st = ox_const_from_proto(c, t, &v->k, why, sizeof why);
     if (st) return ox_fail(c, st, "initializer: %s", why);
     v->has_k = true;
     v->initializer = !ox_is_int_type(v->k.type);

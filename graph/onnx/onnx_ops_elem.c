@@ -43,7 +43,7 @@ static bool fold_binary(ox_ctx *c, ox_node_io *io, fold_fn fn, nb_status *st)
         shape[d] = x == 1 ? y : x;
     }
     ox_const *o = &io->outk[0];
-    if ((*st = ox_const_alloc(o, a->type, r, shape))) return true;
+    if ((*st = ox_const_alloc(c, o, a->type, r, shape))) return true;
     io->has_outk[0] = true;
     for (size_t j = 0; j < o->n; j++) {
         size_t rem = j;
@@ -161,7 +161,7 @@ static nb_status unary_known(ox_ctx *c, ox_node_io *io, un_fn fn, bool neg)
         return unary(c, io, fn);
     const ox_const *k = &io->in[0]->k;
     ox_const *o = &io->outk[0];
-    if (ox_const_alloc(o, k->type, k->rank, k->shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
+    if (ox_const_alloc(c, o, k->type, k->rank, k->shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
     io->has_outk[0] = true;
     for (size_t j = 0; j < k->n; j++) {
         if (k->i) o->i[j] = neg ? -k->i[j] : k->i[j] < 0 ? -k->i[j] : k->i[j];

@@ -20,7 +20,7 @@ static void copy_elem(ox_const *out, size_t j, const ox_const *src, size_t from)
 
 static nb_status alloc_like(ox_ctx *c, ox_const *out, int type, int rank, const int64_t *shape, bool sym)
 {
-    if (ox_const_alloc(out, type, rank, shape) ||
+    if (ox_const_alloc(c, out, type, rank, shape) ||
         (sym && !(out->sym = nb_calloc(out->n ? out->n : 1, sizeof *out->sym))))
         return ox_fail(c, NB_ERR_NOMEM, "out of memory");
     return NB_OK;

@@ -11,9 +11,9 @@
 /* ---- known values ------------------------------------------------------ */
 
 /* dst = src's elements under a new shape (same count). */
-static nb_status known_reshape(const ox_const *src, int rank, const int64_t *shape, ox_const *dst)
+static nb_status known_reshape(ox_ctx *c, const ox_const *src, int rank, const int64_t *shape, ox_const *dst)
 {
-    nb_status st = ox_const_alloc(dst, src->type, rank, shape);
+    nb_status st = ox_const_alloc(c, dst, src->type, rank, shape);
     if (st) return st;
     if (dst->n != src->n) return ox_const_free(dst), NB_ERR_SHAPE;
     if (src->i) memcpy(dst->i, src->i, src->n * sizeof *src->i);
@@ -72,7 +72,7 @@ static nb_status cv_shape(ox_ctx *c, ox_node_io *io)
     start = start < 0 ? 0 : start > r ? r : start, end = end < start ? start : end > r ? r : end;
     int64_t n = end - start;
     ox_const *k = &io->outk[0];
-    if (ox_const_alloc(k, OX_INT64, 1, &n)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
+    if (ox_const_alloc(c, k, OX_INT64, 1, &n)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
     io->has_outk[0] = true;
     for (int64_t d = start; d < end; d++) {
         k->i[d - start] = dims[d].size;
@@ -93,7 +93,7 @@ static nb_status cv_size(ox_ctx *c, ox_node_io *io)
         if (nb_node_dim(x, d) < 0) return ox_unsupported(c, "size of a tensor with free dimensions");
         n *= nb_node_dim(x, d);
     }
-    if (ox_const_alloc(&io->outk[0], OX_INT64, 0, NULL)) return ox_fail(c, NB_ERR_NOMEM, "oom");
+    if (ox_const_alloc(c, &io->outk[0], OX_INT64, 0, NULL)) return ox_fail(c, NB_ERR_NOMEM, "oom");
     io->outk[0].i[0] = x ? n : (int64_t)io->in[0]->k.n;
     io->has_outk[0] = true;
     return NB_OK;
@@ -105,17 +105,17 @@ static nb_status cv_constant(ox_ctx *c, ox_node_io *io)
     char why[300];
     ox_const *k = &io->outk[0];
     if (a && a->t) {
-        nb_status st = ox_const_from_proto(a->t, k, why, sizeof why);
+        nb_status st = ox_const_from_proto(c, a->t, k, why, sizeof why);
         if (st) return ox_fail(c, st, "%s", why);
     } else if ((a = ox_attr(io, "value_float")) || (a = ox_attr(io, "value_int"))) {
         bool f = a->has_f;
-        if (ox_const_alloc(k, f ? OX_FLOAT : OX_INT64, 0, NULL)) return ox_fail(c, NB_ERR_NOMEM, "oom");
+        if (ox_const_alloc(c, k, f ? OX_FLOAT : OX_INT64, 0, NULL)) return ox_fail(c, NB_ERR_NOMEM, "oom");
         if (f) k->f[0] = a->f;
         else k->i[0] = a->i;
     } else if ((a = ox_attr(io, "value_floats")) || (a = ox_attr(io, "value_ints"))) {
         bool f = a->n_floats > 0;
         int64_t n = (int64_t)(f ? a->n_floats : a->n_ints);
-        if (ox_const_alloc(k, f ? OX_FLOAT : OX_INT64, 1, &n)) return ox_fail(c, NB_ERR_NOMEM, "oom");
+        if (ox_const_alloc(c, k, f ? OX_FLOAT : OX_INT64, 1, &n)) return ox_fail(c, NB_ERR_NOMEM, "oom");
         for (int64_t j = 0; j < n; j++) f ? (void)(k->f[j] = a->floats[j]) : (void)(k->i[j] = a->ints[j]);
     } else {
         return ox_unsupported(c, "attribute (Constant needs value, value_float(s) or value_int(s))");
@@ -133,9 +133,9 @@ static nb_status cv_constant_of_shape(ox_ctx *c, ox_node_io *io)
     ox_const v = {0};
     const Onnx__AttributeProto *a = ox_attr(io, "value");
     char why[300];
-    if (a && a->t && ox_const_from_proto(a->t, &v, why, sizeof why)) return ox_fail(c, NB_ERR_FORMAT, "%s", why);
+    if (a && a->t && ox_const_from_proto(c, a->t, &v, why, sizeof why)) return ox_fail(c, NB_ERR_FORMAT, "%s", why);
     ox_const *k = &io->outk[0];
-    nb_status st = ox_const_alloc(k, a && a->t ? v.type : OX_FLOAT, (int)s->n, s->i);
+    nb_status st = ox_const_alloc(c, k, a && a->t ? v.type : OX_FLOAT, (int)s->n, s->i);
     io->has_outk[0] = !st;
     for (size_t j = 0; !st && j < k->n; j++) {
         if (k->i) k->i[j] = v.n ? v.i[0] : 0;
@@ -150,7 +150,7 @@ static nb_status cv_constant_of_shape(ox_ctx *c, ox_node_io *io)
 static nb_status identity(ox_ctx *c, ox_node_io *io)
 {
     if (foldable(io, 0)) {
-        nb_status st = known_reshape(&io->in[0]->k, io->in[0]->k.rank, io->in[0]->k.shape, &io->outk[0]);
+        nb_status st = known_reshape(c, &io->in[0]->k, io->in[0]->k.rank, io->in[0]->k.shape, &io->outk[0]);
         io->has_outk[0] = !st;
         return st ? ox_fail(c, st, "%s", nb_status_str(st)) : NB_OK;
     }
@@ -174,7 +174,7 @@ static nb_status cv_dropout(ox_ctx *c, ox_node_io *io)
     for (int d = 0; d < r; d++)
         if ((shape[d] = x ? nb_node_dim(x, d) : io->in[0]->k.shape[d]) < 0)
             return ox_unsupported(c, "output 'mask' of a tensor with free dimensions");
-    if (ox_const_alloc(&io->outk[1], OX_BOOL, r, shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
+    if (ox_const_alloc(c, &io->outk[1], OX_BOOL, r, shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
     io->has_outk[1] = true;
     for (size_t j = 0; j < io->outk[1].n; j++) io->outk[1].i[j] = 1;
     return NB_OK;
@@ -189,7 +189,7 @@ static nb_status cv_cast(ox_ctx *c, ox_node_io *io)
     if (foldable(io, 0)) {
         const ox_const *s = &io->in[0]->k;
         ox_const *k = &io->outk[0];
-        if (ox_const_alloc(k, to, s->rank, s->shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
+        if (ox_const_alloc(c, k, to, s->rank, s->shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
         io->has_outk[0] = true;
         for (size_t j = 0; j < k->n; j++) {
             double v = s->i ? (double)s->i[j] : s->f[j];
@@ -245,7 +245,7 @@ static nb_status cv_reshape(ox_ctx *c, ox_node_io *io)
             return ox_fail(c, NB_ERR_FORMAT, "shape entry %lld", (long long)shape[d]);
     }
     if (hole >= 0) shape[hole] = known ? (int64_t)io->in[0]->k.n / known : 0;
-    nb_status st = known_reshape(&io->in[0]->k, (int)s->n, shape, &io->outk[0]);
+    nb_status st = known_reshape(c, &io->in[0]->k, (int)s->n, shape, &io->outk[0]);
     io->has_outk[0] = !st;
     return st ? ox_fail(c, st, "cannot reshape: %s", nb_status_str(st)) : NB_OK;
 }
@@ -291,7 +291,7 @@ static nb_status squeeze_like(ox_ctx *c, ox_node_io *io, bool unsqueeze)
     if (x) return set_reshape(c, io, x, k, out);
     int64_t shape[NB_MAX_DIMS];
     for (int d = 0; d < k; d++) shape[d] = out[d].size;
-    nb_status st = known_reshape(&io->in[0]->k, k, shape, &io->outk[0]);
+    nb_status st = known_reshape(c, &io->in[0]->k, k, shape, &io->outk[0]);
     io->has_outk[0] = !st;
     return st ? ox_fail(c, st, "%s", nb_status_str(st)) : NB_OK;
 }
@@ -321,7 +321,7 @@ static nb_status fold_transpose(ox_ctx *c, ox_node_io *io, const int64_t *perm, 
         seen[a] = true, shape[d] = k->shape[a], step[d] = st[a];
     }
     ox_const *out = &io->outk[0];
-    if (ox_const_alloc(out, k->type, r, shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
+    if (ox_const_alloc(c, out, k->type, r, shape)) return ox_fail(c, NB_ERR_NOMEM, "out of memory");
     io->has_outk[0] = true;  /* freed with the node's outputs from here on */
     if (k->sym && !(out->sym = nb_calloc(out->n ? out->n : 1, sizeof *out->sym)))
         return ox_fail(c, NB_ERR_NOMEM, "out of memory");

@@ -16,7 +16,7 @@ bool ox_is_int_type(int type)
 
 static bool known_type(int type) { return ox_is_int_type(type) || type == OX_FLOAT || type == OX_DOUBLE; }
 
-nb_status ox_const_alloc(ox_const *k, int type, int rank, const int64_t *shape)
+nb_status ox_const_alloc(ox_ctx *c, ox_const *k, int type, int rank, const int64_t *shape)
 {
     memset(k, 0, sizeof *k);
     k->type = type;
@@ -26,8 +26,13 @@ nb_status ox_const_alloc(ox_const *k, int type, int rank, const int64_t *shape)
     nb_status st = nb_shape_numel(rank, shape, &n);
     if (st) return st;
     k->n = n;
-    if (n > nb_memory_limit() / 8) return NB_ERR_NOMEM;  /* refused before trying */
+    size_t limit = nb_memory_limit();
+    if (n > limit / 8 || (n ? n : 1) * 8 > limit - c->known_bytes)  /* refused before trying */
+        return ox_fail(c, NB_ERR_NOMEM, "values computed at load time (%zu elements here) "
+                       "exceed the memory limit of %.3g GB (nb_set_memory_limit; nabla "
+                       "--max-memory)", n, (double)limit / 1e9);
     size_t bytes = (n ? n : 1) * 8;
+    c->known_bytes += bytes;
     if (ox_is_int_type(type))
         k->i = nb_calloc(1, bytes);
     else
@@ -81,7 +86,7 @@ static void read_typed(const Onnx__TensorProto *t, int type, size_t k, int64_t *
     else *iv = t->int32_data[k];
 }
 
-nb_status ox_const_from_proto(const Onnx__TensorProto *t, ox_const *k, char *err, size_t cap)
+nb_status ox_const_from_proto(ox_ctx *c, const Onnx__TensorProto *t, ox_const *k, char *err, size_t cap)
 {
     memset(k, 0, sizeof *k);
     int type = t->has_data_type ? t->data_type : 0;
@@ -113,7 +118,7 @@ nb_status ox_const_from_proto(const Onnx__TensorProto *t, ox_const *k, char *err
         snprintf(err, cap, "tensor '%s': %zu values for a shape of %zu elements", nm, have, numel);
         return NB_ERR_FORMAT;
     }
-    if (!st) st = ox_const_alloc(k, type, (int)t->n_dims, t->dims);
+    if (!st) st = ox_const_alloc(c, k, type, (int)t->n_dims, t->dims);
     if (st) {
         snprintf(err, cap, "tensor '%s': %s", nm, nb_status_str(st));
         ox_const_free(k);
