@@ -81,6 +81,12 @@ static inline void window(int64_t o, const pgeom *g, int64_t *a, int64_t *b)
         }                                                    \
     } while (0)
 
+/* 2x2 windows at stride 2, unpadded: pool_t.h's one-pass kernels */
+static bool is_2x2(const pgeom *g)
+{
+    return g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && !g->ph && !g->pw;
+}
+
 #define NB_TEMPLATE "pool_t.h"
 #include "template.h"
 

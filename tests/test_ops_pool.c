@@ -123,7 +123,7 @@ static void naive_pool(bool is_max, const double *x, int H, int W, int k, int s,
 }
 
 /* Random data, N = 2 planes of C = 3, through a graph with a symbolic batch. */
-static void check_random(nb_dtype dt, bool is_max, int H, int W, int k, int s, int p)
+static void check_random_x(nb_dtype dt, bool is_max, int H, int W, int k, int s, int p, bool ties)
 {
     const int N = 2, C = 3, OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
     size_t nx = (size_t)(N * C * H * W), ny = (size_t)(N * C * OH * OW);
@@ -133,6 +133,7 @@ static void check_random(nb_dtype dt, bool is_max, int H, int W, int k, int s, i
     nb_rng_seed(&r, 7);
     fill_normal(&r, x, nx);
     fill_normal(&r, R, ny);
+    for (size_t i = 0; ties && i < nx; i++) x[i] = round(x[i]);  /* mostly -1, 0, 1 */
     for (int pl = 0; pl < N * C; pl++)
         naive_pool(is_max, x + pl * H * W, H, W, k, s, p, R + pl * OH * OW, y + pl * OH * OW, gx + pl * H * W);
     nb_graph *g = nb_graph_new();
@@ -150,6 +151,11 @@ static void check_random(nb_dtype dt, bool is_max, int H, int W, int k, int s, i
     nb_graph_free(g);
 }
 
+static void check_random(nb_dtype dt, bool is_max, int H, int W, int k, int s, int p)
+{
+    check_random_x(dt, is_max, H, W, k, s, p, false);
+}
+
 Test(pool, matches_reference)
 {
     static const int cfg[][5] = {{6, 6, 2, 2, 0}, {5, 5, 3, 1, 1}, {7, 6, 3, 2, 1},
@@ -159,6 +165,18 @@ Test(pool, matches_reference)
         for (int m = 0; m < 2; m++)
             for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
                 check_random(dtypes[t], m, cfg[i][0], cfg[i][1], cfg[i][2], cfg[i][3], cfg[i][4]);
+}
+
+/* 2x2 windows at stride 2 have their own one-pass kernels: odd sizes (a last
+ * row or column in no window) and values with many ties, whose gradient must
+ * still go to the first maximum in row-major order. */
+Test(pool, two_by_two_fast_path_odd_sizes_and_ties)
+{
+    static const int hw[][2] = {{7, 5}, {5, 8}, {6, 6}, {3, 2}, {2, 9}};
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; i < sizeof hw / sizeof hw[0]; i++)
+            for (int ties = 0; ties < 2; ties++)
+                check_random_x(dtypes[t], true, hw[i][0], hw[i][1], 2, 2, 0, ties);
 }
 
 Test(pool, stride_defaults_to_size)
