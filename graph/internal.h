@@ -89,6 +89,9 @@ typedef struct nb_grad_hook_slot {
     void *user;
 } nb_grad_hook_slot;
 
+/* Are all n values (f32 or f64; other dtypes: true) finite? (graph/plan.c) */
+bool nb__all_finite(nb_dtype dt, const void *data, size_t n);
+
 /* How many steps of the plan's current layout write over a dying input (tests). */
 int nb__plan_inplace_count(const nb_plan *p);
 

@@ -715,18 +715,29 @@ nb_status nb_plan_run(nb_plan *p)
 
 /* ---- finding where values stop being finite ----------------------------- */
 
-static bool all_finite(nb_dtype dt, const void *data, size_t n)
+/* x - x is 0 for a finite x and NaN for NaN and inf, so the sum of x - x is
+ * NaN when a value is not finite; summed in 16 lanes, without an early exit,
+ * so that the loop vectorises (isfinite per element was 0.075 ms of the MLP's
+ * 0.6 ms training step, in the trainer's check of the gradients). */
+#define ALL_FINITE(T)                                                        \
+    static bool all_finite_##T(const T *x, size_t n)                       \
+    {                                                                        \
+        T acc[16] = {0}, s = 0;                                              \
+        size_t i = 0;                                                        \
+        for (; i + 16 <= n; i += 16)                                         \
+            for (int k = 0; k < 16; k++) acc[k] += x[i + k] - x[i + k];      \
+        for (; i < n; i++) s += x[i] - x[i];                                 \
+        for (int k = 0; k < 16; k++) s += acc[k];                            \
+        return s == s;                                                       \
+    }
+ALL_FINITE(float)
+ALL_FINITE(double)
+
+bool nb__all_finite(nb_dtype dt, const void *data, size_t n)
 {
     if (!data) return true;
-    if (dt == NB_F32) {
-        const float *x = data;
-        for (size_t i = 0; i < n; i++)
-            if (!isfinite(x[i])) return false;
-    } else if (dt == NB_F64) {
-        const double *x = data;
-        for (size_t i = 0; i < n; i++)
-            if (!isfinite(x[i])) return false;
-    }
+    if (dt == NB_F32) return all_finite_float(data, n);
+    if (dt == NB_F64) return all_finite_double(data, n);
     return true;
 }
 
@@ -736,7 +747,7 @@ static const nb_node *bad_leaf(const nb_plan *p, const instance *in)
     for (size_t i = 0; i < p->n_nodes; i++) {
         const nb_node *nd = p->nodes[i];
         if (!p->runs[i] || nd->op || nd->transient) continue;  /* scratch is written before read */
-        if (!all_finite(nd->dtype, data_of(p, in, (int)i), nb_dims_numel(&in->shape[i]))) return nd;
+        if (!nb__all_finite(nd->dtype, data_of(p, in, (int)i), nb_dims_numel(&in->shape[i]))) return nd;
     }
     return NULL;
 }
@@ -756,7 +767,7 @@ nb_status nb_plan_run_checked(nb_plan *p, const nb_node **first_bad)
         const nb_kctx *k = &in->steps[i].k;
         if ((st = run_step(p, &in->steps[i]))) return ran(p, st);
         /* checked right away: the buffer may be reused by a later step */
-        if (!all_finite(k->dtype, k->out, nb_dims_numel(&k->out_shape))) {
+        if (!nb__all_finite(k->dtype, k->out, nb_dims_numel(&k->out_shape))) {
             *first_bad = in->steps[i].node;
             return ran(p, NB_OK);
         }

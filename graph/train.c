@@ -325,20 +325,13 @@ static nb_metrics metrics(const nb_trainer *t, double loss_sum, size_t samples, 
 
 /* ---- a training step, with the check for values that are not finite ---------- */
 
-static bool finite_values(const void *x, size_t n, nb_dtype dt)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(dt == NB_F32 ? ((const float *)x)[i] : ((const double *)x)[i])) return false;
-    return true;
-}
-
 /* Runs between the gradients and the updates: a loss or gradient that is not
  * finite stops the step before any param changes. */
 static nb_status guard(void *user, void *grads, size_t n, nb_dtype dt)
 {
     nb_trainer *t = user;
-    if (!finite_values(nb_plan_get(t->train, t->loss), 1, t->loss->dtype) ||
-        !finite_values(grads, n, dt)) {
+    if (!nb__all_finite(t->loss->dtype, nb_plan_get(t->train, t->loss), 1) ||
+        !nb__all_finite(dt, grads, n)) {
         t->nonfinite = true;
         return NB_ERR_RUNTIME;
     }

@@ -49,7 +49,10 @@ static nb_status backward_shape(nb_shape_ctx *c)
     static void drop_##T(const T *x, T *y, size_t n, uint64_t key, double rate)           \
     {                                                                                     \
         const T scale = (T)(1 / (1 - rate));                                              \
-        for (size_t i = 0; i < n; i++) y[i] = nb_random_uniform(key, i) < rate ? 0 : x[i] * scale; \
+        for (size_t i = 0; i < n; i++) { /* x loaded on both paths: a select, no branch */   \
+            T v = x[i] * scale;                                                           \
+            y[i] = nb_random_uniform(key, i) < rate ? 0 : v;                              \
+        }                                                                                 \
     }
 DROP_KERNEL(float)
 DROP_KERNEL(double)

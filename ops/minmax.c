@@ -170,7 +170,10 @@ static nb_status clip_backward_shape(nb_shape_ctx *c)
 #define CLIP_PASS(T)                                                                       \
     static void clip_pass_##T(const T *gy, const T *a, T *out, size_t n, T lo, T hi)       \
     {                                                                                      \
-        for (size_t i = 0; i < n; i++) out[i] = a[i] >= lo && a[i] <= hi ? gy[i] : 0;      \
+        for (size_t i = 0; i < n; i++) { /* gy loaded on both paths: vectorises */         \
+            T g = gy[i];                                                                   \
+            out[i] = a[i] >= lo && a[i] <= hi ? g : 0;                                     \
+        }                                                                                  \
     }
 CLIP_PASS(float)
 CLIP_PASS(double)
