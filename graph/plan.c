@@ -98,6 +98,7 @@ struct nb_plan {
     char err[NB_ERR_CAP];
     nb__profile *prof;       /* per-node times (graph/profile.c), kept once made */
     nb__profile *timing;     /* = prof while profiling is on, else NULL */
+    nb__workers *workers;    /* nb_plan_set_threads: NULL for one thread */
 };
 
 static nb_status plan_fail(nb_plan *p, nb_status st, const char *fmt, ...)
@@ -217,6 +218,7 @@ void nb_plan_free(nb_plan *p)
     nb_free(p->runs);
     nb_free(p->local);
     nb__profile_free(p->prof);
+    nb__workers_free(p->workers);
     nb_free(p);
 }
 
@@ -302,6 +304,7 @@ static void fill_kctx(nb_plan *p, instance *in, size_t i, nb_kctx *k)
     k->attr = nd->attr;
     k->err = p->err;
     k->err_cap = sizeof p->err;
+    k->workers = p->workers;
 }
 
 static bool same_dims(const nb_dims *a, const nb_dims *b)
@@ -658,6 +661,24 @@ nb_status nb_plan_set_training(nb_plan *p, bool training)
 }
 
 bool nb_plan_training(const nb_plan *p) { return p && p->training; }
+
+nb_status nb_plan_set_threads(nb_plan *p, int n)
+{
+    if (!p) return NB_ERR_ARG;
+    plan_begin(p);
+    if (n < 1 || n > 256) return plan_fail(p, NB_ERR_ARG, "threads must be 1 to 256; got %d", n);
+    if (n == nb_plan_threads(p)) return NB_OK;
+    nb__workers *w = NULL;
+    if (n > 1 && nb__workers_new(n, &w))
+        return plan_fail(p, NB_ERR_RUNTIME, "cannot start %d threads", n - 1);
+    nb__workers_free(p->workers);
+    p->workers = w;
+    for (int s = 0; s < p->n_cache; s++) p->cache[s]->valid = false;  /* workspaces per thread */
+    p->cur = NULL;
+    return NB_OK;
+}
+
+int nb_plan_threads(const nb_plan *p) { return p ? nb__workers_count(p->workers) : 1; }
 
 void nb_plan_set_seed(nb_plan *p, uint64_t seed)
 {

@@ -126,13 +126,21 @@ static nb_status pass_shape(nb_shape_ctx *c)
 PASS_KERNEL(float)
 PASS_KERNEL(double)
 
+static void relu_pass_part(void *arg, int64_t lo, int64_t hi, int part)
+{
+    const nb_kctx *k = arg;
+    (void)part;
+    if (k->dtype == NB_F64)
+        relu_pass_double((const double *)k->in[0] + lo, (const double *)k->in[1] + lo,
+                         (double *)k->out + lo, (size_t)(hi - lo));
+    else
+        relu_pass_float((const float *)k->in[0] + lo, (const float *)k->in[1] + lo,
+                        (float *)k->out + lo, (size_t)(hi - lo));
+}
+
 static nb_status relu_backward_fwd(const nb_kctx *k)
 {
-    size_t n = nb_dims_numel(&k->out_shape);
-    if (k->dtype == NB_F64)
-        relu_pass_double(k->in[0], k->in[1], k->out, n);
-    else
-        relu_pass_float(k->in[0], k->in[1], k->out, n);
+    nb_elementwise_parallel(k, (int64_t)nb_dims_numel(&k->out_shape), relu_pass_part, (void *)k);
     return NB_OK;
 }
 

@@ -60,13 +60,19 @@ static void F(col2im)(const T *restrict col, const geom *g, T *restrict x)
     }
 }
 
+/* Each kernel splits its samples over the plan's threads (nb_kernel_parallel),
+ * part p using column matrix p of the workspace (col_len each). */
+
 /* y_n,g [O/G, OH*OW] = W_g [O/G, ckk] · col(x_n)_g (+ b, preloaded so GEMM adds to it). */
-static void F(conv_fwd)(const nb_kctx *k, const geom *g)
+static void F(fwd_part)(void *arg, int64_t lo, int64_t hi, int part)
 {
+    const conv_job *j = arg;
+    const nb_kctx *k = j->k;
+    const geom *g = j->g;
     const T *x = k->in[0], *w = k->in[1], *b = k->n_in > 2 ? k->in[2] : NULL;
-    T *y = k->out, *col = k->work;
+    T *y = k->out, *col = (T *)k->work + part * col_len(g);
     const int64_t xs = g->C * g->H * g->W, ys = g->O * g->ohw, og = g->O / g->G;
-    for (int64_t n = 0; n < g->N; n++) {
+    for (int64_t n = lo; n < hi; n++) {
         const T *xn = x + n * xs, *src = xn;
         T *yn = y + n * ys;
         if (!g->direct) {
@@ -74,7 +80,7 @@ static void F(conv_fwd)(const nb_kctx *k, const geom *g)
             src = col;
         }
         for (int64_t o = 0; b && o < g->O; o++)
-            for (int64_t j = 0; j < g->ohw; j++) yn[o * g->ohw + j] = b[o];
+            for (int64_t q = 0; q < g->ohw; q++) yn[o * g->ohw + q] = b[o];
         for (int64_t gi = 0; gi < g->G; gi++)
             GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)g->ohw, (int)g->ckk, 1,
                  w + gi * og * g->ckk, (int)g->ckk, src + gi * g->ckk * g->ohw, (int)g->ohw,
@@ -83,13 +89,16 @@ static void F(conv_fwd)(const nb_kctx *k, const geom *g)
 }
 
 /* gx_n = col2im(W_gᵀ [ckk, O/G] · gy_n,g [O/G, OH*OW]) */
-static void F(conv_bwd_input)(const nb_kctx *k, const geom *g)
+static void F(bwd_input_part)(void *arg, int64_t lo, int64_t hi, int part)
 {
+    const conv_job *j = arg;
+    const nb_kctx *k = j->k;
+    const geom *g = j->g;
     const T *gy = k->in[0], *w = k->in[1];
-    T *gx = k->out, *col = k->work;
+    T *gx = k->out, *col = (T *)k->work + part * col_len(g);
     const int64_t xs = g->C * g->H * g->W, ys = g->O * g->ohw, og = g->O / g->G;
-    if (!g->direct) memset(gx, 0, (size_t)(g->N * xs) * sizeof(T));
-    for (int64_t n = 0; n < g->N; n++) {
+    if (!g->direct) memset(gx + lo * xs, 0, (size_t)((hi - lo) * xs) * sizeof(T));
+    for (int64_t n = lo; n < hi; n++) {
         T *dst = g->direct ? gx + n * xs : col;
         for (int64_t gi = 0; gi < g->G; gi++)
             GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->ckk, (int)g->ohw, (int)og, 1,
@@ -99,14 +108,19 @@ static void F(conv_bwd_input)(const nb_kctx *k, const geom *g)
     }
 }
 
-/* gw_g [O/G, ckk] = Σ_n gy_n,g [O/G, OH*OW] · col(x_n)_gᵀ */
-static void F(conv_bwd_filter)(const nb_kctx *k, const geom *g)
+/* gw_g [O/G, ckk] = Σ_n gy_n,g [O/G, OH*OW] · col(x_n)_gᵀ, part p's samples
+ * summed into gw (p = 0) or its partial sum after the column matrices. */
+static void F(bwd_filter_part)(void *arg, int64_t lo, int64_t hi, int part)
 {
+    const conv_job *j = arg;
+    const nb_kctx *k = j->k;
+    const geom *g = j->g;
     const T *gy = k->in[0], *x = k->in[1];
-    T *gw = k->out, *col = k->work;
+    T *col = (T *)k->work + part * col_len(g);
+    T *gw = part ? (T *)k->work + j->parts * col_len(g) + (part - 1) * g->O * g->ckk : k->out;
     const int64_t xs = g->C * g->H * g->W, ys = g->O * g->ohw, og = g->O / g->G;
     memset(gw, 0, (size_t)(g->O * g->ckk) * sizeof(T));
-    for (int64_t n = 0; n < g->N; n++) {
+    for (int64_t n = lo; n < hi; n++) {
         const T *src = x + n * xs;
         if (!g->direct) {
             F(im2col)(src, g, col);
@@ -117,4 +131,28 @@ static void F(conv_bwd_filter)(const nb_kctx *k, const geom *g)
                  gy + n * ys + gi * og * g->ohw, (int)g->ohw, src + gi * g->ckk * g->ohw,
                  (int)g->ohw, 1, gw + gi * og * g->ckk, (int)g->ckk);
     }
+}
+
+static void F(conv_fwd)(const nb_kctx *k, const geom *g)
+{
+    conv_job j = {k, g, 0};
+    nb_kernel_parallel(k, g->N, 1, F(fwd_part), &j);
+}
+
+static void F(conv_bwd_input)(const nb_kctx *k, const geom *g)
+{
+    conv_job j = {k, g, 0};
+    nb_kernel_parallel(k, g->N, 1, F(bwd_input_part), &j);
+}
+
+/* The parts' sums are added in part order: the same bits at a thread count. */
+static void F(conv_bwd_filter)(const nb_kctx *k, const geom *g)
+{
+    conv_job j = {k, g, filter_parts(k, g)};
+    nb_kernel_parallel(k, g->N, 1, F(bwd_filter_part), &j);
+    T *gw = k->out;
+    const T *partial = (const T *)k->work + j.parts * col_len(g);
+    const int64_t m = g->O * g->ckk;
+    for (int p = 1; p < j.parts; p++, partial += m)
+        for (int64_t i = 0; i < m; i++) gw[i] += partial[i];
 }

@@ -27,6 +27,14 @@ void nb_iter_init(nb_iter *it, const nb_dims *out, int n_ops, const nb_dims *con
  * offsets of each operand's row start; the row's inner strides are
  * it->stride[k][it->rank - 1]. */
 void nb_iter_rows(const nb_iter *it, void *ctx, void (*row)(void *ctx, const int64_t *off, int64_t n));
+/* The same with the rows split over the plan's threads (along the first axis,
+ * or a rank-1 row's elements), for elementwise work of some size; row must
+ * write only its own row's outputs. */
+void nb_iter_rows_parallel(const nb_kctx *k, const nb_iter *it, void *ctx,
+                           void (*row)(void *ctx, const int64_t *off, int64_t n));
+/* nb_kernel_parallel over n elements with the elementwise grain (parts of at
+ * least 32768 elements). */
+void nb_elementwise_parallel(const nb_kctx *k, int64_t n, nb_part_fn fn, void *arg);
 
 /* Sums x (shape xs) into y, whose shape ys broadcasts to xs (zeroes y first). */
 void nb_reduce_sum(const void *x, const nb_dims *xs, void *y, const nb_dims *ys, nb_dtype dt);

@@ -138,19 +138,34 @@ static nb_status one_state(const nb_kctx *k, one_state_f32 f32, one_state_f64 f6
 static nb_status momentum_fwd(const nb_kctx *k) { return one_state(k, momentum_f32, momentum_f64); }
 static nb_status adagrad_fwd(const nb_kctx *k) { return one_state(k, adagrad_f32, adagrad_f64); }
 
+/* Adam over part [lo, hi) of the param: the updates are elementwise, so the
+ * plan's threads split them and the bits do not change. */
+typedef struct adam_job {
+    const nb_kctx *k;
+    hyper h;
+    double t;
+} adam_job;
+
+static void adam_part(void *arg, int64_t lo, int64_t hi, int part)
+{
+    const adam_job *j = arg;
+    const nb_kctx *k = j->k;
+    int64_t o = k->attr[A_OFFSET].i[0];
+    size_t n = (size_t)(hi - lo);
+    (void)part;
+    if (k->in_dtype[0] == NB_F64)
+        adam_f64((double *)k->in[0] + lo, (const double *)k->in[1] + o + lo,
+                 (double *)k->in[4] + lo, (double *)k->in[5] + lo, n, &j->h, j->t);
+    else
+        adam_f32((float *)k->in[0] + lo, (const float *)k->in[1] + o + lo, (float *)k->in[4] + lo,
+                 (float *)k->in[5] + lo, n, &j->h, j->t);
+}
+
 /* t counts steps from 1: the step count before this step's opt_step, plus one */
 static nb_status adam_fwd(const nb_kctx *k)
 {
-    hyper h = hyper_of(k, 6);
-    size_t n = numel0(k);
-    int64_t o = k->attr[A_OFFSET].i[0];
-    double t = *(const double *)k->in[3] + 1;
-    if (k->in_dtype[0] == NB_F64)
-        adam_f64((double *)k->in[0], (const double *)k->in[1] + o, (double *)k->in[4],
-                 (double *)k->in[5], n, &h, t);
-    else
-        adam_f32((float *)k->in[0], (const float *)k->in[1] + o, (float *)k->in[4], (float *)k->in[5],
-                 n, &h, t);
+    adam_job j = {k, hyper_of(k, 6), *(const double *)k->in[3] + 1};
+    nb_elementwise_parallel(k, (int64_t)numel0(k), adam_part, &j);
     return done(k);
 }
 

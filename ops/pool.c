@@ -189,52 +189,82 @@ static nb_status gather_shape(nb_shape_ctx *c)
 /* ---- kernels ---- */
 
 /* The row pass of one plane and one output row: values ((H + 1) * OW of T),
- * a padded row (W + 2 pw of T) and indices ((H + 1) * OW int32). */
+ * a padded row (W + 2 pw of T) and indices ((H + 1) * OW int32), per part
+ * (thread), each rounded up to 64 bytes. */
+static size_t part_work(const nb_kctx *k, const pgeom *g)
+{
+    size_t n = (size_t)((g->H + 1) * g->OW);
+    size_t b = (n + (size_t)(g->W + 2 * g->pw)) * nb_dtype_size(k->dtype) + n * sizeof(int32_t);
+    return (b + 63) / 64 * 64;
+}
 static size_t pool_work(const nb_kctx *k, const nb_dims *x)
 {
     pgeom g = pgeom_of(x, k->attr);
-    size_t n = (size_t)((g.H + 1) * g.OW);
-    return (n + (size_t)(g.W + 2 * g.pw)) * nb_dtype_size(k->dtype) + n * sizeof(int32_t);
+    return part_work(k, &g) * (size_t)nb_kernel_parts(k);
 }
 static size_t pool_fwd_work(const nb_kctx *k) { return pool_work(k, &k->in_shape[0]); }
 static size_t pool_bwd_work(const nb_kctx *k) { return pool_work(k, &k->out_shape); }
 static size_t gather_work(const nb_kctx *k) { return pool_work(k, &k->in_shape[1]); }
 
-static nb_status max_pool_forward(const nb_kctx *k)
+/* The kernels split the planes (N * C) over the plane's threads: part p
+ * pools planes [lo, hi) with workspace slice p. */
+enum { MAX_FWD, AVG_FWD, MAX_ROUTE, MAX_GATHER, AVG_BWD };
+typedef struct pool_job {
+    const nb_kctx *k;
+    pgeom g;      /* of x */
+    int kind;
+} pool_job;
+
+/* Each kernel for one dtype, on g->planes planes from the given pointers. */
+#define POOL_KERNELS(T, S)                                                                    \
+    static void pool_kernel_##S(int kind, const pgeom *g, void *work, const void *in0,        \
+                                const void *x, void *out)                                     \
+    {                                                                                         \
+        if (kind == MAX_FWD) max_pool_fwd_##S(in0, g, work, out);                             \
+        else if (kind == AVG_FWD) avg_pool_fwd_##S(in0, g, work, out);                        \
+        else if (kind == AVG_BWD) avg_pool_bwd_##S(in0, g, work, out);                        \
+        else max_pool_route_##S(in0, x, g, work, out, kind == MAX_GATHER);                    \
+    }
+POOL_KERNELS(float, f32)
+POOL_KERNELS(double, f64)
+
+static void pool_part(void *arg, int64_t lo, int64_t hi, int part)
 {
-    pgeom g = pgeom_of(&k->in_shape[0], k->attr);
-    if (k->dtype == NB_F64) max_pool_fwd_f64(k->in[0], &g, k->work, k->out);
-    else max_pool_fwd_f32(k->in[0], &g, k->work, k->out);
+    const pool_job *j = arg;
+    const nb_kctx *k = j->k;
+    pgeom g = j->g;
+    g.planes = hi - lo;
+    size_t es = nb_dtype_size(k->dtype);
+    size_t xs = (size_t)(g.H * g.W) * es * (size_t)lo, ys = (size_t)(g.OH * g.OW) * es * (size_t)lo;
+    bool pooled_in = j->kind == AVG_BWD || j->kind == MAX_ROUTE;  /* input 0: gy, pooled */
+    bool pooled_out = j->kind == MAX_FWD || j->kind == AVG_FWD || j->kind == MAX_GATHER;
+    const char *in0 = (const char *)k->in[0] + (pooled_in ? ys : xs);
+    const char *x = k->n_in > 1 ? (const char *)k->in[1] + xs : NULL;
+    char *out = (char *)k->out + (pooled_out ? ys : xs);
+    void *work = (char *)k->work + part_work(k, &g) * (size_t)part;
+    (k->dtype == NB_F64 ? pool_kernel_f64 : pool_kernel_f32)(j->kind, &g, work, in0, x, out);
+}
+
+/* Runs kind over the planes of x (shape xd) split over the plan's threads. */
+static nb_status pool_run(const nb_kctx *k, const nb_dims *xd, int kind)
+{
+    pool_job j = {k, pgeom_of(xd, k->attr), kind};
+    if (kind == AVG_FWD || kind == AVG_BWD) j.g.real_only = !k->attr[A_COUNT_PAD].i[0];
+    nb_kernel_parallel(k, j.g.planes, 1, pool_part, &j);
     return NB_OK;
 }
 
-static nb_status avg_pool_forward(const nb_kctx *k)
+static nb_status max_pool_forward(const nb_kctx *k) { return pool_run(k, &k->in_shape[0], MAX_FWD); }
+static nb_status avg_pool_forward(const nb_kctx *k) { return pool_run(k, &k->in_shape[0], AVG_FWD); }
+/* max_pool2d_backward and max_pool2d_gather: input 1 is x */
+static nb_status max_pool_backward_forward(const nb_kctx *k)
 {
-    pgeom g = pgeom_of(&k->in_shape[0], k->attr);
-    g.real_only = !k->attr[A_COUNT_PAD].i[0];
-    if (k->dtype == NB_F64) avg_pool_fwd_f64(k->in[0], &g, k->work, k->out);
-    else avg_pool_fwd_f32(k->in[0], &g, k->work, k->out);
-    return NB_OK;
+    return pool_run(k, &k->in_shape[1], MAX_ROUTE);
 }
-
-/* max_pool2d_backward (gather false) and max_pool2d_gather (true): input 1 is x */
-static nb_status route(const nb_kctx *k, bool gather)
-{
-    pgeom g = pgeom_of(&k->in_shape[1], k->attr);
-    if (k->dtype == NB_F64) max_pool_route_f64(k->in[0], k->in[1], &g, k->work, k->out, gather);
-    else max_pool_route_f32(k->in[0], k->in[1], &g, k->work, k->out, gather);
-    return NB_OK;
-}
-static nb_status max_pool_backward_forward(const nb_kctx *k) { return route(k, false); }
-static nb_status gather_forward(const nb_kctx *k) { return route(k, true); }
-
+static nb_status gather_forward(const nb_kctx *k) { return pool_run(k, &k->in_shape[1], MAX_GATHER); }
 static nb_status avg_pool_backward_forward(const nb_kctx *k)
 {
-    pgeom g = pgeom_of(&k->out_shape, k->attr);
-    g.real_only = !k->attr[A_COUNT_PAD].i[0];
-    if (k->dtype == NB_F64) avg_pool_bwd_f64(k->in[0], &g, k->work, k->out);
-    else avg_pool_bwd_f32(k->in[0], &g, k->work, k->out);
-    return NB_OK;
+    return pool_run(k, &k->out_shape, AVG_BWD);
 }
 
 /* kh*kw per pooled element: the pooled shape is the output, or gy for gradients */

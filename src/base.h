@@ -10,6 +10,14 @@
 
 #define NB_ERR_CAP 1024
 
+/* Worker threads (src/workers.c): n threads in all, the caller's included;
+ * nb__workers_run runs fn over [0, n) in `parts` parts (<= the thread count). */
+typedef struct nb__workers nb__workers;
+nb_status nb__workers_new(int n, nb__workers **out);
+void nb__workers_free(nb__workers *w);
+int nb__workers_count(const nb__workers *w);
+void nb__workers_run(nb__workers *w, int64_t n, int parts, nb_part_fn fn, void *arg);
+
 /* The thread's message for calls without a handle: nb__thread_err clears it
  * and returns its buffer (NB_ERR_CAP bytes), nb__thread_fail sets it. */
 char *nb__thread_err(void);

@@ -25,7 +25,7 @@ only=()
 if [ "${1:-}" = "--tsan" ]; then
   dir=build-tsan
   setup=(-Db_sanitize=thread -Db_lundef=false)
-  only=(test_threads_tsan test_contract_tsan test_shard_tsan test_threads_train_tsan)
+  only=(test_threads_tsan test_contract_tsan test_shard_tsan test_threads_train_tsan test_parallel_tsan)
   export TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp:halt_on_error=0:exitcode=66:second_deadlock_stack=1"
 fi
 if [ ! -f "$dir/build.ninja" ]; then

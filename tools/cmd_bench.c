@@ -37,7 +37,8 @@ void nbt_usage_bench(FILE *f)
             "                   (default: the train section's batch)\n"
             "  --steps S        timed steps per mode (20)\n"
             "  --warmup W       untimed steps before them (3)\n"
-            "  --threads T      OpenBLAS threads (default 1, or $OPENBLAS_NUM_THREADS)\n"
+            "  --threads T      threads of OpenBLAS and of nabla's kernels (default 1, or\n"
+            "                   $OPENBLAS_NUM_THREADS)\n"
             "  --dim SYM=SIZE   size of one free dimension\n"
             "  --profile        time every node of the training step: op types and the\n"
             "                   slowest nodes, sorted, with their share of the step\n"
@@ -282,7 +283,8 @@ static int plan_for(bench *b, int mode, nb_plan **out)
         return nbt_fail(CMD, "%s", nb_graph_error(b->g));
     nb_plan_set_training(*out, true);
     nb_plan_set_seed(*out, 1);
-    if (nb_plan_bind(*out, b->dims.b, b->dims.n)) return nbt_fail(CMD, "%s", nb_plan_error(*out));
+    if (nb_plan_set_threads(*out, openblas_get_num_threads()) ||  /* nabla's threads: as many */
+        nb_plan_bind(*out, b->dims.b, b->dims.n)) return nbt_fail(CMD, "%s", nb_plan_error(*out));
     for (size_t i = 0; i < nb_model_num_inputs(b->m); i++) fill_input(b, *out, nb_model_input(b->m, i));
     return NBT_OK;
 }

@@ -14,6 +14,7 @@
 #include "train_mpi.h"
 
 void openblas_set_num_threads(int n);
+int openblas_get_num_threads(void);
 
 static const char *const CMD = "train";
 
@@ -381,6 +382,11 @@ static int setup(run *r)
         return NBT_ERROR;
     if (r->o.profile && nb_plan_set_profile(nb_trainer_plan(r->t, true), true))
         return nbt_fail(CMD, "out of memory");
+    for (int training = 0; training < 2; training++) {  /* nabla's threads: OpenBLAS's count */
+        nb_plan *p = nb_trainer_plan(r->t, training);
+        if (p && nb_plan_set_threads(p, openblas_get_num_threads()))
+            return nbt_fail(CMD, "%s", nb_plan_error(p));
+    }
     if (r->o.resume && nb_trainer_resume(r->t, r->o.resume))
         return nbt_fail(CMD, "%s", nb_trainer_error(r->t));
     if (parallel(r, c.batch)) return NBT_ERROR;

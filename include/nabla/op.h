@@ -113,7 +113,21 @@ typedef struct nb_kctx {
     bool training;
     uint64_t seed;
     uint64_t step;             /* training-mode runs since the seed was set */
+    /* The plan's threads (nb_plan_set_threads), for nb_kernel_parallel; NULL
+     * when it has one. workspace() may ask nb_kernel_parts for a slice each. */
+    struct nb__workers *workers;
 } nb_kctx;
+
+/* Part `part` of a loop split by nb_kernel_parallel: iterations [lo, hi). */
+typedef void (*nb_part_fn)(void *arg, int64_t lo, int64_t hi, int part);
+/* Runs fn over [0, n) in parts, one per thread of the plan but no more than
+ * n / grain: part t is [t*n/P, (t+1)*n/P) on a thread of its own, so what
+ * each part computes depends only on n and P (a kernel whose parts write
+ * disjoint outputs gives the same bits for any thread count). Returns when
+ * every part is done. With one thread, fn(arg, 0, n, 0) on the caller's. */
+NB_API void nb_kernel_parallel(const nb_kctx *k, int64_t n, int64_t grain, nb_part_fn fn, void *arg);
+/* The most parts nb_kernel_parallel may make for k: its plan's thread count. */
+NB_API int nb_kernel_parts(const nb_kctx *k);
 
 /* Counter-based random numbers (splitmix64, nb_mix64 in core.h): a key for
  * one (seed, step, stream), then the i-th uniform number of that key in [0, 1). */
