@@ -45,32 +45,48 @@ static nb_status backward_shape(nb_shape_ctx *c)
 
 /* ---- kernels ---- */
 
+/* Elements [first, first + n) of the mask applied to x and y at those elements. */
 #define DROP_KERNEL(T)                                                                    \
-    static void drop_##T(const T *x, T *y, size_t n, uint64_t key, double rate)           \
+    static void drop_##T(const T *x, T *y, size_t first, size_t n, uint64_t key, double rate) \
     {                                                                                     \
         const T scale = (T)(1 / (1 - rate));                                              \
         for (size_t i = 0; i < n; i++) { /* x loaded on both paths: a select, no branch */   \
             T v = x[i] * scale;                                                           \
-            y[i] = nb_random_uniform(key, i) < rate ? 0 : v;                              \
+            y[i] = nb_random_uniform(key, first + i) < rate ? 0 : v;                      \
         }                                                                                 \
     }
 DROP_KERNEL(float)
 DROP_KERNEL(double)
 
+typedef struct drop_job {
+    const nb_kctx *k;
+    const void *x;
+    uint64_t key;
+} drop_job;
+
+/* The mask is a function of the element's index: any split gives the same bits. */
+static void drop_part(void *arg, int64_t lo, int64_t hi, int part)
+{
+    const drop_job *j = arg;
+    double rate = j->k->attr[A_RATE].f;
+    size_t n = (size_t)(hi - lo), first = (size_t)lo;
+    (void)part;
+    if (j->k->dtype == NB_F64)
+        drop_double((const double *)j->x + lo, (double *)j->k->out + lo, first, n, j->key, rate);
+    else
+        drop_float((const float *)j->x + lo, (float *)j->k->out + lo, first, n, j->key, rate);
+}
+
 /* y = mask(stream) * x / (1 - rate) while training, else a copy of x */
 static nb_status drop(const nb_kctx *k, const void *x, uint64_t stream)
 {
     size_t n = nb_dims_numel(&k->out_shape);
-    double rate = k->attr[A_RATE].f;
     if (!k->training) {
         if (k->out != x) memcpy(k->out, x, n * nb_dtype_size(k->dtype));  /* else in place */
         return NB_OK;
     }
-    uint64_t key = nb_random_key(k->seed, k->step, stream);
-    if (k->dtype == NB_F64)
-        drop_double(x, k->out, n, key, rate);
-    else
-        drop_float(x, k->out, n, key, rate);
+    drop_job j = {k, x, nb_random_key(k->seed, k->step, stream)};
+    nb_elementwise_parallel(k, (int64_t)n, drop_part, &j);
     return NB_OK;
 }
 

@@ -67,6 +67,8 @@ static void run_at(const job *j, int threads, double **res)
     nb_plan *p = plan_new_ok(j->g, j->out, j->n_out);
     cr_assert_eq(nb_plan_set_threads(p, threads), NB_OK, "%s", nb_plan_error(p));
     cr_assert_eq(nb_plan_threads(p), threads);
+    nb_plan_set_training(p, true);  /* dropout drops */
+    nb_plan_set_seed(p, 7);
     plan_bind_ok(p, NULL, 0);
     for (int k = 0; k < j->n_in; k++) plan_feed(p, j->in[k], j->val[k]);
     plan_run_ok(p);
@@ -152,7 +154,8 @@ Test(parallel, pooling_by_plane)
 }
 
 /* relu(x + b) with b [C, 1, 1] broadcast (rows split along N), exp (unary),
- * and their gradients (relu_backward, the broadcast add's) */
+ * dropout (its mask drawn per element index), and their gradients
+ * (relu_backward, dropout_backward, the broadcast add's) */
 Test(parallel, elementwise_by_rows)
 {
     for (int t = 0; t < 2; t++) {
@@ -161,8 +164,8 @@ Test(parallel, elementwise_by_rows)
         nb_node *R = input(&j, "R", dtypes[t], 4, 8, 48, 48);
         nb_node *b = nb_param(j.g, "b", dtypes[t], 3, (int64_t[]){8, 1, 1}, ((nb_init){.kind = NB_INIT_NORMAL, .a = 1}));
         nb_node *h = nb_relu(j.g, nb_add(j.g, x, b));
-        nb_node *y = nb_add(j.g, h, nb_exp(j.g, nb_scale(j.g, x, 0.1, 0)));
-        output(&j, y, "relu(x + b) + exp(x / 10)", false);
+        nb_node *y = nb_dropout(j.g, nb_add(j.g, h, nb_exp(j.g, nb_scale(j.g, x, 0.1, 0))), 0.3);
+        output(&j, y, "dropout(relu(x + b) + exp(x / 10))", false);
         with_grads(&j, y, R, (nb_node *[]){x, b}, 2, (const char *[]){"elementwise d/dx", "elementwise d/db"},
                    (const bool[]){false, false});
         check(&j);
