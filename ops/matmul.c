@@ -92,18 +92,57 @@ typedef struct gemm {
     blasint m, n, k, lda, ldb;
 } gemm;
 
-static void gemm_run(const gemm *p, const void *a, const void *b, void *c)
+static void gemm_call(const gemm *p, blasint m, blasint n, const void *a, const void *b, void *c)
 {
     enum CBLAS_TRANSPOSE ta = p->ta ? CblasTrans : CblasNoTrans;
     enum CBLAS_TRANSPOSE tb = p->tb ? CblasTrans : CblasNoTrans;
     if (p->dt == NB_F64)
-        cblas_dgemm(CblasRowMajor, ta, tb, p->m, p->n, p->k, 1.0, a, p->lda, b, p->ldb, 0.0, c, p->n);
+        cblas_dgemm(CblasRowMajor, ta, tb, m, n, p->k, 1.0, a, p->lda, b, p->ldb, 0.0, c, p->n);
     else
-        cblas_sgemm(CblasRowMajor, ta, tb, p->m, p->n, p->k, 1.0f, a, p->lda, b, p->ldb, 0.0f, c, p->n);
+        cblas_sgemm(CblasRowMajor, ta, tb, m, n, p->k, 1.0f, a, p->lda, b, p->ldb, 0.0f, c, p->n);
+}
+
+/* A product split over the plan's threads: by rows of C when M is the larger
+ * side, else by columns; part p computes its block with its own GEMM call
+ * (OpenBLAS itself runs on one thread under nabla --threads, so that the two
+ * thread pools never compete for the cores). Blocks may round differently
+ * from one whole GEMM (the BLAS picks kernels by size), never from run to
+ * run at a given thread count. */
+typedef struct gemm_job {
+    const gemm *p;
+    const char *a, *b;
+    char *c;
+    bool by_rows;
+} gemm_job;
+
+#define GEMM_PART_FLOPS 4e6  /* a part is worth a thread from about a millisecond's 1/25 */
+
+static void gemm_part(void *arg, int64_t lo, int64_t hi, int part)
+{
+    const gemm_job *j = arg;
+    const gemm *p = j->p;
+    size_t es = nb_dtype_size(p->dt);
+    (void)part;
+    if (j->by_rows)  /* rows lo.. of op(A): row lo of A, or column lo of A stored [K, M] */
+        gemm_call(p, (blasint)(hi - lo), p->n, j->a + (size_t)lo * (p->ta ? 1 : (size_t)p->lda) * es, j->b,
+                  j->c + (size_t)lo * (size_t)p->n * es);
+    else  /* columns lo.. of op(B): column lo of B, or row lo of B stored [N, K] */
+        gemm_call(p, p->m, (blasint)(hi - lo), j->a, j->b + (size_t)lo * (p->tb ? (size_t)p->ldb : 1) * es,
+                  j->c + (size_t)lo * es);
+}
+
+static void gemm_run(const nb_kctx *k, const gemm *p, const void *a, const void *b, void *c)
+{
+    gemm_job j = {p, a, b, c, p->m >= p->n};
+    int64_t len = j.by_rows ? p->m : p->n, other = j.by_rows ? p->n : p->m;
+    double per = 2.0 * (double)other * (double)p->k;  /* FLOPs per row (or column) */
+    int64_t grain = per >= GEMM_PART_FLOPS ? 1 : (int64_t)(GEMM_PART_FLOPS / (per > 0 ? per : 1)) + 1;
+    nb_kernel_parallel(k, len, grain, gemm_part, &j);
 }
 
 /* The batch loop: one GEMM per output batch entry, at broadcast offsets. */
 typedef struct batch_ctx {
+    const nb_kctx *k;
     const gemm *p;
     const char *a, *b;
     char *y;
@@ -115,7 +154,7 @@ static void batch_row(void *ctx, const int64_t *off, int64_t n)
 {
     batch_ctx *c = ctx;
     for (int64_t i = 0; i < n; i++)
-        gemm_run(c->p, c->a + (size_t)(off[1] + i * c->inner[1]) * c->sa,
+        gemm_run(c->k, c->p, c->a + (size_t)(off[1] + i * c->inner[1]) * c->sa,
                  c->b + (size_t)(off[2] + i * c->inner[2]) * c->sb,
                  c->y + (size_t)(off[0] + i * c->inner[0]) * c->sy);
 }
@@ -163,14 +202,14 @@ static nb_status mm_fwd(const nb_kctx *k)
     if (!ta && b_batch == 1) {
         /* a's batch rows follow one another: one GEMM with M' = batch * M */
         p.m = (blasint)(m * a_batch);
-        gemm_run(&p, k->in[0], k->in[1], k->out);
+        gemm_run(k, &p, k->in[0], k->in[1], k->out);
         return NB_OK;
     }
     size_t es = nb_dtype_size(k->dtype);
     nb_iter it;
     const nb_dims *ops[3] = {&yb, &ab, &bb};
     nb_iter_init(&it, &yb, 3, ops);
-    batch_ctx c = {&p, k->in[0], k->in[1], k->out, (size_t)(m * kk) * es, (size_t)(kk * n) * es,
+    batch_ctx c = {k, &p, k->in[0], k->in[1], k->out, (size_t)(m * kk) * es, (size_t)(kk * n) * es,
                    (size_t)(m * n) * es,
                    {it.stride[0][it.rank - 1], it.stride[1][it.rank - 1], it.stride[2][it.rank - 1]}};
     nb_iter_rows(&it, &c, batch_row);

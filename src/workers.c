@@ -6,18 +6,20 @@
  * which thread computes what depends only on n and P, and a kernel whose
  * parts write disjoint outputs gives the same bits as a serial run.
  *
- * Cooperating with OpenBLAS on few cores: the workers sleep on a condition
- * variable between jobs and only spin briefly (so that the next job of a
- * step, a few microseconds later, starts at once); while a GEMM runs on
- * OpenBLAS's threads, nabla's are asleep, and the GEMMs called inside a part
- * are the small ones that OpenBLAS runs on the calling thread. */
+ * Cooperating with OpenBLAS on few cores: two pools of spinning threads (an
+ * OpenBLAS GEMM's and nabla's) took turns on 2 cores instead of working
+ * together, so nabla splits its GEMMs itself (matmul by rows or columns,
+ * convolutions by sample) and the tool runs OpenBLAS on one thread: one pool
+ * does all the work. Workers poll for the next job for a short while after
+ * one (the next parallel op of a step comes a few microseconds later), then
+ * sleep on a condition variable until the next run. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
 #include "base.h"
 
-#define SPINS 20000  /* polls of the job counter before sleeping: some microseconds */
+#define SPINS 200000  /* polls before sleeping: about a tenth of a millisecond */
 
 struct nb__workers {
     int n;                     /* threads, the caller included */
@@ -49,8 +51,9 @@ static void run_part(const struct nb__workers *w, int part)
 /* Waits for a job after `seen`: spins a little, then sleeps. False on quit. */
 static bool wait_job(struct nb__workers *w, uint_fast64_t seen)
 {
-    for (int i = 0; i < SPINS; i++)
+    for (int i = 0; i < SPINS; i++) {
         if (atomic_load_explicit(&w->job, memory_order_acquire) != seen) return true;
+    }
     pthread_mutex_lock(&w->mu);
     while (atomic_load_explicit(&w->job, memory_order_acquire) == seen && !w->quit)
         pthread_cond_wait(&w->go, &w->mu);

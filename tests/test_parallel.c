@@ -172,6 +172,32 @@ Test(parallel, elementwise_by_rows)
     }
 }
 
+static nb_node *input2(job *j, const char *name, nb_dtype dt, int64_t a, int64_t b)
+{
+    nb_node *x = input(j, name, dt, 1, 1, a, b);
+    return nb_reshape(j->g, x, 2, (nb_dim[]){NB_DIM(a), NB_DIM(b)});
+}
+
+/* matmul split by rows of the product (M >= N) and by columns (N > M), with
+ * both gradients (transposed operands): the blocks' GEMMs may round apart
+ * from one whole GEMM, so close to 1 thread, and the same bits twice. */
+Test(parallel, matmul_by_rows_or_columns)
+{
+    const int64_t mkn[2][3] = {{300, 200, 120}, {40, 200, 900}};
+    for (int t = 0; t < 2; t++)
+        for (int c = 0; c < 2; c++) {
+            job j = {.g = nb_graph_new()};
+            nb_node *a = input2(&j, "a", dtypes[t], mkn[c][0], mkn[c][1]);
+            nb_node *b = input2(&j, "b", dtypes[t], mkn[c][1], mkn[c][2]);
+            nb_node *R = input2(&j, "R", dtypes[t], mkn[c][0], mkn[c][2]);
+            nb_node *y = nb_matmul(j.g, a, b);
+            output(&j, y, "matmul", true);
+            with_grads(&j, y, R, (nb_node *[]){a, b}, 2, (const char *[]){"matmul d/da", "matmul d/db"},
+                       (const bool[]){true, true});
+            check(&j);
+        }
+}
+
 Test(parallel, thread_count_is_checked_and_drops_layouts)
 {
     nb_graph *g = nb_graph_new();

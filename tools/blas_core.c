@@ -213,3 +213,20 @@ int nbt_blas_core_apply(const char *choice, bool verbose, char **argv)
     if (target) run_again(target, running, argv);
     return 0;
 }
+
+void openblas_set_num_threads(int n);
+
+int nbt_threads(long long requested)
+{
+    long long n = requested;
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    if (n < 1 && env) {
+        char *end;
+        n = strtoll(env, &end, 10);
+        if (*end || end == env) n = 1;
+    }
+    if (n < 1) n = 1;
+    if (n > 256) n = 256;
+    openblas_set_num_threads(1);
+    return (int)n;
+}

@@ -64,4 +64,11 @@ bool nbt_blas_core_decide(const char *choice, const char *running, nbt_isa cpu,
  * verbose. Returns 0, or 2 after printing an error (bad --blas-core). */
 int nbt_blas_core_apply(const char *choice, bool verbose, char **argv);
 
+/* The thread count of a computing command: --threads T (requested > 0), else
+ * $OPENBLAS_NUM_THREADS, else 1, at most 256. nabla's plans run that many
+ * (nb_plan_set_threads) and split their GEMMs themselves, and OpenBLAS is set
+ * to one thread here: two pools of threads spinning on 2 cores took turns
+ * instead of working together (a second thread made SimpleConvNet slower). */
+int nbt_threads(long long requested);
+
 #endif

@@ -13,12 +13,11 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "blas_core.h"
 #include "cli.h"
 
 char *openblas_get_corename(void);
 char *openblas_get_config(void);
-void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
 
 static const char *const CMD = "bench";
 
@@ -108,6 +107,7 @@ typedef struct bench {
     nb_optimizer optimizer;
     nbt_dims dims;
     nb_rng rng;
+    int threads;              /* of the plans (nbt_threads); OpenBLAS runs on one */
     /* results */
     double ms[N_MODES][3];    /* median, p10, p90 */
     double flops[N_MODES], gemm[N_MODES];
@@ -283,7 +283,7 @@ static int plan_for(bench *b, int mode, nb_plan **out)
         return nbt_fail(CMD, "%s", nb_graph_error(b->g));
     nb_plan_set_training(*out, true);
     nb_plan_set_seed(*out, 1);
-    if (nb_plan_set_threads(*out, openblas_get_num_threads()) ||  /* nabla's threads: as many */
+    if (nb_plan_set_threads(*out, b->threads) ||
         nb_plan_bind(*out, b->dims.b, b->dims.n)) return nbt_fail(CMD, "%s", nb_plan_error(*out));
     for (size_t i = 0; i < nb_model_num_inputs(b->m); i++) fill_input(b, *out, nb_model_input(b->m, i));
     return NBT_OK;
@@ -294,7 +294,7 @@ static int plan_for(bench *b, int mode, nb_plan **out)
 static void header(const bench *b)
 {
     const char *config = openblas_get_config(), *core = openblas_get_corename();
-    int blas = 0, threads = openblas_get_num_threads();
+    int blas = 0, threads = b->threads;
     if (config && !strncmp(config, "OpenBLAS ", 9)) blas = 9 + (int)strcspn(config + 9, " ");
     printf("nabla bench %s", b->o.model);
     if (*nb_model_name(b->m)) printf(" (%s)", nb_model_name(b->m));
@@ -362,8 +362,7 @@ int nbt_cmd_bench(int argc, char **argv)
     bench b = {0};
     int rc = parse(argc, argv, &b.o);
     if (rc) return rc < 0 ? NBT_OK : rc;
-    if (b.o.threads > 0 || !getenv("OPENBLAS_NUM_THREADS"))
-        openblas_set_num_threads(b.o.threads > 0 ? (int)b.o.threads : 1);
+    b.threads = nbt_threads(b.o.threads);
     if (nbt_load(CMD, b.o.model, false, &b.m)) return NBT_ERROR;
     b.g = nb_model_graph(b.m);
     nb_rng_seed(&b.rng, 1);

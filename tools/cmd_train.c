@@ -9,12 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "blas_core.h"
 #include "cli.h"
 #include "plot.h"
 #include "train_mpi.h"
 
-void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
 
 static const char *const CMD = "train";
 
@@ -45,10 +44,9 @@ void nbt_usage_train(FILE *f)
             "                     saving to it)\n"
             "  --force            replace --save, --log and --plot files that nabla cannot\n"
             "                     tell are its own (never a link, FIFO, device or folder)\n"
-            "  --threads T        OpenBLAS threads (default 1, or $OPENBLAS_NUM_THREADS: on\n"
-            "                     these models' small matrices a second thread costs more\n"
-            "                     than it gives, e.g. 146 s against 65 s an epoch for\n"
-            "                     deep_convnet.yaml on 2 cores)\n"
+            "  --threads T        threads of the step (default 1, or $OPENBLAS_NUM_THREADS):\n"
+            "                     nabla splits its kernels and GEMMs over them, with\n"
+            "                     OpenBLAS on one\n"
             "  --log LOG.csv      the epoch lines as CSV (appended to when resuming; rewritten\n"
             "                     atomically after every epoch)\n"
             "  --plot FILE        loss and accuracy per epoch, drawn after every epoch (the\n"
@@ -376,15 +374,14 @@ static int setup(run *r)
     if (r->o.epochs < 0) r->o.epochs = tc->epochs;
     c.schedule = lr_schedule(tc, r->o.epochs);
     c.detect_anomaly = r->o.anomaly;
-    if (r->o.threads > 0 || !getenv("OPENBLAS_NUM_THREADS"))
-        openblas_set_num_threads(r->o.threads > 0 ? (int)r->o.threads : 1);
+    int threads = nbt_threads(r->o.threads);
     if (optimizer(tc, &r->o, &c.optim) || load_data(r) || nbt_make_trainer(CMD, r->m, &c, &r->t))
         return NBT_ERROR;
     if (r->o.profile && nb_plan_set_profile(nb_trainer_plan(r->t, true), true))
         return nbt_fail(CMD, "out of memory");
-    for (int training = 0; training < 2; training++) {  /* nabla's threads: OpenBLAS's count */
+    for (int training = 0; training < 2; training++) {
         nb_plan *p = nb_trainer_plan(r->t, training);
-        if (p && nb_plan_set_threads(p, openblas_get_num_threads()))
+        if (p && nb_plan_set_threads(p, threads))
             return nbt_fail(CMD, "%s", nb_plan_error(p));
     }
     if (r->o.resume && nb_trainer_resume(r->t, r->o.resume))
