@@ -219,6 +219,19 @@ Test(onnx, slice_with_a_huge_step_on_known_values)
     expect_load_error(test_file("data/onnx/fuzz_slice_huge_step.onnx"), NB_ERR_FORMAT, parts, 1);
 }
 
+/* Found by fuzz/run.sh: a Concat of known scalars (ox_axis lets axis 0 of a
+ * scalar through) wrote past its one-element output; and known values whose
+ * other axes differ would have too. Both refused now, naming the input. */
+Test(onnx, concat_of_known_values_checks_shapes)
+{
+    const char *scalar[] = {"fuzz_concat_shapes.onnx: node '/Concat' (Concat): needs inputs of rank "
+                            ">= 1; input 0 is a scalar"};
+    expect_load_error(test_file("data/onnx/fuzz_concat_shapes.onnx"), NB_ERR_SHAPE, scalar, 1);
+    const char *axes[] = {"concat_shapes.onnx: node 'cat' (Concat): input 1 has 5 on axis 1, input 0 "
+                          "2 (only axis 0 may differ)"};
+    expect_load_error(test_file("data/onnx/concat_shapes.onnx"), NB_ERR_SHAPE, axes, 1);
+}
+
 /* Found by fuzz/run.sh: Concats of Concats of known values, folded at load
  * time, each value under the fuzzer's 1 GiB memory limit but together 3.6 GB.
  * A load now has one budget for all it computes: the memory limit. */

@@ -31,6 +31,8 @@ static nb_status alloc_like(ox_ctx *c, ox_const *out, int type, int rank, const 
 static nb_status fold_concat(ox_ctx *c, ox_node_io *io, int axis)
 {
     const ox_const *first = &io->in[0]->k;
+    if (first->rank < 1)  /* ox_axis lets axis 0 of a scalar through */
+        return ox_fail(c, NB_ERR_SHAPE, "needs inputs of rank >= 1; input 0 is a scalar");
     int64_t shape[NB_MAX_DIMS];
     memcpy(shape, first->shape, sizeof shape);
     shape[axis] = 0;
@@ -39,6 +41,11 @@ static nb_status fold_concat(ox_ctx *c, ox_node_io *io, int axis)
         const ox_const *k = &io->in[i]->k;
         if (k->rank != first->rank || k->type != first->type)
             return ox_fail(c, NB_ERR_FORMAT, "inputs of different ranks or types");
+        for (int d = 0; d < k->rank; d++)  /* else the copy below runs past the output */
+            if (d != axis && k->shape[d] != first->shape[d])
+                return ox_fail(c, NB_ERR_SHAPE, "input %d has %lld on axis %d, input 0 %lld (only "
+                               "axis %d may differ)", i, (long long)k->shape[d], d,
+                               (long long)first->shape[d], axis);
         shape[axis] += k->shape[axis];
         sym |= k->sym != NULL;
     }

@@ -11,6 +11,8 @@ collide.onnx     inputs 'a:b' and 'a_b' (both sanitise to a_b), outputs 'a/b' an
 unsupported.onnx a NonMaxSuppression node called 'nms1'
 bad_tensor.onnx  an initializer of 10^12 elements without values
 attr.onnx        a LeakyRelu with an attribute it does not have
+concat_shapes.onnx  a Concat of known values [1, 2] and [3, 5] along axis 0 (the
+                 other axes differ: the folding wrote past its output before)
 """
 import numpy as np
 import onnx
@@ -74,3 +76,11 @@ onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), "bad_tensor.o
 g = h.make_graph([h.make_node("LeakyRelu", ["x"], ["y"], name="r1", alpha=0.1, beta=2.0)], "attr",
                  [h.make_tensor_value_info("x", T.FLOAT, [2])], [h.make_tensor_value_info("y", T.FLOAT, [2])])
 onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), "attr.onnx")
+
+# known values whose non-concat axes differ: refused, not copied past the output
+a = nh.from_array(np.zeros((1, 2), np.int64), "a")
+b = nh.from_array(np.ones((3, 5), np.int64), "b")
+g = h.make_graph([h.make_node("Constant", [], ["ka"], value=a), h.make_node("Constant", [], ["kb"], value=b),
+                  h.make_node("Concat", ["ka", "kb"], ["c"], name="cat", axis=0)], "concat_shapes",
+                 [], [h.make_tensor_value_info("c", T.INT64, [4, 2])])
+onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 13)]), "concat_shapes.onnx")
