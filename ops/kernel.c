@@ -77,7 +77,7 @@ void nb_iter_rows(const nb_iter *it, void *ctx, void (*row)(void *ctx, const int
 
 /* Elementwise loops are memory-bound: a part is worth a thread from this many
  * elements on. */
-#define ELEM_GRAIN 32768
+#define ELEM_GRAIN 131072
 
 typedef struct rows_job {
     const nb_iter *it;

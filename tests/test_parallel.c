@@ -4,7 +4,8 @@
  * the parts write disjoint outputs -- except a convolution's filter gradient,
  * whose per-thread partial sums are added in part order: close to the serial
  * sum, and the same bits on every run at a given count. Sizes are above the
- * elementwise grain (32768 elements a part) so that every kernel splits.
+ * grains (131072 elements a part for elementwise work, 16 MFLOP for a GEMM)
+ * so that every kernel splits.
  * Also built for the ThreadSanitizer pass (tests/run.sh --tsan). */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -160,8 +161,8 @@ Test(parallel, elementwise_by_rows)
 {
     for (int t = 0; t < 2; t++) {
         job j = {.g = nb_graph_new()};
-        nb_node *x = input(&j, "x", dtypes[t], 4, 8, 48, 48);
-        nb_node *R = input(&j, "R", dtypes[t], 4, 8, 48, 48);
+        nb_node *x = input(&j, "x", dtypes[t], 4, 8, 96, 96);
+        nb_node *R = input(&j, "R", dtypes[t], 4, 8, 96, 96);
         nb_node *b = nb_param(j.g, "b", dtypes[t], 3, (int64_t[]){8, 1, 1}, ((nb_init){.kind = NB_INIT_NORMAL, .a = 1}));
         nb_node *h = nb_relu(j.g, nb_add(j.g, x, b));
         nb_node *y = nb_dropout(j.g, nb_add(j.g, h, nb_exp(j.g, nb_scale(j.g, x, 0.1, 0))), 0.3);
@@ -183,7 +184,7 @@ static nb_node *input2(job *j, const char *name, nb_dtype dt, int64_t a, int64_t
  * from one whole GEMM, so close to 1 thread, and the same bits twice. */
 Test(parallel, matmul_by_rows_or_columns)
 {
-    const int64_t mkn[2][3] = {{300, 200, 120}, {40, 200, 900}};
+    const int64_t mkn[2][3] = {{600, 400, 200}, {40, 400, 2000}};
     for (int t = 0; t < 2; t++)
         for (int c = 0; c < 2; c++) {
             job j = {.g = nb_graph_new()};
@@ -229,7 +230,7 @@ Test(parallel, thread_count_is_checked_and_drops_layouts)
 }
 
 /* Three Adam steps of a small convnet (conv 3x3 -> relu -> max-pool 2 ->
- * dense; 78 400 weights in the dense layer, so its update splits too): the
+ * dense; 274 400 weights in the dense layer, so its update splits too): the
  * params at 2 threads twice are the same bits, and close to 1 thread's (the
  * filter gradient's partial sums). */
 static void adam_steps(int threads, double *out_w, double *out_f)
@@ -237,7 +238,7 @@ static void adam_steps(int threads, double *out_w, double *out_f)
     nb_graph *g = nb_graph_new();
     nb_node *x = nb_input(g, "x", NB_F32, 4, (nb_dim[]){NB_DIM(8), NB_DIM(2), NB_DIM(30), NB_DIM(30)});
     nb_node *f = nb_param(g, "f", NB_F32, 4, (int64_t[]){10, 2, 3, 3}, ((nb_init){.kind = NB_INIT_NORMAL, .a = 0.3}));
-    nb_node *w = nb_param(g, "w", NB_F32, 2, (int64_t[]){1960, 40}, ((nb_init){.kind = NB_INIT_NORMAL, .a = 0.05}));
+    nb_node *w = nb_param(g, "w", NB_F32, 2, (int64_t[]){1960, 140}, ((nb_init){.kind = NB_INIT_NORMAL, .a = 0.05}));
     nb_node *h = nb_max_pool2d(g, nb_relu(g, nb_conv2d(g, x, f, NULL, 1, 0)), 2, 2, 0);
     nb_node *y = nb_matmul(g, nb_reshape(g, h, 2, (nb_dim[]){NB_DIM(8), NB_DIM(1960)}), w);
     nb_node *loss = nb_sum(g, nb_mul(g, y, y), NULL, 0, false);
@@ -255,7 +256,7 @@ static void adam_steps(int threads, double *out_w, double *out_f)
     plan_feed(p, x, v);
     for (int s = 0; s < 3; s++) plan_run_ok(p);
     const float *wv = nb_param_value(w)->data, *fv = nb_param_value(f)->data;
-    for (int i = 0; i < 1960 * 40; i++) out_w[i] = wv[i];
+    for (int i = 0; i < 1960 * 140; i++) out_w[i] = wv[i];
     for (int i = 0; i < 180; i++) out_f[i] = fv[i];
     free(v);
     nb_plan_free(p);
@@ -264,11 +265,11 @@ static void adam_steps(int threads, double *out_w, double *out_f)
 
 Test(parallel, adam_training_steps)
 {
-    static double w1[1960 * 40], w2[1960 * 40], w2b[1960 * 40], f1[180], f2[180], f2b[180];
+    static double w1[1960 * 140], w2[1960 * 140], w2b[1960 * 140], f1[180], f2[180], f2b[180];
     adam_steps(1, w1, f1);
     adam_steps(2, w2, f2);
     adam_steps(2, w2b, f2b);
     cr_expect(!memcmp(w2, w2b, sizeof w2) && !memcmp(f2, f2b, sizeof f2), "2 threads twice: the same bits");
-    expect_close(w2, w1, 1960 * 40, 1e-5, 1e-4, "dense weights, 2 threads vs 1");
+    expect_close(w2, w1, 1960 * 140, 1e-5, 1e-4, "dense weights, 2 threads vs 1");
     expect_close(f2, f1, 180, 1e-5, 1e-4, "filters, 2 threads vs 1");
 }
