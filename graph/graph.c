@@ -239,6 +239,30 @@ nb_node *nb_input(nb_graph *g, const char *name, nb_dtype dt, int rank, const nb
     return n;
 }
 
+/* A graph's params and constants count against the memory limit together:
+ * each under it, many could still exhaust memory (a fuzz finding in the ONNX
+ * loader's folding was of this kind). Refuses a value of `bytes` that would
+ * take the total past it; one over the limit by itself is left to the
+ * tensor's own refusal. */
+static bool over_budget(nb_graph *g, const char *kind, const char *name, size_t bytes)
+{
+    size_t limit = nb_memory_limit();
+    if (bytes > limit || g->value_bytes <= limit - bytes) return false;
+    nb__fail(g, NB_ERR_NOMEM, "%s '%s' (%.3g GB) would bring the graph's params and constants "
+             "to %.3g GB, over the memory limit of %.3g GB (nb_set_memory_limit; nabla "
+             "--max-memory)", kind, name ? name : "?", (double)bytes / 1e9,
+             (double)(g->value_bytes + bytes) / 1e9, (double)limit / 1e9);
+    return true;
+}
+
+static size_t value_bytes(int rank, const int64_t *shape, nb_dtype dt)
+{
+    size_t numel, bytes;
+    if (nb_shape_numel(rank, shape, &numel) || __builtin_mul_overflow(numel, nb_dtype_size(dt), &bytes))
+        return SIZE_MAX;
+    return bytes;
+}
+
 nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const int64_t *shape,
                   nb_init init)
 {
@@ -249,6 +273,10 @@ nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const in
     nb_node *n = new_leaf(g, name, NB_NODE_PARAM, dt, rank);
     if (!n) return NULL;
     for (int i = 0; i < rank; i++) n->shape.d[i] = nb_sdim_const(shape[i]);
+    if (over_budget(g, "param", name, value_bytes(rank, shape, dt))) {
+        node_free(n);
+        return NULL;
+    }
     nb_status st = nb_tensor_alloc(&n->value, dt, rank, shape);
     size_t numel, bytes;
     if (st == NB_ERR_NOMEM && !nb_shape_numel(rank, shape, &numel) &&
@@ -281,6 +309,7 @@ nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const in
         node_free(n);
         return NULL;
     }
+    g->value_bytes += nb_tensor_bytes(&n->value);
     return n;
 }
 
@@ -304,6 +333,10 @@ nb_node *nb_constant(nb_graph *g, const char *name, const nb_tensor *value)
         }
         n->shape.d[i] = nb_sdim_const(value->shape[i]);
     }
+    if (over_budget(g, "constant", n->name, value_bytes(value->rank, value->shape, value->dtype))) {
+        node_free(n);
+        return NULL;
+    }
     nb_status st = nb_tensor_alloc(&n->value, value->dtype, value->rank, value->shape);
     if (st) {
         nb__fail(g, st, "constant '%s': cannot allocate its shape (%s)", n->name, nb_status_str(st));
@@ -315,6 +348,7 @@ nb_node *nb_constant(nb_graph *g, const char *name, const nb_tensor *value)
         node_free(n);
         return NULL;
     }
+    g->value_bytes += nb_tensor_bytes(&n->value);
     return n;
 }
 

@@ -39,6 +39,7 @@ struct nb_graph {
     uint64_t auto_name;         /* counter for automatic names */
     bool building_grad;         /* nodes made now are gradient nodes */
     nb_strmap names;            /* node name -> node (graph/names.c) */
+    size_t value_bytes;         /* held by its params and constants (the memory limit's) */
 };
 
 /* The built-in op definitions, one per OP(x) of ops/oplist.h: built-in code

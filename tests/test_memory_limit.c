@@ -30,6 +30,32 @@ Test(memory_limit, a_param_over_it_is_refused)
     nb_graph_free(g);
 }
 
+/* Params and constants each under the limit but together over it: the graph
+ * holds them all, so their total meets the limit too (in the C API, YAML and
+ * ONNX alike). */
+Test(memory_limit, a_graphs_params_and_constants_share_it)
+{
+    nb_set_memory_limit(1 << 20);
+    nb_graph *g = nb_graph_new();
+    int64_t half[2] = {512, 384};  /* 768 KiB */
+    cr_assert_not_null(nb_param(g, "a", NB_F32, 2, half, NB_INIT(NB_INIT_ZEROS)), "%s", nb_graph_error(g));
+    cr_expect_null(nb_param(g, "b", NB_F32, 2, half, NB_INIT(NB_INIT_ZEROS)));
+    cr_expect_eq(nb_graph_status(g), NB_ERR_NOMEM);
+    assert_has(nb_graph_error(g), "param 'b' (0.000786 GB) would bring the graph's params and "
+                                  "constants to 0.00157 GB, over the memory limit of 0.00105 GB");
+    nb_graph_clear_error(g);
+    nb_tensor t;
+    cr_assert_eq(nb_tensor_alloc(&t, NB_F32, 2, half), NB_OK);
+    cr_expect_null(nb_constant(g, "k", &t));
+    assert_has(nb_graph_error(g), "constant 'k' (0.000786 GB) would bring");
+    nb_tensor_free(&t);
+    nb_graph_free(g);
+    g = nb_graph_new();  /* a new graph starts from nothing */
+    cr_expect_not_null(nb_param(g, "b", NB_F32, 2, half, NB_INIT(NB_INIT_ZEROS)), "%s", nb_graph_error(g));
+    nb_graph_free(g);
+    nb_set_memory_limit(0);
+}
+
 Test(memory_limit, a_plan_arena_over_it_is_refused)
 {
     nb_set_memory_limit(1 << 20);

@@ -23,8 +23,10 @@
  *     returned) fails with NB_ERR_ARG and keeps the message already on the
  *     graph, which names the root cause.
  *
- * Threads. nabla starts no threads (OpenBLAS may, inside a matrix product:
- * OPENBLAS_NUM_THREADS). It keeps almost no global state, so:
+ * Threads. nabla starts threads only for a plan given several
+ * (nb_plan_set_threads: its kernels split their loops over them; OpenBLAS
+ * may start its own, inside a matrix product: OPENBLAS_NUM_THREADS). It
+ * keeps almost no global state, so:
  *   - Distinct graphs, with their plans and models, may be used on distinct
  *     threads at the same time, without locks (building, planning, running,
  *     loading models and weights, gradient checks).
@@ -196,9 +198,10 @@ NB_API void *nb_realloc(void *p, size_t n);
 NB_API void nb_free(void *p);
 /* Number of nb_malloc/nb_calloc/nb_realloc calls made so far by this process. */
 NB_API uint64_t nb_alloc_count(void);
-/* The most bytes one tensor (a param, a constant, a tensor read from a file)
- * or one plan's arena may take; larger ones are refused with NB_ERR_NOMEM and
- * a message before anything is allocated. Default (0 given): 80 % of the
+/* The most bytes one tensor (a param, a constant, a tensor read from a file),
+ * one plan's arena, a graph's params and constants together, or the values
+ * an ONNX load computes may take; larger ones are refused with NB_ERR_NOMEM
+ * and a message before anything is allocated. Default (0 given): 80 % of the
  * machine's physical memory. Process-wide; set it before other threads use
  * nabla. `nabla --max-memory SIZE` sets it. */
 NB_API void nb_set_memory_limit(size_t bytes);
