@@ -36,8 +36,8 @@ void nbt_usage_bench(FILE *f)
             "                   (default: the train section's batch)\n"
             "  --steps S        timed steps per mode (20)\n"
             "  --warmup W       untimed steps before them (3)\n"
-            "  --threads T      threads of OpenBLAS and of nabla's kernels (default 1, or\n"
-            "                   $OPENBLAS_NUM_THREADS)\n"
+            "  --threads T      threads of the plans (default 1, or $OPENBLAS_NUM_THREADS);\n"
+            "                   with more than one, warm-up lasts 0.2 s at least\n"
             "  --dim SYM=SIZE   size of one free dimension\n"
             "  --profile        time every node of the training step: op types and the\n"
             "                   slowest nodes, sorted, with their share of the step\n"
@@ -261,7 +261,12 @@ static int time_steps(bench *b, nb_plan *p, bool profile, double *ms)
     double *t = calloc(n, sizeof *t);
     if (!t) return nbt_fail(CMD, "out of memory");
     int rc = NBT_OK;
-    for (int64_t s = 0; s < b->o.warmup && !rc; s++) rc = run_ok(p);
+    /* With several threads, warm up for 0.2 s at least: the OS first runs a
+     * new worker beside its caller on one core and spreads them out within
+     * some milliseconds, which a few short steps do not cover (the steady
+     * state is what a training run sees). */
+    double until = now() + (b->threads > 1 ? 0.2 : 0);
+    for (int64_t s = 0; (s < b->o.warmup || now() < until) && !rc; s++) rc = run_ok(p);
     if (!rc && profile && nb_plan_set_profile(p, true)) rc = nbt_fail(CMD, "out of memory");
     for (size_t s = 0; s < n && !rc; s++) {
         double t0 = now();
