@@ -46,16 +46,20 @@ NB_API void *nb_plan_input_buffer(nb_plan *p, const nb_node *input);
  * only while training. NB_ERR_ARG for a NULL plan. */
 NB_API nb_status nb_plan_set_training(nb_plan *p, bool training);
 NB_API bool nb_plan_training(const nb_plan *p);
-/* Threads the plan's kernels split their large loops over (convolution and
- * pooling by sample, elementwise ops by rows): 1 to 256, 1 when made. n - 1
- * worker threads are started here and kept, asleep between runs, until the
- * plan is freed or set to 1 (nabla starts no other thread). Changing it drops
- * the plan's layouts: bind again before setting inputs. Results do not depend
- * on it except where parts are summed (a convolution's filter gradient adds
- * its per-thread partial sums in order: the same bits at a given count).
- * OpenBLAS keeps its own thread count (openblas_set_num_threads); give both
- * the same, as `nabla --threads` does. NB_ERR_ARG out of range, NB_ERR_RUNTIME
- * when a thread cannot be started (the plan keeps its threads). */
+/* Threads the plan's kernels split their large loops over (convolutions by
+ * sample, pooling by plane, elementwise ops by rows, matrix products by rows
+ * or columns): 1 to 256, 1 when made. n - 1 worker threads are started here
+ * and kept, asleep between runs, until the plan is freed or set to 1 (nabla
+ * starts no other thread). Changing it drops the plan's layouts: bind again
+ * before setting inputs. Results do not depend on the run; they depend on
+ * the count only where parts are summed (a convolution's filter gradient
+ * adds its per-thread partial sums in order) or a product is computed in
+ * blocks (the BLAS may round a block apart from the whole). nabla calls the
+ * BLAS from each thread on its own block, so set OpenBLAS to one thread
+ * (openblas_set_num_threads(1)), as `nabla --threads` does: two pools of
+ * threads on the same cores take turns instead of working together.
+ * NB_ERR_ARG out of range, NB_ERR_RUNTIME when a thread cannot be started
+ * (the plan keeps its threads). */
 NB_API nb_status nb_plan_set_threads(nb_plan *p, int n);
 NB_API int nb_plan_threads(const nb_plan *p);
 /* Seeds the random choices of kernels (dropout masks) and resets the step
