@@ -255,6 +255,7 @@ static bool over_budget(nb_graph *g, const char *kind, const char *name, size_t 
     return true;
 }
 
+/* A value's bytes; SIZE_MAX when the count overflows. */
 static size_t value_bytes(int rank, const int64_t *shape, nb_dtype dt)
 {
     size_t numel, bytes;
@@ -273,14 +274,13 @@ nb_node *nb_param(nb_graph *g, const char *name, nb_dtype dt, int rank, const in
     nb_node *n = new_leaf(g, name, NB_NODE_PARAM, dt, rank);
     if (!n) return NULL;
     for (int i = 0; i < rank; i++) n->shape.d[i] = nb_sdim_const(shape[i]);
-    if (over_budget(g, "param", name, value_bytes(rank, shape, dt))) {
+    size_t bytes = value_bytes(rank, shape, dt);
+    if (over_budget(g, "param", name, bytes)) {
         node_free(n);
         return NULL;
     }
     nb_status st = nb_tensor_alloc(&n->value, dt, rank, shape);
-    size_t numel, bytes;
-    if (st == NB_ERR_NOMEM && !nb_shape_numel(rank, shape, &numel) &&
-        !__builtin_mul_overflow(numel, nb_dtype_size(dt), &bytes) && bytes > nb_memory_limit()) {
+    if (st == NB_ERR_NOMEM && bytes != SIZE_MAX && bytes > nb_memory_limit()) {
         nb__fail(g, st, "param '%s' needs %.3g GB, over the memory limit of %.3g GB "
                  "(nb_set_memory_limit; nabla --max-memory)", name, (double)bytes / 1e9,
                  (double)nb_memory_limit() / 1e9);

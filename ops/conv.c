@@ -72,19 +72,13 @@ static void valid_cols(const geom *g, int64_t kj, int64_t *lo, int64_t *hi)
 /* Elements of one column matrix: [ckk * G, OH*OW], none for a direct 1x1. */
 static int64_t col_len(const geom *g) { return g->direct ? 0 : g->ckk * g->G * g->ohw; }
 
-/* What a part of a kernel gets; parts: how many the filter gradient made. */
+/* What a part of a kernel gets; ran: which parts the filter gradient made
+ * (each sets its own; at most 256 threads, nb_plan_set_threads). */
 typedef struct conv_job {
     const nb_kctx *k;
     const geom *g;
-    int parts;
+    bool ran[256];
 } conv_job;
-
-/* The parts nb_kernel_parallel makes of N samples (grain 1). */
-static int filter_parts(const nb_kctx *k, const geom *g)
-{
-    int p = nb_kernel_parts(k);
-    return g->N < p ? (int)(g->N > 0 ? g->N : 1) : p;
-}
 
 #define NB_TEMPLATE "conv_t.h"
 #include "template.h"
@@ -243,8 +237,8 @@ static geom bwd_filter_geom(const nb_kctx *k)
     return geom_of(&k->in_shape[1], &k->out_shape, k->attr);
 }
 
-/* A column matrix per part (thread); the filter gradient adds a partial sum
- * of the filter's size per part after the first. */
+/* A column matrix per thread; the filter gradient adds a partial sum of the
+ * filter's size per thread after the first. */
 static size_t col_bytes(const nb_kctx *k, geom g)
 {
     return (size_t)(col_len(&g) * nb_kernel_parts(k)) * nb_dtype_size(k->dtype);
@@ -259,7 +253,7 @@ static size_t bwd_input_work(const nb_kctx *k) { return col_bytes(k, bwd_input_g
 static size_t bwd_filter_work(const nb_kctx *k)
 {
     geom g = bwd_filter_geom(k);
-    size_t partials = (size_t)((filter_parts(k, &g) - 1) * g.O * g.ckk) * nb_dtype_size(k->dtype);
+    size_t partials = (size_t)((nb_kernel_parts(k) - 1) * g.O * g.ckk) * nb_dtype_size(k->dtype);
     return col_bytes(k, g) + partials;
 }
 

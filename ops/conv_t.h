@@ -108,18 +108,26 @@ static void F(bwd_input_part)(void *arg, int64_t lo, int64_t hi, int part)
     }
 }
 
+/* Part p's (p >= 1) partial sum of the filter gradient: after the plan's
+ * threads' column matrices, one [O, ckk] per thread but the first. */
+static T *F(partial_sum)(const nb_kctx *k, const geom *g, int p)
+{
+    return (T *)k->work + nb_kernel_parts(k) * col_len(g) + (p - 1) * g->O * g->ckk;
+}
+
 /* gw_g [O/G, ckk] = Σ_n gy_n,g [O/G, OH*OW] · col(x_n)_gᵀ, part p's samples
- * summed into gw (p = 0) or its partial sum after the column matrices. */
+ * added into gw (p = 0) or its partial sum after the column matrices (both
+ * zeroed by conv_bwd_filter). */
 static void F(bwd_filter_part)(void *arg, int64_t lo, int64_t hi, int part)
 {
-    const conv_job *j = arg;
+    conv_job *j = arg;
     const nb_kctx *k = j->k;
     const geom *g = j->g;
     const T *gy = k->in[0], *x = k->in[1];
     T *col = (T *)k->work + part * col_len(g);
-    T *gw = part ? (T *)k->work + j->parts * col_len(g) + (part - 1) * g->O * g->ckk : k->out;
+    T *gw = part ? F(partial_sum)(k, g, part) : k->out;
     const int64_t xs = g->C * g->H * g->W, ys = g->O * g->ohw, og = g->O / g->G;
-    memset(gw, 0, (size_t)(g->O * g->ckk) * sizeof(T));
+    j->ran[part] = true;
     for (int64_t n = lo; n < hi; n++) {
         const T *src = x + n * xs;
         if (!g->direct) {
@@ -135,24 +143,30 @@ static void F(bwd_filter_part)(void *arg, int64_t lo, int64_t hi, int part)
 
 static void F(conv_fwd)(const nb_kctx *k, const geom *g)
 {
-    conv_job j = {k, g, 0};
+    conv_job j = {k, g, {false}};
     nb_kernel_parallel(k, g->N, 1, F(fwd_part), &j);
 }
 
 static void F(conv_bwd_input)(const nb_kctx *k, const geom *g)
 {
-    conv_job j = {k, g, 0};
+    conv_job j = {k, g, {false}};
     nb_kernel_parallel(k, g->N, 1, F(bwd_input_part), &j);
 }
 
-/* The parts' sums are added in part order: the same bits at a thread count. */
+/* The parts' sums are added in part order: the same bits at a thread count.
+ * The parts say which of them ran, so this need not know how many parts
+ * nb_kernel_parallel makes. */
 static void F(conv_bwd_filter)(const nb_kctx *k, const geom *g)
 {
-    conv_job j = {k, g, filter_parts(k, g)};
-    nb_kernel_parallel(k, g->N, 1, F(bwd_filter_part), &j);
-    T *gw = k->out;
-    const T *partial = (const T *)k->work + j.parts * col_len(g);
     const int64_t m = g->O * g->ckk;
-    for (int p = 1; p < j.parts; p++, partial += m)
-        for (int64_t i = 0; i < m; i++) gw[i] += partial[i];
+    const int threads = nb_kernel_parts(k);
+    T *gw = k->out;
+    memset(gw, 0, (size_t)m * sizeof(T));
+    if (threads > 1) memset(F(partial_sum)(k, g, 1), 0, (size_t)((threads - 1) * m) * sizeof(T));
+    conv_job j = {k, g, {false}};
+    nb_kernel_parallel(k, g->N, 1, F(bwd_filter_part), &j);
+    for (int p = 1; p < threads; p++) {
+        const T *partial = F(partial_sum)(k, g, p);
+        for (int64_t i = 0; j.ran[p] && i < m; i++) gw[i] += partial[i];
+    }
 }

@@ -33,7 +33,7 @@ void nb_iter_rows(const nb_iter *it, void *ctx, void (*row)(void *ctx, const int
 void nb_iter_rows_parallel(const nb_kctx *k, const nb_iter *it, void *ctx,
                            void (*row)(void *ctx, const int64_t *off, int64_t n));
 /* nb_kernel_parallel over n elements with the elementwise grain (parts of at
- * least 32768 elements). */
+ * least 131072 elements). */
 void nb_elementwise_parallel(const nb_kctx *k, int64_t n, nb_part_fn fn, void *arg);
 
 /* Sums x (shape xs) into y, whose shape ys broadcasts to xs (zeroes y first). */

@@ -149,7 +149,7 @@ void nb__workers_run(nb__workers *w, int64_t n, int parts, nb_part_fn fn, void *
 void nb_kernel_parallel(const nb_kctx *k, int64_t n, int64_t grain, nb_part_fn fn, void *arg)
 {
     nb__workers *w = k ? k->workers : NULL;
-    int64_t parts = w ? w->n : 1;
+    int64_t parts = nb__workers_count(w);
     if (grain < 1) grain = 1;
     if (parts > n / grain) parts = n / grain;
     if (parts <= 1) {
@@ -159,4 +159,4 @@ void nb_kernel_parallel(const nb_kctx *k, int64_t n, int64_t grain, nb_part_fn f
     nb__workers_run(w, n, (int)parts, fn, arg);
 }
 
-int nb_kernel_parts(const nb_kctx *k) { return k && k->workers ? k->workers->n : 1; }
+int nb_kernel_parts(const nb_kctx *k) { return nb__workers_count(k ? k->workers : NULL); }
