@@ -72,6 +72,27 @@ static void valid_cols(const geom *g, int64_t kj, int64_t *lo, int64_t *hi)
 /* Elements of one column matrix: [ckk * G, OH*OW], none for a direct 1x1. */
 static int64_t col_len(const geom *g) { return g->direct ? 0 : g->ckk * g->G * g->ohw; }
 
+/* Whether the column matrix is made and undone row by row from zero-padded
+ * planes (conv_t.h, "stride-1 rows"): horizontal stride 1, and the padded
+ * planes no larger than the column matrix (a huge pad with a huge dilation
+ * would make them so; the general im2col handles that). */
+static bool by_rows(const geom *g)
+{
+    double planes = (double)g->C * (double)(g->H + 2 * g->ph) * (double)(g->W + 2 * g->pw);
+    return !g->direct && g->sw == 1 && planes <= (double)col_len(g);
+}
+
+/* Elements of the padded planes beside a part's column matrix (none without
+ * padding: the rows come from x itself, and gradients add into gx). */
+static int64_t pad_len(const geom *g)
+{
+    if (!by_rows(g) || (g->ph == 0 && g->pw == 0)) return 0;
+    return g->C * (g->H + 2 * g->ph) * (g->W + 2 * g->pw);
+}
+
+/* A part's scratch: its column matrix, then its padded planes. */
+static int64_t part_len(const geom *g) { return col_len(g) + pad_len(g); }
+
 /* What a part of a kernel gets; ran: which parts the filter gradient made
  * (each sets its own; at most 256 threads, nb_plan_set_threads). */
 typedef struct conv_job {
@@ -237,11 +258,11 @@ static geom bwd_filter_geom(const nb_kctx *k)
     return geom_of(&k->in_shape[1], &k->out_shape, k->attr);
 }
 
-/* A column matrix per thread; the filter gradient adds a partial sum of the
- * filter's size per thread after the first. */
+/* A column matrix and padded planes per thread; the filter gradient adds a
+ * partial sum of the filter's size per thread after the first. */
 static size_t col_bytes(const nb_kctx *k, geom g)
 {
-    return (size_t)(col_len(&g) * nb_kernel_parts(k)) * nb_dtype_size(k->dtype);
+    return (size_t)(part_len(&g) * nb_kernel_parts(k)) * nb_dtype_size(k->dtype);
 }
 static double gemm_flops(geom g)
 {

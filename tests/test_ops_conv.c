@@ -94,6 +94,20 @@ static const cfg cases[] = {
     {1, 1, 3, 3, 1, 2, 2, 1, 2, true},   /* pad past the kernel: windows of padding only */
     {3, 4, 8, 8, 5, 5, 5, 3, 2, true},
     {4, 1, 28, 28, 6, 5, 5, 1, 0, true}, /* MNIST-like */
+    /* stride 1 takes conv_t.h's row copies: output widths 1, 2, 3 (scalar),
+     * 4, 5, 7 (two half chunks), 8, 9, 16, 17, 28 (chunks and an overlapping
+     * last one, f32; f64's chunks are half as wide), padded and not */
+    {2, 2, 3, 1, 3, 3, 3, 1, 1, true},
+    {1, 2, 4, 4, 2, 3, 3, 1, 0, false},
+    {1, 3, 3, 3, 2, 3, 3, 1, 1, true},
+    {2, 2, 5, 4, 3, 3, 3, 1, 1, true},
+    {1, 2, 6, 5, 2, 3, 3, 1, 1, false},
+    {2, 3, 7, 7, 4, 3, 3, 1, 1, true},
+    {1, 2, 6, 8, 3, 3, 3, 1, 1, true},
+    {1, 2, 5, 11, 2, 3, 3, 1, 0, true},
+    {1, 2, 4, 14, 2, 3, 3, 1, 2, false},
+    {2, 2, 9, 17, 3, 3, 3, 1, 1, true},
+    {1, 1, 30, 30, 2, 3, 3, 1, 0, true},
 };
 
 Test(conv, matches_direct_loop_f64)
