@@ -110,6 +110,25 @@ Test(act, gradient_at_zero)
               "leaky_relu: %g %g %g", d[0], d[1], d[2]);
 }
 
+/* relu's gradient gates on its output y (so its input need not stay alive for
+ * the backward pass): the same as gating on x at every special value, a NaN
+ * x passing the gradient as before (y is NaN too), -0 and -inf stopping it. */
+Test(act, relu_gradient_gates_on_its_output)
+{
+    double xs[8] = {-1, -0.0, 0, NAN, 2, 1e-300, -INFINITY, INFINITY}, d[8];
+    double want[8] = {0, 0, 0, 1, 1, 1, 0, 1};
+    eval_grad(nb_relu, xs, 8, d);
+    for (int i = 0; i < 8; i++) cr_expect_eq(d[i], want[i], "relu'(%g) = %g, want %g", xs[i], d[i], want[i]);
+
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 1, (nb_dim[]){NB_DIM(3)});
+    nb_node *y = nb_relu(g, x), *dx;
+    cr_assert_eq(nb_grad(g, nb_sum(g, y, NULL, 0, false), &x, 1, &dx), NB_OK, "%s", nb_graph_error(g));
+    cr_expect_str_eq(nb_node_op(dx), "relu_backward");
+    cr_expect(nb_node_input(dx, 1) == y, "the gate is %s, not relu's output", nb_node_name(nb_node_input(dx, 1)));
+    nb_graph_free(g);
+}
+
 Test(act, first_derivatives_of_sigmoid_and_tanh)
 {
     double xs[4] = {-3, -0.5, 0, 2}, d[4];
