@@ -172,9 +172,12 @@ static void F(fwd_part)(void *arg, int64_t lo, int64_t hi, int part)
         for (int64_t o = 0; b && o < g->O; o++)
             for (int64_t q = 0; q < g->ohw; q++) yn[o * g->ohw + q] = b[o];
         for (int64_t gi = 0; gi < g->G; gi++)
-            GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)g->ohw, (int)g->ckk, 1,
-                 w + gi * og * g->ckk, (int)g->ckk, src + gi * g->ckk * g->ohw, (int)g->ohw,
-                 b ? 1 : 0, yn + gi * og * g->ohw, (int)g->ohw);
+            for (int64_t c0 = 0; c0 < g->ohw; c0 += j->cols) {
+                int64_t nc = g->ohw - c0 < j->cols ? g->ohw - c0 : j->cols;
+                GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)og, (int)nc, (int)g->ckk, 1,
+                     w + gi * og * g->ckk, (int)g->ckk, src + gi * g->ckk * g->ohw + c0,
+                     (int)g->ohw, b ? 1 : 0, yn + gi * og * g->ohw + c0, (int)g->ohw);
+            }
     }
 }
 
@@ -245,13 +248,13 @@ static void F(bwd_filter_part)(void *arg, int64_t lo, int64_t hi, int part)
 
 static void F(conv_fwd)(const nb_kctx *k, const geom *g)
 {
-    conv_job j = {k, g, {false}};
+    conv_job j = {k, g, fwd_gemm_cols(g), {false}};
     nb_kernel_parallel(k, g->N, 1, F(fwd_part), &j);
 }
 
 static void F(conv_bwd_input)(const nb_kctx *k, const geom *g)
 {
-    conv_job j = {k, g, {false}};
+    conv_job j = {k, g, g->ohw, {false}};
     nb_kernel_parallel(k, g->N, 1, F(bwd_input_part), &j);
 }
 
@@ -265,7 +268,7 @@ static void F(conv_bwd_filter)(const nb_kctx *k, const geom *g)
     T *gw = k->out;
     memset(gw, 0, (size_t)m * sizeof(T));
     if (threads > 1) memset(F(partial_sum)(k, g, 1), 0, (size_t)((threads - 1) * m) * sizeof(T));
-    conv_job j = {k, g, {false}};
+    conv_job j = {k, g, g->ohw, {false}};
     nb_kernel_parallel(k, g->N, 1, F(bwd_filter_part), &j);
     for (int p = 1; p < threads; p++) {
         const T *partial = F(partial_sum)(k, g, p);

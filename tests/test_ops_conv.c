@@ -108,6 +108,10 @@ static const cfg cases[] = {
     {1, 2, 4, 14, 2, 3, 3, 1, 2, false},
     {2, 2, 9, 17, 3, 3, 3, 1, 1, true},
     {1, 1, 30, 30, 2, 3, 3, 1, 0, true},
+    /* 64 x 576 filters: the forward GEMM runs on blocks of 32 output columns
+     * (conv.c fwd_gemm_cols), here 32 + 32 and 32 + 17 */
+    {1, 64, 8, 8, 64, 3, 3, 1, 1, false},
+    {2, 64, 7, 7, 64, 3, 3, 1, 1, true},
 };
 
 Test(conv, matches_direct_loop_f64)
