@@ -177,3 +177,22 @@ size_t nb__place(nb_placer *pl, buf *bufs, int n)
 {
     return n <= NB_PLACE_BEST ? place_by_size(pl, bufs, n) : place_in_time(pl, bufs, n);
 }
+
+/* The most bytes live at one step: buffers come alive at `first` and die
+ * after `last`, swept in time order (the placer's scratch, no allocation). */
+size_t nb__live_peak(nb_placer *pl, const buf *bufs, int n)
+{
+    for (int b = 0; b < n; b++) {
+        pl->keys[b] = (key){bufs[b].size, bufs[b].first, b};
+        pl->ends[b] = (key){bufs[b].size, bufs[b].last, b};
+    }
+    qsort(pl->keys, (size_t)n, sizeof *pl->keys, by_time);
+    qsort(pl->ends, (size_t)n, sizeof *pl->ends, by_time);
+    size_t live = 0, peak = 0;
+    for (int q = 0, e = 0; q < n; q++) {
+        for (; e < n && pl->ends[e].time < pl->keys[q].time; e++) live -= pl->ends[e].size;
+        live += pl->keys[q].size;
+        if (live > peak) peak = live;
+    }
+    return peak;
+}

@@ -25,5 +25,7 @@ size_t nb__placer_bytes(size_t cap);
  * they come alive into the best-fitting free gap (n log n plus the gaps). */
 #define NB_PLACE_BEST 4096
 size_t nb__place(nb_placer *pl, buf *bufs, int n);
+/* The most bytes of the n buffers live at one step: no arena can be smaller. */
+size_t nb__live_peak(nb_placer *pl, const buf *bufs, int n);
 
 #endif

@@ -55,6 +55,7 @@ typedef struct instance {
     size_t *offset;          /* arena offset per plan node, NO_BUF if none */
     size_t *work_off, *work_size; /* workspace per plan node */
     size_t arena_bytes, intermediate_bytes;
+    size_t live_bytes;       /* the most bytes live at one step (nb__live_peak) */
     int n_inplace;           /* nodes written over a dying input's buffer */
     step *steps;
     int n_steps;
@@ -419,6 +420,7 @@ static nb_status lay_out(nb_plan *p, instance *in)
         n_bufs = make_bufs(p, in, false);
         in->arena_bytes = nb__place(p->placer, p->bufs, n_bufs);
     }
+    in->live_bytes = nb__live_peak(p->placer, p->bufs, n_bufs);
     for (int b = 0; b < n_bufs; b++)
         if (p->bufs[b].work) in->work_off[p->bufs[b].node] = p->bufs[b].off;
     for (size_t i = 0; i < n; i++) {
@@ -828,6 +830,8 @@ size_t nb_plan_memory_bytes(const nb_plan *p)
 }
 
 size_t nb_plan_intermediate_bytes(const nb_plan *p) { return p && p->cur ? p->cur->intermediate_bytes : 0; }
+
+size_t nb_plan_live_bytes(const nb_plan *p) { return p && p->cur ? p->cur->live_bytes : 0; }
 
 /* ---- profiling (the totals live in graph/profile.c) ----------------------- */
 

@@ -111,7 +111,7 @@ typedef struct bench {
     /* results */
     double ms[N_MODES][3];    /* median, p10, p90 */
     double flops[N_MODES], gemm[N_MODES];
-    size_t arena, held;
+    size_t arena, live, held;
 } bench;
 
 static const char *const mode_name[N_MODES] = {"forward", "forward+backward", "train step"};
@@ -331,8 +331,9 @@ static void footer(const bench *b)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("\narena: %.2f MiB (training step; its plan holds %.2f MiB in all)\n",
-           (double)b->arena / 1048576.0, (double)b->held / 1048576.0);
+    printf("\narena: %.2f MiB (training step; its widest live set %.2f MiB; its plan holds %.2f MiB "
+           "in all)\n", (double)b->arena / 1048576.0, (double)b->live / 1048576.0,
+           (double)b->held / 1048576.0);
     printf("peak RSS: %.1f MiB\n", (double)ru.ru_maxrss / 1024.0);  /* ru_maxrss is in KiB */
 }
 
@@ -346,6 +347,7 @@ static int measure(bench *b, int mode, nb_plan **keep)
     if (!rc) rc = time_steps(b, p, b->o.profile && mode == TRAIN, b->ms[mode]);
     if (!rc && mode == TRAIN) {
         b->arena = nb_plan_arena_bytes(p);
+        b->live = nb_plan_live_bytes(p);
         b->held = nb_plan_memory_bytes(p);
     }
     if (!rc) report_mode(b, mode);

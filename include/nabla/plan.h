@@ -93,6 +93,11 @@ NB_API size_t nb_plan_arena_bytes(const nb_plan *p);
 NB_API size_t nb_plan_memory_bytes(const nb_plan *p);
 /* Sum of the sizes of every intermediate buffer (what no reuse would need). */
 NB_API size_t nb_plan_intermediate_bytes(const nb_plan *p);
+/* The most bytes live at one step of the current binding (its widest live
+ * set: inputs, the values still to be read, workspaces), the least any arena
+ * could be; nb_plan_arena_bytes is at least this, more when the buffers do
+ * not pack without gaps. */
+NB_API size_t nb_plan_live_bytes(const nb_plan *p);
 
 /* ---- profiling ----------------------------------------------------------
  *
