@@ -112,7 +112,7 @@ static int64_t fwd_gemm_cols(const geom *g)
 {
     int64_t mk = g->O / g->G * g->ckk, c = mk > 0 ? GEMM_CALL_MNK / mk : g->ohw;
     c = c < 32 ? 32 : c;
-    return c > g->ohw || c < 1 ? (g->ohw > 0 ? g->ohw : 1) : c;
+    return c < g->ohw ? c : g->ohw > 0 ? g->ohw : 1;
 }
 
 #define NB_TEMPLATE "conv_t.h"

@@ -85,7 +85,7 @@ static inline void F(copy_row)(T *restrict d, const T *restrict s, int64_t n)
 }
 
 /* x [C, H, W] of one sample into the interior of xp, whose border stays zero
- * (set once per part); xp is x itself without padding (see plane_of). */
+ * (set once per part); without padding, columns reads the rows from x itself. */
 static void F(pad_planes)(const T *restrict x, const geom *g, T *restrict xp)
 {
     const int64_t Wp = g->W + 2 * g->pw, plane = (g->H + 2 * g->ph) * Wp;
