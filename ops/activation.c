@@ -60,10 +60,14 @@ static nb_status relu_backward_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_
     return NB_OK;
 }
 
+/* As relu's, the gate is the output when that tells the same (alpha >= 0:
+ * y > 0 exactly where x > 0); a negative alpha makes y > 0 for x < 0, so then
+ * the input. */
 static nb_status leaky_relu_bwd(nb_graph *g, nb_node *y, nb_node *gy, uint64_t needs, nb_node **gx)
 {
     (void)needs;
-    gx[0] = leaky_grad(g, gy, nb_node_input(y, 0), nb__attr(y, A_ALPHA)->f);
+    double alpha = nb__attr(y, A_ALPHA)->f;
+    gx[0] = leaky_grad(g, gy, alpha >= 0 ? y : nb_node_input(y, 0), alpha);
     return NB_OK;
 }
 

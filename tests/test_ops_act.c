@@ -129,6 +129,33 @@ Test(act, relu_gradient_gates_on_its_output)
     nb_graph_free(g);
 }
 
+/* leaky_relu's too when alpha >= 0; with a negative alpha (y > 0 for x < 0)
+ * it must keep gating on x. */
+static nb_node *leaky_neg(nb_graph *g, nb_node *x) { return nb_leaky_relu(g, x, -0.5); }
+static nb_node *leaky_zero(nb_graph *g, nb_node *x) { return nb_leaky_relu(g, x, 0); }
+
+Test(act, leaky_relu_gradient_gates_on_its_output_when_alpha_is_not_negative)
+{
+    double xs[7] = {-1, -0.0, 0, NAN, 2, -INFINITY, INFINITY}, d[7];
+    double want02[7] = {0.2, 0.2, 0.2, 0.2, 1, 0.2, 1}, want_neg[7] = {-0.5, -0.5, -0.5, -0.5, 1, -0.5, 1};
+    double want0[7] = {0, 0, 0, 0, 1, 0, 1};
+    eval_grad(leaky_02, xs, 7, d);
+    for (int i = 0; i < 7; i++) cr_expect(fabs(d[i] - want02[i]) < 1e-15, "alpha 0.2 at %g: %g", xs[i], d[i]);
+    eval_grad(leaky_zero, xs, 7, d);
+    for (int i = 0; i < 7; i++) cr_expect_eq(d[i], want0[i], "alpha 0 at %g: %g", xs[i], d[i]);
+    eval_grad(leaky_neg, xs, 7, d);
+    for (int i = 0; i < 7; i++) cr_expect(fabs(d[i] - want_neg[i]) < 1e-15, "alpha -0.5 at %g: %g", xs[i], d[i]);
+
+    nb_graph *g = nb_graph_new();
+    nb_node *x = nb_input(g, "x", NB_F64, 1, (nb_dim[]){NB_DIM(3)});
+    nb_node *y = nb_leaky_relu(g, x, 0.2), *yn = nb_leaky_relu(g, x, -0.5), *dx[2];
+    cr_assert_eq(nb_grad(g, nb_sum(g, y, NULL, 0, false), &x, 1, &dx[0]), NB_OK, "%s", nb_graph_error(g));
+    cr_assert_eq(nb_grad(g, nb_sum(g, yn, NULL, 0, false), &x, 1, &dx[1]), NB_OK, "%s", nb_graph_error(g));
+    cr_expect(nb_node_input(dx[0], 1) == y, "alpha 0.2: the gate is %s", nb_node_name(nb_node_input(dx[0], 1)));
+    cr_expect(nb_node_input(dx[1], 1) == x, "alpha -0.5: the gate is %s", nb_node_name(nb_node_input(dx[1], 1)));
+    nb_graph_free(g);
+}
+
 Test(act, first_derivatives_of_sigmoid_and_tanh)
 {
     double xs[4] = {-3, -0.5, 0, 2}, d[4];
