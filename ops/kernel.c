@@ -188,7 +188,7 @@ static void unary_part(void *arg, int64_t lo, int64_t hi, int part)
 nb_status nb_unary_run(const nb_kctx *k, nb_unrow f32, nb_unrow f64, double p0, double p1)
 {
     unary_job j = {k, k->dtype == NB_F64 ? f64 : f32, p0, p1};
-    nb_kernel_parallel(k, (int64_t)nb_dims_numel(&k->out_shape), ELEM_GRAIN, unary_part, &j);
+    nb_elementwise_parallel(k, (int64_t)nb_dims_numel(&k->out_shape), unary_part, &j);
     return NB_OK;
 }
 

@@ -206,7 +206,7 @@ static size_t pool_fwd_work(const nb_kctx *k) { return pool_work(k, &k->in_shape
 static size_t pool_bwd_work(const nb_kctx *k) { return pool_work(k, &k->out_shape); }
 static size_t gather_work(const nb_kctx *k) { return pool_work(k, &k->in_shape[1]); }
 
-/* The kernels split the planes (N * C) over the plane's threads: part p
+/* The kernels split the planes (N * C) over the plan's threads: part p
  * pools planes [lo, hi) with workspace slice p. */
 enum { MAX_FWD, AVG_FWD, MAX_ROUTE, MAX_GATHER, AVG_BWD };
 typedef struct pool_job {

@@ -33,18 +33,11 @@ static const T *F(pad_row)(const T *xr, const pgeom *g, T fill, T *buf)
 #define WINS(v, m) ((v) > (m) || (nan && (v) != (v)))
 #define INLINE static inline __attribute__((always_inline))
 
-/* May x[0..n) hold a NaN? x - x is 0 but for NaN and inf (inf also takes the
- * NaN-aware path, which handles it alike); eight running sums, which the
- * compiler turns into vector adds (it does not vectorise `any |= x != x`). */
+/* May x[0..n) hold a NaN? (inf also counts: it takes the NaN-aware path,
+ * which handles it alike.) */
 static bool F(has_nan)(const T *restrict x, int64_t n)
 {
-    T acc[8] = {0}, s = 0;
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += x[i + k] - x[i + k];
-    for (; i < n; i++) s += x[i] - x[i];
-    for (int k = 0; k < 8; k++) s += acc[k];
-    return s != s;
+    return !nb__all_finite(sizeof(T) == sizeof(float) ? NB_F32 : NB_F64, x, (size_t)n);
 }
 
 INLINE void F(row_max)(const T *restrict r, const pgeom *g, int64_t K, T *restrict rv, bool nan)

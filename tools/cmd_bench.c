@@ -262,10 +262,11 @@ static int time_steps(bench *b, nb_plan *p, bool profile, double *ms)
     double *t = calloc(n, sizeof *t);
     if (!t) return nbt_fail(CMD, "out of memory");
     int rc = NBT_OK;
-    /* With several threads, warm up for 0.2 s at least: the OS first runs a
-     * new worker beside its caller on one core and spreads them out within
-     * some milliseconds, which a few short steps do not cover (the steady
-     * state is what a training run sees). */
+    /* With several threads, warm up for 0.2 s at least: new worker threads
+     * run slowly for their first milliseconds (a 2-thread matrix-product step
+     * measured twice as long after 3 warm-up steps as after 0.2 s), which a
+     * few short steps do not cover; the steady state is what a training run
+     * sees. */
     double until = now() + (b->threads > 1 ? 0.2 : 0);
     for (int64_t s = 0; (s < b->o.warmup || now() < until) && !rc; s++) rc = run_ok(p);
     if (!rc && profile && nb_plan_set_profile(p, true)) rc = nbt_fail(CMD, "out of memory");
